@@ -1,0 +1,106 @@
+"""The source adapter contract: what every storage system must offer.
+
+An adapter is a class, contributed by a plugin through the ``dam_dedupe_adapters`` hook,
+that serves one URI scheme. The host builds one instance per configured source
+(``Adapter(spec)``); worker processes build their own from the same :class:`SourceSpec`,
+so an adapter keeps no state that only one process can hold, and creates its SDK
+client lazily.
+
+The required core is two methods, :meth:`SourceAdapter.list_assets` and
+:meth:`SourceAdapter.open`. The write side is what the action plugins need; each write
+method raises :class:`~dam_dedupe.errors.UnsupportedOperation` unless the adapter
+overrides it, so a read-only adapter is complete with the core alone.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO, ClassVar
+
+from dam_dedupe.errors import UnsupportedOperation
+from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
+
+
+class SourceAdapter(abc.ABC):
+    """Base class of every source adapter.
+
+    Class attributes:
+        scheme: the URI scheme it serves (``file``, ``s3``, ``azure``, ``sharepoint``).
+        extra: the pip extra that installs its SDK (``s3``), or ``None`` if it needs none.
+        description: one line for ``dam-dedupe plugins``.
+    """
+
+    scheme: ClassVar[str]
+    extra: ClassVar[str | None] = None
+    description: ClassVar[str] = ""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`~dam_dedupe.errors.MissingExtra` if the adapter's SDK is not installed.
+
+        Called by ``dam-dedupe plugins`` and before a scan starts; the default has nothing to check.
+        """
+
+    # -- required core ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_assets(self) -> Iterator[AssetRecord | ListingProblem]:
+        """Yield every object under the source's scope, recursively.
+
+        Yield a :class:`ListingProblem` for a part that cannot be listed and go on.
+        Raise :class:`~dam_dedupe.errors.SourceError` only when nothing can be listed.
+        """
+
+    @abc.abstractmethod
+    def open(self, record: AssetRecord) -> BinaryIO:
+        """Open an asset's bytes as a readable binary stream (a context manager).
+
+        Stream, do not load whole objects into memory. Raise
+        :class:`~dam_dedupe.errors.AssetGone` if it no longer exists and
+        :class:`~dam_dedupe.errors.AssetError` for any other failure of this one asset.
+        """
+
+    # -- state checks for the governance workflow ---------------------------------------
+
+    def stat(self, key: str) -> AssetRecord | None:
+        """Return the current record for ``key``, or ``None`` if there is no such object.
+
+        ``apply`` uses it to check an asset is still in the state a plan expects.
+        """
+        raise UnsupportedOperation(self.scheme, "stat")
+
+    # -- write side, for action plugins ---------------------------------------------------
+
+    def get_tags(self, record: AssetRecord) -> dict[str, str]:
+        """Return the store-level tags or metadata the tag action manages."""
+        raise UnsupportedOperation(self.scheme, "get_tags")
+
+    def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
+        """Replace the store-level tags with ``tags`` (callers merge first, see ``get_tags``)."""
+        raise UnsupportedOperation(self.scheme, "set_tags")
+
+    def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Copy an asset to ``dest_key`` in the same store, server-side where the store can; return the copy."""
+        raise UnsupportedOperation(self.scheme, "copy")
+
+    def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Move an asset to ``dest_key``; return its new record."""
+        raise UnsupportedOperation(self.scheme, "move")
+
+    def delete(self, record: AssetRecord) -> None:
+        """Delete exactly the version described by ``record``.
+
+        Only the governance workflow calls it, and only after a verified quarantine copy exists.
+        """
+        raise UnsupportedOperation(self.scheme, "delete")
+
+    def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
+        """Write a small object (a redirect stub, a manifest) at ``key``; return its record."""
+        raise UnsupportedOperation(self.scheme, "write_object")
+
+    def close(self) -> None:
+        """Release clients and connections; the default has none."""

@@ -1,0 +1,105 @@
+"""Hook specifications: the plugin author's manual.
+
+A plugin is a module (or object) with functions named after these specs and marked
+``@dam_dedupe.hookimpl``. Packages make their plugins known through the ``dam_dedupe``
+entry-point group, which is how the built-in adapters and actions register too::
+
+    [project.entry-points.dam_dedupe]
+    my_store = "my_package.my_store_plugin"
+
+``docs/writing-plugins.md`` has a complete example for each hook.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from dam_dedupe.action import ActionPlugin, ActionStep
+    from dam_dedupe.adapter import SourceAdapter
+    from dam_dedupe.records import CanonicalChoice, Cluster, Member, ScanSummary
+
+PROJECT_NAME = "dam_dedupe"
+"""The pluggy project name and the entry-point group."""
+
+PLUGIN_API_VERSION = 1
+"""Raised when a hook's signature or meaning changes incompatibly. A plugin may compare
+it with the version it was written for and refuse to load."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -- contributions --------------------------------------------------------------------
+
+
+@hookspec
+def dam_dedupe_adapters() -> list[type[SourceAdapter]]:
+    """Contribute source adapter classes.
+
+    Return a list of :class:`~dam_dedupe.adapter.SourceAdapter` subclasses, each serving
+    the URI scheme in its ``scheme`` attribute. Return the class even when its SDK is not
+    installed (import the SDK inside the adapter, not at module level), so that
+    ``dam-dedupe plugins`` can name the extra to install. Two plugins serving one scheme
+    is an error reported at start-up.
+    """
+
+
+@hookspec
+def dam_dedupe_actions() -> list[type[ActionPlugin]]:
+    """Contribute action plugin classes (tag, quarantine, redirect, …).
+
+    Return a list of :class:`~dam_dedupe.action.ActionPlugin` subclasses, each known by
+    its ``name`` attribute, which ``dam-dedupe plan --action NAME`` selects.
+    """
+
+
+# -- canonical choice -------------------------------------------------------------------
+
+
+@hookspec
+def dam_dedupe_canonical_veto(cluster: Cluster, member: Member) -> str | None:
+    """Say why a member must not be a cluster's canonical, or return ``None``.
+
+    Called for every member before the policy ranks them. A returned string (for example
+    ``"in the staging folder"``) removes the member from the candidates and is recorded.
+    If every member is vetoed, the policy chooses among all of them and says so.
+    """
+
+
+@hookspec(firstresult=True)
+def dam_dedupe_choose_canonical(cluster: Cluster, ranked: list[Member]) -> CanonicalChoice | None:
+    """Choose a cluster's canonical in place of the configured policy, or return ``None``.
+
+    ``ranked`` holds the candidates (vetoed members removed) in the policy's order, best
+    first. The first plugin to return a :class:`~dam_dedupe.records.CanonicalChoice`
+    wins; its ``reason`` is shown to reviewers. A choice naming a URI outside
+    the cluster is ignored with a warning.
+    """
+
+
+# -- events for DAM integrations ---------------------------------------------------------
+
+
+@hookspec
+def dam_dedupe_cluster_found(cluster: Cluster) -> None:
+    """Told of every cluster when matching finishes, canonical already chosen.
+
+    For listeners only: the return value is ignored and the cluster must not be changed.
+    """
+
+
+@hookspec
+def dam_dedupe_scan_finished(summary: ScanSummary) -> None:
+    """Told when a scan run finishes, with its counts. The return value is ignored."""
+
+
+@hookspec
+def dam_dedupe_action_applied(step: ActionStep, outcome: str) -> None:
+    """Told after each step of ``dam-dedupe apply`` or ``undo`` is done.
+
+    ``outcome`` is ``"applied"``, ``"skipped"``, ``"failed"`` or ``"undone"``. The return
+    value is ignored.
+    """

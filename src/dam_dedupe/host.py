@@ -1,0 +1,105 @@
+"""The plugin host: loads every plugin through the ``dam_dedupe`` entry-point group.
+
+Built-in adapters and actions are registered by the package's own entry points, the
+same path a vendor's package takes; nothing is registered by import here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pluggy
+
+from dam_dedupe import hookspecs
+from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.errors import ConfigError, DamDedupeError
+from dam_dedupe.records import SourceSpec
+
+if TYPE_CHECKING:
+    from dam_dedupe.action import ActionPlugin
+
+log = logging.getLogger(__name__)
+
+
+def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
+    """Return a plugin manager with every installed plugin loaded.
+
+    ``extra_plugins`` are registered after the entry points; tests and embedding
+    applications use it to add a plugin object without packaging it.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+class Host:
+    """The loaded plugins, with lookups by URI scheme and action name."""
+
+    def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
+        self.pm = pm if pm is not None else make_plugin_manager()
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        """The hook relay, for calling event and canonical hooks."""
+        return self.pm.hook
+
+    @cached_property
+    def adapters(self) -> dict[str, type[SourceAdapter]]:
+        """Adapter classes by URI scheme, from every plugin."""
+        found: dict[str, type[SourceAdapter]] = {}
+        for contributed in self.pm.hook.dam_dedupe_adapters():
+            for cls in contributed:
+                if cls.scheme in found and found[cls.scheme] is not cls:
+                    raise DamDedupeError(
+                        f"two plugins serve the '{cls.scheme}' scheme: "
+                        f"{found[cls.scheme].__module__} and {cls.__module__}"
+                    )
+                found[cls.scheme] = cls
+        return found
+
+    @cached_property
+    def actions(self) -> dict[str, type[ActionPlugin]]:
+        """Action plugin classes by name, from every plugin."""
+        found: dict[str, type[ActionPlugin]] = {}
+        for contributed in self.pm.hook.dam_dedupe_actions():
+            for cls in contributed:
+                if cls.name in found and found[cls.name] is not cls:
+                    raise DamDedupeError(f"two plugins provide the '{cls.name}' action")
+                found[cls.name] = cls
+        return found
+
+    def plugin_name(self, obj: object) -> str:
+        """The name a plugin was registered under (its entry-point name), for messages."""
+        return self.pm.get_name(obj) or repr(obj)
+
+    def adapter_class(self, uri: str) -> type[SourceAdapter]:
+        """Return the adapter class serving ``uri``'s scheme, its SDK checked.
+
+        Raises :class:`ConfigError` naming the installed schemes when none serves it,
+        and :class:`~dam_dedupe.errors.MissingExtra` when its SDK is not installed.
+        """
+        scheme = scheme_of(uri)
+        cls = self.adapters.get(scheme)
+        if cls is None:
+            known = ", ".join(sorted(self.adapters)) or "none"
+            raise ConfigError(f"no installed adapter serves '{scheme}://' URIs (installed: {known})")
+        cls.check_available()
+        return cls
+
+    def open_source(self, spec: SourceSpec) -> SourceAdapter:
+        """Build the adapter instance for a configured source."""
+        return self.adapter_class(spec.uri)(spec)
+
+
+def scheme_of(uri: str) -> str:
+    """Return a URI's scheme; a plain path (no scheme, or a Windows drive letter) is ``file``."""
+    scheme = urlsplit(uri).scheme
+    return scheme.lower() if len(scheme) > 1 else "file"

@@ -1,0 +1,191 @@
+"""The records that cross a plugin boundary.
+
+Every adapter, whatever its store, describes an asset with one :class:`AssetRecord`;
+every fingerprint, cluster and error has one typed shape. No dict of unknown shape
+crosses a hook. Each field says what it means and when it may be absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+MatchKind = Literal["exact", "near", "transformed"]
+"""How a cluster member relates to its canonical: byte-identical, a visually identical
+copy (re-encoded, resized, lightly edited), or a rotated or mirrored copy."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One configured storage location, as the user named it.
+
+    It is plain data so that it can be sent to worker processes, which rebuild their
+    own adapter from it.
+
+    Attributes:
+        uri: the scope to scan, e.g. ``file:///srv/photos``, ``s3://bucket/prefix``.
+        name: the user's name for the source (from ``dam-dedupe.toml``); defaults to the URI.
+        options: adapter-specific settings from ``dam-dedupe.toml`` (never secrets: adapters
+            read credentials from the environment or their SDK's own chain).
+    """
+
+    uri: str
+    name: str = ""
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The name shown to users: the configured name, else the URI."""
+        return self.name or self.uri
+
+    def option(self, key: str, default: object = None) -> object:
+        """Return one adapter option, or ``default`` when it is not set."""
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    """One stored object as its adapter lists it.
+
+    Attributes:
+        source: the :attr:`SourceSpec.uri` of the source that listed it.
+        key: the store's identifier for the object, unique within the source
+            (a path relative to the scope, an object key, a drive item id).
+        uri: an absolute URI naming this object to users and in reports.
+        size: size in bytes.
+        modified: last modification time, timezone-aware UTC; ``None`` if the store has none.
+        store_hash: the store's own content hash as ``"<algorithm>:<value>"``
+            (``md5:…``, ``sha1:…``, ``sha256:…``, ``quickxor:…``), or ``None`` when the store
+            has no hash that is a pure function of the content (a multipart S3 ETag is not).
+            Two records with equal ``store_hash`` are exact-duplicate *candidates*; the
+            matcher confirms with SHA-256 before calling them identical.
+        etag: the store's change tag, opaque; ``None`` if the store has none.
+        version_id: the store's version identifier on versioned stores, else ``None``.
+        name: the display name, normally the last path segment.
+        metadata: store-level metadata or tags read during listing, if cheap to get; may be empty.
+    """
+
+    source: str
+    key: str
+    uri: str
+    size: int
+    modified: datetime | None = None
+    store_hash: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    name: str = ""
+    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListingProblem:
+    """Something an adapter could not list (a folder it may not read, a broken link).
+
+    Adapters yield these among their records; the scan records them and goes on.
+    """
+
+    uri: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What the matcher knows of one asset's content.
+
+    Attributes:
+        sha256: SHA-256 of the bytes, lowercase hex.
+        size: number of bytes hashed.
+        width, height: pixel size after applying EXIF orientation.
+        format: the decoder's format name (``JPEG``, ``PNG``, ``WEBP``, …).
+        perceptual: perceptual hashes by family name (for example ``"phash"``), hex strings.
+            Empty when the image could not be decoded for them.
+        thumbnail: a tiny normalised greyscale thumbnail (raw bytes) used to verify
+            near-duplicate pairs and shown in reports; ``None`` if not made.
+    """
+
+    sha256: str
+    size: int
+    width: int
+    height: int
+    format: str
+    perceptual: dict[str, str] = field(default_factory=dict)
+    thumbnail: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One asset in a cluster, with why it belongs there.
+
+    Attributes:
+        asset: the listing record.
+        fingerprint: its content fingerprint.
+        match: how it relates to the cluster's canonical.
+        evidence: the facts behind ``match``: which hashes agreed and their distances,
+            the likely relation (``identical``, ``resized``, ``re-encoded``, …).
+    """
+
+    asset: AssetRecord
+    fingerprint: Fingerprint
+    match: MatchKind = "exact"
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Cluster:
+    """A group of copies of one image.
+
+    Attributes:
+        id: stable identifier derived from the members' content.
+        members: every copy, canonical included.
+        canonical: the member proposed as the authorised copy.
+        canonical_reason: in words, why it won.
+    """
+
+    id: str
+    members: list[Member]
+    canonical: Member | None = None
+    canonical_reason: str = ""
+
+    @property
+    def duplicates(self) -> list[Member]:
+        """Every member but the canonical."""
+        return [m for m in self.members if m is not self.canonical]
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalChoice:
+    """A plugin's verdict on which member of a cluster is canonical.
+
+    Attributes:
+        uri: the chosen member's asset URI; it must be a member of the cluster.
+        reason: in words, why; shown in reports and recorded in plans.
+    """
+
+    uri: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """What one scan did, passed to :func:`dam_dedupe_scan_finished` listeners.
+
+    Attributes:
+        run_id: the catalog's id of the scan run.
+        sources: the URIs scanned.
+        listed: assets listed.
+        fingerprinted: assets whose bytes were read this run.
+        unchanged: assets skipped because size, modified time and store hash were unchanged.
+        gone: assets seen before and missing now.
+        errors: assets or folders that failed, with a reason recorded in the catalog.
+        skipped: files not considered images (by extension and content), not read further.
+    """
+
+    run_id: int
+    sources: tuple[str, ...]
+    listed: int
+    fingerprinted: int
+    unchanged: int
+    gone: int
+    errors: int
+    skipped: int
