@@ -1,0 +1,58 @@
+"""Fingerprinting one asset: read its bytes once, hash them, decode them reduced.
+
+This runs in worker processes. It reads through a bounded spool (in memory up to
+:data:`SPOOL_MEMORY`, on disk beyond), so a huge object never sits whole in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from typing import IO
+
+from dam_dedupe.imaging import decode
+from dam_dedupe.matcher.perceptual import describe
+from dam_dedupe.records import Fingerprint
+
+SPOOL_MEMORY = 32 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+class _HashingReader:
+    """Wraps a stream, hashing what passes through."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+
+def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
+    """Fingerprint an image from a readable stream.
+
+    Returns the :class:`~dam_dedupe.records.Fingerprint`; raises
+    :class:`~dam_dedupe.imaging.NotAnImage` or :class:`~dam_dedupe.errors.AssetError`
+    for content that cannot be used, with the reason.
+    """
+    reader = _HashingReader(stream)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
+        shutil.copyfileobj(reader, spool, CHUNK)  # type: ignore[misc]
+        spool.seek(0)
+        decoded = decode(spool, reader.size)
+        perceptual, thumbnail = describe(decoded.image)
+    return Fingerprint(
+        sha256=reader.sha256.hexdigest(),
+        size=reader.size,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        perceptual=perceptual,
+        thumbnail=thumbnail,
+    )
