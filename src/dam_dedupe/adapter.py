@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import BinaryIO, ClassVar
 
 from dam_dedupe.errors import UnsupportedOperation
-from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
+from dam_dedupe.records import AssetRecord, DeltaCursor, ListingProblem, Removed, SourceSpec
 
 
 class SourceAdapter(abc.ABC):
@@ -29,11 +29,14 @@ class SourceAdapter(abc.ABC):
         scheme: the URI scheme it serves (``file``, ``s3``, ``azure``, ``sharepoint``).
         extra: the pip extra that installs its SDK (``s3``), or ``None`` if it needs none.
         description: one line for ``dam-dedupe plugins``.
+        supports_changes: ``True`` if it implements :meth:`list_changes` (a delta query), which
+            the scan then uses in place of :meth:`list_assets`.
     """
 
     scheme: ClassVar[str]
     extra: ClassVar[str | None] = None
     description: ClassVar[str] = ""
+    supports_changes: ClassVar[bool] = False
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -63,6 +66,15 @@ class SourceAdapter(abc.ABC):
         :class:`~dam_dedupe.errors.AssetGone` if it no longer exists and
         :class:`~dam_dedupe.errors.AssetError` for any other failure of this one asset.
         """
+
+    def list_changes(self, cursor: str | None) -> Iterator[AssetRecord | ListingProblem | Removed | DeltaCursor]:
+        """Yield what changed since ``cursor`` (everything when it is ``None``), for stores with a delta query.
+
+        Yield changed or new assets as records, deleted ones as :class:`Removed`, and end
+        with exactly one :class:`DeltaCursor`. The host stores the cursor only when the
+        scan finishes, so a scan that fails is repeated from the old cursor.
+        """
+        raise UnsupportedOperation(self.scheme, "list_changes")
 
     # -- state checks for the governance workflow ---------------------------------------
 

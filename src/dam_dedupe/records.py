@@ -189,3 +189,26 @@ class ScanSummary:
     gone: int
     errors: int
     skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """In a change listing: the asset with this key was deleted since the cursor."""
+
+    key: str
+    uri: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaCursor:
+    """The last item of a change listing: where the next listing should start.
+
+    Attributes:
+        value: opaque to the host (a Graph ``@odata.deltaLink``, say); stored in the catalog.
+        full: ``True`` when this listing enumerated everything (first scan, or the store
+            asked for a resync), so that an asset not seen is gone; ``False`` when it held
+            only changes, so that an asset not seen is unchanged.
+    """
+
+    value: str
+    full: bool
