@@ -8,10 +8,12 @@ frame of an animation.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from dam_dedupe.errors import AssetError
 
@@ -59,8 +61,27 @@ NOT_IMAGE_EXTENSIONS = frozenset(
 
 ORIENTATION_TAG = 0x0112
 
-DECODE_SIZE = 256
-"""The smallest side a reduced decode aims for; matching needs no more."""
+DECODE_SIZE = 128
+"""The smallest side a reduced decode aims for: the matcher works on 64x64, and a decode of
+at least twice that keeps its box filter honest."""
+
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+"""Largest picture (width x height as stored) decoded at all; beyond it the file is refused
+as a decompression bomb. JPEG is decoded reduced, so a large JPEG costs little memory."""
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""What undoes each EXIF orientation (as :func:`PIL.ImageOps.exif_transpose` does)."""
+
+_FLAT = 2.0
+"""Standard deviation (of 0..255 values) below which a channel counts as flat."""
 
 
 class NotAnImage(AssetError):
@@ -77,7 +98,7 @@ class Decoded:
     """A reduced decode of an image.
 
     Attributes:
-        image: the first frame, oriented, reduced where the format allows.
+        image: the first frame, oriented, reduced where the format allows, mode ``L`` or ``RGB``.
         width, height: the full-resolution size after EXIF orientation.
         format: the decoder's format name.
     """
@@ -92,27 +113,89 @@ def decode(fp: IO[bytes], size: int) -> Decoded:
     """Open, reduce and orient an image from a seekable binary file of ``size`` bytes.
 
     The first frame is decoded at a reduced size no smaller than :data:`DECODE_SIZE` on its
-    short side where the format allows, with EXIF orientation applied.
+    short side where the format allows (JPEG's DCT scaling; other formats are reduced right
+    after decoding), with EXIF orientation applied and odd modes normalised to ``L`` or
+    ``RGB`` (see :func:`normalise_mode`).
     Raises :class:`NotAnImage` or :class:`~dam_dedupe.errors.AssetError` with a reason a user can act on.
     """
     if size == 0:
         raise AssetError("empty file (0 bytes)")
     try:
-        img = Image.open(fp)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fp)
     except UnidentifiedImageError as exc:
         fp.seek(0)
         raise NotAnImage(f"not an image (content starts {fp.read(8)!r})") from exc
     except Image.DecompressionBombError as exc:
         raise AssetError(f"refused as a decompression bomb: {exc}") from exc
+    fmt = img.format or "unknown"
     try:
         width, height = img.size
-        if img.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):
+        if width * height > MAX_PIXELS and fmt != "JPEG":
+            raise AssetError(f"refused as a decompression bomb: {width}x{height} pixels is more than {MAX_PIXELS}")
+        orientation = img.getexif().get(ORIENTATION_TAG, 1)
+        if orientation in (5, 6, 7, 8):
             width, height = height, width
-        fmt = img.format or "unknown"
-        img.draft("RGB", (DECODE_SIZE, DECODE_SIZE))
-        img.load()
-        return Decoded(ImageOps.exif_transpose(img), width, height, fmt)
+        img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (DECODE_SIZE, DECODE_SIZE))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+        reduced = _reduce(img)
+        picture = normalise_mode(reduced)
+        if orientation in _TRANSPOSE:
+            picture = picture.transpose(_TRANSPOSE[orientation])
+        return Decoded(picture, width, height, fmt)
     except Image.DecompressionBombError as exc:
         raise AssetError(f"refused as a decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise AssetError(f"corrupt or truncated {img.format or 'image'}: {exc}") from exc
+        raise AssetError(f"corrupt or truncated {fmt}: {exc}") from exc
+
+
+def _reduce(img: Image.Image) -> Image.Image:
+    """Shrink by an integer box factor while the short side stays at least 2 x DECODE_SIZE."""
+    factor = min(img.size) // (2 * DECODE_SIZE)
+    if factor < 2:
+        return img
+    if img.mode in ("P", "PA", "1"):
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    if img.mode not in ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F"):
+        return img
+    reduced = img.reduce(factor)
+    reduced.info = img.info
+    return reduced
+
+
+def normalise_mode(img: Image.Image) -> Image.Image:
+    """Return ``img`` as ``L`` or ``RGB``, whatever its mode.
+
+    16-bit and 32-bit pictures are scaled to 8 bits (not clipped); palettes are expanded;
+    CMYK and other colour spaces are converted; transparent pictures are flattened over
+    white, as a viewer shows them, except when that leaves nothing to see (a picture kept
+    wholly in the alpha channel over flat colour), where they are flattened over black.
+    """
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        if img.mode == "F" and values.max() <= 1.0:
+            top = 1.0
+        return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" not in img.info:
+        return img.convert("RGB")
+    if img.mode in ("P", "PA", "LA", "La", "RGBA", "RGBa"):
+        return _flatten(img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def _flatten(rgba: Image.Image) -> Image.Image:
+    """An RGBA picture flattened over white, or over black when white leaves it flat."""
+    alpha = rgba.getchannel("A")
+    on_white = Image.new("RGB", rgba.size, (255, 255, 255))
+    on_white.paste(rgba, mask=alpha)
+    if np.asarray(on_white.convert("L")).std() >= _FLAT or np.asarray(alpha).std() < _FLAT:
+        return on_white
+    on_black = Image.new("RGB", rgba.size, (0, 0, 0))
+    on_black.paste(rgba, mask=alpha)
+    return on_black

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from dam_dedupe.matcher.perceptual import DIHEDRAL, dct_dihedral, grad_hash_of, thumbnail_array
 from dam_dedupe.matcher.settings import MatchSettings
+from dam_dedupe.matcher.verify import Verdict, featureless, verify
 from dam_dedupe.records import Fingerprint, MatchKind
+
+QUARTER_TURNS = frozenset({"rotate-90", "rotate-270", "transpose", "transverse"})
+"""Symmetries that swap width and height."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +27,109 @@ class Comparison:
     evidence: dict[str, object]
 
 
+def comparable(fp: Fingerprint) -> bool:
+    """Whether a fingerprint can be matched perceptually (it has hashes and some structure)."""
+    return bool(fp.thumbnail) and "dct" in fp.perceptual and not featureless(fp.thumbnail)  # type: ignore[arg-type]
+
+
+def dct_distance(a: Fingerprint, b: Fingerprint, symmetry: str = "identity") -> int:
+    """Bits in which ``b``'s dct hash differs from ``a``'s after ``symmetry``."""
+    return (dct_dihedral(int(a.perceptual["dct"], 16), symmetry) ^ int(b.perceptual["dct"], 16)).bit_count()
+
+
+def aspect_change(a: Fingerprint, b: Fingerprint, symmetry: str) -> float:
+    """log(aspect ratio of ``b``) minus log(aspect ratio of ``a`` turned by ``symmetry``)."""
+    wa, ha = (a.height, a.width) if symmetry in QUARTER_TURNS else (a.width, a.height)
+    if min(wa, ha, b.width, b.height) <= 0:
+        return 0.0
+    return math.log(b.width / b.height) - math.log(wa / ha)
+
+
+def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings) -> Verdict | None:
+    """The verification verdict if ``b`` is a copy of ``a`` after ``symmetry`` under ``settings``, else ``None``."""
+    aspect = aspect_change(a, b, symmetry)
+    if not (comparable(a) and comparable(b)) or abs(aspect) > settings.max_aspect_change:
+        return None
+    verdict = verify(
+        a.thumbnail,  # type: ignore[arg-type]
+        b.thumbnail,  # type: ignore[arg-type]
+        symmetry,
+        a.perceptual.get("chroma"),
+        b.perceptual.get("chroma"),
+        aspect=aspect,
+        good_enough=settings.max_residual / 2,
+    )
+    if verdict.trimmed_rms > settings.max_residual or verdict.changed > settings.max_changed:
+        return None
+    if verdict.colour_distance is not None and verdict.colour_distance > settings.max_colour_distance:
+        return None
+    return verdict
+
+
 def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparison | None:
-    """Return how ``b`` relates to ``a``, or ``None`` if they are not copies under ``settings``."""
+    """Return how ``b`` relates to ``a``, or ``None`` if they are not copies under ``settings``.
+
+    ``exact`` for identical bytes; ``near`` for a copy as it stands; ``transformed`` for a
+    copy rotated by 90, 180 or 270 degrees or mirrored (when ``settings.transforms``).
+    """
     if a.sha256 == b.sha256:
-        return Comparison("exact", {"relation": "identical", "sha256": a.sha256})
+        return Comparison("exact", {"relation": ["identical"], "sha256": a.sha256})
+    if not settings.perceptual or not (comparable(a) and comparable(b)):
+        return None
+    symmetries = list(DIHEDRAL) if settings.transforms else ["identity"]
+    symmetries.sort(key=lambda name: (dct_distance(a, b, name), name != "identity"))
+    for symmetry in symmetries[:2]:
+        verdict = judge(a, b, symmetry, settings)
+        if verdict is not None:
+            kind: MatchKind = "near" if symmetry == "identity" else "transformed"
+            return Comparison(kind, evidence(a, b, verdict))
     return None
+
+
+def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, object]:
+    """What a reviewer needs to judge a pair: hashes and distances, measurements, likely relation."""
+    ta = DIHEDRAL[verdict.symmetry](thumbnail_array(a.thumbnail))  # type: ignore[arg-type, operator]
+    grad = (grad_hash_of(ta.copy()) ^ int(b.perceptual["grad"], 16)).bit_count() if "grad" in b.perceptual else None
+    return {
+        "relation": relation(a, b, verdict),
+        "symmetry": verdict.symmetry,
+        "hashes": {
+            "dct": {"distance": dct_distance(a, b, verdict.symmetry), "bits": 63},
+            "grad": {"distance": grad, "bits": 128},
+        },
+        "thumbnail": {
+            "residual": round(verdict.trimmed_rms, 3),
+            "residual_all": round(verdict.rms, 3),
+            "changed_area": round(verdict.changed, 4),
+        },
+        "crop": {"of": verdict.cropped, "margins": [round(m, 3) for m in verdict.crop]} if verdict.cropped else None,
+        "colour_distance": None if verdict.colour_distance is None else round(verdict.colour_distance, 1),
+        "size": {"a": [a.width, a.height], "b": [b.width, b.height]},
+        "format": {"a": a.format, "b": b.format},
+    }
+
+
+def relation(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> list[str]:
+    """The likely edits that turn ``a`` into ``b``, in words (``resized``, ``cropped``, ...)."""
+    found: list[str] = []
+    if verdict.symmetry != "identity":
+        found.append(verdict.symmetry)
+    wa, ha = (a.height, a.width) if verdict.symmetry in QUARTER_TURNS else (a.width, a.height)
+    if verdict.cropped:
+        found.append("cropped" if verdict.cropped == "second" else "uncropped (the first is a crop)")
+    elif (wa, ha) != (b.width, b.height):
+        found.append("resized" if b.width * b.height < wa * ha else "enlarged")
+    found.append("converted" if a.format != b.format else "re-encoded")
+    if verdict.greyscale:
+        found.append("greyscale" if verdict.greyscale == "second" else "colourised (the first is greyscale)")
+    elif verdict.colour_distance is not None and verdict.colour_distance > 4:
+        found.append("colour-shifted")
+    ta = thumbnail_array(a.thumbnail)  # type: ignore[arg-type]
+    tb = thumbnail_array(b.thumbnail)  # type: ignore[arg-type]
+    if abs(float(ta.mean()) - float(tb.mean())) > 8:
+        found.append("brightness changed")
+    if abs(float(ta.std()) / (float(tb.std()) + 1e-6) - 1) > 0.1:
+        found.append("contrast changed")
+    if verdict.changed > 0.004:
+        found.append("locally edited (watermark, logo or text)")
+    return found

@@ -1,12 +1,33 @@
-"""Partitioning fingerprinted assets into groups of copies."""
+"""Partitioning fingerprinted assets into groups of copies.
+
+1. Byte-identical fingerprints (same SHA-256) form one node.
+2. The index (:mod:`dam_dedupe.matcher.index`) finds every pair of nodes whose ``dct``
+   hashes are within ``candidate_radius`` bits, and, for rotated and mirrored copies,
+   within ``transform_radius`` bits of each symmetry of one another.
+3. Each candidate pair is verified against the thumbnails (:func:`~dam_dedupe.matcher.compare.judge`).
+4. Verified pairs are merged best first, and two groups merge only if every member of
+   one is verified as a copy of every member of the other (complete linkage). So a chain
+   A~B~C of look-alikes where A and C are not copies never becomes one group. For groups
+   larger than ``LINKAGE_SAMPLE`` the check uses their first ``LINKAGE_SAMPLE`` members.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
+
+from dam_dedupe.matcher.compare import comparable, compare, judge
+from dam_dedupe.matcher.index import pairs_within
+from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
+
+LINKAGE_SAMPLE = 12
+
+# One symmetry of each inverse pair: a pair related by rotate-270 is found as rotate-90 from the other side.
+SEARCHED_SYMMETRIES = ("rotate-90", "rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse")
 
 
 def find_groups(fingerprints: Sequence[Fingerprint], settings: MatchSettings) -> list[list[int]]:
@@ -17,4 +38,71 @@ def find_groups(fingerprints: Sequence[Fingerprint], settings: MatchSettings) ->
     by_hash: dict[str, list[int]] = defaultdict(list)
     for index, fingerprint in enumerate(fingerprints):
         by_hash[fingerprint.sha256].append(index)
-    return [group for group in by_hash.values() if len(group) > 1]
+    nodes = list(by_hash.values())
+    if settings.perceptual:
+        nodes = _merge_near(fingerprints, nodes, settings)
+    return sorted(sorted(group) for group in nodes if len(group) > 1)
+
+
+def candidate_pairs(codes: np.ndarray, settings: MatchSettings) -> list[tuple[int, int, str]]:
+    """Every (i, j, symmetry) with code j within the settings' radius of code i after symmetry."""
+    found = [(int(i), int(j), "identity") for i, j in pairs_within(codes, settings.candidate_radius)]
+    if settings.transforms:
+        for symmetry in SEARCHED_SYMMETRIES:
+            moved = dct_dihedral_array(codes, symmetry)
+            for i, j in pairs_within(codes, settings.transform_radius, queries=moved):
+                if i != j:
+                    found.append((int(i), int(j), symmetry))
+    return found
+
+
+def _merge_near(
+    fingerprints: Sequence[Fingerprint], nodes: list[list[int]], settings: MatchSettings
+) -> list[list[int]]:
+    """Merge nodes (lists of byte-identical indices) that are verified copies, without chaining."""
+    usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
+    if len(usable) < 2:
+        return nodes
+    codes = np.array([int(fingerprints[nodes[n][0]].perceptual["dct"], 16) for n in usable], dtype=np.uint64)
+    edges = []
+    for i, j, symmetry in candidate_pairs(codes, settings):
+        a, b = fingerprints[nodes[usable[i]][0]], fingerprints[nodes[usable[j]][0]]
+        verdict = judge(a, b, symmetry, settings)
+        if verdict is not None:
+            edges.append((verdict.trimmed_rms, usable[i], usable[j]))
+    edges.sort()
+    return _complete_linkage(fingerprints, nodes, edges, settings)
+
+
+def _complete_linkage(
+    fingerprints: Sequence[Fingerprint],
+    nodes: list[list[int]],
+    edges: list[tuple[float, int, int]],
+    settings: MatchSettings,
+) -> list[list[int]]:
+    """Merge node groups along ``edges`` (best first) when every cross pair is a verified copy."""
+    group_of = list(range(len(nodes)))
+    members: dict[int, list[int]] = {n: [n] for n in range(len(nodes))}
+    verified: dict[tuple[int, int], bool] = {}
+
+    def copies(x: int, y: int) -> bool:
+        key = (min(x, y), max(x, y))
+        if key not in verified:
+            fa, fb = fingerprints[nodes[key[0]][0]], fingerprints[nodes[key[1]][0]]
+            verified[key] = compare(fa, fb, settings) is not None
+        return verified[key]
+
+    for _, x, y in edges:
+        gx, gy = group_of[x], group_of[y]
+        if gx == gy:
+            continue
+        verified[(min(x, y), max(x, y))] = True
+        sample_x, sample_y = members[gx][:LINKAGE_SAMPLE], members[gy][:LINKAGE_SAMPLE]
+        if all(copies(p, q) for p in sample_x for q in sample_y):
+            keep, gone = (gx, gy) if len(members[gx]) >= len(members[gy]) else (gy, gx)
+            for n in members[gone]:
+                group_of[n] = keep
+            members[keep].extend(members.pop(gone))
+    return [[index for n in group for index in nodes[n]] for group in members.values()]
+
+

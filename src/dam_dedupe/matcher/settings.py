@@ -1,8 +1,20 @@
-"""Matching thresholds, as named presets or explicit values."""
+"""Matching thresholds, as named presets or explicit values.
+
+``dam-dedupe.toml`` picks a preset and may override single values::
+
+    [matching]
+    preset = "balanced"
+    max_residual = 0.2
+
+The presets and the precision and recall each gives on the benchmark corpus are in
+``docs/matching.md``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+
+from dam_dedupe.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,17 +24,69 @@ class MatchSettings:
     Attributes:
         preset: the preset these values came from (``exact``, ``strict``, ``balanced``, ``loose``).
         perceptual: ``False`` groups byte-identical copies only.
+        transforms: also find copies rotated by 90, 180 or 270 degrees or mirrored (``transformed``).
+        candidate_radius: most ``dct`` hash bits (of 63) two copies may differ in to be
+            considered at all; the index finds every pair within it. Larger finds more
+            cropped and watermarked copies and costs more time.
+        transform_radius: the same for rotated and mirrored copies.
+        max_residual: largest RMS difference of the aligned, normalised thumbnails outside
+            the locally changed area (0 identical; about 1.4 unrelated).
+        max_changed: largest share of the thumbnail that may differ (a watermark or logo).
+        max_colour_distance: largest mean chroma difference (YCbCr units) when both images
+            have colour; colour themes of one design differ by far more.
+        max_aspect_change: largest difference of the natural logarithms of the aspect
+            ratios (a 5% crop of one side changes it by about 0.05).
     """
 
     preset: str = "balanced"
     perceptual: bool = True
+    transforms: bool = True
+    candidate_radius: int = 8
+    transform_radius: int = 5
+    max_residual: float = 0.22
+    max_changed: float = 0.06
+    max_colour_distance: float = 20.0
+    max_aspect_change: float = 0.12
 
     def with_overrides(self, **values: object) -> MatchSettings:
-        """A copy with some values replaced (from ``dam-dedupe.toml`` ``[matching]``)."""
-        return replace(self, **values)  # type: ignore[arg-type]
+        """A copy with some values replaced (from ``dam-dedupe.toml`` ``[matching]``).
+
+        Raises :class:`~dam_dedupe.errors.ConfigError` for an unknown name or a value of the wrong type.
+        """
+        known = {f.name: f for f in fields(self)}
+        checked: dict[str, object] = {}
+        for name, value in values.items():
+            if name not in known or name == "preset":
+                raise ConfigError(f"[matching] has no setting '{name}'; known: {', '.join(sorted(known))}")
+            default = getattr(self, name)
+            if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, type(default) | int):
+                raise ConfigError(f"[matching] {name} must be a {type(default).__name__}, not {value!r}")
+            checked[name] = type(default)(value)
+        return replace(self, **checked)  # type: ignore[arg-type]
 
 
 PRESETS: dict[str, MatchSettings] = {
-    "exact": MatchSettings(preset="exact", perceptual=False),
+    "exact": MatchSettings(preset="exact", perceptual=False, transforms=False),
+    "strict": MatchSettings(
+        preset="strict", candidate_radius=5, transform_radius=4, max_residual=0.14, max_changed=0.03,
+        max_colour_distance=12.0, max_aspect_change=0.06,
+    ),
     "balanced": MatchSettings(preset="balanced"),
+    "loose": MatchSettings(
+        preset="loose", candidate_radius=12, transform_radius=8, max_residual=0.3, max_changed=0.1,
+        max_colour_distance=26.0, max_aspect_change=0.16,
+    ),
 }
+"""The named presets; ``balanced`` is the default."""
+
+
+def settings_from_config(section: dict[str, object]) -> MatchSettings:
+    """Build settings from a ``[matching]`` table: ``preset`` plus explicit values.
+
+    Raises :class:`~dam_dedupe.errors.ConfigError` for an unknown preset or setting.
+    """
+    values = dict(section)
+    name = str(values.pop("preset", "balanced"))
+    if name not in PRESETS:
+        raise ConfigError(f"[matching] preset '{name}' is unknown; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name].with_overrides(**values)

@@ -1,0 +1,243 @@
+"""Verifying a candidate pair against the stored thumbnails.
+
+Hash distances only nominate pairs. A pair is a copy when, after undoing a rotation or
+mirroring (for ``transformed`` pairs) and the best small crop, the two normalised
+thumbnails agree everywhere except in a small area (room for a watermark or logo):
+
+1. both thumbnails are put on a common scale (mean 0, standard deviation 1), which makes
+   brightness, contrast and greyscale conversion irrelevant;
+2. a crop of one onto the other is searched: margins of up to ``MAX_MARGIN`` per side, by
+   coordinate descent over area-resampling matrices;
+3. the residual is measured as its RMS and as the share of pixels that differ by more than
+   ``DIFF_LEVEL`` standard deviations (the *changed area*);
+4. colour is compared when both images have colour, so that colour themes of one design do
+   not match while a greyscale copy does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from dam_dedupe.matcher.perceptual import DIHEDRAL, THUMBNAIL_SIDE, chroma_array, thumbnail_array
+
+MAX_MARGIN = 0.06
+MARGIN_STEP = 0.005
+DIFF_LEVEL = 0.6
+ASPECT_TOLERANCE = 0.015
+LOCAL_CHANGE = 0.07
+"""Share of the thumbnail a local edit (watermark, logo) may change."""
+FEATURELESS_STD = 2.0
+"""Thumbnails flatter than this (grey levels of standard deviation) have no structure to
+match: such images are grouped only when byte-identical."""
+COLOURFUL = 6.0
+"""Mean chroma magnitude above which an image counts as having colour."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What verification measured for one pair.
+
+    Attributes:
+        symmetry: the :data:`~dam_dedupe.matcher.perceptual.DIHEDRAL` name applied to the first image.
+        rms: RMS residual of the normalised thumbnails after alignment (0 is identical; 1.41 unrelated).
+        changed: share of thumbnail pixels that differ beyond ``DIFF_LEVEL``.
+        trimmed_rms: RMS residual over all but the ``LOCAL_CHANGE`` share of pixels that differ
+            most: room for a watermark or logo.
+        edge_change: gradient energy of the residual over the pictures' own gradient energy:
+            how much of the picture's structure (edges, text) differs.
+        crop: margins (left, top, right, bottom) in fractions, of the image that was cropped.
+        cropped: ``"first"``, ``"second"`` or ``""``: which image looks like a crop of the other.
+        colour_distance: mean chroma difference over the grid, or ``None`` when one image has no colour.
+        greyscale: which image is greyscale while the other has colour (``"first"``, ``"second"`` or ``""``).
+    """
+
+    symmetry: str
+    rms: float
+    changed: float
+    edge_change: float
+    trimmed_rms: float
+    crop: tuple[float, float, float, float]
+    cropped: str
+    colour_distance: float | None
+    greyscale: str
+
+
+def featureless(thumbnail: bytes) -> bool:
+    """Whether a thumbnail is too flat to match perceptually."""
+    return float(thumbnail_array(thumbnail).std()) < FEATURELESS_STD
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    """Mean 0, standard deviation 1."""
+    return (a - a.mean()) / (a.std() + 1e-6)
+
+
+@lru_cache(maxsize=1)
+def _margins() -> np.ndarray:
+    """Candidate margins per side."""
+    return np.arange(0.0, MAX_MARGIN + 1e-9, MARGIN_STEP)
+
+
+@lru_cache(maxsize=1)
+def _resamplers() -> tuple[np.ndarray, np.ndarray]:
+    """Area-resampling matrices for every (low, high) margin pair along one axis.
+
+    Returns (matrices of shape (k, n, n), margin pairs of shape (k, 2)). Row i of a matrix
+    averages the source pixels that the cropped picture's pixel i covers.
+    """
+    n = THUMBNAIL_SIDE
+    margins = _margins()
+    pairs = np.array([(lo, hi) for lo in margins for hi in margins])
+    mats = np.zeros((len(pairs), n, n))
+    edges = np.arange(n + 1) / n
+    for k, (lo, hi) in enumerate(pairs):
+        span = 1.0 - lo - hi
+        for i in range(n):
+            start, end = lo + span * i / n, lo + span * (i + 1) / n
+            overlap = np.clip(np.minimum(edges[1:], end) - np.maximum(edges[:-1], start), 0, None)
+            mats[k, i] = overlap / overlap.sum()
+    return mats, pairs
+
+
+def _best_crop(
+    big: np.ndarray, small: np.ndarray, aspect: float | None
+) -> tuple[float, tuple[float, float, float, float]]:
+    """The crop of ``big`` that best matches ``small``: (mean squared residual, margins l, t, r, b).
+
+    ``aspect`` is log(aspect ratio of small / aspect ratio of big) from the full-size
+    dimensions: a crop must explain it (within ``ASPECT_TOLERANCE``), so a shifted view
+    of the same size, as in a burst or a stereo pair, cannot pass for a crop.
+    """
+    mats, pairs = _resamplers()
+    scales = np.log(1.0 - pairs.sum(axis=1))
+    target = _normalise(small)
+
+    def allowed(other_scale: float, sign: float) -> np.ndarray:
+        if aspect is None:
+            return np.ones(len(pairs), dtype=bool)
+        return np.abs(sign * (scales - other_scale) - aspect) <= ASPECT_TOLERANCE
+
+    best_x, best_y, score = 0, 0, np.inf
+    for y_index in range(len(pairs)):
+        if pairs[y_index, 0] != pairs[y_index, 1]:
+            continue
+        mask = allowed(float(scales[y_index]), 1.0) & (pairs[:, 0] == pairs[:, 1])
+        if not mask.any():
+            continue
+        candidates = np.nonzero(mask)[0]
+        errs = _batch_residual(mats[y_index] @ big @ mats[candidates].transpose(0, 2, 1), target)
+        if float(errs.min()) < score:
+            score, best_x, best_y = float(errs.min()), int(candidates[np.argmin(errs)]), y_index
+    for _ in range(2):
+        candidates = np.nonzero(allowed(float(scales[best_y]), 1.0))[0]
+        errs = _batch_residual((mats[best_y] @ big) @ mats[candidates].transpose(0, 2, 1), target)
+        best_x = int(candidates[np.argmin(errs)])
+        candidates = np.nonzero(allowed(float(scales[best_x]), -1.0))[0]
+        errs = _batch_residual(mats[candidates] @ (big @ mats[best_x].T), target)
+        best_y, score = int(candidates[np.argmin(errs)]), float(errs.min())
+    (left, right), (top, bottom) = pairs[best_x], pairs[best_y]
+    return score, (float(left), float(top), float(right), float(bottom))
+
+
+def _batch_residual(candidates: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean squared residual of each normalised candidate against a normalised target."""
+    flat = candidates.reshape(len(candidates), -1)
+    flat = (flat - flat.mean(axis=1, keepdims=True)) / (flat.std(axis=1, keepdims=True) + 1e-6)
+    return ((flat - target.ravel()) ** 2).mean(axis=1)
+
+
+def _colour(chroma_a: str | None, chroma_b: str | None, symmetry: str) -> tuple[float | None, str]:
+    """(mean chroma difference or None, which image is greyscale) for two chroma signatures."""
+    if not chroma_a or not chroma_b:
+        return None, ""
+    op = DIHEDRAL[symmetry]
+    a = np.ascontiguousarray(op(chroma_array(chroma_a)))  # type: ignore[operator]
+    b = chroma_array(chroma_b)
+    colour_a = float(np.hypot(a[..., 0], a[..., 1]).mean()) > COLOURFUL
+    colour_b = float(np.hypot(b[..., 0], b[..., 1]).mean()) > COLOURFUL
+    if colour_a and colour_b:
+        return float(np.hypot(*(a - b).transpose(2, 0, 1)).mean()), ""
+    if colour_a != colour_b:
+        return None, "second" if colour_a else "first"
+    return None, ""
+
+
+def _gradient_energy(a: np.ndarray) -> np.ndarray:
+    """Squared gradient magnitude per pixel (forward differences, last row/column zero)."""
+    gx = np.zeros_like(a)
+    gy = np.zeros_like(a)
+    gx[:, :-1] = a[:, 1:] - a[:, :-1]
+    gy[:-1, :] = a[1:, :] - a[:-1, :]
+    return gx**2 + gy**2
+
+
+def verify(
+    thumb_a: bytes,
+    thumb_b: bytes,
+    symmetry: str = "identity",
+    chroma_a: str | None = None,
+    chroma_b: str | None = None,
+    aspect: float | None = None,
+    good_enough: float = 0.0,
+) -> Verdict:
+    """Measure how well ``thumb_b`` is explained as a copy of ``thumb_a`` after ``symmetry``.
+
+    ``aspect`` is log(aspect ratio of b / aspect ratio of a after ``symmetry``) from the
+    full-size dimensions, when known. The crop search is skipped when the uncropped
+    comparison's trimmed residual is at most ``good_enough``.
+    """
+    a = np.ascontiguousarray(DIHEDRAL[symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
+    b = thumbnail_array(thumb_b)
+    x, y = _normalise(a), _normalise(b)
+    crop: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    cropped = ""
+    direct = float(((x - y) ** 2).mean())
+    if direct > 0.005 and _trimmed_rms(x - y) > good_enough:
+        score_b, crop_b = _best_crop(a, b, aspect)
+        score_a, crop_a = _best_crop(b, a, None if aspect is None else -aspect)
+        if min(score_a, score_b) < direct:
+            cropped, crop = ("second", crop_b) if score_b <= score_a else ("first", crop_a)
+            big, small = (a, b) if cropped == "second" else (b, a)
+            x, y = _normalise(_apply_crop(big, crop)), _normalise(small)
+    if cropped:
+        x, y = _normalise(_soften(x)), _normalise(_soften(y))
+    residual = x - y
+    structure = float((_gradient_energy(x) + _gradient_energy(y)).sum()) / 2 + 1e-6
+    colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
+    return Verdict(
+        symmetry=symmetry,
+        rms=float(np.sqrt((residual**2).mean())),
+        changed=float((np.abs(residual) > DIFF_LEVEL).mean()),
+        edge_change=float(_gradient_energy(residual).sum()) / structure,
+        trimmed_rms=_trimmed_rms(residual),
+        crop=crop,
+        cropped=cropped,
+        colour_distance=colour_distance,
+        greyscale=greyscale,
+    )
+
+
+def _soften(a: np.ndarray) -> np.ndarray:
+    """A [1, 2, 1] / 4 blur along both axes (edges repeated): after resampling a crop, detail
+    near the thumbnail's resolution is aliased differently in the two pictures."""
+    padded = np.pad(a, 1, mode="edge")
+    rows = (padded[:-2, :] + 2 * padded[1:-1, :] + padded[2:, :]) / 4
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+
+
+def _trimmed_rms(residual: np.ndarray) -> float:
+    """RMS of the residual without its ``LOCAL_CHANGE`` share of largest values."""
+    squared = np.sort((residual**2).ravel())
+    keep = squared[: int(round(squared.size * (1 - LOCAL_CHANGE)))]
+    return float(np.sqrt(keep.mean()))
+
+
+def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
+    """``big`` cropped by margins (left, top, right, bottom) and resampled to the thumbnail size."""
+    mats, pairs = _resamplers()
+    index = {tuple(pair): i for i, pair in enumerate(pairs.tolist())}
+    left, top, right, bottom = crop
+    return mats[index[(top, bottom)]] @ big @ mats[index[(left, right)]].T
