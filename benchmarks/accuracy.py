@@ -66,7 +66,9 @@ def run_child(tool: str, corpus: Path, workers: int) -> dict[str, object]:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(job, paths, chunksize=8))
         elapsed = time.perf_counter() - started
-        output: object = dict(zip([f["file"] for f in labels["files"]], results, strict=True)) if tool == "ours" else None
+        output: object = (
+            dict(zip([f["file"] for f in labels["files"]], results, strict=True)) if tool == "ours" else None
+        )
     else:
         from imagededup.methods import PHash
 
@@ -203,15 +205,21 @@ def main() -> None:
     print()
     n = ours["files"]
     print(f"files: {n}, workers: {args.workers}")
-    print(f"dam-dedupe fingerprint: {ours['seconds']:.2f} s ({n / ours['seconds']:.1f} files/s), "
-          f"peak {ours['peak_mb']:.0f} MiB")
-    print(f"read+decode only:       {decode['seconds']:.2f} s ({n / decode['seconds']:.1f} files/s), "
-          f"peak {decode['peak_mb']:.0f} MiB; fingerprint/decode = {ours['seconds'] / decode['seconds']:.2f}")
+    print(
+        f"dam-dedupe fingerprint: {ours['seconds']:.2f} s ({n / ours['seconds']:.1f} files/s), "
+        f"peak {ours['peak_mb']:.0f} MiB"
+    )
+    print(
+        f"read+decode only:       {decode['seconds']:.2f} s ({n / decode['seconds']:.1f} files/s), "
+        f"peak {decode['peak_mb']:.0f} MiB; fingerprint/decode = {ours['seconds'] / decode['seconds']:.2f}"
+    )
     for preset, seconds in timing:
         print(f"dam-dedupe find_groups ({preset}): {seconds:.2f} s")
     if not args.no_imagededup:
-        print(f"imagededup PHash encode: {dedup['seconds']:.2f} s ({n / dedup['seconds']:.1f} files/s), "
-              f"peak {dedup['peak_mb']:.0f} MiB; dam-dedupe is {dedup['seconds'] / ours['seconds']:.1f}x faster")
+        print(
+            f"imagededup PHash encode: {dedup['seconds']:.2f} s ({n / dedup['seconds']:.1f} files/s), "
+            f"peak {dedup['peak_mb']:.0f} MiB; dam-dedupe is {dedup['seconds'] / ours['seconds']:.1f}x faster"
+        )
         print("imagededup F1 by threshold: " + ", ".join(f"t{t}={s['f1']:.3f}" for t, s in scored.items()))
     transformed = {k: v for k, v in balanced_kinds.items() if any(t in k for t in TRANSFORMED_KINDS)}
     right = sum(v == "transformed" for v in transformed.values())

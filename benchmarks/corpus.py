@@ -29,11 +29,25 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 MAX_SIDE = 1600
 WALLPAPERS = Path("/usr/share/backgrounds")
-SKIMAGE_PHOTOS = (
-    "astronaut.png chelsea.png coffee.png rocket.jpg camera.png coins.png hubble_deep_field.jpg "
-    "ihc.png retina.jpg moon.png grass.png gravel.png brick.png page.png text.png cell.png "
-    "motorcycle_left.png color.png"
-).split()
+SKIMAGE_PHOTOS = [
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "camera.png",
+    "coins.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "retina.jpg",
+    "moon.png",
+    "grass.png",
+    "gravel.png",
+    "brick.png",
+    "page.png",
+    "text.png",
+    "cell.png",
+    "motorcycle_left.png",
+]
 
 NEAR_KINDS = (
     "exact",
@@ -134,7 +148,9 @@ def logo(img: Image.Image, rng: random.Random) -> Image.Image:
     x = min(max(0, x), out.width - side)
     y = out.height - side - int(0.02 * out.height)
     draw.ellipse((x, y, x + side, y + side), fill=(220, 30, 40))
-    draw.rectangle((x + side // 4, y + side // 2 - side // 10, x + 3 * side // 4, y + side // 2 + side // 10), fill="white")
+    draw.rectangle(
+        (x + side // 4, y + side // 2 - side // 10, x + 3 * side // 4, y + side // 2 + side // 10), fill="white"
+    )
     return out
 
 
@@ -211,7 +227,8 @@ def photo_lookalikes(source: Image.Image, rng: random.Random) -> dict[str, Image
     """Look-alikes of the original window (0.05, 0.05, 0.9, 0.9) of ``source``."""
     shifted = window(source, 0.05 + rng.choice([-1, 1]) * 0.05, 0.05 + rng.uniform(-0.02, 0.02), 0.9, 0.9)
     burst = shifted.rotate(rng.choice([-2.0, 2.0]), resample=Image.Resampling.BICUBIC, expand=False)
-    stereo = window(source, 0.05 + rng.choice([-1, 1]) * 0.04, 0.05, 0.9, 0.9)
+    # A stereo pair: the same scene seen from 8% of the width to one side.
+    stereo = window(source, 0.05 + rng.choice([-1, 1]) * 0.08, 0.05, 0.9, 0.9)
     return {"burst": burst, "stereo": stereo}
 
 
@@ -274,6 +291,9 @@ def build(out: Path, limit: int | None) -> dict[str, object]:
             write(f"{name}~{kind}.{suffix}", data, name, kind)
         for kind, look in photo_lookalikes(source, rng).items():
             write(f"{name}~{kind}.jpg", jpeg(look), f"{name}~{kind}", kind, negative_of=base)
+        if path.name == "motorcycle_left.png":  # a real stereo pair
+            right = window(load(path.with_name("motorcycle_right.png")), 0.05, 0.05, 0.9, 0.9)
+            write(f"{name}~stereo-real.jpg", jpeg(right), f"{name}~stereo-real", "stereo", negative_of=base)
         if min(source.size) >= 1000:
             first, second = overlap_pair(source)
             a = write(f"{name}~overlap-a.jpg", jpeg(first), f"{name}~overlap-a", "overlap-a")
@@ -282,13 +302,27 @@ def build(out: Path, limit: int | None) -> dict[str, object]:
         stem = f"design{index}"
         light = write(f"{stem}-light.png", encode(design(index, first_text, "light"), "PNG"), f"{stem}-light", "design")
         write(f"{stem}-light~reencode.jpg", jpeg(design(index, first_text, "light"), 60), f"{stem}-light", "reencode")
-        write(f"{stem}-light~greyscale.jpg", jpeg(design(index, first_text, "light").convert("L")), f"{stem}-light",
-              "greyscale")
-        write(f"{stem}-other-text.png", encode(design(index, second_text, "light"), "PNG"), f"{stem}-other-text",
-              "template-text", negative_of=light)
+        write(
+            f"{stem}-light~greyscale.jpg",
+            jpeg(design(index, first_text, "light").convert("L")),
+            f"{stem}-light",
+            "greyscale",
+        )
+        write(
+            f"{stem}-other-text.png",
+            encode(design(index, second_text, "light"), "PNG"),
+            f"{stem}-other-text",
+            "template-text",
+            negative_of=light,
+        )
         for palette in ("dark", "blue", "green"):
-            write(f"{stem}-{palette}.png", encode(design(index, first_text, palette), "PNG"), f"{stem}-{palette}",
-                  "theme", negative_of=light)
+            write(
+                f"{stem}-{palette}.png",
+                encode(design(index, first_text, palette), "PNG"),
+                f"{stem}-{palette}",
+                "theme",
+                negative_of=light,
+            )
     _add_theme_pairs(files)
     labels = {"files": files}
     (out / "labels.json").write_text(json.dumps(labels, indent=1))

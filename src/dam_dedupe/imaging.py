@@ -65,7 +65,7 @@ DECODE_SIZE = 128
 """The smallest side a reduced decode aims for: the matcher works on 64x64, and a decode of
 at least twice that keeps its box filter honest."""
 
-MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 """Largest picture (width x height as stored) decoded at all; beyond it the file is refused
 as a decompression bomb. JPEG is decoded reduced, so a large JPEG costs little memory."""
 

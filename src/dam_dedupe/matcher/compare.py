@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dam_dedupe.matcher.perceptual import DIHEDRAL, dct_dihedral, grad_hash_of, thumbnail_array
+import numpy as np
+
+from dam_dedupe.matcher.perceptual import DIHEDRAL, chroma_array, dct_dihedral, grad_hash_of, thumbnail_array
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.matcher.verify import Verdict, featureless, verify
 from dam_dedupe.records import Fingerprint, MatchKind
@@ -27,9 +29,40 @@ class Comparison:
     evidence: dict[str, object]
 
 
+FLAT_TOLERANCE = 3.0
+"""Largest difference of mean grey level, and of mean chroma, between two featureless copies."""
+
+
 def comparable(fp: Fingerprint) -> bool:
     """Whether a fingerprint can be matched perceptually (it has hashes and some structure)."""
     return bool(fp.thumbnail) and "dct" in fp.perceptual and not featureless(fp.thumbnail)  # type: ignore[arg-type]
+
+
+def flat(fp: Fingerprint) -> bool:
+    """Whether a fingerprint is of a featureless picture (a flat colour), matched by colour alone."""
+    return bool(fp.thumbnail) and "chroma" in fp.perceptual and featureless(fp.thumbnail)  # type: ignore[arg-type]
+
+
+def flat_level(fp: Fingerprint) -> float:
+    """Mean grey level of a fingerprint's thumbnail."""
+    return float(thumbnail_array(fp.thumbnail).mean())  # type: ignore[arg-type]
+
+
+def flat_match(a: Fingerprint, b: Fingerprint) -> dict[str, object] | None:
+    """Evidence that two featureless pictures are one flat colour, or ``None``."""
+    if not (flat(a) and flat(b)):
+        return None
+    level = abs(flat_level(a) - flat_level(b))
+    chroma = float(np.abs(chroma_array(a.perceptual["chroma"]) - chroma_array(b.perceptual["chroma"])).mean())
+    if level > FLAT_TOLERANCE or chroma > FLAT_TOLERANCE:
+        return None
+    return {
+        "relation": ["featureless: one flat colour", "converted" if a.format != b.format else "re-encoded"],
+        "grey_level_difference": round(level, 1),
+        "chroma_difference": round(chroma, 1),
+        "size": {"a": [a.width, a.height], "b": [b.width, b.height]},
+        "format": {"a": a.format, "b": b.format},
+    }
 
 
 def dct_distance(a: Fingerprint, b: Fingerprint, symmetry: str = "identity") -> int:
@@ -74,7 +107,12 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     """
     if a.sha256 == b.sha256:
         return Comparison("exact", {"relation": ["identical"], "sha256": a.sha256})
-    if not settings.perceptual or not (comparable(a) and comparable(b)):
+    if not settings.perceptual:
+        return None
+    if flat(a) or flat(b):
+        found = flat_match(a, b)
+        return Comparison("near", found) if found else None
+    if not (comparable(a) and comparable(b)):
         return None
     symmetries = list(DIHEDRAL) if settings.transforms else ["identity"]
     symmetries.sort(key=lambda name: (dct_distance(a, b, name), name != "identity"))

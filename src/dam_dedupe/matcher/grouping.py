@@ -9,6 +9,9 @@
    one is verified as a copy of every member of the other (complete linkage). So a chain
    A~B~C of look-alikes where A and C are not copies never becomes one group. For groups
    larger than ``LINKAGE_SAMPLE`` the check uses their first ``LINKAGE_SAMPLE`` members.
+
+Featureless pictures (a flat colour; no structure to hash) are grouped when their grey
+level and colour agree (:func:`~dam_dedupe.matcher.compare.flat_match`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dam_dedupe.matcher.compare import comparable, compare, judge
+from dam_dedupe.matcher.compare import comparable, compare, flat, flat_level, flat_match, judge
 from dam_dedupe.matcher.index import pairs_within
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
@@ -61,10 +64,10 @@ def _merge_near(
 ) -> list[list[int]]:
     """Merge nodes (lists of byte-identical indices) that are verified copies, without chaining."""
     usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
+    edges = _flat_edges(fingerprints, nodes)
     if len(usable) < 2:
-        return nodes
+        return _complete_linkage(fingerprints, nodes, edges, settings)
     codes = np.array([int(fingerprints[nodes[n][0]].perceptual["dct"], 16) for n in usable], dtype=np.uint64)
-    edges = []
     for i, j, symmetry in candidate_pairs(codes, settings):
         a, b = fingerprints[nodes[usable[i]][0]], fingerprints[nodes[usable[j]][0]]
         verdict = judge(a, b, symmetry, settings)
@@ -72,6 +75,18 @@ def _merge_near(
             edges.append((verdict.trimmed_rms, usable[i], usable[j]))
     edges.sort()
     return _complete_linkage(fingerprints, nodes, edges, settings)
+
+
+def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> list[tuple[float, int, int]]:
+    """Edges between featureless nodes of one flat colour: neighbours in grey-level order."""
+    flats = sorted(
+        (flat_level(fingerprints[node[0]]), n) for n, node in enumerate(nodes) if flat(fingerprints[node[0]])
+    )
+    edges = []
+    for (level_a, a), (level_b, b) in zip(flats, flats[1:], strict=False):
+        if flat_match(fingerprints[nodes[a][0]], fingerprints[nodes[b][0]]) is not None:
+            edges.append((level_b - level_a, a, b))
+    return edges
 
 
 def _complete_linkage(
@@ -104,5 +119,3 @@ def _complete_linkage(
                 group_of[n] = keep
             members[keep].extend(members.pop(gone))
     return [[index for n in group for index in nodes[n]] for group in members.values()]
-
-

@@ -34,9 +34,9 @@ def pairs_within_linear(codes: np.ndarray, radius: int, queries: np.ndarray | No
     With ``queries`` ``None`` it is the self-join of ``codes`` and returns pairs ``i < j``.
     Returns an int64 array of shape (k, 2), sorted.
     """
-    found = []
+    found: list[tuple[int, int]] = []
     self_join = queries is None
-    probe = codes if self_join else queries
+    probe = codes if queries is None else queries
     for i, code in enumerate(probe):
         near = np.nonzero(popcount(codes ^ code) <= radius)[0]
         if self_join:

@@ -68,13 +68,23 @@ class MatchSettings:
 PRESETS: dict[str, MatchSettings] = {
     "exact": MatchSettings(preset="exact", perceptual=False, transforms=False),
     "strict": MatchSettings(
-        preset="strict", candidate_radius=5, transform_radius=4, max_residual=0.14, max_changed=0.03,
-        max_colour_distance=12.0, max_aspect_change=0.06,
+        preset="strict",
+        candidate_radius=5,
+        transform_radius=4,
+        max_residual=0.14,
+        max_changed=0.03,
+        max_colour_distance=12.0,
+        max_aspect_change=0.06,
     ),
     "balanced": MatchSettings(preset="balanced"),
     "loose": MatchSettings(
-        preset="loose", candidate_radius=12, transform_radius=8, max_residual=0.3, max_changed=0.1,
-        max_colour_distance=26.0, max_aspect_change=0.16,
+        preset="loose",
+        candidate_radius=12,
+        transform_radius=8,
+        max_residual=0.3,
+        max_changed=0.1,
+        max_colour_distance=26.0,
+        max_aspect_change=0.16,
     ),
 }
 """The named presets; ``balanced`` is the default."""
