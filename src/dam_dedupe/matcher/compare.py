@@ -70,6 +70,11 @@ def dct_distance(a: Fingerprint, b: Fingerprint, symmetry: str = "identity") -> 
     return (dct_dihedral(int(a.perceptual["dct"], 16), symmetry) ^ int(b.perceptual["dct"], 16)).bit_count()
 
 
+def _distance(a: Fingerprint, b: Fingerprint, family: str) -> int:
+    """Bits in which two fingerprints' hashes of one family differ."""
+    return (int(a.perceptual[family], 16) ^ int(b.perceptual[family], 16)).bit_count()
+
+
 def aspect_change(a: Fingerprint, b: Fingerprint, symmetry: str) -> float:
     """log(aspect ratio of ``b``) minus log(aspect ratio of ``a`` turned by ``symmetry``)."""
     wa, ha = (a.height, a.width) if symmetry in QUARTER_TURNS else (a.width, a.height)
@@ -93,6 +98,8 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
         good_enough=settings.max_residual / 2,
     )
     if verdict.trimmed_rms > settings.max_residual or verdict.changed > settings.max_changed:
+        return None
+    if verdict.edge_strip > settings.max_edge_strip:
         return None
     if verdict.colour_distance is not None and verdict.colour_distance > settings.max_colour_distance:
         return None
@@ -133,12 +140,18 @@ def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, obje
         "symmetry": verdict.symmetry,
         "hashes": {
             "dct": {"distance": dct_distance(a, b, verdict.symmetry), "bits": 63},
+            **{
+                family: {"distance": _distance(a, b, family), "bits": 63}
+                for family in ("low", "centre")
+                if verdict.symmetry == "identity" and family in a.perceptual and family in b.perceptual
+            },
             "grad": {"distance": grad, "bits": 128},
         },
         "thumbnail": {
             "residual": round(verdict.trimmed_rms, 3),
             "residual_all": round(verdict.rms, 3),
             "changed_area": round(verdict.changed, 4),
+            "edge_strip": round(verdict.edge_strip, 3),
         },
         "crop": {"of": verdict.cropped, "margins": [round(m, 3) for m in verdict.crop]} if verdict.cropped else None,
         "colour_distance": None if verdict.colour_distance is None else round(verdict.colour_distance, 1),

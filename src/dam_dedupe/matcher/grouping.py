@@ -1,14 +1,18 @@
 """Partitioning fingerprinted assets into groups of copies.
 
 1. Byte-identical fingerprints (same SHA-256) form one node.
-2. The index (:mod:`dam_dedupe.matcher.index`) finds every pair of nodes whose ``dct``
-   hashes are within ``candidate_radius`` bits, and, for rotated and mirrored copies,
-   within ``transform_radius`` bits of each symmetry of one another.
+2. The index (:mod:`dam_dedupe.matcher.index`) finds every pair of nodes whose ``dct``,
+   ``low`` or ``centre`` hashes are within ``candidate_radius`` bits (each family catches
+   copies the others miss: re-encodes, crops, edge watermarks), and, for rotated and
+   mirrored copies, whose ``dct`` hashes are within ``transform_radius`` bits after each
+   symmetry.
 3. Each candidate pair is verified against the thumbnails (:func:`~dam_dedupe.matcher.compare.judge`).
-4. Verified pairs are merged best first, and two groups merge only if every member of
-   one is verified as a copy of every member of the other (complete linkage). So a chain
-   A~B~C of look-alikes where A and C are not copies never becomes one group. For groups
-   larger than ``LINKAGE_SAMPLE`` the check uses their first ``LINKAGE_SAMPLE`` members.
+4. Verified pairs are merged best first, and two groups merge only if more than half of
+   the pairs across them are verified copies too (a strict majority linkage). So a chain
+   A~B~C where A and C are not copies never becomes one group, while a group of many
+   edits of one original (a crop, a watermarked copy, a greyscale copy) holds together
+   even though two edits compounded may fail verification. For groups larger than
+   ``LINKAGE_SAMPLE`` the check uses their first ``LINKAGE_SAMPLE`` members.
 
 Featureless pictures (a flat colour; no structure to hash) are grouped when their grey
 level and colour agree (:func:`~dam_dedupe.matcher.compare.flat_match`).
@@ -16,8 +20,10 @@ level and colour agree (:func:`~dam_dedupe.matcher.compare.flat_match`).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,8 +34,12 @@ from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
 
 LINKAGE_SAMPLE = 12
+INDEX_THREADS = min(2, os.cpu_count() or 1)
 
 # One symmetry of each inverse pair: a pair related by rotate-270 is found as rotate-90 from the other side.
+SELF_INVERSE = frozenset({"rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse"})
+INDEXED_FAMILIES = ("dct", "low", "centre")
+"""Hash families whose near neighbours are candidates (see :mod:`dam_dedupe.matcher.perceptual`)."""
 SEARCHED_SYMMETRIES = ("rotate-90", "rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse")
 
 
@@ -47,16 +57,42 @@ def find_groups(fingerprints: Sequence[Fingerprint], settings: MatchSettings) ->
     return sorted(sorted(group) for group in nodes if len(group) > 1)
 
 
-def candidate_pairs(codes: np.ndarray, settings: MatchSettings) -> list[tuple[int, int, str]]:
-    """Every (i, j, symmetry) with code j within the settings' radius of code i after symmetry."""
-    found = [(int(i), int(j), "identity") for i, j in pairs_within(codes, settings.candidate_radius)]
+def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> list[tuple[int, int, str]]:
+    """Every (i, j, symmetry) nominated by the index: for each family in :data:`INDEXED_FAMILIES`,
+    code j within ``candidate_radius`` of code i; with transforms, ``dct`` code j within
+    ``transform_radius`` of code i after each symmetry. Pairs come once per (i, j, symmetry).
+
+    The joins run on ``INDEX_THREADS`` threads: numpy releases the interpreter lock in the heavy steps.
+    """
+
+    def join(task: tuple[str, str]) -> np.ndarray:
+        family, symmetry = task
+        if symmetry == "identity":
+            return pairs_within(codes[family], settings.candidate_radius)
+        moved = dct_dihedral_array(codes["dct"], symmetry)
+        found = pairs_within(codes["dct"], settings.transform_radius, queries=moved)
+        if symmetry in SELF_INVERSE:
+            found = _unique_rows(np.sort(found, axis=1))
+        return found[found[:, 0] != found[:, 1]]
+
+    tasks = [(family, "identity") for family in INDEXED_FAMILIES if family in codes]
     if settings.transforms:
-        for symmetry in SEARCHED_SYMMETRIES:
-            moved = dct_dihedral_array(codes, symmetry)
-            for i, j in pairs_within(codes, settings.transform_radius, queries=moved):
-                if i != j:
-                    found.append((int(i), int(j), symmetry))
+        tasks += [("dct", symmetry) for symmetry in SEARCHED_SYMMETRIES]
+    with ThreadPoolExecutor(INDEX_THREADS) as pool:
+        results = list(pool.map(join, tasks))
+    identity = np.unique(
+        np.concatenate([r for (_, sym), r in zip(tasks, results, strict=True) if sym == "identity"]), axis=0
+    )
+    found = [(int(i), int(j), "identity") for i, j in identity]
+    for (_, symmetry), pairs in zip(tasks, results, strict=True):
+        if symmetry != "identity":
+            found.extend((int(i), int(j), symmetry) for i, j in pairs)
     return found
+
+
+def _unique_rows(pairs: np.ndarray) -> np.ndarray:
+    """Distinct rows of an (n, 2) array (numpy's unique cannot take an empty one by rows)."""
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
 
 
 def _merge_near(
@@ -66,15 +102,19 @@ def _merge_near(
     usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
     edges = _flat_edges(fingerprints, nodes)
     if len(usable) < 2:
-        return _complete_linkage(fingerprints, nodes, edges, settings)
-    codes = np.array([int(fingerprints[nodes[n][0]].perceptual["dct"], 16) for n in usable], dtype=np.uint64)
+        return _majority_linkage(fingerprints, nodes, edges, settings)
+    families = [f for f in INDEXED_FAMILIES if all(f in fingerprints[nodes[n][0]].perceptual for n in usable)]
+    codes = {
+        family: np.array([int(fingerprints[nodes[n][0]].perceptual[family], 16) for n in usable], dtype=np.uint64)
+        for family in families
+    }
     for i, j, symmetry in candidate_pairs(codes, settings):
         a, b = fingerprints[nodes[usable[i]][0]], fingerprints[nodes[usable[j]][0]]
         verdict = judge(a, b, symmetry, settings)
         if verdict is not None:
             edges.append((verdict.trimmed_rms, usable[i], usable[j]))
     edges.sort()
-    return _complete_linkage(fingerprints, nodes, edges, settings)
+    return _majority_linkage(fingerprints, nodes, edges, settings)
 
 
 def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> list[tuple[float, int, int]]:
@@ -89,13 +129,13 @@ def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> 
     return edges
 
 
-def _complete_linkage(
+def _majority_linkage(
     fingerprints: Sequence[Fingerprint],
     nodes: list[list[int]],
     edges: list[tuple[float, int, int]],
     settings: MatchSettings,
 ) -> list[list[int]]:
-    """Merge node groups along ``edges`` (best first) when every cross pair is a verified copy."""
+    """Merge node groups along ``edges`` (best first) when most cross pairs are verified copies."""
     group_of = list(range(len(nodes)))
     members: dict[int, list[int]] = {n: [n] for n in range(len(nodes))}
     verified: dict[tuple[int, int], bool] = {}
@@ -113,7 +153,8 @@ def _complete_linkage(
             continue
         verified[(min(x, y), max(x, y))] = True
         sample_x, sample_y = members[gx][:LINKAGE_SAMPLE], members[gy][:LINKAGE_SAMPLE]
-        if all(copies(p, q) for p in sample_x for q in sample_y):
+        agreeing = sum(copies(p, q) for p in sample_x for q in sample_y)
+        if 2 * agreeing > len(sample_x) * len(sample_y):
             keep, gone = (gx, gy) if len(members[gx]) >= len(members[gy]) else (gy, gx)
             for n in members[gone]:
                 group_of[n] = keep

@@ -104,8 +104,12 @@ def pairs_within(codes: np.ndarray, radius: int, queries: np.ndarray | None = No
         probe_keys = ((probe >> np.uint64(shift)) & mask).astype(np.int64)
         bucket = _Buckets(keys[order], width)
         for flip in _flip_masks(width, flips).astype(np.int64):
-            start, stop = bucket.ranges(probe_keys ^ flip)
-            found.append(_expand(codes, probe, order, start, stop, radius, self_join))
+            # In a self-join a pair whose keys differ by ``flip`` is found from both ends:
+            # probe only from the end with the smaller key.
+            chosen = np.nonzero(probe_keys < (probe_keys ^ flip))[0] if self_join and flip else None
+            wanted = probe_keys ^ flip if chosen is None else probe_keys[chosen] ^ flip
+            start, stop = bucket.ranges(wanted)
+            found.append(_expand(codes, probe, order, start, stop, radius, self_join, chosen))
         shift += width
     return _sorted_pairs(np.concatenate(found))
 
@@ -141,17 +145,25 @@ def _expand(
     stop: np.ndarray,
     radius: int,
     self_join: bool,
+    chosen: np.ndarray | None,
 ) -> np.ndarray:
-    """The verified pairs from bucket ranges [start, stop) of each query."""
+    """The verified pairs from bucket ranges [start, stop) of each probed query.
+
+    ``chosen`` maps the probed positions to query indices when only some queries were probed.
+    """
     counts = stop - start
     hit = np.nonzero(counts)[0]
     if not len(hit):
         return np.zeros((0, 2), dtype=np.int64)
     counts = counts[hit]
-    query = np.repeat(hit, counts)
+    position = np.repeat(hit, counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     other = order[np.repeat(start[hit], counts) + offsets]
+    query = position if chosen is None else chosen[position]
     keep = popcount(probe[query] ^ codes[other]) <= radius
+    query, other = query[keep], other[keep]
     if self_join:
-        keep &= query < other
-    return np.stack([query[keep], other[keep]], axis=1).astype(np.int64)
+        first, second = np.minimum(query, other), np.maximum(query, other)
+        distinct = first != second
+        return np.stack([first[distinct], second[distinct]], axis=1).astype(np.int64)
+    return np.stack([query, other], axis=1).astype(np.int64)

@@ -8,6 +8,10 @@ Everything is computed from one normalised greyscale picture of ``WORK_SIDE`` sq
   not a median threshold, so that a rotated or mirrored copy's hash is an exact bit
   permutation and sign flip of the original's (:func:`dct_dihedral`): the index finds
   ``transformed`` copies without decoding anything again.
+- ``low``: 63-bit hash of the 21 lowest DCT frequencies, 3 bits each (:func:`low_hash_of`):
+  finds cropped copies the ``dct`` hash misses.
+- ``centre``: the ``dct`` hash of the middle 75% (:func:`centre_hash_of`): finds copies with
+  a logo or watermark near the edge.
 - ``grad``: 128-bit gradient hash (dHash): for a 9x8 and an 8x9 reduction, whether each
   pixel is brighter than its right (then lower) neighbour. A second family, so that a
   match needs two kinds of evidence to agree.
@@ -29,7 +33,7 @@ WORK_SIDE = 64
 CHROMA_GRID = 4
 DCT_BLOCK = 8
 
-FAMILIES = ("dct", "grad", "chroma")
+FAMILIES = ("dct", "low", "centre", "grad", "chroma")
 """The perceptual families :func:`describe` stores, by name."""
 
 
@@ -60,6 +64,31 @@ def dct_hash_of(grey: np.ndarray) -> int:
 def _pack(bits: np.ndarray) -> int:
     """Bits (index 0 = least significant) packed into an int."""
     return int(sum(1 << i for i, bit in enumerate(bits.tolist()) if bit))
+
+
+_ZIGZAG = np.argsort((_U + _V) * DCT_BLOCK + _U, kind="stable")[:21]
+_CENTRE = slice(4, 28)
+
+
+def low_hash_of(grey: np.ndarray) -> int:
+    """The 63-bit ``low`` hash (as an int) of a 32x32 float picture.
+
+    The 21 lowest AC coefficients, each as a 3-bit thermometer code: above zero, above
+    their median magnitude, below minus their median magnitude. A coefficient that moves a
+    little flips one bit, not a sign: robust to crops, which shift the higher frequencies.
+    """
+    coefficients = dct_coefficients(grey)[_U, _V][_ZIGZAG]
+    level = float(np.median(np.abs(coefficients)))
+    return _pack(np.concatenate([coefficients > 0, coefficients > level, coefficients < -level]))
+
+
+def centre_hash_of(grey: np.ndarray) -> int:
+    """The 64-bit ``centre`` hash (as an int): the dct hash of the middle 75% of the picture.
+
+    Watermarks and logos sit near the edges and corners; this hash does not see them.
+    """
+    centre = Image.fromarray(np.ascontiguousarray(grey[_CENTRE, _CENTRE], dtype=np.float32), mode="F")
+    return dct_hash_of(np.asarray(centre.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)))
 
 
 def grad_hash_of(grey: np.ndarray) -> int:
@@ -146,6 +175,8 @@ def describe(image: Image.Image) -> tuple[dict[str, str], bytes]:
     half = np.rint(grey.reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))).clip(0, 255)
     hashes = {
         "dct": f"{dct_hash_of(half):016x}",
+        "low": f"{low_hash_of(half):016x}",
+        "centre": f"{centre_hash_of(half):016x}",
         "grad": f"{grad_hash_of(half):032x}",
         "chroma": chroma_signature(work).tobytes().hex(),
     }

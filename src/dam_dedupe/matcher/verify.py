@@ -46,6 +46,9 @@ class Verdict:
         changed: share of thumbnail pixels that differ beyond ``DIFF_LEVEL``.
         trimmed_rms: RMS residual over all but the ``LOCAL_CHANGE`` share of pixels that differ
             most: room for a watermark or logo.
+        edge_strip: the largest median absolute residual along one border (2 pixels
+            deep): high when one picture shows content beyond the other's edge, as a
+            shifted view does, while a logo or watermark covers only part of a border.
         edge_change: gradient energy of the residual over the pictures' own gradient energy:
             how much of the picture's structure (edges, text) differs.
         crop: margins (left, top, right, bottom) in fractions, of the image that was cropped.
@@ -59,6 +62,7 @@ class Verdict:
     changed: float
     edge_change: float
     trimmed_rms: float
+    edge_strip: float
     crop: tuple[float, float, float, float]
     cropped: str
     colour_distance: float | None
@@ -131,6 +135,8 @@ def _best_crop(
         errs = _batch_residual(mats[y_index] @ big @ mats[candidates].transpose(0, 2, 1), target)
         if float(errs.min()) < score:
             score, best_x, best_y = float(errs.min()), int(candidates[np.argmin(errs)]), y_index
+    if not np.isfinite(score):
+        return score, (0.0, 0.0, 0.0, 0.0)
     for _ in range(2):
         candidates = np.nonzero(allowed(float(scales[best_y]), 1.0))[0]
         errs = _batch_residual((mats[best_y] @ big) @ mats[candidates].transpose(0, 2, 1), target)
@@ -213,6 +219,7 @@ def verify(
         changed=float((np.abs(residual) > DIFF_LEVEL).mean()),
         edge_change=float(_gradient_energy(residual).sum()) / structure,
         trimmed_rms=_trimmed_rms(residual),
+        edge_strip=_edge_strip(residual),
         crop=crop,
         cropped=cropped,
         colour_distance=colour_distance,
@@ -226,6 +233,16 @@ def _soften(a: np.ndarray) -> np.ndarray:
     padded = np.pad(a, 1, mode="edge")
     rows = (padded[:-2, :] + 2 * padded[1:-1, :] + padded[2:, :]) / 4
     return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+
+
+def _edge_strip(residual: np.ndarray) -> float:
+    """Largest median (along the border) absolute residual over the four 2-pixel border strips.
+
+    The median, so that a logo or watermark covering part of a border does not count.
+    """
+    magnitude = np.abs(residual)
+    strips = (magnitude[:2, :].mean(0), magnitude[-2:, :].mean(0), magnitude[:, :2].mean(1), magnitude[:, -2:].mean(1))
+    return float(max(np.median(strip) for strip in strips))
 
 
 def _trimmed_rms(residual: np.ndarray) -> float:
