@@ -1,9 +1,9 @@
 """All-pairs near-duplicate search time on synthetic fingerprints with planted copies.
 
-For each size N, makes N random 63-bit ``dct`` hashes, plants copies of some of them
-(a hash with up to ``candidate_radius`` bits flipped, and rotated or mirrored hashes with
-up to ``transform_radius`` flipped), runs the same candidate search that
-:func:`dam_dedupe.matcher.find_groups` runs (:func:`~dam_dedupe.matcher.grouping.candidate_pairs`),
+For each size N, makes N random 63-bit hashes of each indexed family (``dct``, ``low``,
+``centre``), plants copies of 1% of them (hashes with up to ``candidate_radius`` bits
+flipped, and rotated or mirrored ``dct`` hashes with up to ``transform_radius`` flipped), runs the same candidate search
+that :func:`dam_dedupe.matcher.find_groups` runs (:func:`~dam_dedupe.matcher.grouping.candidate_pairs`),
 checks that every planted pair is found, and fits the growth exponent of time against N.
 
 Run: ``python benchmarks/scalability.py [--sizes 10000 100000 1000000] [--preset balanced]``
@@ -17,17 +17,19 @@ import time
 
 import numpy as np
 
-from dam_dedupe.matcher import PRESETS
-from dam_dedupe.matcher.grouping import SEARCHED_SYMMETRIES, candidate_pairs
+from dam_dedupe.matcher import PRESETS, MatchSettings
+from dam_dedupe.matcher.grouping import INDEXED_FAMILIES, SEARCHED_SYMMETRIES, candidate_pairs
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 
 PLANTED_SHARE = 0.01
 
 
-def synthetic(size: int, settings: object, seed: int) -> tuple[np.ndarray, set[tuple[int, int, str]]]:
-    """``size`` hashes with about 1% planted copies, and the planted (i, j, symmetry) triples."""
+def synthetic(size: int, settings: MatchSettings, seed: int) -> tuple[dict[str, np.ndarray], set[tuple[int, int, str]]]:
+    """Random hashes of each indexed family with about 1% planted copies, and the planted
+    (i, j, symmetry) triples. A planted ``identity`` copy is near in every family; a
+    planted rotated or mirrored copy is near in ``dct`` after the symmetry."""
     rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 2**63, size, dtype=np.uint64)
+    codes = {family: rng.integers(0, 2**63, size, dtype=np.uint64) for family in INDEXED_FAMILIES}
     planted: set[tuple[int, int, str]] = set()
     count = int(size * PLANTED_SHARE)
     sources = rng.choice(size // 2, count, replace=False)
@@ -35,10 +37,14 @@ def synthetic(size: int, settings: object, seed: int) -> tuple[np.ndarray, set[t
     symmetries = ["identity", *SEARCHED_SYMMETRIES]
     for n, (i, j) in enumerate(zip(sources.tolist(), targets.tolist(), strict=True)):
         symmetry = symmetries[n % len(symmetries)]
-        radius = settings.candidate_radius if symmetry == "identity" else settings.transform_radius  # type: ignore[attr-defined]
-        bits = rng.choice(63, size=int(rng.integers(0, radius + 1)), replace=False)
-        base = codes[i : i + 1] if symmetry == "identity" else dct_dihedral_array(codes[i : i + 1], symmetry)
-        codes[j] = base[0] ^ np.uint64(sum(1 << int(b) for b in bits))
+        families = INDEXED_FAMILIES if symmetry == "identity" else ("dct",)
+        radius = settings.candidate_radius if symmetry == "identity" else settings.transform_radius
+        for family in families:
+            bits = rng.choice(63, size=int(rng.integers(0, radius + 1)), replace=False)
+            base = codes[family][i : i + 1]
+            if symmetry != "identity":
+                base = dct_dihedral_array(base, symmetry)
+            codes[family][j] = base[0] ^ np.uint64(sum(1 << int(b) for b in bits))
         planted.add((i, j, symmetry))
     return codes, planted
 

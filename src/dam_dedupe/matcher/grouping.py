@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -129,6 +129,24 @@ def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> 
     return edges
 
 
+def _majority(copies: Callable[[int, int], bool], first: list[int], second: list[int]) -> bool:
+    """Whether more than half of the pairs across two groups are copies (stopping once decided)."""
+    total = len(first) * len(second)
+    needed = total // 2 + 1
+    agreeing = disagreeing = 0
+    for p in first:
+        for q in second:
+            if copies(p, q):
+                agreeing += 1
+            else:
+                disagreeing += 1
+            if agreeing >= needed:
+                return True
+            if disagreeing > total - needed:
+                return False
+    return False
+
+
 def _majority_linkage(
     fingerprints: Sequence[Fingerprint],
     nodes: list[list[int]],
@@ -152,9 +170,7 @@ def _majority_linkage(
         if gx == gy:
             continue
         verified[(min(x, y), max(x, y))] = True
-        sample_x, sample_y = members[gx][:LINKAGE_SAMPLE], members[gy][:LINKAGE_SAMPLE]
-        agreeing = sum(copies(p, q) for p in sample_x for q in sample_y)
-        if 2 * agreeing > len(sample_x) * len(sample_y):
+        if _majority(copies, members[gx][:LINKAGE_SAMPLE], members[gy][:LINKAGE_SAMPLE]):
             keep, gone = (gx, gy) if len(members[gx]) >= len(members[gy]) else (gy, gx)
             for n in members[gone]:
                 group_of[n] = keep

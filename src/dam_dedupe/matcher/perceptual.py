@@ -33,8 +33,6 @@ WORK_SIDE = 64
 CHROMA_GRID = 4
 DCT_BLOCK = 8
 
-FAMILIES = ("dct", "low", "centre", "grad", "chroma")
-"""The perceptual families :func:`describe` stores, by name."""
 
 
 def _dct_matrix(n: int) -> np.ndarray:

@@ -7,9 +7,11 @@ thumbnails agree everywhere except in a small area (room for a watermark or logo
 1. both thumbnails are put on a common scale (mean 0, standard deviation 1), which makes
    brightness, contrast and greyscale conversion irrelevant;
 2. a crop of one onto the other is searched: margins of up to ``MAX_MARGIN`` per side, by
-   coordinate descent over area-resampling matrices;
-3. the residual is measured as its RMS and as the share of pixels that differ by more than
-   ``DIFF_LEVEL`` standard deviations (the *changed area*);
+   coordinate descent over area-resampling matrices, constrained to explain the change of
+   aspect ratio;
+3. the residual is measured as its RMS without the ``LOCAL_CHANGE`` share of worst pixels,
+   as the share of pixels that differ by more than ``DIFF_LEVEL`` standard deviations (the
+   *changed area*) and along each border (a shifted view shows new content there);
 4. colour is compared when both images have colour, so that colour themes of one design do
    not match while a greyscale copy does.
 """
@@ -49,8 +51,6 @@ class Verdict:
         edge_strip: the largest median absolute residual along one border (2 pixels
             deep): high when one picture shows content beyond the other's edge, as a
             shifted view does, while a logo or watermark covers only part of a border.
-        edge_change: gradient energy of the residual over the pictures' own gradient energy:
-            how much of the picture's structure (edges, text) differs.
         crop: margins (left, top, right, bottom) in fractions, of the image that was cropped.
         cropped: ``"first"``, ``"second"`` or ``""``: which image looks like a crop of the other.
         colour_distance: mean chroma difference over the grid, or ``None`` when one image has no colour.
@@ -60,7 +60,6 @@ class Verdict:
     symmetry: str
     rms: float
     changed: float
-    edge_change: float
     trimmed_rms: float
     edge_strip: float
     crop: tuple[float, float, float, float]
@@ -171,15 +170,6 @@ def _colour(chroma_a: str | None, chroma_b: str | None, symmetry: str) -> tuple[
     return None, ""
 
 
-def _gradient_energy(a: np.ndarray) -> np.ndarray:
-    """Squared gradient magnitude per pixel (forward differences, last row/column zero)."""
-    gx = np.zeros_like(a)
-    gy = np.zeros_like(a)
-    gx[:, :-1] = a[:, 1:] - a[:, :-1]
-    gy[:-1, :] = a[1:, :] - a[:-1, :]
-    return gx**2 + gy**2
-
-
 def verify(
     thumb_a: bytes,
     thumb_b: bytes,
@@ -211,13 +201,11 @@ def verify(
     if cropped:
         x, y = _normalise(_soften(x)), _normalise(_soften(y))
     residual = x - y
-    structure = float((_gradient_energy(x) + _gradient_energy(y)).sum()) / 2 + 1e-6
     colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
     return Verdict(
         symmetry=symmetry,
         rms=float(np.sqrt((residual**2).mean())),
         changed=float((np.abs(residual) > DIFF_LEVEL).mean()),
-        edge_change=float(_gradient_energy(residual).sum()) / structure,
         trimmed_rms=_trimmed_rms(residual),
         edge_strip=_edge_strip(residual),
         crop=crop,
