@@ -27,13 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dam_dedupe.matcher.compare import comparable, compare, flat, flat_level, flat_match, judge
+from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, compare, flat, flat_level, flat_match, judge
 from dam_dedupe.matcher.index import pairs_within
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
 
 LINKAGE_SAMPLE = 12
+FLAT_WINDOW = 50
 INDEX_THREADS = min(2, os.cpu_count() or 1)
 
 # One symmetry of each inverse pair: a pair related by rotate-270 is found as rotate-90 from the other side.
@@ -118,14 +119,21 @@ def _merge_near(
 
 
 def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> list[tuple[float, int, int]]:
-    """Edges between featureless nodes of one flat colour: neighbours in grey-level order."""
+    """Edges between featureless nodes of one flat colour.
+
+    Each node is compared with the next ``FLAT_WINDOW`` nodes in grey-level order that are
+    within the tolerance: enough for every copy, bounded for a million blank pages.
+    """
     flats = sorted(
         (flat_level(fingerprints[node[0]]), n) for n, node in enumerate(nodes) if flat(fingerprints[node[0]])
     )
     edges = []
-    for (level_a, a), (level_b, b) in zip(flats, flats[1:], strict=False):
-        if flat_match(fingerprints[nodes[a][0]], fingerprints[nodes[b][0]]) is not None:
-            edges.append((level_b - level_a, a, b))
+    for k, (level_a, a) in enumerate(flats):
+        for level_b, b in flats[k + 1 : k + 1 + FLAT_WINDOW]:
+            if level_b - level_a > FLAT_TOLERANCE:
+                break
+            if flat_match(fingerprints[nodes[a][0]], fingerprints[nodes[b][0]]) is not None:
+                edges.append((level_b - level_a, a, b))
     return edges
 
 
