@@ -74,6 +74,68 @@ class RunCounts:
     skipped: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SignOff:
+    """One person's approval of a plan, in one role (``it``, ``legal``, ``compliance``, …)."""
+
+    plan_id: str
+    signed_by: str
+    role: str
+    note: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """One ``apply`` or ``undo`` of a plan.
+
+    Attributes:
+        id: the run id users name (``dam-dedupe undo RUN_ID``).
+        plan_id: the plan it carries out.
+        kind: ``apply`` or ``undo``.
+        undoes: for an undo, the apply run it reverses; else ``None``.
+        started, started_by: when and by whom.
+        finished: when every step was done, or ``None`` while running or after a crash.
+        status: ``running`` or ``finished``.
+    """
+
+    id: str
+    plan_id: str
+    kind: str
+    undoes: str | None
+    started: str
+    started_by: str
+    finished: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A step's *before* (about to act, with what undo needs) or *after* (done, with its outcome)."""
+
+    run_id: str
+    step: int
+    phase: str
+    outcome: str
+    detail: dict[str, object]
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the chained audit log; ``hash`` covers every other field and ``prev_hash``."""
+
+    seq: int
+    at: str
+    actor: str
+    event: str
+    plan_id: str
+    run_id: str
+    detail: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
 class Catalog(Protocol):
     """What the scan, report and governance workflow need of a catalog."""
 
@@ -142,6 +204,47 @@ class Catalog(Protocol):
 
     def sources(self) -> list[SourceSpec]:
         """Every source the catalog has seen."""
+
+    # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
+
+    def save_plan(self, plan_id: str, action: str, created: str, created_by: str, body: str) -> None:
+        """Register a plan (its canonical JSON body); registering the same id again changes nothing."""
+
+    def plan_body(self, plan_id: str) -> str | None:
+        """The registered body of a plan, or ``None`` if no plan with this id was made with this catalog."""
+
+    def add_signoff(self, signoff: SignOff) -> None:
+        """Record a sign-off against a registered plan."""
+
+    def signoffs(self, plan_id: str) -> list[SignOff]:
+        """Every sign-off of a plan, oldest first."""
+
+    def begin_action_run(self, run: ActionRun) -> None:
+        """Record the start of an apply or undo run."""
+
+    def finish_action_run(self, run_id: str, finished: str) -> None:
+        """Mark a run finished."""
+
+    def action_runs(self, plan_id: str | None = None) -> list[ActionRun]:
+        """Runs, oldest first; only those of ``plan_id`` when given."""
+
+    def action_run(self, run_id: str) -> ActionRun | None:
+        """One run, or ``None``."""
+
+    def add_journal(self, entry: JournalEntry) -> None:
+        """Append a step's *before* or *after*; a second entry for the same run, step and phase is refused."""
+
+    def journal(self, run_id: str) -> list[JournalEntry]:
+        """A run's journal, in the order written."""
+
+    def last_audit_entry(self) -> AuditEntry | None:
+        """The newest audit entry, whose hash the next one chains to."""
+
+    def add_audit_entry(self, entry: AuditEntry) -> None:
+        """Append an audit entry (the caller computed its chain hash)."""
+
+    def audit_entries(self) -> list[AuditEntry]:
+        """The whole audit log, oldest first."""
 
     def close(self) -> None:
         """Release the catalog."""

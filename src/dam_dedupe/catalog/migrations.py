@@ -90,6 +90,60 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (cluster_id, asset_id)
     );
     """,
+    # 2: the governance workflow: registered plans, sign-offs, apply/undo runs, their step
+    # journal, and the chained audit log (append-only: triggers refuse UPDATE and DELETE).
+    """
+    CREATE TABLE plans (
+        id TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        created TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE signoffs (
+        id INTEGER PRIMARY KEY,
+        plan_id TEXT NOT NULL REFERENCES plans(id),
+        signed_by TEXT NOT NULL,
+        role TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        at TEXT NOT NULL
+    );
+    CREATE TABLE action_runs (
+        id TEXT PRIMARY KEY,
+        plan_id TEXT NOT NULL REFERENCES plans(id),
+        kind TEXT NOT NULL CHECK (kind IN ('apply', 'undo')),
+        undoes TEXT REFERENCES action_runs(id),
+        started TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        finished TEXT,
+        status TEXT NOT NULL CHECK (status IN ('running', 'finished'))
+    );
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES action_runs(id),
+        step INTEGER NOT NULL,
+        phase TEXT NOT NULL CHECK (phase IN ('before', 'after')),
+        outcome TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '{}',
+        at TEXT NOT NULL,
+        UNIQUE (run_id, step, phase)
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        event TEXT NOT NULL,
+        plan_id TEXT NOT NULL DEFAULT '',
+        run_id TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '{}',
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

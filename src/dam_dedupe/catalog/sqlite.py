@@ -13,7 +13,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dam_dedupe.catalog.base import AssetState, CatalogAsset, CatalogProblem, RunCounts, StoredCluster
+from dam_dedupe.catalog.base import (
+    ActionRun,
+    AssetState,
+    AuditEntry,
+    CatalogAsset,
+    CatalogProblem,
+    JournalEntry,
+    RunCounts,
+    SignOff,
+    StoredCluster,
+)
 from dam_dedupe.catalog.migrations import migrate
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 
@@ -301,6 +311,101 @@ class SqliteCatalog:
     def sources(self) -> list[SourceSpec]:
         """Every source the catalog has seen."""
         return [SourceSpec(row["uri"], row["name"]) for row in self.conn.execute("SELECT uri, name FROM sources")]
+
+    # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
+
+    def save_plan(self, plan_id: str, action: str, created: str, created_by: str, body: str) -> None:
+        """Register a plan (its canonical JSON body); registering the same id again changes nothing."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO plans (id, action, created, created_by, body) VALUES (?, ?, ?, ?, ?)",
+            (plan_id, action, created, created_by, body),
+        )
+
+    def plan_body(self, plan_id: str) -> str | None:
+        """The registered body of a plan, or ``None`` if no plan with this id was made with this catalog."""
+        row = self.conn.execute("SELECT body FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        return row[0] if row else None
+
+    def add_signoff(self, signoff: SignOff) -> None:
+        """Record a sign-off against a registered plan."""
+        self.conn.execute(
+            "INSERT INTO signoffs (plan_id, signed_by, role, note, at) VALUES (?, ?, ?, ?, ?)",
+            (signoff.plan_id, signoff.signed_by, signoff.role, signoff.note, signoff.at),
+        )
+
+    def signoffs(self, plan_id: str) -> list[SignOff]:
+        """Every sign-off of a plan, oldest first."""
+        rows = self.conn.execute(
+            "SELECT plan_id, signed_by, role, note, at FROM signoffs WHERE plan_id = ? ORDER BY id", (plan_id,)
+        )
+        return [SignOff(*row) for row in rows]
+
+    def begin_action_run(self, run: ActionRun) -> None:
+        """Record the start of an apply or undo run."""
+        self.conn.execute(
+            "INSERT INTO action_runs (id, plan_id, kind, undoes, started, started_by, finished, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run.id, run.plan_id, run.kind, run.undoes, run.started, run.started_by, run.finished, run.status),
+        )
+
+    def finish_action_run(self, run_id: str, finished: str) -> None:
+        """Mark a run finished."""
+        self.conn.execute("UPDATE action_runs SET finished = ?, status = 'finished' WHERE id = ?", (finished, run_id))
+
+    def action_runs(self, plan_id: str | None = None) -> list[ActionRun]:
+        """Runs, oldest first; only those of ``plan_id`` when given."""
+        query = "SELECT id, plan_id, kind, undoes, started, started_by, finished, status FROM action_runs"
+        if plan_id is None:
+            rows = self.conn.execute(query + " ORDER BY started, rowid")
+        else:
+            rows = self.conn.execute(query + " WHERE plan_id = ? ORDER BY started, rowid", (plan_id,))
+        return [ActionRun(*row) for row in rows]
+
+    def action_run(self, run_id: str) -> ActionRun | None:
+        """One run, or ``None``."""
+        row = self.conn.execute(
+            "SELECT id, plan_id, kind, undoes, started, started_by, finished, status FROM action_runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        return ActionRun(*row) if row else None
+
+    def add_journal(self, entry: JournalEntry) -> None:
+        """Append a step's *before* or *after*; a second entry for the same run, step and phase is refused."""
+        self.conn.execute(
+            "INSERT INTO journal (run_id, step, phase, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (entry.run_id, entry.step, entry.phase, entry.outcome, json.dumps(entry.detail, ensure_ascii=False),
+             entry.at),
+        )  # fmt: skip
+
+    def journal(self, run_id: str) -> list[JournalEntry]:
+        """A run's journal, in the order written."""
+        rows = self.conn.execute(
+            "SELECT run_id, step, phase, outcome, detail, at FROM journal WHERE run_id = ? ORDER BY id", (run_id,)
+        )
+        return [JournalEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def last_audit_entry(self) -> AuditEntry | None:
+        """The newest audit entry, whose hash the next one chains to."""
+        row = self.conn.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return self._audit(row) if row else None
+
+    def add_audit_entry(self, entry: AuditEntry) -> None:
+        """Append an audit entry (the caller computed its chain hash)."""
+        self.conn.execute(
+            "INSERT INTO audit_log (seq, at, actor, event, plan_id, run_id, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.seq, entry.at, entry.actor, entry.event, entry.plan_id, entry.run_id,
+             json.dumps(entry.detail, ensure_ascii=False, sort_keys=True), entry.prev_hash, entry.hash),
+        )  # fmt: skip
+
+    def audit_entries(self) -> list[AuditEntry]:
+        """The whole audit log, oldest first."""
+        return [self._audit(row) for row in self.conn.execute("SELECT * FROM audit_log ORDER BY seq")]
+
+    @staticmethod
+    def _audit(row: sqlite3.Row) -> AuditEntry:
+        return AuditEntry(row["seq"], row["at"], row["actor"], row["event"], row["plan_id"], row["run_id"],
+                          json.loads(row["detail"]), row["prev_hash"], row["hash"])  # fmt: skip
 
     # -- rows to records -----------------------------------------------------------------------
 
