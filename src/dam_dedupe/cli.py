@@ -184,3 +184,21 @@ def demo(obj: Context, directory: str, output: str) -> None:
     finally:
         catalog.close()
     click.echo(f"report: {Path(output).resolve()}")
+
+
+# The governance workflow (plan, approve, apply, undo, runs, audit) lives in its own package.
+from dam_dedupe.governance.commands import (  # noqa: E402
+    apply_command,
+    approve_command,
+    audit_group,
+    plan_command,
+    runs_command,
+    undo_command,
+)
+
+main.add_command(plan_command)
+main.add_command(approve_command)
+main.add_command(apply_command)
+main.add_command(undo_command)
+main.add_command(runs_command)
+main.add_command(audit_group)
