@@ -59,43 +59,54 @@ class JobResult:
     retry: bool = False
 
 
-_worker_adapters: dict[SourceSpec, SourceAdapter] = {}
-_worker_host: Host | None = None
+_process_adapters: dict[SourceSpec, SourceAdapter] = {}
 
 
-def _adapter_in_worker(spec: SourceSpec) -> SourceAdapter:
-    """Each worker process builds its own host and adapters once, from the picklable spec."""
-    global _worker_host
-    if spec not in _worker_adapters:
-        if _worker_host is None:
-            _worker_host = Host()
-        _worker_adapters[spec] = _worker_host.open_source(spec)
-    return _worker_adapters[spec]
+class FingerprintJob:
+    """Reads and fingerprints assets of one source; the callable sent to the executor.
 
+    In this process it uses the scan's own adapter. Pickled to a worker process, it
+    carries only the :class:`SourceSpec`, and the worker builds its adapter from the
+    installed plugins once and keeps it for later jobs.
+    """
 
-def fingerprint_job(spec: SourceSpec, asset_id: int, record: AssetRecord) -> JobResult:
-    """Read and fingerprint one asset; never raises for a problem with the asset."""
-    try:
-        adapter = _adapter_in_worker(spec)
-        stream = adapter.open(record)
-    except AssetGone as exc:
-        return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
-    except DamDedupeError as exc:
-        return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
-    try:
-        with stream:
-            fingerprint = fingerprint_stream(stream)
-    except NotAnImage as exc:
-        if has_image_extension(record.name):
-            return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
-        return JobResult(asset_id, content="skipped")
-    except AssetGone as exc:
-        return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
-    except AssetError as exc:
-        return JobResult(asset_id, content="error", error=str(exc))
-    except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
-        return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
-    return JobResult(asset_id, fingerprint)
+    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None) -> None:
+        self.spec = spec
+        self._adapter = adapter
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"spec": self.spec, "_adapter": None}
+
+    def adapter(self) -> SourceAdapter:
+        """The adapter to read with: the scan's own, or this worker process's."""
+        if self._adapter is None:
+            if self.spec not in _process_adapters:
+                _process_adapters[self.spec] = Host().open_source(self.spec)
+            self._adapter = _process_adapters[self.spec]
+        return self._adapter
+
+    def __call__(self, asset_id: int, record: AssetRecord) -> JobResult:
+        """Read and fingerprint one asset; never raises for a problem with the asset."""
+        try:
+            stream = self.adapter().open(record)
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
+        except DamDedupeError as exc:
+            return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
+        try:
+            with stream:
+                fingerprint = fingerprint_stream(stream)
+        except NotAnImage as exc:
+            if has_image_extension(record.name):
+                return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
+            return JobResult(asset_id, content="skipped")
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
+        except AssetError as exc:
+            return JobResult(asset_id, content="error", error=str(exc))
+        except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
+            return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
+        return JobResult(asset_id, fingerprint)
 
 
 # -- the scan ----------------------------------------------------------------------------------
@@ -126,7 +137,7 @@ class Scan:
             return
         try:
             self._list(adapter, spec, source_id, run_id)
-            self._fingerprint(spec, source_id)
+            self._fingerprint(FingerprintJob(spec, adapter), source_id)
         finally:
             adapter.close()
 
@@ -193,7 +204,7 @@ class Scan:
         with self.catalog.transaction():
             for asset in pending:
                 record = asset.record
-                if not worth_reading(record.name):
+                if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
                     self.catalog.set_content(asset.id, "skipped")
                     self.counts.skipped += 1
                 elif (
@@ -207,7 +218,7 @@ class Scan:
                     chosen.append(asset)
         return chosen
 
-    def _fingerprint(self, spec: SourceSpec, source_id: int) -> None:
+    def _fingerprint(self, job: FingerprintJob, source_id: int) -> None:
         assets = self._to_read(source_id)
         if not assets:
             return
@@ -222,14 +233,14 @@ class Scan:
                     asset = next(queue, None)
                     if asset is None:
                         break
-                    in_flight.add(executor.submit(fingerprint_job, spec, asset.id, asset.record))
+                    in_flight.add(executor.submit(job, asset.id, asset.record))
                 if not in_flight:
                     break
                 finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 results += [future.result() for future in finished]
                 done += len(finished)
                 if self.progress:
-                    self.progress(spec.label, done, total)
+                    self.progress(job.spec.label, done, total)
                 if len(results) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
                     self._store(results)
                     results, last_commit = [], time.monotonic()
