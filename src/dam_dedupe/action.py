@@ -96,7 +96,16 @@ class ExpectedAsset:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExpectedAsset:
         """Read the form :func:`dataclasses.asdict` writes into a plan."""
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        return cls(
+            source=str(data["source"]),
+            key=str(data["key"]),
+            uri=str(data["uri"]),
+            sha256=str(data["sha256"]),
+            size=int(data["size"]),
+            etag=data.get("etag"),
+            version_id=data.get("version_id"),
+            store_hash=data.get("store_hash"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

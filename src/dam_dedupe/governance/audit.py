@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,15 +40,15 @@ def entry_hash(seq: int, at: str, actor: str, event: str, plan_id: str, run_id: 
 
 
 def record(catalog: Catalog, actor: str, event: str, plan_id: str = "", run_id: str = "",
-           detail: dict[str, object] | None = None) -> AuditEntry:  # fmt: skip
+           detail: Mapping[str, object] | None = None) -> AuditEntry:  # fmt: skip
     """Append one entry chained to the newest; call inside ``catalog.transaction()`` with the change it records."""
     last = catalog.last_audit_entry()
     seq = last.seq + 1 if last else 1
     prev = last.hash if last else GENESIS
     at = now()
-    detail = json.loads(json.dumps(detail or {}, ensure_ascii=False))  # the exact form stored and read back
-    entry = AuditEntry(seq, at, actor, event, plan_id, run_id, detail, prev,
-                       entry_hash(seq, at, actor, event, plan_id, run_id, detail, prev))  # fmt: skip
+    stored: dict[str, object] = json.loads(json.dumps(dict(detail or {}), ensure_ascii=False))  # as read back
+    entry = AuditEntry(seq, at, actor, event, plan_id, run_id, stored, prev,
+                       entry_hash(seq, at, actor, event, plan_id, run_id, stored, prev))  # fmt: skip
     catalog.add_audit_entry(entry)
     return entry
 
