@@ -241,6 +241,8 @@ def test_apply_refuses_without_the_required_signoffs(lib: Library, tmp_path: Pat
 
     code, out = cli(lib, tmp_path, "apply", plan_file)
     assert code == 1 and "is not approved" in out and "a sign-off as it" in out and "a sign-off as legal" in out
+    code, out = cli(lib, tmp_path, "apply", plan_file, "--dry-run")  # reviewers may look before signing
+    assert code == 0 and "not approved yet" in out and "6 steps would run" in out
 
     assert cli(lib, tmp_path, "approve", plan_file, "--by", "lee", "--role", "legal")[0] == 0
     code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "lee", "--role", "it")
@@ -286,6 +288,24 @@ def test_a_plan_is_applied_once_and_undone_once(lib: Library, tmp_path: Path) ->
 
     code, out = cli(lib, tmp_path, "apply", str(plan_file))
     assert code == 1 and f"already applied in run {run_id}" in out
+    assert run_id in cli(lib, tmp_path, "runs")[1]
     assert cli(lib, tmp_path, "undo", run_id)[0] == 0
     code, out = cli(lib, tmp_path, "undo", run_id)
     assert code == 1 and "already undone" in out
+
+
+def test_undo_never_overwrites_what_took_a_duplicate_s_place(lib: Library, tmp_path: Path) -> None:
+    plan = approved(lib, "quarantine")
+    report = apply_plan(lib.catalog, lib.host, lib.config, plan, out_dir=tmp_path)
+    newcomer = lib.root / "Marketing 2026" / "IMG_4001.JPG"
+    newcomer.write_bytes(b"a new file saved under the old name")
+
+    undone = undo_run(lib.catalog, lib.host, lib.config, report.run_id)
+
+    skipped = [r for r in undone.results if r.outcome == "skipped"]
+    assert [r.step.target.uri for r in skipped] == [newcomer.as_uri()]
+    assert "now holds other content" in skipped[0].reason
+    assert newcomer.read_bytes() == b"a new file saved under the old name"
+    held = skipped[0].step.params["quarantine_key"]
+    assert (lib.root / unquote(held)).exists()  # the quarantined copy is kept
+    assert undone.count("undone") == len(plan.steps) - 1

@@ -203,5 +203,8 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
 
 
 def _json_values(body: dict[str, Any]) -> dict[str, Any]:
-    """The body as it reads back from JSON (tuples become lists), so the id is computed over what is written."""
-    return dict(json.loads(canonical_json(body)))
+    """The body as it reads back from JSON (tuples become lists), so the id is computed over what is written.
+
+    Key order is kept, so the file reads in a reviewer's order; the id does not depend on it.
+    """
+    return dict(json.loads(json.dumps(body, ensure_ascii=False)))
