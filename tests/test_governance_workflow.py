@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -309,3 +310,17 @@ def test_undo_never_overwrites_what_took_a_duplicate_s_place(lib: Library, tmp_p
     held = skipped[0].step.params["quarantine_key"]
     assert (lib.root / unquote(held)).exists()  # the quarantined copy is kept
     assert undone.count("undone") == len(plan.steps) - 1
+
+
+def test_a_second_run_at_the_same_time_is_refused(lib: Library, tmp_path: Path) -> None:
+    (tmp_path / "dam-dedupe.toml").write_text("", encoding="utf-8")
+    plan_file = tmp_path / "plan.json"
+    write_plan(approved(lib, "quarantine"), plan_file)
+    start = tree_state(lib.root)
+    with open(lib.catalog.path + ".runs.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a running apply holds
+
+        code, out = cli(lib, tmp_path, "apply", str(plan_file))
+
+    assert code == 1 and "another apply or undo is running" in out
+    assert tree_state(lib.root) == start

@@ -10,7 +10,15 @@ from dam_dedupe.catalog import ActionRun, Catalog
 from dam_dedupe.config import Config
 from dam_dedupe.errors import DamDedupeError
 from dam_dedupe.governance.plan import Plan
-from dam_dedupe.governance.runner import Echo, RunJournal, RunReport, StepResult, action_plugin, undone_steps
+from dam_dedupe.governance.runner import (
+    Echo,
+    RunJournal,
+    RunReport,
+    StepResult,
+    action_plugin,
+    exclusive_runs,
+    undone_steps,
+)
 from dam_dedupe.governance.signoff import NotApproved, check_registered, missing_signoffs, required_roles
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
@@ -66,24 +74,31 @@ def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str
         if missing:
             raise NotApproved(f"plan {plan.id} is not approved: it still needs {', '.join(missing)} "
                               f"('dam-dedupe approve PLAN --by NAME --role ROLE')")  # fmt: skip
-        earlier = _run_to_continue(catalog, plan)
-        if earlier is None:
-            journal = RunJournal.start(catalog, host, plan.id, "apply", by)
-        else:
-            journal = RunJournal(catalog, host, earlier, by)
-            journal.resume()
-            say(f"continuing interrupted run {earlier.id}")
-        report = RunReport(journal.run.id, plan.id, "apply", resumed=earlier is not None)
-        for step in plan.steps:
-            result = journal.earlier_result(step) or _apply_step(plugin, stores, journal, step)
-            report.results.append(result)
-            say(_line(result))
-        done = [(r.step, r.detail) for r in report.results if r.outcome == "applied"]
-        report.notes = plugin.finish(stores, journal.run.id, done, out_dir)
-        journal.finish(report)
-        return report
+        with exclusive_runs(catalog):
+            return _apply(catalog, host, plan, plugin, stores, by, out_dir, say)
     finally:
         stores.close()
+
+
+def _apply(catalog: Catalog, host: Host, plan: Plan, plugin: ActionPlugin, stores: AdapterPool, by: str,
+           out_dir: Path, say: Echo) -> RunReport:  # fmt: skip
+    """Start or continue the plan's run and take every step not done yet."""
+    earlier = _run_to_continue(catalog, plan)
+    if earlier is None:
+        journal = RunJournal.start(catalog, host, plan.id, "apply", by)
+    else:
+        journal = RunJournal(catalog, host, earlier, by)
+        journal.resume()
+        say(f"continuing interrupted run {earlier.id}")
+    report = RunReport(journal.run.id, plan.id, "apply", resumed=earlier is not None)
+    for step in plan.steps:
+        result = journal.earlier_result(step) or _apply_step(plugin, stores, journal, step)
+        report.results.append(result)
+        say(_line(result))
+    done = [(r.step, r.detail) for r in report.results if r.outcome == "applied"]
+    report.notes = plugin.finish(stores, journal.run.id, done, out_dir)
+    journal.finish(report)
+    return report
 
 
 def _apply_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, step: ActionStep) -> StepResult:
