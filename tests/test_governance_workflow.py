@@ -176,6 +176,20 @@ def test_an_asset_changed_after_planning_is_skipped_with_a_reason(lib: Library, 
     assert report.count("applied") == len(plan.steps) - 2
 
 
+def test_copies_of_a_canonical_gone_since_planning_are_left_alone(lib: Library, tmp_path: Path) -> None:
+    plan = approved(lib, "redirect")
+    canonical = lib.root / "品牌" / "master_0.jpg"
+    canonical.rename(tmp_path / "moved away.jpg")
+    its_copies = [s.target.uri for s in plan.steps if s.canonical.uri == canonical.as_uri()]
+
+    report = apply_plan(lib.catalog, lib.host, lib.config, plan, out_dir=tmp_path)
+
+    skipped = {r.step.target.uri: r.reason for r in report.results if r.outcome == "skipped"}
+    assert sorted(skipped) == sorted(its_copies) and len(its_copies) == 2
+    assert all(f"its canonical {canonical.as_uri()} is gone" in reason for reason in skipped.values())
+    assert all(path_of(uri).is_file() and not path_of(uri).is_symlink() for uri in its_copies)
+
+
 def test_listeners_are_told_of_every_step(lib: Library, tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
 

@@ -108,9 +108,7 @@ def _apply_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, 
         before: dict[str, Any] = dict(entry.detail)  # begun before a crash: the plugin inspects and finishes it
     else:
         try:
-            reason = step.target.mismatch(stores.adapter(step.target.source).stat(step.target.key))
-            if reason is not None:
-                raise StepSkipped(reason)
+            _check_state(stores, step)
             before = plugin.prepare(stores, step)
         except StepSkipped as exc:
             return _record(journal, StepResult(step, "skipped", str(exc)))
@@ -126,6 +124,21 @@ def _apply_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, 
         result = StepResult(step, "failed", _reason(exc))
     journal.checkpoint()
     return _record(journal, result)
+
+
+def _check_state(stores: AdapterPool, step: ActionStep) -> None:
+    """Raise :class:`StepSkipped` unless the asset, and for a duplicate its canonical, are as planned.
+
+    A duplicate is never acted on when the copy it defers to is gone or changed.
+    """
+    reason = step.target.mismatch(stores.adapter(step.target.source).stat(step.target.key))
+    if reason is not None:
+        raise StepSkipped(reason)
+    if step.role == "duplicate":
+        canonical = step.canonical
+        reason = canonical.mismatch(stores.adapter(canonical.source).stat(canonical.key), content_only=True)
+        if reason is not None:
+            raise StepSkipped(f"its canonical {canonical.uri} is {reason}; the copy is left as it is")
 
 
 def _record(journal: RunJournal, result: StepResult) -> StepResult:
@@ -151,10 +164,11 @@ def _dry_run(plan: Plan, stores: AdapterPool, missing: list[str], say: Echo) -> 
         report.notes.append(f"not approved yet: needs {', '.join(missing)}")
     for step in plan.steps:
         try:
-            reason = step.target.mismatch(stores.adapter(step.target.source).stat(step.target.key))
+            _check_state(stores, step)
+            reason = ""
         except DamDedupeError as exc:
             reason = str(exc)
-        result = StepResult(step, "skipped" if reason else "would", reason or "", dict(step.params))
+        result = StepResult(step, "skipped" if reason else "would", reason, dict(step.params))
         report.results.append(result)
         tail = f": {reason}" if reason else ""
         say(f"would {'skip' if reason else 'do'} {step.operation} {step.target.uri}{tail}")
