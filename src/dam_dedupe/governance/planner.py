@@ -73,29 +73,10 @@ class _Planner:
     def choose(self, stored: StoredCluster, assets: dict[int, CatalogAsset]) -> ClusterChoice | None:
         """The cluster as the plan will act on it, or ``None`` (and why, in :attr:`excluded`)."""
         members = {assets[asset_id].record.uri: (assets[asset_id], match, ev) for asset_id, match, ev in stored.members}
-        canonical_uri = assets[stored.canonical_asset_id].record.uri
-        left_alone: set[str] = set()
-        decisions = self.decisions.for_cluster(stored.id) if self.decisions else []
-        exporter = self.decisions.exported_by if self.decisions else ""
-        for decision in decisions:
-            who = f"reviewer decision '{decision.decision}' exported by {exporter}"
-            if decision.decision in CLUSTER_DECISIONS:
-                self.effects.append({**dataclasses.asdict(decision), "effect": "cluster left out"})
-                self.exclude(stored.id, who)
-                return None
-            if decision.uri not in members:
-                effect = "not a member of this cluster"
-                if decision.decision == "canonical":
-                    self.effects.append({**dataclasses.asdict(decision), "effect": effect + "; cluster left out"})
-                    self.exclude(stored.id, f"{who} names {decision.uri}, {effect}")
-                    return None
-                self.effects.append({**dataclasses.asdict(decision), "effect": effect + "; ignored"})
-            elif decision.decision == "canonical":
-                canonical_uri = decision.uri
-                self.effects.append({**dataclasses.asdict(decision), "effect": "canonical changed"})
-            else:
-                left_alone.add(decision.uri)
-                self.effects.append({**dataclasses.asdict(decision), "effect": "copy left alone"})
+        decided = self._decide(stored.id, set(members), assets[stored.canonical_asset_id].record.uri)
+        if decided is None:
+            return None
+        canonical_uri, left_alone = decided
         canonical = expected(members[canonical_uri][0])
         if (reason := self.plugin.skip_reason(canonical)) is not None:
             self.exclude(stored.id, f"its canonical {reason}; rescan without it")
@@ -108,6 +89,43 @@ class _Planner:
             self.exclude(stored.id, "no copy left to act on")
             return None
         return ClusterChoice(stored.id, canonical, tuple(duplicates))
+
+    def _decide(self, cluster: str, members: set[str], canonical_uri: str) -> tuple[str, set[str]] | None:
+        """Apply reviewers' decisions: the canonical and the copies left alone, or ``None`` if the cluster is out."""
+        if self.decisions is None:
+            return canonical_uri, set()
+        left_alone: set[str] = set()
+        for decision in self.decisions.for_cluster(cluster):
+            who = f"reviewer decision '{decision.decision}' exported by {self.decisions.exported_by}"
+            record = dataclasses.asdict(decision)
+            if decision.decision in CLUSTER_DECISIONS:
+                self.effects.append({**record, "effect": "cluster left out"})
+                self.exclude(cluster, who)
+                return None
+            if decision.uri not in members:
+                effect = "not a member of this cluster"
+                if decision.decision == "canonical":
+                    self.effects.append({**record, "effect": effect + "; cluster left out"})
+                    self.exclude(cluster, f"{who} names {decision.uri}, {effect}")
+                    return None
+                self.effects.append({**record, "effect": effect + "; ignored"})
+            elif decision.decision == "canonical":
+                canonical_uri = decision.uri
+                self.effects.append({**record, "effect": "canonical changed"})
+            elif decision.uri == canonical_uri:
+                self.effects.append({**record, "effect": "it is the canonical; ignored"})
+            else:
+                left_alone.add(decision.uri)
+                self.effects.append({**record, "effect": "copy left alone"})
+        return canonical_uri, left_alone
+
+    def note_unplanned_decisions(self, planned: set[str], in_catalog: set[str]) -> None:
+        """Record decisions about clusters this plan did not look at, so none vanishes silently."""
+        for decision in self.decisions.items if self.decisions else ():
+            if decision.cluster not in planned:
+                effect = "cluster not selected; ignored" if decision.cluster in in_catalog else (
+                    "cluster no longer in the catalog; ignored")  # fmt: skip
+                self.effects.append({**dataclasses.asdict(decision), "effect": effect})
 
     def _duplicate(self, cluster: str, asset: CatalogAsset, match: str, evidence: dict[str, object],
                    left_alone: bool) -> ExpectedAsset | None:  # fmt: skip
@@ -153,10 +171,12 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
     plugin = cls(checked)
     selection = selection or Selection()
     planner = _Planner(plugin, selection, decisions)
-    stored = [c for c in catalog.clusters() if not selection.clusters or c.id in selection.clusters]
+    all_clusters = catalog.clusters()
+    stored = [c for c in all_clusters if not selection.clusters or c.id in selection.clusters]
     unknown = set(selection.clusters) - {c.id for c in stored}
     if unknown:
         raise ConfigError(f"no cluster {sorted(unknown)} in the catalog; see 'dam-dedupe report'")
+    planner.note_unplanned_decisions({c.id for c in stored}, {c.id for c in all_clusters})
     assets = catalog.assets_by_id(asset_id for c in stored for asset_id, _m, _e in c.members)
     stores = AdapterPool(host, config)
     steps: list[ActionStep] = []
