@@ -210,6 +210,12 @@ class Catalog(Protocol):
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
 
+    def run_lock(self) -> AbstractContextManager[None]:
+        """Hold the lock that lets one ``apply`` or ``undo`` run at a time; raise ``DamDedupeError`` if it is held.
+
+        It must be released when the holding process dies, so an interrupted run can be resumed.
+        """
+
     def save_plan(self, plan_id: str, action: str, created: str, created_by: str, body: str) -> None:
         """Register a plan (its canonical JSON body); registering the same id again changes nothing."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from dam_dedupe.catalog.base import (
     StoredCluster,
 )
 from dam_dedupe.catalog.migrations import migrate
+from dam_dedupe.errors import DamDedupeError
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 
 
@@ -34,6 +36,18 @@ def _now() -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _lock_file(fd: int) -> None:
+    """Take an exclusive, non-blocking lock on an open file; ``OSError`` if another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 class SqliteCatalog:
@@ -323,6 +337,23 @@ class SqliteCatalog:
         return [SourceSpec(row["uri"], row["name"]) for row in self.conn.execute("SELECT uri, name FROM sources")]
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold an OS file lock on ``CATALOG.runs.lock``: one ``apply`` or ``undo`` at a time per catalog.
+
+        The OS releases it when the process dies, so an interrupted run can always be resumed;
+        a second run meanwhile is refused with a clear message instead of racing on the same steps.
+        """
+        path = Path(self.path + ".runs.lock")
+        with path.open("a+b") as handle:
+            try:
+                _lock_file(handle.fileno())
+            except OSError as exc:
+                raise DamDedupeError(
+                    f"another apply or undo is running on this catalog (lock {path}); wait for it to finish"
+                ) from exc
+            yield
 
     def save_plan(self, plan_id: str, action: str, created: str, created_by: str, body: str) -> None:
         """Register a plan (its canonical JSON body); registering the same id again changes nothing."""

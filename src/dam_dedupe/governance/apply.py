@@ -16,7 +16,6 @@ from dam_dedupe.governance.runner import (
     RunReport,
     StepResult,
     action_plugin,
-    exclusive_runs,
     undone_steps,
 )
 from dam_dedupe.governance.signoff import NotApproved, check_registered, missing_signoffs, required_roles
@@ -74,7 +73,7 @@ def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str
         if missing:
             raise NotApproved(f"plan {plan.id} is not approved: it still needs {', '.join(missing)} "
                               f"('dam-dedupe approve PLAN --by NAME --role ROLE')")  # fmt: skip
-        with exclusive_runs(catalog):
+        with catalog.run_lock():
             return _apply(catalog, host, plan, plugin, stores, by, out_dir, say)
     finally:
         stores.close()

@@ -13,17 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from dam_dedupe.action import ActionPlugin, ActionStep
 from dam_dedupe.catalog import ActionRun, Catalog, JournalEntry
-from dam_dedupe.errors import ConfigError, DamDedupeError
+from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import audit
 from dam_dedupe.governance.plan import Plan
 from dam_dedupe.host import Host
@@ -91,36 +88,6 @@ def undone_steps(catalog: Catalog, run: ActionRun) -> set[int]:
         for entry in catalog.journal(other.id)
         if entry.phase == "after" and entry.outcome == "undone"
     }
-
-
-@contextmanager
-def exclusive_runs(catalog: Catalog) -> Iterator[None]:
-    """Hold the catalog's run lock: one ``apply`` or ``undo`` at a time per catalog.
-
-    The lock is an OS file lock on ``CATALOG.runs.lock``, released by the OS when the
-    process dies, so an interrupted run can always be resumed. Two runs at once are
-    refused with a clear message instead of racing on the same steps.
-    """
-    path = Path(str(getattr(catalog, "path", "dam-dedupe.sqlite")) + ".runs.lock")
-    with path.open("a+b") as handle:
-        try:
-            _lock(handle.fileno())
-        except OSError as exc:
-            raise DamDedupeError(
-                f"another apply or undo is running on this catalog (lock {path}); wait for it to finish"
-            ) from exc
-        yield
-
-
-def _lock(fd: int) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def new_run_id() -> str:

@@ -35,7 +35,7 @@ def check_registered(catalog: Catalog, plan: Plan) -> None:
     body = catalog.plan_body(plan.id)
     if body is None:
         raise DamDedupeError(
-            f"plan {plan.id} was not made with this catalog ({getattr(catalog, 'path', '')}); "
+            f"plan {plan.id} was not made with this catalog; "
             "make it with 'dam-dedupe plan' against the catalog you apply with"
         )
     if body != canonical_json(plan.body):

@@ -16,7 +16,6 @@ from dam_dedupe.governance.runner import (
     RunReport,
     StepResult,
     action_plugin,
-    exclusive_runs,
     undone_steps,
 )
 from dam_dedupe.governance.stores import AdapterPool
@@ -88,7 +87,7 @@ def undo_run(catalog: Catalog, host: Host, config: Config, run_id: str, by: str 
             report.results.append(StepResult(step, "would"))
             say(f"would undo {step.operation} {step.target.uri}")
         return report
-    with exclusive_runs(catalog):
+    with catalog.run_lock():
         pending = _Pending.of(catalog, run, plan)
         earlier = _undo_to_continue(catalog, run)
         if earlier is None:
