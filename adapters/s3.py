@@ -31,11 +31,10 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
 
-from dam_dedupe.adapters import s3_tags
-from dam_dedupe.adapters.s3_errors import ACCESS_CODES, Operation, error_code, explain, is_transient
-
 from dam_dedupe import hookimpl
 from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.adapters import s3_tags
+from dam_dedupe.adapters.s3_errors import ACCESS_CODES, Operation, error_code, explain, is_transient
 from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from dam_dedupe.retrying import DEFAULT_ATTEMPTS, call_with_retries
@@ -134,7 +133,7 @@ class S3Adapter(SourceAdapter):
             )
             op = Operation(f"connect to {self.spec.uri}", "", "")
             try:
-                session = boto3.session.Session(profile_name=self.profile)  # type: ignore[arg-type]
+                session = boto3.session.Session(profile_name=self.profile)
                 self._client = session.client(
                     "s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config
                 )
@@ -271,7 +270,7 @@ class S3Adapter(SourceAdapter):
         """
         raw = _ObjectStream(self, record)
         raw.start()
-        return io.BufferedReader(raw, buffer_size=READ_BUFFER)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=READ_BUFFER)
 
     def _head(self, object_key: str) -> dict[str, Any]:
         op = self._object_op(

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+
 from dam_dedupe.adapters import s3 as s3_module
 from dam_dedupe.adapters.s3 import S3Adapter
-
 from dam_dedupe.errors import AssetError, AssetGone, SourceError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, SourceSpec
