@@ -13,8 +13,10 @@ the AWS console and CLI show them.
 
 Records from two listings of an unchanged bucket are equal: the modified time is cut to
 whole seconds (as S3 itself keeps it) and the store hash is the ETag's MD5, so a rescan
-reads nothing again. A multipart ETag (``<hex>-<parts>``) is no hash of the content and
-gives no store hash.
+reads nothing again. A multipart ETag (``<hex>-<parts>``) is no hash of the content; such
+an object has a store hash only when it carries a full-object checksum (``CRC64NVME``, or
+``CRC32``/``CRC32C``/``SHA*`` uploaded as ``FULL_OBJECT``), read with one ``HEAD`` unless the
+listing already says the checksum is ``COMPOSITE``.
 
 botocore's own retries are off; every request goes through
 :func:`dam_dedupe.retrying.call_with_retries`, so attempts are bounded and logged.
@@ -22,6 +24,7 @@ botocore's own retries are off; every request goes through
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import logging
@@ -51,6 +54,7 @@ MAX_CONNECTIONS = 4
 READ_BUFFER = 1024 * 1024
 
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+_FULL_OBJECT_ALGORITHMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
 _KEPT_ON_REWRITE = (
     "ContentType",
     "CacheControl",
@@ -84,6 +88,30 @@ def store_hash_of(etag: str | None) -> str | None:
     return None
 
 
+def checksum_store_hash(head: Mapping[str, Any]) -> str | None:
+    """``<algorithm>:<hex>`` from a ``HeadObject`` answer with a full-object checksum, else ``None``.
+
+    A composite checksum (a checksum of the parts' checksums, type ``COMPOSITE``) is no
+    function of the content alone and gives none.
+    """
+    if head.get("ChecksumType") != "FULL_OBJECT":
+        return None
+    for algorithm in _FULL_OBJECT_ALGORITHMS:
+        value = head.get(f"Checksum{algorithm}")
+        if value and "-" not in value:
+            return f"{algorithm.lower()}:{base64.b64decode(value).hex()}"
+    return None
+
+
+def _text_option(spec: SourceSpec, name: str) -> str | None:
+    value = spec.option(name)
+    return None if value is None or value == "" else str(value)
+
+
+def _bare(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
 def _quoted(etag: str) -> str:
     return f'"{etag}"'
 
@@ -102,9 +130,9 @@ class S3Adapter(SourceAdapter):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self.bucket, self.prefix = parse_uri(spec.uri)
-        self.profile = spec.option("profile")
-        self.region = spec.option("region")
-        self.endpoint_url = spec.option("endpoint_url")
+        self.profile = _text_option(spec, "profile")
+        self.region = _text_option(spec, "region")
+        self.endpoint_url = _text_option(spec, "endpoint_url")
         self.attempts = int(str(spec.option("retry_attempts", DEFAULT_ATTEMPTS)))
         self._client: Any = None
 
@@ -228,14 +256,26 @@ class S3Adapter(SourceAdapter):
             request["VersionIdMarker"] = page["NextVersionIdMarker"]
 
     def _listed_record(self, entry: Mapping[str, Any]) -> AssetRecord:
+        object_key, etag = entry["Key"], _bare(entry.get("ETag"))
         metadata = {"storage_class": str(entry.get("StorageClass", "STANDARD"))}
         if entry.get("ChecksumAlgorithm"):
             metadata["checksum_algorithm"] = ",".join(entry["ChecksumAlgorithm"])
         if entry.get("ChecksumType"):
             metadata["checksum_type"] = str(entry["ChecksumType"])
+        store_hash = store_hash_of(etag)
+        if store_hash is None and entry.get("ChecksumAlgorithm") and entry.get("ChecksumType") != "COMPOSITE":
+            store_hash = self._full_object_checksum(object_key)
         return self._record(
-            entry["Key"], entry["Size"], entry.get("LastModified"), entry.get("ETag"), entry.get("VersionId"), metadata
+            object_key, entry["Size"], entry.get("LastModified"), etag, store_hash, entry.get("VersionId"), metadata
         )
+
+    def _full_object_checksum(self, object_key: str) -> str | None:
+        """The store hash of a multipart object from its full-object checksum, if it has one (one ``HEAD``)."""
+        try:
+            return checksum_store_hash(self._head(object_key))
+        except AssetError as exc:
+            log.info("no full-object checksum for %s: %s", self.uri_of(object_key), exc)
+            return None
 
     def _record(
         self,
@@ -243,18 +283,18 @@ class S3Adapter(SourceAdapter):
         size: int,
         modified: datetime | None,
         etag: str | None,
+        store_hash: str | None,
         version_id: str | None,
         metadata: dict[str, str],
     ) -> AssetRecord:
-        bare_etag = etag.strip('"') if etag else None
         return AssetRecord(
             source=self.spec.uri,
             key=object_key[len(self.prefix) :],
             uri=self.uri_of(object_key),
             size=int(size),
             modified=_whole_seconds(modified),
-            store_hash=store_hash_of(bare_etag),
-            etag=bare_etag,
+            store_hash=store_hash,
+            etag=etag,
             version_id=version_id,
             name=object_key.rsplit("/", 1)[-1],
             metadata=metadata,
@@ -279,7 +319,9 @@ class S3Adapter(SourceAdapter):
             "s3:GetObject",
             hint="without s3:ListBucket, S3 also answers 403 for an object that does not exist",
         )
-        return self._call(lambda: self.client.head_object(Bucket=self.bucket, Key=object_key), op, asset=True)
+        return self._call(
+            lambda: self.client.head_object(Bucket=self.bucket, Key=object_key, ChecksumMode="ENABLED"), op, asset=True
+        )
 
     def stat(self, key: str) -> AssetRecord | None:
         """The current record of ``key`` from a ``HEAD`` request, or ``None`` if there is no such object."""
@@ -288,15 +330,13 @@ class S3Adapter(SourceAdapter):
             head = self._head(object_key)
         except AssetGone:
             return None
+        etag = _bare(head.get("ETag"))
         metadata = {"storage_class": str(head.get("StorageClass", "STANDARD"))}
-        return self._record(
-            object_key,
-            head["ContentLength"],
-            head.get("LastModified"),
-            head.get("ETag"),
-            head.get("VersionId"),
-            metadata,
-        )
+        if head.get("ChecksumType"):
+            metadata["checksum_type"] = str(head["ChecksumType"])
+        store_hash = store_hash_of(etag) or checksum_store_hash(head)
+        size, modified = head["ContentLength"], head.get("LastModified")
+        return self._record(object_key, size, modified, etag, store_hash, head.get("VersionId"), metadata)
 
     # -- tags -------------------------------------------------------------------------------------
 
@@ -322,7 +362,7 @@ class S3Adapter(SourceAdapter):
         """
         object_key = self.object_key(record.key)
         head = self._head(object_key)
-        if record.etag and head.get("ETag", "").strip('"') != record.etag:
+        if record.etag and _bare(head.get("ETag")) != record.etag:
             raise AssetError("the object changed since it was checked; tags not set")
         s3_part, overflow = s3_tags.split_tags(tags, self._get_tagging(object_key))
         metadata = dict(head.get("Metadata", {}))
@@ -417,7 +457,7 @@ class S3Adapter(SourceAdapter):
             permission = "s3:DeleteObjectVersion"
         else:
             current = self._head(object_key)
-            if record.etag and current.get("ETag", "").strip('"') != record.etag:
+            if record.etag and _bare(current.get("ETag")) != record.etag:
                 raise AssetError("the object changed since it was checked; not deleted")
             if record.etag:
                 request["IfMatch"] = _quoted(record.etag)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -396,3 +398,37 @@ def test_objects_from_5_gib_are_copied_part_by_part(
     assert s3_admin.head_object(Bucket=bucket, Key="copy.tif")["ContentType"] == "image/tiff"
     assert s3_tags_of(s3_admin, bucket, "copy.tif") == {"t": "1"}
     assert read_all(adapter, copied) == body
+
+
+def test_a_multipart_object_with_a_full_object_checksum_has_a_store_hash(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    parts = [b"a" * (5 * MIB), b"b" * 1024]
+    whole = b"".join(parts)
+    crc = zlib.crc32(whole).to_bytes(4, "big")
+    upload = s3_admin.create_multipart_upload(
+        Bucket=bucket, Key="big.tif", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT"
+    )["UploadId"]
+    done = []
+    for number, part in enumerate(parts, start=1):
+        answer = s3_admin.upload_part(
+            Bucket=bucket, Key="big.tif", UploadId=upload, PartNumber=number, Body=part, ChecksumAlgorithm="CRC32"
+        )
+        done.append({"ETag": answer["ETag"], "PartNumber": number, "ChecksumCRC32": answer["ChecksumCRC32"]})
+    s3_admin.complete_multipart_upload(
+        Bucket=bucket,
+        Key="big.tif",
+        UploadId=upload,
+        MultipartUpload={"Parts": done},
+        ChecksumType="FULL_OBJECT",
+        ChecksumCRC32=base64.b64encode(crc).decode(),
+    )
+    adapter = adapter_for(f"s3://{bucket}")
+
+    record = records_of(adapter)["big.tif"]
+
+    assert record.etag is not None and record.etag.endswith("-2")
+    assert record.store_hash == f"crc32:{crc.hex()}"
+    assert adapter.stat("big.tif") == record == records_of(adapter)["big.tif"]
+    assert s3_env.object_gets == []
