@@ -108,6 +108,17 @@ def _text_option(spec: SourceSpec, name: str) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _attempts_option(spec: SourceSpec) -> int:
+    value = spec.option("retry_attempts", DEFAULT_ATTEMPTS)
+    try:
+        attempts = int(str(value))
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise ConfigError(f"{spec.label}: retry_attempts must be a whole number of at least 1, not {value!r}")
+    return attempts
+
+
 def _bare(etag: str | None) -> str | None:
     return etag.strip('"') if etag else None
 
@@ -133,7 +144,7 @@ class S3Adapter(SourceAdapter):
         self.profile = _text_option(spec, "profile")
         self.region = _text_option(spec, "region")
         self.endpoint_url = _text_option(spec, "endpoint_url")
-        self.attempts = int(str(spec.option("retry_attempts", DEFAULT_ATTEMPTS)))
+        self.attempts = _attempts_option(spec)
         self._client: Any = None
 
     @classmethod

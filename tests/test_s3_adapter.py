@@ -16,7 +16,7 @@ import pytest
 
 from dam_dedupe.adapters import s3 as s3_module
 from dam_dedupe.adapters.s3 import S3Adapter
-from dam_dedupe.errors import AssetError, AssetGone, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, SourceSpec
 from tests.servers.s3 import FaultProxy, iam_user, moto_endpoint, new_bucket, s3_admin, s3_env, s3_proxy  # noqa: F401
@@ -223,9 +223,20 @@ def test_attempts_are_bounded_and_the_error_says_so(s3_env: FaultProxy, new_buck
 # -- failures that need a person ------------------------------------------------------------------------
 
 
-def test_missing_bucket(s3_env: FaultProxy) -> None:
+def test_missing_bucket_unknown_profile_no_credentials_and_bad_options(
+    s3_env: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(SourceError, match="bucket does not exist"):
         records_of(adapter_for("s3://no-such-bucket-here/x"))
+    with pytest.raises(SourceError, match="name an existing profile"):
+        records_of(adapter_for("s3://any-bucket", profile="no-such-profile"))
+    with pytest.raises(ConfigError, match="retry_attempts"):
+        adapter_for("s3://any-bucket", retry_attempts="many")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(SourceError, match="no usable AWS credentials"):
+        records_of(adapter_for("s3://any-bucket"))
+    assert s3_env.requests == [("GET", "/no-such-bucket-here?versioning")]
 
 
 def test_access_denied_names_the_missing_permission(

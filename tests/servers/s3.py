@@ -185,6 +185,7 @@ def aws_variables(endpoint: str, tmp_dir: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": f"{tmp_dir}/aws-config",
         "AWS_SHARED_CREDENTIALS_FILE": f"{tmp_dir}/aws-credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask an instance metadata service for credentials
     }
 
 
