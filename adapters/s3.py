@@ -16,7 +16,9 @@ whole seconds (as S3 itself keeps it) and the store hash is the ETag's MD5, so a
 reads nothing again. A multipart ETag (``<hex>-<parts>``) is no hash of the content; such
 an object has a store hash only when it carries a full-object checksum (``CRC64NVME``, or
 ``CRC32``/``CRC32C``/``SHA*`` uploaded as ``FULL_OBJECT``), read with one ``HEAD`` unless the
-listing already says the checksum is ``COMPOSITE``.
+listing already says the checksum is ``COMPOSITE``. Records carry no store metadata: the
+canonical policy counts ``AssetRecord.metadata`` as descriptive metadata, and storage
+class or checksum algorithm would make S3 copies win that rule for nothing.
 
 botocore's own retries are off; every request goes through
 :func:`dam_dedupe.retrying.call_with_retries`, so attempts are bounded and logged.
@@ -268,16 +270,11 @@ class S3Adapter(SourceAdapter):
 
     def _listed_record(self, entry: Mapping[str, Any]) -> AssetRecord:
         object_key, etag = entry["Key"], _bare(entry.get("ETag"))
-        metadata = {"storage_class": str(entry.get("StorageClass", "STANDARD"))}
-        if entry.get("ChecksumAlgorithm"):
-            metadata["checksum_algorithm"] = ",".join(entry["ChecksumAlgorithm"])
-        if entry.get("ChecksumType"):
-            metadata["checksum_type"] = str(entry["ChecksumType"])
         store_hash = store_hash_of(etag)
         if store_hash is None and entry.get("ChecksumAlgorithm") and entry.get("ChecksumType") != "COMPOSITE":
             store_hash = self._full_object_checksum(object_key)
         return self._record(
-            object_key, entry["Size"], entry.get("LastModified"), etag, store_hash, entry.get("VersionId"), metadata
+            object_key, entry["Size"], entry.get("LastModified"), etag, store_hash, entry.get("VersionId")
         )
 
     def _full_object_checksum(self, object_key: str) -> str | None:
@@ -296,7 +293,6 @@ class S3Adapter(SourceAdapter):
         etag: str | None,
         store_hash: str | None,
         version_id: str | None,
-        metadata: dict[str, str],
     ) -> AssetRecord:
         return AssetRecord(
             source=self.spec.uri,
@@ -308,7 +304,6 @@ class S3Adapter(SourceAdapter):
             etag=etag,
             version_id=version_id,
             name=object_key.rsplit("/", 1)[-1],
-            metadata=metadata,
         )
 
     # -- reading and state ------------------------------------------------------------------------
@@ -342,12 +337,9 @@ class S3Adapter(SourceAdapter):
         except AssetGone:
             return None
         etag = _bare(head.get("ETag"))
-        metadata = {"storage_class": str(head.get("StorageClass", "STANDARD"))}
-        if head.get("ChecksumType"):
-            metadata["checksum_type"] = str(head["ChecksumType"])
         store_hash = store_hash_of(etag) or checksum_store_hash(head)
         size, modified = head["ContentLength"], head.get("LastModified")
-        return self._record(object_key, size, modified, etag, store_hash, head.get("VersionId"), metadata)
+        return self._record(object_key, size, modified, etag, store_hash, head.get("VersionId"))
 
     # -- tags -------------------------------------------------------------------------------------
 
