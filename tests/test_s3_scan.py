@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.host import Host
 from dam_dedupe.records import SourceSpec
@@ -58,8 +60,9 @@ def clusters_of(report: dict[str, Any], root_uri: str) -> set[frozenset[str]]:
     return {frozenset(relative(m["uri"]) for m in c["members"]) for c in report["clusters"]}
 
 
+@pytest.mark.parametrize("preset", ["exact", "balanced"])  # exact mode reads only store-hash candidates
 def test_a_bucket_and_the_same_files_on_disk_give_the_same_clusters(
-    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], tmp_path: Path
+    preset: str, s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], tmp_path: Path
 ) -> None:
     files = library()
     root = tmp_path / "library"
@@ -72,7 +75,7 @@ def test_a_bucket_and_the_same_files_on_disk_give_the_same_clusters(
     reports = {}
     for name, uri in (("disk", root.resolve().as_uri() + "/"), ("bucket", f"s3://{bucket}/lib/")):
         catalog = str(tmp_path / f"{name}.sqlite")
-        run_cli("--catalog", catalog, "scan", "--workers", "2", uri, cwd=tmp_path)
+        run_cli("--catalog", catalog, "scan", "--workers", "2", "--preset", preset, uri, cwd=tmp_path)
         run_cli("--catalog", catalog, "report", "--format", "json", "-o", f"{name}.json", cwd=tmp_path)
         reports[name] = (json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8")), uri)
 
