@@ -3,7 +3,8 @@
 Credentials, region and endpoint come from boto3's standard chain (profiles, environment
 variables, SSO, instance and task roles, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``);
 the source options ``profile``, ``region`` and ``endpoint_url`` override it, and
-``retry_attempts`` bounds the attempts per request. ``docs/adapters/s3.md`` is the
+``retry_attempts`` bounds the attempts per request, and ``etag_is_md5 = false`` tells it
+that single-part ETags are not MD5s (buckets encrypted with SSE-KMS or SSE-C). ``docs/adapters/s3.md`` is the
 user's guide, with the IAM policies.
 
 A prefix names a folder: ``s3://bucket/photos`` scans the keys under ``photos/``. Record
@@ -147,6 +148,7 @@ class S3Adapter(SourceAdapter):
         self.region = _text_option(spec, "region")
         self.endpoint_url = _text_option(spec, "endpoint_url")
         self.attempts = _attempts_option(spec)
+        self.etag_is_md5 = spec.option("etag_is_md5", True) is not False
         self._client: Any = None
 
     @classmethod
@@ -270,12 +272,16 @@ class S3Adapter(SourceAdapter):
 
     def _listed_record(self, entry: Mapping[str, Any]) -> AssetRecord:
         object_key, etag = entry["Key"], _bare(entry.get("ETag"))
-        store_hash = store_hash_of(etag)
+        store_hash = self._etag_hash(etag)
         if store_hash is None and entry.get("ChecksumAlgorithm") and entry.get("ChecksumType") != "COMPOSITE":
             store_hash = self._full_object_checksum(object_key)
         return self._record(
             object_key, entry["Size"], entry.get("LastModified"), etag, store_hash, entry.get("VersionId")
         )
+
+    def _etag_hash(self, etag: str | None) -> str | None:
+        """The MD5 store hash a single-part ETag gives, unless the source says its ETags are not MD5s."""
+        return store_hash_of(etag) if self.etag_is_md5 else None
 
     def _full_object_checksum(self, object_key: str) -> str | None:
         """The store hash of a multipart object from its full-object checksum, if it has one (one ``HEAD``)."""
@@ -337,7 +343,7 @@ class S3Adapter(SourceAdapter):
         except AssetGone:
             return None
         etag = _bare(head.get("ETag"))
-        store_hash = store_hash_of(etag) or checksum_store_hash(head)
+        store_hash = self._etag_hash(etag) or checksum_store_hash(head)
         size, modified = head["ContentLength"], head.get("LastModified")
         return self._record(object_key, size, modified, etag, store_hash, head.get("VersionId"))
 

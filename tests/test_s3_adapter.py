@@ -97,6 +97,9 @@ def test_single_part_etag_is_the_md5_store_hash_and_records_are_stable(
     assert a.uri == f"s3://{bucket}/a.jpg" and a.name == "a.jpg"
     assert a.modified is not None and a.modified.utcoffset() is not None and a.modified.microsecond == 0
     assert adapter.stat("a.jpg") == a
+    kms_bucket = adapter_for(f"s3://{bucket}", etag_is_md5=False)  # SSE-KMS: ETags are not MD5s
+    assert {r.store_hash for r in records_of(kms_bucket).values()} == {None}
+    assert kms_bucket.stat("a.jpg") == records_of(kms_bucket)["a.jpg"]
 
 
 def test_multipart_etag_is_not_used_as_a_hash(
