@@ -20,6 +20,7 @@ from dam_dedupe.adapters.local import path_of
 from dam_dedupe.cli import main
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, read_decisions, undo_run
 from dam_dedupe.governance.plan import Plan, read_plan, write_plan
+from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host, make_plugin_manager
 from tests.governance_library import QUARANTINE, Library, make_library, tags_state, tree_hash, tree_state
 
@@ -340,3 +341,24 @@ def test_a_second_run_at_the_same_time_is_refused(lib: Library, tmp_path: Path) 
 
     assert code == 1 and "another apply or undo is running" in out
     assert tree_state(lib.root) == start
+
+
+@pytest.mark.parametrize("action", ["quarantine", "redirect"])
+def test_a_half_done_step_is_finished_and_a_done_one_is_not_repeated(lib: Library, action: str) -> None:
+    plan = approved(lib, action)
+    step = next(s for s in plan.steps if s.role == "duplicate")
+    stores = AdapterPool(lib.host, lib.config)
+    adapter = stores.adapter(step.target.source)
+    original = lib.root / unquote(step.target.key)
+    adapter.copy(adapter.stat(step.target.key), step.params["quarantine_key"])  # copied, then the process died
+    plugin = lib.host.actions[action](plan.params)
+
+    first = plugin.apply(stores, step, {"tags": {}})
+    state = tree_state(lib.root)
+    second = plugin.apply(stores, step, {"tags": {}})  # as after a crash before the "after" was journaled
+
+    assert first == second and tree_state(lib.root) == state
+    assert not original.is_file() or original.is_symlink()
+    held = lib.root / unquote(step.params["quarantine_key"])
+    assert hashlib.sha256(held.read_bytes()).hexdigest() == step.target.sha256
+    stores.close()
