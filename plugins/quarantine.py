@@ -18,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dam_dedupe.plugins.tagging import apply_tags, current, plan_merge, restore_tags, tags_or_none
-
 from dam_dedupe import hookimpl
 from dam_dedupe.action import (
     ActionPlugin,
@@ -34,6 +32,7 @@ from dam_dedupe.action import (
 )
 from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.errors import AssetError
+from dam_dedupe.plugins.tagging import apply_tags, current, plan_merge, restore_tags, tags_or_none
 from dam_dedupe.records import AssetRecord
 
 DEFAULT_PREFIX = "_dam-dedupe-quarantine"

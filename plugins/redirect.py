@@ -23,12 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from dam_dedupe.plugins.quarantine import QuarantineAction, move_to_quarantine, restore_from_quarantine
-
 from dam_dedupe import hookimpl
 from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedAsset, Param, Stores, sha256_of
 from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.errors import AssetError, ConfigError
+from dam_dedupe.plugins.quarantine import QuarantineAction, move_to_quarantine, restore_from_quarantine
 
 REDIRECT_TAG = "dam-dedupe.redirect"
 MAP_COLUMNS = ("old_uri", "canonical_uri", "cluster", "pointer", "backup_uri", "sha256")

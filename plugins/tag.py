@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dam_dedupe.plugins.tagging import apply_tags, current, restore_tags
-
 from dam_dedupe import hookimpl
 from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedAsset, Role, Stores
+from dam_dedupe.plugins.tagging import apply_tags, current, restore_tags
 
 TAG_CLUSTER = "dam-dedupe.cluster"
 TAG_ROLE = "dam-dedupe.role"
