@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dam_dedupe.adapters.local import SIDECAR_SUFFIX, LocalAdapter
 from dam_dedupe.catalog import SqliteCatalog, open_catalog
 from dam_dedupe.config import Config, parse_config
 from dam_dedupe.host import Host
@@ -77,14 +78,33 @@ def tree_hash(root: Path) -> str:
 
 
 def tags_state(root: Path) -> dict[str, dict[str, str]]:
-    """The ``user.*`` extended attributes of every regular file (where the tag action writes on local folders)."""
+    """The store-level tags of every regular file, as the local adapter reads them (xattrs, else sidecars)."""
+    adapter = LocalAdapter(SourceSpec(root.as_uri()))
     found = {}
     for folder, _dirs, files in os.walk(root):
         for name in files:
             path = Path(folder, name)
-            if path.is_symlink():
+            if path.is_symlink() or name.endswith(SIDECAR_SUFFIX):
                 continue
-            attrs = {a: os.getxattr(path, a).decode() for a in os.listxattr(path) if a.startswith("user.")}
-            if attrs:
-                found[str(path.relative_to(root))] = attrs
+            record = adapter.stat(adapter.key_for(path))
+            assert record is not None
+            tags = adapter.get_tags(record)
+            if tags:
+                found[str(path.relative_to(root))] = tags
     return found
+
+
+def tags_of(root: Path, relative: str) -> dict[str, str]:
+    """One file's tags, as the local adapter reads them."""
+    adapter = LocalAdapter(SourceSpec(root.as_uri()))
+    record = adapter.stat(adapter.key_for(root / relative))
+    assert record is not None
+    return adapter.get_tags(record)
+
+
+def set_tags(root: Path, relative: str, tags: dict[str, str]) -> None:
+    """Give one file these tags (a user's or another tool's), through the local adapter."""
+    adapter = LocalAdapter(SourceSpec(root.as_uri()))
+    record = adapter.stat(adapter.key_for(root / relative))
+    assert record is not None
+    adapter.set_tags(record, tags)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import hashlib
 import json
@@ -22,7 +23,16 @@ from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, rea
 from dam_dedupe.governance.plan import Plan, read_plan, write_plan
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host, make_plugin_manager
-from tests.governance_library import QUARANTINE, Library, make_library, tags_state, tree_hash, tree_state
+from tests.governance_library import (
+    QUARANTINE,
+    Library,
+    make_library,
+    set_tags,
+    tags_of,
+    tags_state,
+    tree_hash,
+    tree_state,
+)
 
 
 @pytest.fixture
@@ -80,8 +90,8 @@ def test_round_trip_leaves_every_file_byte_identical(lib: Library, tmp_path: Pat
     after = tree_state(lib.root)
     for dup, canonical in dups.items():
         if action == "tag":
-            tags = os.getxattr(lib.root / dup, "user.dam_dedupe.dam-dedupe.role").decode()
-            assert tags == "duplicate"
+            assert tags_of(lib.root, dup)["dam-dedupe.role"] == "duplicate"
+            assert tags_of(lib.root, dup)["dam-dedupe.canonical"] == (lib.root / canonical).as_uri()
             assert after[dup] == start[dup]
         elif action == "quarantine":
             assert dup not in after  # removed from where it was ...
@@ -98,8 +108,7 @@ def test_round_trip_leaves_every_file_byte_identical(lib: Library, tmp_path: Pat
     for canonical in set(dups.values()):
         assert after[canonical] == start[canonical]  # the canonical's bytes are never touched
     if action == "tag":
-        canonical_role = os.getxattr(lib.root / next(iter(dups.values())), "user.dam_dedupe.dam-dedupe.role")
-        assert canonical_role == b"canonical"
+        assert tags_of(lib.root, next(iter(dups.values())))["dam-dedupe.role"] == "canonical"
     if action == "redirect":
         with (tmp_path / "out" / f"redirects-{report.run_id}.csv").open(encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
@@ -132,16 +141,15 @@ def test_quarantine_writes_a_manifest_that_names_every_copy(lib: Library, tmp_pa
 def test_merge_carries_duplicate_tags_to_the_canonical_and_undo_reverts_them(lib: Library, tmp_path: Path) -> None:
     dups = duplicates(lib)
     dup, canonical = next(iter(dups.items()))
-    os.setxattr(lib.root / dup, "user.dam_dedupe.photographer", "陳大文".encode())
-    os.setxattr(lib.root / canonical, "user.dam_dedupe.licence", b"CC-BY")
+    set_tags(lib.root, dup, {"photographer": "陳大文"})
+    set_tags(lib.root, canonical, {"licence": "CC-BY"})
     start_tags = tags_state(lib.root)
     plan = approved(lib, "quarantine", {"merge": "yes"})
 
     merge_steps = [s for s in plan.steps if s.operation == "merge_tags"]
     assert [s.params["add_tags"] for s in merge_steps] == [{"photographer": "陳大文"}]  # signed off in the plan
     report = apply_plan(lib.catalog, lib.host, lib.config, plan, out_dir=tmp_path)
-    assert os.getxattr(lib.root / canonical, "user.dam_dedupe.photographer").decode() == "陳大文"
-    assert os.getxattr(lib.root / canonical, "user.dam_dedupe.licence") == b"CC-BY"
+    assert tags_of(lib.root, canonical) == {"licence": "CC-BY", "photographer": "陳大文"}
 
     undo_run(lib.catalog, lib.host, lib.config, report.run_id)
     assert tags_state(lib.root) == start_tags
@@ -149,11 +157,11 @@ def test_merge_carries_duplicate_tags_to_the_canonical_and_undo_reverts_them(lib
 
 def test_tag_undo_restores_earlier_tags_exactly(lib: Library, tmp_path: Path) -> None:
     dup = next(iter(duplicates(lib)))
-    os.setxattr(lib.root / dup, "user.dam_dedupe.dam-dedupe.role", b"left by an older run")
-    os.setxattr(lib.root / dup, "user.dam_dedupe.project", b"Harbour Night")
+    set_tags(lib.root, dup, {"dam-dedupe.role": "left by an older run", "project": "Harbour Night"})
     start_tags = tags_state(lib.root)
     report = apply_plan(lib.catalog, lib.host, lib.config, approved(lib, "tag"), out_dir=tmp_path)
-    assert os.getxattr(lib.root / dup, "user.dam_dedupe.project") == b"Harbour Night"  # merged, not replaced
+    assert tags_of(lib.root, dup)["project"] == "Harbour Night"  # merged, not replaced
+    assert tags_of(lib.root, dup)["dam-dedupe.role"] == "duplicate"
 
     undo_run(lib.catalog, lib.host, lib.config, report.run_id)
 
@@ -362,3 +370,22 @@ def test_a_half_done_step_is_finished_and_a_done_one_is_not_repeated(lib: Librar
     held = lib.root / unquote(step.params["quarantine_key"])
     assert hashlib.sha256(held.read_bytes()).hexdigest() == step.target.sha256
     stores.close()
+
+
+def test_tag_round_trip_where_the_file_system_has_no_extended_attributes(
+    lib: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*_args: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "listxattr", unsupported)  # as on FAT, exFAT and some SMB shares
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    start = tree_state(lib.root)
+    report = apply_plan(lib.catalog, lib.host, lib.config, approved(lib, "tag"), out_dir=tmp_path)
+
+    sidecars = [p for p in tree_state(lib.root) if p.endswith(".dam-dedupe.json")]
+    assert len(sidecars) == len(duplicates(lib)) + len(set(duplicates(lib).values()))
+    assert all(tags_of(lib.root, d)["dam-dedupe.role"] == "duplicate" for d in duplicates(lib))
+
+    undo_run(lib.catalog, lib.host, lib.config, report.run_id)
+    assert tree_state(lib.root) == start
