@@ -68,6 +68,7 @@ class _Planner:
         self.effects: list[dict[str, Any]] = []
 
     def exclude(self, cluster: str, reason: str, uri: str | None = None) -> None:
+        """Record that a cluster, or one copy in it (``uri``), is left out of the plan, and why."""
         self.excluded.append({"cluster": cluster, **({"uri": uri} if uri else {}), "reason": reason})
 
     def choose(self, stored: StoredCluster, assets: dict[int, CatalogAsset]) -> ClusterChoice | None:
