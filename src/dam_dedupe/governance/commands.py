@@ -46,7 +46,15 @@ def _summary(report: RunReport) -> str:
     return counts or "no steps"
 
 
-@click.command("plan")
+PLAN_EPILOG = """\b
+Parameters of the built-in actions:
+  tag         none
+  quarantine  prefix=_dam-dedupe-quarantine  merge=no|yes
+  redirect    prefix=...  merge=no|yes  pointer=auto|symlink|hardlink|stub
+An unknown parameter is refused with the list the action accepts."""
+
+
+@click.command("plan", epilog=PLAN_EPILOG)
 @click.option("--action", required=True, help="The action: tag, quarantine, redirect (see 'dam-dedupe plugins').")
 @click.option(
     "-p",
