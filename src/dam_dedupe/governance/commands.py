@@ -28,7 +28,13 @@ BY_HELP = "Who does this, for the audit log [default: the login name]."
 
 
 def _who(by: str | None) -> str:
-    return by or getpass.getuser()
+    """The actor for the audit log: ``--by``, else the login name."""
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as exc:  # no login name in some containers
+        raise ConfigError("cannot tell who you are; say it with --by NAME") from exc
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
