@@ -14,6 +14,7 @@ hold and it lacks (never its bytes); undo reverts that too.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,12 @@ from dam_dedupe.action import (
     verified_copy,
 )
 from dam_dedupe.adapter import SourceAdapter
-from dam_dedupe.errors import AssetError
+from dam_dedupe.errors import AssetError, ConfigError
 from dam_dedupe.plugins.tagging import apply_tags, current, plan_merge, restore_tags, tags_or_none
 from dam_dedupe.records import AssetRecord
 
 DEFAULT_PREFIX = "_dam-dedupe-quarantine"
+SAFE_PREFIX = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 MANIFEST_SCHEMA = "dam-dedupe/quarantine-manifest/1"
 
 
@@ -49,6 +51,17 @@ class QuarantineAction(ActionPlugin):
         Param("merge", "first carry the duplicates' tags that the canonical lacks over to it", "no", ("no", "yes")),
     )
     operation = "quarantine"
+
+    @classmethod
+    def check_params(cls, given: Mapping[str, str]) -> dict[str, str]:
+        """Check the parameters; the prefix must be a plain key path, the same in every store's key scheme."""
+        checked = super().check_params(given)
+        prefix = checked["prefix"].strip("/")
+        if not prefix or not SAFE_PREFIX.fullmatch(prefix):
+            raise ConfigError(
+                f"prefix={checked['prefix']!r}: use letters, digits, '.', '_', '-' and '/' only, e.g. {DEFAULT_PREFIX}"
+            )
+        return checked
 
     @property
     def prefix(self) -> str:

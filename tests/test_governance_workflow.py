@@ -19,6 +19,7 @@ from dam_dedupe import hookimpl
 from dam_dedupe.action import ActionStep
 from dam_dedupe.adapters.local import path_of
 from dam_dedupe.cli import main
+from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, read_decisions, undo_run
 from dam_dedupe.governance.plan import Plan, read_plan, write_plan
 from dam_dedupe.governance.stores import AdapterPool
@@ -72,7 +73,7 @@ def test_library_has_duplicates_with_canonicals_in_the_brand_folder(lib: Library
     [
         ("tag", {}),
         ("quarantine", {}),
-        ("quarantine", {"prefix": "held/for review"}),
+        ("quarantine", {"prefix": "held/for-review"}),
         ("redirect", {"pointer": "symlink"}),
         ("redirect", {"pointer": "hardlink"}),
         ("redirect", {"pointer": "stub"}),
@@ -166,6 +167,11 @@ def test_tag_undo_restores_earlier_tags_exactly(lib: Library, tmp_path: Path) ->
     undo_run(lib.catalog, lib.host, lib.config, report.run_id)
 
     assert tags_state(lib.root) == start_tags
+
+
+def test_a_quarantine_prefix_must_be_a_plain_key_path(lib: Library) -> None:
+    with pytest.raises(ConfigError, match="letters, digits"):
+        make_plan(lib.catalog, lib.host, lib.config, "quarantine", {"prefix": "held for review"}, by="ana")
 
 
 def test_an_asset_changed_after_planning_is_skipped_with_a_reason(lib: Library, tmp_path: Path) -> None:
