@@ -1,0 +1,412 @@
+"""The SharePoint and OneDrive adapters against the Graph emulator (tests/servers/graph.py).
+
+msal signs in against the emulator's real token endpoint and every adapter call goes over
+HTTPS to it: nothing in msal or the adapter is patched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import trustme
+from dam_dedupe.adapters.graph_client import CLOUDS, GraphSettings
+from dam_dedupe.adapters.sharepoint import GraphDriveAdapter
+
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
+from dam_dedupe.host import Host
+from dam_dedupe.records import AssetRecord, DeltaCursor, Removed, SourceSpec
+from tests.servers.graph import (  # noqa: F401
+    USER,
+    GraphEmulator,
+    graph,
+    graph_ca,
+    graph_server,
+    library_uri,
+    quick_xor_hash,
+)
+
+JPEG_LIKE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+
+
+def open_adapter(uri: str, **options: object) -> GraphDriveAdapter:
+    """Build the adapter the way the host does, through the entry point."""
+    adapter = Host().open_source(SourceSpec(uri, options=tuple(options.items())))
+    assert isinstance(adapter, GraphDriveAdapter)
+    return adapter
+
+
+def split(entries: Iterable[object]) -> tuple[dict[str, AssetRecord], set[str], list[DeltaCursor], list[object]]:
+    """Records by key, removed keys, cursors, and anything else, from a listing."""
+    records: dict[str, AssetRecord] = {}
+    removed: set[str] = set()
+    cursors: list[DeltaCursor] = []
+    other: list[object] = []
+    for entry in entries:
+        if isinstance(entry, AssetRecord):
+            records[entry.key] = entry
+        elif isinstance(entry, Removed):
+            removed.add(entry.key)
+        elif isinstance(entry, DeltaCursor):
+            cursors.append(entry)
+        else:
+            other.append(entry)
+    return records, removed, cursors, other
+
+
+def populate(graph: GraphEmulator) -> None:
+    """A small library: nested folders, Chinese names, a document."""
+    lib = graph.library
+    lib.put("Brand/logo.png", b"logo" + JPEG_LIKE)
+    lib.put("Brand/产品/猫 照片.jpg", b"cat" + JPEG_LIKE)
+    lib.put("Brand/产品/2024/狗.jpg", b"dog" + JPEG_LIKE)
+    lib.put("Brand/archive/old logo.png", b"logo" + JPEG_LIKE)
+    lib.put("Other/notes.docx", b"not an image")
+    lib.put("top.jpg", b"top" + JPEG_LIKE)
+
+
+# -- registration and settings ---------------------------------------------------------------
+
+
+def test_both_schemes_are_registered_through_the_entry_point() -> None:
+    adapters = Host().adapters
+    assert adapters["sharepoint"].extra == adapters["onedrive"].extra == "sharepoint"
+    assert adapters["sharepoint"].supports_changes and adapters["onedrive"].supports_changes
+
+
+def test_national_clouds_set_authority_and_graph_endpoint() -> None:
+    env = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"}
+    china = GraphSettings.resolve({"cloud": "china"}.get, env)
+    assert china.authority_host == CLOUDS["china"].authority_host == "https://login.chinacloudapi.cn"
+    assert china.graph_endpoint == "https://microsoftgraph.chinacloudapi.cn"
+    # AZURE_AUTHORITY_HOST alone, as Azure's tools read it, also picks the matching Graph endpoint.
+    usgov = GraphSettings.resolve({}.get, {**env, "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us"})
+    assert usgov.graph_endpoint == "https://graph.microsoft.us"
+    assert GraphSettings.resolve({}.get, env).scope == "https://graph.microsoft.com/.default"
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_ID"):
+        GraphSettings.resolve({}.get, {"AZURE_TENANT_ID": "t"})
+
+
+def test_bad_uri_names_the_expected_form() -> None:
+    with pytest.raises(ConfigError, match="sharepoint://HOST/sites/SITE/LIBRARY"):
+        open_adapter("sharepoint://contoso.sharepoint.com/Documents")
+
+
+# -- listing ------------------------------------------------------------------------------------
+
+
+def test_first_scan_pages_through_delta_and_rebuilds_paths(graph: GraphEmulator) -> None:
+    populate(graph)
+    graph.page_size = 3
+    records, removed, cursors, other = split(open_adapter(library_uri()).list_changes(None))
+
+    assert set(records) == {
+        "Brand/logo.png",
+        "Brand/产品/猫 照片.jpg",
+        "Brand/产品/2024/狗.jpg",
+        "Brand/archive/old logo.png",
+        "Other/notes.docx",
+        "top.jpg",
+    }
+    assert not removed and not other
+    assert len(cursors) == 1 and cursors[0].full
+    cat = records["Brand/产品/猫 照片.jpg"]
+    item = graph.library.at("Brand/产品/猫 照片.jpg")
+    assert cat.size == len(item.content)
+    assert cat.uri == library_uri("Brand/产品/猫 照片.jpg")
+    assert "%E4%BA%A7%E5%93%81" in cat.uri  # percent-encoded UTF-8
+    assert cat.etag and cat.etag.startswith('"{') and cat.modified is not None
+    assert cat.metadata["ctag"].startswith('"c:')
+    delta = graph.requests("/root/delta")
+    assert len(delta) == math.ceil(len(graph.library.items) / 3)
+
+
+def test_store_hash_prefers_sha256_then_sha1_then_quickxor(graph: GraphEmulator) -> None:
+    lib = graph.library
+    lib.put("a.jpg", b"a" + JPEG_LIKE, ("quickXorHash", "sha1Hash", "sha256Hash"))
+    lib.put("b.jpg", b"b" + JPEG_LIKE, ("quickXorHash", "sha1Hash"))
+    lib.put("c.jpg", b"c" + JPEG_LIKE, ("quickXorHash",))
+    lib.put("d.jpg", b"d" + JPEG_LIKE, ())
+    records, *_ = split(open_adapter(library_uri()).list_assets())
+    import hashlib
+
+    assert records["a.jpg"].store_hash == "sha256:" + hashlib.sha256(b"a" + JPEG_LIKE).hexdigest()
+    assert records["b.jpg"].store_hash == "sha1:" + hashlib.sha1(b"b" + JPEG_LIKE).hexdigest()
+    assert records["c.jpg"].store_hash == "quickxor:" + quick_xor_hash(b"c" + JPEG_LIKE)
+    assert records["d.jpg"].store_hash is None
+
+
+def test_quick_xor_hash_matches_microsofts_reference_vector() -> None:
+    # The emulator's QuickXorHash must be the real one, or store hashes would be meaningless.
+    assert quick_xor_hash(b"hello world") == "aCgDG9jwBhDc4Q1yawMZAAAAAAA="
+
+
+def test_folder_scope_filters_the_root_delta(graph: GraphEmulator) -> None:
+    populate(graph)
+    records, _, cursors, _ = split(open_adapter(library_uri("Brand/产品")).list_changes(None))
+    assert set(records) == {"猫 照片.jpg", "2024/狗.jpg"}
+    assert records["2024/狗.jpg"].uri == library_uri("Brand/产品/2024/狗.jpg")
+    # SharePoint refuses delta on a folder: only the root's delta is asked for.
+    assert {e.path for e in graph.requests("delta")} == {"/v1.0/drives/b!library/root/delta"}
+    assert cursors[0].full
+
+
+def test_second_round_lists_only_changes_and_deletions(graph: GraphEmulator) -> None:
+    populate(graph)
+    lib = graph.library
+    lib.put("Brand/产品/2024/鸟.jpg", b"bird" + JPEG_LIKE)
+    graph.page_size = 2
+    adapter = open_adapter(library_uri("Brand"))
+    first, _, (cursor,), _ = split(adapter.list_changes(None))
+    assert len(first) == 5
+
+    lib.put("Brand/logo.png", b"new logo" + JPEG_LIKE)  # changed content
+    lib.put("Brand/new.jpg", b"new" + JPEG_LIKE)  # added
+    lib.remove(lib.at("Brand/archive/old logo.png"))  # deleted file
+    lib.remove(lib.at("Brand/产品/2024"))  # deleted folder with two files
+    lib.move("Brand/产品", "Brand/Products")  # renamed folder: Graph reports only the folder
+    lib.put("Other/elsewhere.jpg", b"outside" + JPEG_LIKE)  # outside the scope
+    graph.log.clear()
+
+    records, removed, (cursor2,), other = split(open_adapter(library_uri("Brand")).list_changes(cursor.value))
+    assert not cursor2.full and not other
+    assert set(records) == {"logo.png", "new.jpg", "Products/猫 照片.jpg"}
+    assert records["logo.png"].size == len(b"new logo" + JPEG_LIKE)
+    assert removed == {"archive/old logo.png", "产品/2024/狗.jpg", "产品/2024/鸟.jpg", "产品/猫 照片.jpg"}
+    assert records["Products/猫 照片.jpg"].uri == library_uri("Brand/Products/猫 照片.jpg")
+
+    # A third round with nothing changed: one delta request, nothing listed.
+    graph.log.clear()
+    records, removed, (cursor3,), _ = split(open_adapter(library_uri("Brand")).list_changes(cursor2.value))
+    assert not records and not removed and not cursor3.full
+    assert [e.path for e in graph.graph_requests()] == ["/v1.0/drives/b!library/root/delta"]
+
+
+def test_files_moved_into_and_out_of_the_scope(graph: GraphEmulator) -> None:
+    populate(graph)
+    _, _, (cursor,), _ = split(open_adapter(library_uri("Brand")).list_changes(None))
+    graph.library.move("Brand/logo.png", "Other/logo.png")
+    graph.library.move("Other/notes.docx", "Brand/notes.docx")
+    records, removed, _, _ = split(open_adapter(library_uri("Brand")).list_changes(cursor.value))
+    assert set(records) == {"notes.docx"} and removed == {"logo.png"}
+
+
+def test_stale_delta_token_resyncs_with_a_full_listing(graph: GraphEmulator) -> None:
+    populate(graph)
+    _, _, (cursor,), _ = split(open_adapter(library_uri()).list_changes(None))
+    graph.library.put("late.jpg", b"late" + JPEG_LIKE)
+    graph.library.expire_tokens()
+    records, removed, (cursor2,), _ = split(open_adapter(library_uri()).list_changes(cursor.value))
+    assert cursor2.full
+    assert "late.jpg" in records and len(records) == 7
+    assert [e.status for e in graph.requests("/root/delta")][-2:] == [410, 200]
+
+
+def test_unreadable_cursor_starts_a_full_listing(graph: GraphEmulator) -> None:
+    populate(graph)
+    records, _, (cursor,), _ = split(open_adapter(library_uri()).list_changes("not-a-cursor"))
+    assert cursor.full and len(records) == 6
+
+
+def test_onedrive_folder(graph: GraphEmulator) -> None:
+    graph.onedrive.put("Pictures/海滩.jpg", b"beach" + JPEG_LIKE)
+    graph.onedrive.put("Documents/cv.docx", b"cv")
+    records, *_ = split(open_adapter(f"onedrive://{USER}/Pictures").list_assets())
+    assert set(records) == {"海滩.jpg"}
+    assert records["海滩.jpg"].uri == "onedrive://alice@contoso.com/Pictures/%E6%B5%B7%E6%BB%A9.jpg"
+
+
+def test_unknown_library_names_the_ones_there(graph: GraphEmulator) -> None:
+    uri = "sharepoint://contoso.sharepoint.com/sites/marketing/Assets"
+    with pytest.raises(SourceError, match=r"no document library 'Assets' \(it has: Documents\)"):
+        list(open_adapter(uri).list_assets())
+
+
+def test_access_denied_names_the_permission(graph: GraphEmulator) -> None:
+    graph.fail("/sites/", 403, "accessDenied")
+    with pytest.raises(SourceError, match="Sites.Selected"):
+        list(open_adapter(library_uri()).list_assets())
+
+
+# -- throttling and tokens ------------------------------------------------------------------------
+
+
+def test_429_waits_exactly_what_retry_after_asks(graph: GraphEmulator) -> None:
+    populate(graph)
+    graph.fail("/root/delta", 429, "TooManyRequests", retry_after="1")
+    records, *_ = split(open_adapter(library_uri()).list_assets())
+    assert len(records) == 6
+    throttled, retried = graph.requests("/root/delta")[:2]
+    assert throttled.status == 429 and retried.status == 200
+    assert 1.0 <= retried.at - throttled.at < 1.5
+
+
+def test_503_with_retry_after_on_download(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri())
+    records, *_ = split(adapter.list_assets())
+    graph.fail("/content", 503, "serviceNotAvailable", retry_after="1")
+    with adapter.open(records["top.jpg"]) as stream:
+        assert stream.read() == b"top" + JPEG_LIKE
+    throttled, retried = graph.requests("/content")
+    assert (throttled.status, retried.status) == (503, 302)
+    assert 1.0 <= retried.at - throttled.at < 1.5
+
+
+def test_token_refused_mid_scan_is_renewed_once(graph: GraphEmulator) -> None:
+    populate(graph)
+    graph.page_size = 2
+    graph.revoke_tokens_at("skiptoken=")  # the token dies before the second page, long before expires_in
+    records, *_ = split(open_adapter(library_uri()).list_assets())
+    assert len(records) == 6
+    assert len(graph.requests("/oauth2/v2.0/token")) == 2
+    assert [e.status for e in graph.requests("/root/delta")].count(401) == 1
+
+
+def test_token_refused_again_after_renewal_fails_the_source(graph: GraphEmulator) -> None:
+    populate(graph)
+    graph.fail("/root/delta", 401, "InvalidAuthenticationToken", times=5)
+    with pytest.raises(SourceError, match="refused"):
+        list(open_adapter(library_uri()).list_assets())
+    assert len(graph.requests("/root/delta")) == 2  # one renewal, no loop
+
+
+def test_wrong_secret_names_the_fix_and_not_the_secret(graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "wrong-secret-value")
+    with pytest.raises(SourceError) as caught:
+        list(open_adapter(library_uri()).list_assets())
+    assert "AZURE_CLIENT_SECRET" in str(caught.value) and "invalid_client" in str(caught.value)
+    assert "wrong-secret-value" not in str(caught.value)
+
+
+def test_certificate_credential_signs_in(graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    app_cert = trustme.CA().issue_cert("dam-dedupe-app", key_type=trustme.KeyType.RSA)  # Entra wants RSA
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(app_cert.private_key_pem.bytes() + app_cert.cert_chain_pems[0].bytes())
+    graph.trust_certificate(app_cert.cert_chain_pems[0].bytes())
+    monkeypatch.delenv("AZURE_CLIENT_SECRET")
+    monkeypatch.setenv("AZURE_CLIENT_CERTIFICATE_PATH", str(pem))
+    populate(graph)
+    records, *_ = split(open_adapter(library_uri()).list_assets())
+    assert len(records) == 6
+
+
+def test_env_ca_bundle_variables_do_not_replace_the_trust(
+    graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests would let REQUESTS_CA_BUNDLE override the trust; the adapter trusts only the
+    # admin-named bundle, else the system store, which does not know the test CA.
+    monkeypatch.delenv("DAM_DEDUPE_CA_BUNDLE")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", graph.ca_pem)
+    with pytest.raises(SourceError, match="ca_bundle"):
+        list(open_adapter(library_uri()).list_assets())
+    records, *_ = split(open_adapter(library_uri(), ca_bundle=graph.ca_pem).list_changes(None))
+    assert records == {}  # the library is empty, but the named bundle is trusted
+
+
+def test_secrets_and_tokens_never_reach_the_log(graph: GraphEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    populate(graph)
+    graph.fail("/root/delta", 429, "TooManyRequests", retry_after="0")
+    graph.revoke_tokens_at("/content")
+    caplog.set_level(logging.DEBUG)
+    adapter = open_adapter(library_uri())
+    records, *_ = split(adapter.list_assets())
+    with adapter.open(records["top.jpg"]) as stream:
+        stream.read()
+    assert len(graph.requests("/oauth2/v2.0/token")) == 2
+    # Ours and msal's records; urllib3's own DEBUG lines echo request URLs and are left to the operator.
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("dam_dedupe", "msal"))
+    assert "Graph GET" in ours and "signing in again" in ours
+    issued = list(graph.tokens)
+    assert issued and not any(token in ours for token in issued)
+    assert "emulator-secret" not in ours and "tempauth" not in ours
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def test_download_follows_the_redirect_without_the_token(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri())
+    records, *_ = split(adapter.list_assets())
+    with adapter.open(records["Brand/产品/猫 照片.jpg"]) as stream:
+        assert stream.read(3) == b"cat"
+        assert stream.read() == JPEG_LIKE
+    (content,) = graph.requests("/content")
+    (download,) = graph.requests("/download/")
+    assert content.status == 302 and content.authorization
+    assert download.status == 200 and not download.authorization
+
+
+def test_open_of_a_deleted_item_is_asset_gone(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri())
+    records, *_ = split(adapter.list_assets())
+    graph.library.remove(graph.library.at("top.jpg"))
+    with pytest.raises(AssetGone):
+        adapter.open(records["top.jpg"])
+
+
+# -- write side --------------------------------------------------------------------------------
+
+
+def test_tags_live_in_a_list_item_column(graph: GraphEmulator) -> None:
+    populate(graph)
+    graph.library.columns.add("DamDedupeTags")
+    adapter = open_adapter(library_uri())
+    record = adapter.stat("top.jpg")
+    assert record is not None and adapter.get_tags(record) == {}
+    adapter.set_tags(record, {"status": "duplicate", "canonical": "Brand/产品/猫 照片.jpg"})
+    assert adapter.get_tags(record) == {"status": "duplicate", "canonical": "Brand/产品/猫 照片.jpg"}
+    adapter.set_tags(record, {})
+    assert adapter.get_tags(record) == {}
+
+
+def test_missing_tag_column_says_how_to_create_it(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri(), tag_column="DupStatus")
+    record = adapter.stat("top.jpg")
+    assert record is not None
+    with pytest.raises(SourceError, match=r"no 'DupStatus' column.*Multiple lines of text.*/columns"):
+        adapter.set_tags(record, {"status": "duplicate"})
+
+
+def test_quarantine_move_redirect_stub_copy_and_delete(graph: GraphEmulator) -> None:
+    populate(graph)
+    graph.library.columns.add("DamDedupeTags")
+    adapter = open_adapter(library_uri("Brand"))
+    original = adapter.stat("产品/猫 照片.jpg")
+    assert original is not None
+
+    moved = adapter.move(original, "_quarantine/2026/产品/猫 照片.jpg")
+    assert adapter.stat("产品/猫 照片.jpg") is None
+    assert moved.store_hash == original.store_hash and moved.metadata["item_id"] == original.metadata["item_id"]
+    assert graph.library.at("Brand/_quarantine/2026/产品/猫 照片.jpg").version > 1  # same item, history kept
+
+    stub = b"[InternetShortcut]\r\nURL=https://contoso.sharepoint.com/sites/marketing/canonical.jpg\r\n"
+    link = adapter.write_object("产品/猫 照片.jpg.url", stub, {"redirect_to": "logo.png"})
+    assert link.size == len(stub) and adapter.get_tags(link) == {"redirect_to": "logo.png"}
+    with pytest.raises(AssetError, match="overwrite"):
+        adapter.write_object("产品/猫 照片.jpg.url", b"again")
+
+    copy = adapter.copy(moved, "restored/猫 照片.jpg")
+    assert copy.store_hash == moved.store_hash and copy.metadata["item_id"] != moved.metadata["item_id"]
+    with pytest.raises(AssetError, match="overwrite"):
+        adapter.copy(moved, "restored/猫 照片.jpg")
+
+    # Undo the move: back where it was.
+    back = adapter.move(moved, "产品/猫 照片.jpg")
+    assert adapter.stat("产品/猫 照片.jpg") == back
+
+    graph.library.put("Brand/restored/猫 照片.jpg", b"edited since" + JPEG_LIKE)
+    with pytest.raises(AssetError, match="changed"):
+        adapter.delete(copy)
+    current = adapter.stat("restored/猫 照片.jpg")
+    assert current is not None
+    adapter.delete(current)
+    assert adapter.stat("restored/猫 照片.jpg") is None
+    with pytest.raises(AssetGone):
+        adapter.delete(current)
