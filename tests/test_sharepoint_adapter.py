@@ -10,15 +10,23 @@ import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import trustme
+
 from dam_dedupe.adapters.graph_client import CLOUDS, GraphSettings
 from dam_dedupe.adapters.sharepoint import GraphDriveAdapter
-
+from dam_dedupe.catalog import open_catalog
+from dam_dedupe.config import Config
 from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
 from dam_dedupe.host import Host
+from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import AssetRecord, DeltaCursor, Removed, SourceSpec
+from dam_dedupe.report import build_report
+from dam_dedupe.scan import run_scan
+from tests.conftest import picture, save
 from tests.servers.graph import (  # noqa: F401
     USER,
     GraphEmulator,
@@ -29,6 +37,7 @@ from tests.servers.graph import (  # noqa: F401
     quick_xor_hash,
 )
 
+EXACT = Config(matching=PRESETS["exact"])
 JPEG_LIKE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
 
 
@@ -410,3 +419,78 @@ def test_quarantine_move_redirect_stub_copy_and_delete(graph: GraphEmulator) -> 
     assert adapter.stat("restored/猫 照片.jpg") is None
     with pytest.raises(AssetGone):
         adapter.delete(current)
+
+
+# -- end to end through the core scanner ------------------------------------------------------
+
+
+def photo_library(root: Path) -> dict[str, bytes]:
+    """Pictures with exact copies, a re-encoded copy and a resized copy, under Chinese and spaced names."""
+    files: dict[str, bytes] = {}
+    for n in range(5):
+        original = save(picture(n), root / "originals" / f"photo{n}.jpg", quality=90)
+        files[f"originals/photo{n}.jpg"] = original.read_bytes()
+        if n % 2 == 0:
+            files[f"副本/copy of photo{n}.jpg"] = original.read_bytes()
+    files["edits/photo1 re-encoded.jpg"] = save(picture(1), root / "edits/re.jpg", quality=55).read_bytes()
+    files["edits/photo3 small.png"] = save(picture(3).resize((160, 120)), root / "edits/s.png", "PNG").read_bytes()
+    for scratch in ("edits/re.jpg", "edits/s.png"):
+        (root / scratch).unlink()
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def clusters_relative(report: dict[str, Any], prefix: str) -> set[frozenset[tuple[str, str]]]:
+    """Clusters as sets of (path relative to the source, match kind)."""
+    return {
+        frozenset((unquote(m["uri"].removeprefix(prefix)), m["match"]) for m in cluster["members"])
+        for cluster in report["clusters"]
+    }
+
+
+def test_scan_of_the_library_finds_the_same_clusters_as_a_scan_of_the_same_files_on_disk(
+    graph: GraphEmulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "photos"
+    for rel, data in photo_library(root).items():
+        graph.library.put(f"Photos/{rel}", data)
+
+    local_catalog = open_catalog(tmp_path / "local.sqlite")
+    run_scan([SourceSpec(root.as_uri())], local_catalog, Host(), Config(), workers=1)
+    library_catalog = open_catalog(tmp_path / "library.sqlite")
+    summary = run_scan([SourceSpec(library_uri("Photos"))], library_catalog, Host(), Config(), workers=2)
+
+    expected = clusters_relative(build_report(local_catalog), root.resolve().as_uri() + "/")
+    found = clusters_relative(build_report(library_catalog), library_uri("Photos") + "/")
+    assert found == expected
+    # the three exact-copy groups at least (near copies join when perceptual matching is on)
+    assert len(found) >= 3 and {("副本/copy of photo4.jpg", "exact"), ("originals/photo4.jpg", "exact")} in found
+    assert summary.errors == 0 and summary.listed == 10
+
+
+def test_rescan_without_changes_reads_nothing_and_asks_only_for_the_delta(graph: GraphEmulator, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    for rel, data in photo_library(root).items():
+        graph.library.put(rel, data)
+    catalog = open_catalog(tmp_path / "library.sqlite")
+    first = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert first.fingerprinted == 6  # only assets whose QuickXorHash another asset shares are read
+    clusters = clusters_relative(build_report(catalog), library_uri() + "/")
+
+    graph.log.clear()
+    second = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert (second.listed, second.fingerprinted, second.gone) == (0, 0, 0)
+    assert not graph.requests("/content") and not graph.requests("/download/")
+    assert [(e.path, e.query.startswith("token=")) for e in graph.graph_requests()] == [
+        ("/v1.0/drives/b!library/root/delta", True)
+    ]
+    assert clusters_relative(build_report(catalog), library_uri() + "/") == clusters
+
+    # A deleted copy arrives as a deletion in the next round and leaves its cluster.
+    graph.library.remove(graph.library.at("副本/copy of photo2.jpg"))
+    third = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert third.gone == 1 and third.fingerprinted == 0
+    remaining = clusters_relative(build_report(catalog), library_uri() + "/")
+    assert remaining == {c for c in clusters if ("副本/copy of photo2.jpg", "exact") not in c}
