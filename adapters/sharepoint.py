@@ -19,6 +19,7 @@ Options (``dam-dedupe.toml``): ``tenant_id``, ``client_id``, ``client_certificat
 
 from __future__ import annotations
 
+import abc
 import io
 import json
 import logging
@@ -26,14 +27,13 @@ import posixpath
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias
 from urllib.parse import quote, unquote, urljoin, urlsplit
-
-from dam_dedupe.adapters.graph_client import GraphClient, GraphError, GraphSettings
-from dam_dedupe.adapters.graph_delta import UNRESOLVED, DeltaState, DriveTree
 
 from dam_dedupe import hookimpl
 from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.adapters.graph_client import GraphClient, GraphError, GraphSettings
+from dam_dedupe.adapters.graph_delta import UNRESOLVED, DeltaState, DriveTree
 from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
 from dam_dedupe.records import AssetRecord, DeltaCursor, ListingProblem, Removed, SourceSpec
 
@@ -47,7 +47,7 @@ DOWNLOAD_CHUNK = 1024 * 1024
 COPY_WAIT_SECONDS = 300.0
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 
-Listing = AssetRecord | ListingProblem | Removed | DeltaCursor
+Listing: TypeAlias = AssetRecord | ListingProblem | Removed | DeltaCursor
 
 
 class _ResyncRequired(Exception):
@@ -92,13 +92,13 @@ class GraphDriveAdapter(SourceAdapter):
                 raise MissingExtra("sharepoint", package) from exc
 
     @classmethod
+    @abc.abstractmethod
     def parse(cls, uri: str) -> tuple[str, str]:
         """Split a source URI into the drive root's URI and the folder path inside the drive."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def find_drive(self) -> str:
         """Look the drive up in Graph and return its id."""
-        raise NotImplementedError
 
     # -- Graph plumbing -------------------------------------------------------------------
 
