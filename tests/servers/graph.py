@@ -78,6 +78,20 @@ class Item:
     modified: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     fields: dict[str, Any] = field(default_factory=dict)
     guid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    _digests: tuple[int, dict[str, str]] | None = None
+
+    def digests(self) -> dict[str, str]:
+        """Every hash Graph can give for the content (computed once per content version)."""
+        if self._digests is None or self._digests[0] != self.content_version:
+            self._digests = (
+                self.content_version,
+                {
+                    "quickXorHash": quick_xor_hash(self.content),
+                    "sha1Hash": hashlib.sha1(self.content).hexdigest().upper(),
+                    "sha256Hash": hashlib.sha256(self.content).hexdigest().upper(),
+                },
+            )
+        return self._digests[1]
 
 
 @dataclass
@@ -94,6 +108,7 @@ class Drive:
     token_floor: int = 0
     root_id: str = ""
     _ids: Iterator[int] = field(default_factory=itertools.count)
+    _children: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root_id = self._new(Item("", "root", None, True)).id
@@ -101,8 +116,22 @@ class Drive:
     def _new(self, item: Item) -> Item:
         item.id = "01" + hashlib.sha1(f"{self.id}-{next(self._ids)}".encode()).hexdigest()[:30].upper()
         self.items[item.id] = item
+        self._index(item)
         self.touch(item)
         return item
+
+    def _index(self, item: Item) -> None:
+        if item.parent is not None:
+            self._children.setdefault(item.parent, {})[item.name.casefold()] = item.id
+
+    def relink(self, item: Item, parent: str, name: str) -> None:
+        """Move or rename an item in place (same id, version history kept)."""
+        if item.parent is not None:
+            self._children[item.parent].pop(item.name.casefold(), None)
+        item.parent, item.name = parent, name
+        self._index(item)
+        item.version += 1
+        self.touch(item)
 
     def touch(self, item: Item) -> None:
         """Record a change to ``item`` for the delta feed."""
@@ -111,11 +140,12 @@ class Drive:
 
     def children(self, parent: str) -> list[Item]:
         """The live children of a folder."""
-        return [i for i in self.items.values() if i.parent == parent]
+        return [self.items[i] for i in self._children.get(parent, {}).values()]
 
     def child(self, parent: str, name: str) -> Item | None:
         """A child by name (case-insensitive, as SharePoint compares names)."""
-        return next((i for i in self.children(parent) if i.name.casefold() == name.casefold()), None)
+        found = self._children.get(parent, {}).get(name.casefold())
+        return self.items[found] if found else None
 
     def resolve(self, base: str, rel: str) -> Item | None:
         """The item at ``rel`` below the item ``base``."""
@@ -166,6 +196,8 @@ class Drive:
         for child in self.children(item.id):
             self.remove(child)
         del self.items[item.id]
+        if item.parent is not None:
+            self._children[item.parent].pop(item.name.casefold(), None)
         self.changed.pop(item.id, None)
         self.seq += 1
         self.deleted[item.id] = self.seq
@@ -174,9 +206,7 @@ class Drive:
         """Move or rename an item (the delta feed reports only the item itself, as Graph does)."""
         item = self.at(path)
         parent_path, _, name = new_path.rpartition("/")
-        item.parent, item.name = self.folder_at(parent_path).id, name
-        item.version += 1
-        self.touch(item)
+        self.relink(item, self.folder_at(parent_path).id, name)
         return item
 
     def expire_tokens(self) -> None:
@@ -207,12 +237,7 @@ class Drive:
             body["folder"] = {"childCount": len(self.children(item.id))}
             body["size"] = 0
         else:
-            all_hashes = {
-                "quickXorHash": quick_xor_hash(item.content),
-                "sha1Hash": hashlib.sha1(item.content).hexdigest().upper(),
-                "sha256Hash": hashlib.sha256(item.content).hexdigest().upper(),
-            }
-            hashes = {k: v for k, v in all_hashes.items() if k in item.hashes}
+            hashes = {k: v for k, v in item.digests().items() if k in item.hashes}
             body["file"] = {"mimeType": "application/octet-stream", **({"hashes": hashes} if hashes else {})}
             body["size"] = len(item.content)
         return body
@@ -476,24 +501,21 @@ class GraphEmulator:
             since, snapshot, offset = (int(token) if token else -1), drive.seq, 0
         if since >= 0 and since < drive.token_floor:
             return _error(410, "resyncRequired", "Resync required. Replace any local items with the server's version.")
-        if since < 0:
-            entries = [drive.item_json(i, self.base, with_path=False) for i in sorted(drive.items.values(), key=_id)]
-        else:
-            live = [
-                (seq, drive.item_json(drive.items[i], self.base, with_path=False))
-                for i, seq in drive.changed.items()
-                if since < seq <= snapshot
-            ]
-            gone = [
-                (seq, {"id": i, "deleted": {"state": "deleted"}, "parentReference": {"driveId": drive.id}})
-                for i, seq in drive.deleted.items()
-                if since < seq <= snapshot
-            ]
-            entries = [body for _, body in sorted(live + gone, key=lambda pair: pair[0])]
-        page = entries[offset : offset + self.page_size]
+        if since < 0:  # everything, in id order (so children often come before their parents)
+            ids = sorted(drive.items)
+        else:  # what changed since the token, in the order it changed
+            changes = [(seq, i) for i, seq in drive.changed.items() if since < seq <= snapshot]
+            changes += [(seq, i) for i, seq in drive.deleted.items() if since < seq <= snapshot]
+            ids = [i for _, i in sorted(changes)]
+        page = [
+            drive.item_json(drive.items[i], self.base, with_path=False)
+            if i in drive.items
+            else {"id": i, "deleted": {"state": "deleted"}, "parentReference": {"driveId": drive.id}}
+            for i in ids[offset : offset + self.page_size]
+        ]
         body: dict[str, Any] = {"value": page}
         root = f"{self.base}/v1.0/drives/{drive.id}/root/delta"
-        if offset + self.page_size < len(entries):
+        if offset + self.page_size < len(ids):
             body["@odata.nextLink"] = f"{root}?$skiptoken={since}.{snapshot}.{offset + self.page_size}"
         else:
             body["@odata.deltaLink"] = f"{root}?token={snapshot}"
@@ -540,9 +562,7 @@ class GraphEmulator:
         clash = drive.child(parent, name)
         if clash is not None and clash is not item:
             return _error(409, "nameAlreadyExists", "The specified item name already exists.")
-        item.parent, item.name = parent, name
-        item.version += 1
-        drive.touch(item)
+        drive.relink(item, parent, name)
         return _json(drive.item_json(item, self.base))
 
     def _copy(self, request: Request, drive: Drive, item: Item) -> Response:
@@ -555,10 +575,6 @@ class GraphEmulator:
         monitor = uuid.uuid4().hex
         self._monitors[monitor] = copied.id
         return Response(status=202, headers={"Location": f"{self.base}/monitor/{monitor}"})
-
-
-def _id(item: Item) -> str:
-    return item.id
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
