@@ -102,7 +102,19 @@ class DriveTree:
 
     def pruned(self) -> DriveTree:
         """The tree without files outside the scope: all a later round needs."""
-        kept = {k: n for k, n in self.nodes.items() if n.folder or isinstance(self.path(k), str)}
+        inside: dict[str | None, bool] = {self.scope: True, None: False}
+
+        def under_scope(folder_id: str | None) -> bool:
+            chain: list[str | None] = []
+            while folder_id not in inside:
+                chain.append(folder_id)
+                node = self.nodes.get(folder_id) if folder_id is not None else None
+                folder_id = node.parent if node is not None and folder_id not in chain[:-1] else None
+            for visited in chain:
+                inside[visited] = inside[folder_id]
+            return inside[folder_id]
+
+        kept = {k: n for k, n in self.nodes.items() if n.folder or under_scope(n.parent)}
         return DriveTree(self.scope, kept)
 
 

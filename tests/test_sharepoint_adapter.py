@@ -6,6 +6,7 @@ HTTPS to it: nothing in msal or the adapter is patched.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable
@@ -26,8 +27,10 @@ from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import AssetRecord, DeltaCursor, Removed, SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
-from tests.conftest import picture, save
+from tests.conftest import picture, run_cli, save
 from tests.servers.graph import (  # noqa: F401
+    CLIENT_ID,
+    TENANT,
     USER,
     GraphEmulator,
     graph,
@@ -494,3 +497,34 @@ def test_rescan_without_changes_reads_nothing_and_asks_only_for_the_delta(graph:
     assert third.gone == 1 and third.fingerprinted == 0
     remaining = clusters_relative(build_report(catalog), library_uri() + "/")
     assert remaining == {c for c in clusters if ("副本/copy of photo2.jpg", "exact") not in c}
+
+
+def test_cli_scan_of_a_named_source_from_the_config_file(
+    graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "photos"
+    for rel, data in photo_library(root).items():
+        graph.library.put(f"Brand/{rel}", data)
+    # Only the secret stays in the environment; everything else is the named source's options.
+    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST", "DAM_DEDUPE_GRAPH_ENDPOINT"):
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("DAM_DEDUPE_CA_BUNDLE")
+    (tmp_path / "dam-dedupe.toml").write_text(
+        f"""
+[sources.brand-sharepoint]
+uri = "{library_uri("Brand")}"
+tenant_id = "{TENANT}"
+client_id = "{CLIENT_ID}"
+authority_host = "{graph.base}"
+graph_endpoint = "{graph.base}"
+ca_bundle = "{Path(graph.ca_pem).as_posix()}"
+""",
+        encoding="utf-8",
+    )
+    run_cli("scan", "--workers", "2", "--preset", "exact", "brand-sharepoint", cwd=tmp_path)
+    run_cli("report", "--format", "json", "-o", "report.json", cwd=tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert not report["errors"]
+    assert clusters_relative(report, library_uri("Brand") + "/") == {
+        frozenset({(f"originals/photo{n}.jpg", "exact"), (f"副本/copy of photo{n}.jpg", "exact")}) for n in (0, 2, 4)
+    }
