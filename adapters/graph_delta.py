@@ -51,7 +51,8 @@ class DriveTree:
     def update(self, item: Mapping[str, Any]) -> None:
         """Record a (non-deleted) driveItem from a delta or children response."""
         parent = None if "root" in item else (item.get("parentReference") or {}).get("id")
-        self.nodes[str(item["id"])] = Node(str(item.get("name", "")), parent, "folder" in item or "root" in item)
+        container = any(facet in item for facet in ("folder", "root", "package"))  # a package: a OneNote notebook
+        self.nodes[str(item["id"])] = Node(str(item.get("name", "")), parent, container)
 
     def remove(self, item_id: str) -> None:
         """Forget an item (it was deleted)."""

@@ -18,6 +18,7 @@ import pytest
 import trustme
 
 from dam_dedupe.adapters.graph_client import CLOUDS, GraphSettings
+from dam_dedupe.adapters.graph_delta import DeltaState
 from dam_dedupe.adapters.sharepoint import GraphDriveAdapter
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.config import Config
@@ -197,13 +198,22 @@ def test_second_round_lists_only_changes_and_deletions(graph: GraphEmulator) -> 
     assert [e.path for e in graph.graph_requests()] == ["/v1.0/drives/b!library/root/delta"]
 
 
-def test_files_moved_into_and_out_of_the_scope(graph: GraphEmulator) -> None:
+def test_files_and_folders_moved_into_and_out_of_the_scope(graph: GraphEmulator) -> None:
     populate(graph)
+    graph.library.put("Elsewhere/sub/晚霞.jpg", b"sunset" + JPEG_LIKE)
     _, _, (cursor,), _ = split(open_adapter(library_uri("Brand")).list_changes(None))
+    # The cursor keeps folders, and files only from inside the scope.
+    tree = DeltaState.decode(cursor.value).tree  # type: ignore[union-attr]
+    outside = graph.library.at("Elsewhere/sub/晚霞.jpg").id
+    assert outside not in tree.nodes and graph.library.at("Elsewhere/sub").id in tree.nodes
+
     graph.library.move("Brand/logo.png", "Other/logo.png")
     graph.library.move("Other/notes.docx", "Brand/notes.docx")
+    graph.library.move("Elsewhere", "Brand/Elsewhere")  # Graph reports only the folder: its files are walked
+    graph.library.move("Brand/archive", "Other/archive")
     records, removed, _, _ = split(open_adapter(library_uri("Brand")).list_changes(cursor.value))
-    assert set(records) == {"notes.docx"} and removed == {"logo.png"}
+    assert set(records) == {"notes.docx", "Elsewhere/sub/晚霞.jpg"}
+    assert removed == {"logo.png", "archive/old logo.png"}
 
 
 def test_stale_delta_token_resyncs_with_a_full_listing(graph: GraphEmulator) -> None:
@@ -253,7 +263,7 @@ def test_429_waits_exactly_what_retry_after_asks(graph: GraphEmulator) -> None:
     assert len(records) == 6
     throttled, retried = graph.requests("/root/delta")[:2]
     assert throttled.status == 429 and retried.status == 200
-    assert 1.0 <= retried.at - throttled.at < 1.5
+    assert 1.0 <= retried.at - throttled.at < 2.0  # not the jittered backoff, which starts near 0.2 s
 
 
 def test_503_with_retry_after_on_download(graph: GraphEmulator) -> None:
@@ -265,7 +275,7 @@ def test_503_with_retry_after_on_download(graph: GraphEmulator) -> None:
         assert stream.read() == b"top" + JPEG_LIKE
     throttled, retried = graph.requests("/content")
     assert (throttled.status, retried.status) == (503, 302)
-    assert 1.0 <= retried.at - throttled.at < 1.5
+    assert 1.0 <= retried.at - throttled.at < 2.0
 
 
 def test_token_refused_mid_scan_is_renewed_once(graph: GraphEmulator) -> None:
