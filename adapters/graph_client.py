@@ -286,28 +286,33 @@ class TokenSource:
         if self._app is None:
             import msal
 
-            try:
-                self._app = msal.ConfidentialClientApplication(
-                    self.settings.client_id,
-                    client_credential=_client_credential(self.settings, self._environ),
-                    authority=f"{self.settings.authority_host}/{self.settings.tenant_id}",
-                    instance_discovery=False,
-                    http_client=self._session,
-                    token_cache=msal.TokenCache(),
-                )
-            except ValueError as exc:
-                raise SourceError(self._sign_in_failed(str(exc))) from exc
+            self._app = msal.ConfidentialClientApplication(
+                self.settings.client_id,
+                client_credential=_client_credential(self.settings, self._environ),
+                authority=f"{self.settings.authority_host}/{self.settings.tenant_id}",
+                instance_discovery=False,
+                http_client=self._session,
+                token_cache=msal.TokenCache(),
+            )
         return self._app
 
     def token(self) -> str:
-        """An access token for Graph: msal's cached one while it is fresh, else a new one."""
-        app = self._application()
+        """An access token for Graph: msal's cached one while it is fresh, else a new one.
+
+        Raises :class:`~dam_dedupe.errors.SourceError` saying what to check when signing in fails.
+        """
+        import requests
+
         try:
-            result = app.acquire_token_for_client(scopes=[self.settings.scope])
-        except ValueError as exc:  # msal raises it when the authority cannot be reached or read
+            result = self._application().acquire_token_for_client(scopes=[self.settings.scope])
+        except ConfigError as exc:
+            raise SourceError(str(exc)) from exc
+        except requests.exceptions.SSLError as exc:
+            raise SourceError(tls_failed(self.settings.authority_host, exc)) from exc
+        except ValueError as exc:  # msal raises it when the authority cannot be read
             raise SourceError(self._sign_in_failed(str(exc))) from exc
         except OSError as exc:
-            raise SourceError(self._sign_in_failed(f"cannot reach {self.settings.authority_host}: {exc}")) from exc
+            raise SourceError(self._sign_in_failed(f"cannot reach it: {_reason(exc)}")) from exc
         token = result.get("access_token") if isinstance(result, dict) else None
         if not token:
             error = result.get("error", "no token") if isinstance(result, dict) else "no token"
@@ -406,10 +411,7 @@ class GraphClient:
         except _Transient as exc:
             raise GraphError.from_response(exc.response) from None
         except requests.exceptions.SSLError as exc:
-            raise SourceError(
-                f"TLS verification failed for {self.settings.graph_endpoint} ({_reason(exc)}); if a proxy inspects "
-                "TLS, name its CA with the ca_bundle option or DAM_DEDUPE_CA_BUNDLE"
-            ) from exc
+            raise SourceError(tls_failed(self.settings.graph_endpoint, exc)) from exc
         except _Unreachable as exc:
             raise GraphError(0, "unreachable", f"{what}: {exc}") from None
         if response.status_code >= 400:
@@ -460,6 +462,14 @@ def _retry_after(exc: BaseException) -> float | None:
     if isinstance(exc, _Transient):
         return retry_after_seconds(exc.response.headers.get("Retry-After"))
     return None
+
+
+def tls_failed(host: str, exc: BaseException) -> str:
+    """The message for a certificate that could not be verified, naming the fix."""
+    return (
+        f"TLS verification failed for {host} ({_reason(exc)}); if a proxy inspects TLS, "
+        "name its CA with the ca_bundle option or DAM_DEDUPE_CA_BUNDLE"
+    )
 
 
 def _reason(exc: BaseException) -> str:

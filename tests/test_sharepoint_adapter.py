@@ -302,6 +302,9 @@ def test_wrong_secret_names_the_fix_and_not_the_secret(graph: GraphEmulator, mon
         list(open_adapter(library_uri()).list_assets())
     assert "AZURE_CLIENT_SECRET" in str(caught.value) and "invalid_client" in str(caught.value)
     assert "wrong-secret-value" not in str(caught.value)
+    monkeypatch.delenv("AZURE_CLIENT_SECRET")
+    with pytest.raises(SourceError, match="set AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH"):
+        list(open_adapter(library_uri()).list_assets())
 
 
 def test_certificate_credential_signs_in(graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
