@@ -117,6 +117,29 @@ def test_second_scan_of_an_unchanged_tree_reads_no_bytes(tmp_path: Path, with_te
     assert reads.read_text().splitlines()[len(first_reads) :] == ["originals/photo1.jpg"]
 
 
+def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
+    tmp_path: Path, with_test_plugin: Path
+) -> None:
+    root = tmp_path / "tree"
+    original = save(picture(1), root / "a.jpg", quality=90)
+    (root / "copy of a.jpg").write_bytes(original.read_bytes())
+    # same size and first 64 bytes, one byte different: the weak store hash says "same", SHA-256 says no
+    altered = bytearray(original.read_bytes())
+    altered[len(altered) // 2] ^= 0xFF
+    (root / "b.jpg").write_bytes(bytes(altered))
+    different = save(picture(3, (200, 100)), root / "c.png", "PNG")
+    assert (root / "b.jpg").read_bytes()[:64] == original.read_bytes()[:64]
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    run_scan([SourceSpec("headhash://" + str(root))], catalog, Host(), EXACT, workers=1)
+
+    reads = sorted((with_test_plugin / "reads.log").read_text().splitlines())
+    assert reads == ["a.jpg", "b.jpg", "copy%20of%20a.jpg"]  # c.png has a unique store hash: never read
+    assert different.name not in reads
+    [cluster] = build_report(catalog)["clusters"]
+    assert sorted(m["name"] for m in cluster["members"]) == ["a.jpg", "copy of a.jpg"]
+
+
 def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:
     root = tmp_path / "tree"
     build_tree(root)

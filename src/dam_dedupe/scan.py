@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -36,6 +36,7 @@ Progress = Callable[[str, int, int], None]
 
 COMMIT_EVERY = 200
 COMMIT_SECONDS = 2.0
+PAGE = 1000
 
 
 def default_executor(workers: int) -> Executor:
@@ -196,37 +197,35 @@ class Scan:
                 elif isinstance(item, DeltaCursor):
                     self._cursor = item
 
-    def _to_read(self, source_id: int) -> list[CatalogAsset]:
-        """Pending assets worth reading; the rest are marked skipped without a read."""
-        pending = self.catalog.pending(source_id)
-        collisions = self.catalog.store_hash_collisions() if not self.config.matching.perceptual else set()
-        chosen: list[CatalogAsset] = []
-        with self.catalog.transaction():
-            for asset in pending:
-                record = asset.record
-                if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
-                    self.catalog.set_content(asset.id, "skipped")
-                    self.counts.skipped += 1
-                elif (
-                    not self.config.matching.perceptual
-                    and record.store_hash
-                    and ((record.store_hash, record.size) not in collisions)
-                ):
-                    # exact matching only, and no other asset has this store hash: it cannot be a copy
-                    self.counts.skipped += 1
-                else:
-                    chosen.append(asset)
-        return chosen
+    def _to_read(self, source_id: int) -> Iterator[CatalogAsset]:
+        """Pending assets worth reading, page by page; the rest are marked skipped without a read."""
+        exact_only = not self.config.matching.perceptual
+        collisions = self.catalog.store_hash_collisions() if exact_only else set()
+        after = 0
+        while page := self.catalog.pending(source_id, after, PAGE):
+            after = page[-1].id
+            chosen: list[CatalogAsset] = []
+            with self.catalog.transaction():
+                for asset in page:
+                    record = asset.record
+                    if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
+                        self.catalog.set_content(asset.id, "skipped")
+                        self.counts.skipped += 1
+                    elif exact_only and record.store_hash and (record.store_hash, record.size) not in collisions:
+                        # exact matching only, and no other asset has this store hash: it cannot be a copy
+                        self.counts.skipped += 1
+                    else:
+                        chosen.append(asset)
+            yield from chosen
 
     def _fingerprint(self, job: FingerprintJob, source_id: int) -> None:
-        assets = self._to_read(source_id)
-        if not assets:
+        total, done = self.catalog.pending_count(source_id), 0
+        if not total:
             return
-        total, done = len(assets), 0
         results: list[JobResult] = []
         last_commit = time.monotonic()
         in_flight: set[Future[JobResult]] = set()
-        queue = iter(assets)
+        queue = self._to_read(source_id)
         with self.executor_factory(self.workers) as executor:
             while True:
                 while len(in_flight) < max(4, self.workers * 4):

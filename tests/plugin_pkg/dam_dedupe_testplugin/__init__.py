@@ -2,6 +2,7 @@
 
 - ``counting://PATH``: the local adapter, recording every ``open`` in the file named by
   ``DAM_TEST_READ_LOG`` (one line per read, from any process).
+- ``headhash://PATH``: the same, with a weak store hash (of the first 64 bytes).
 - ``needs-sdk://``: an adapter whose SDK is missing, to show the install message.
 - Canonical hooks: a member whose path contains ``/staging/`` is vetoed; a member whose
   name starts with ``chosen-`` is chosen.
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from typing import BinaryIO
 
@@ -39,6 +41,26 @@ class CountingAdapter(LocalAdapter):
         return super().open(record)
 
 
+class HeadHashAdapter(CountingAdapter):
+    """Like ``counting://``, but the "store" gives a content hash of the first 64 bytes only.
+
+    Files that share their first 64 bytes look identical to the store: the matcher must
+    confirm with SHA-256 before calling them copies.
+    """
+
+    scheme = "headhash"
+    description = "test: a store whose content hash is weak"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(SourceSpec("counting://" + spec.uri.removeprefix("headhash://"), spec.name, spec.options))
+        self.spec = spec
+
+    def record_for(self, path, st):  # type: ignore[no-untyped-def]
+        with open(path, "rb") as f:
+            head = hashlib.md5(f.read(64)).hexdigest()
+        return dataclasses.replace(super().record_for(path, st), source=self.spec.uri, store_hash=f"md5:{head}")
+
+
 class NeedsSdkAdapter(LocalAdapter):
     """An adapter whose SDK is not installed."""
 
@@ -60,7 +82,7 @@ def _event(line: str) -> None:
 
 @hookimpl
 def dam_dedupe_adapters():  # type: ignore[no-untyped-def]
-    return [CountingAdapter, NeedsSdkAdapter]
+    return [CountingAdapter, HeadHashAdapter, NeedsSdkAdapter]
 
 
 @hookimpl
