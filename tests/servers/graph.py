@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import numpy as np
@@ -222,7 +223,7 @@ class Drive:
             "cTag": f'"c:{{{item.guid}}},{item.content_version}"',
             "createdDateTime": "2026-01-01T00:00:00Z",
             "lastModifiedDateTime": item.modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "webUrl": f"{self.web_url}{quote_path(self.path_of(item))}",
+            "webUrl": f"{self.web_url}{quote(self.path_of(item))}",
         }
         if item.parent is None:
             body["root"] = {}
@@ -241,13 +242,6 @@ class Drive:
             body["file"] = {"mimeType": "application/octet-stream", **({"hashes": hashes} if hashes else {})}
             body["size"] = len(item.content)
         return body
-
-
-def quote_path(path: str) -> str:
-    """Percent-encode a path for a URL."""
-    from urllib.parse import quote
-
-    return quote(path)
 
 
 @dataclass(frozen=True)
@@ -293,7 +287,7 @@ class GraphEmulator:
     def reset(self) -> None:
         """Start afresh: empty drives, no faults, no tokens, empty log."""
         with self._lock:
-            self.library = Drive("b!library", f"https://{HOST}/sites/{SITE}/{quote_path(LIBRARY_URL_NAME)}")
+            self.library = Drive("b!library", f"https://{HOST}/sites/{SITE}/{quote(LIBRARY_URL_NAME)}")
             self.onedrive = Drive("b!onedrive", "https://contoso-my.sharepoint.com/personal/alice/Documents")
             self.drives = {d.id: d for d in (self.library, self.onedrive)}
             self.log: list[LogEntry] = []
@@ -630,24 +624,5 @@ def graph(graph_server: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> Graph
 
 def library_uri(folder: str = "") -> str:
     """The sharepoint:// URI of the emulated library, or of a folder in it."""
-    uri = f"sharepoint://{HOST}/sites/{SITE}/{quote_path(LIBRARY_URL_NAME)}"
-    return f"{uri}/{quote_path(folder)}" if folder else uri
-
-
-def timestamp_gap(entries: list[LogEntry]) -> float:
-    """Seconds between the first and last of some logged requests."""
-    return entries[-1].at - entries[0].at
-
-
-__all__ = [
-    "CLIENT_ID",
-    "GraphEmulator",
-    "TENANT",
-    "USER",
-    "graph",
-    "graph_ca",
-    "graph_server",
-    "library_uri",
-    "quick_xor_hash",
-    "timestamp_gap",
-]
+    uri = f"sharepoint://{HOST}/sites/{SITE}/{quote(LIBRARY_URL_NAME)}"
+    return f"{uri}/{quote(folder)}" if folder else uri
