@@ -58,9 +58,11 @@ class DriveTree:
         """Forget an item (it was deleted)."""
         self.nodes.pop(item_id, None)
 
-    def copy(self) -> DriveTree:
-        """An independent copy, to compare paths before and after a round of changes."""
-        return DriveTree(self.scope, {k: Node(n.name, n.parent, n.folder) for k, n in self.nodes.items()})
+    def changes_place(self, item: Mapping[str, Any]) -> bool:
+        """Whether a driveItem from a delta round has a new name or parent (was moved or renamed)."""
+        node = self.nodes.get(str(item["id"]))
+        parent = None if "root" in item else (item.get("parentReference") or {}).get("id")
+        return node is not None and (node.name, node.parent) != (str(item.get("name", "")), parent)
 
     def is_folder(self, item_id: str) -> bool:
         """Whether a known item is a folder."""

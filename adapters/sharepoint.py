@@ -303,43 +303,51 @@ class GraphDriveAdapter(SourceAdapter):
         return latest, new_link
 
     def _apply_round(self, state: DeltaState, latest: dict[str, dict[str, Any]], link: str) -> Iterator[Listing]:
-        """Turn one round of changes into records and removals, by comparing paths before and after."""
-        old, new = state.tree, state.tree.copy()
-        for item_id, item in latest.items():
-            if "deleted" in item:
-                new.remove(item_id)
-            else:
-                new.update(item)
+        """Turn one round of changes into records and removals: what it takes away is named by the paths
+        before the round, what it brings by the paths after."""
+        tree = state.tree
         removed: dict[str, Removed] = {}
         records: dict[str, AssetRecord] = {}
+        moved_folders: list[str] = []
+        files_before: dict[str, object] = {}
 
-        def forget(tree: DriveTree, item_id: str) -> None:
-            path = tree.path(item_id)
+        def forget(path: object) -> None:
             if isinstance(path, str):
                 removed[path] = Removed(path, self.uri_for(path))
 
         for item_id, item in latest.items():
-            if "deleted" in item:
-                for file_id in old.files_under(item_id) if old.is_folder(item_id) else [item_id]:
-                    forget(old, file_id)
+            gone = "deleted" in item
+            if tree.is_folder(item_id) and (gone or tree.changes_place(item)):
+                if isinstance(tree.path(item_id), str) or (gone and item_id == tree.scope):
+                    for file_id in tree.files_under(item_id):
+                        forget(tree.path(file_id))
+                if not gone:
+                    moved_folders.append(item_id)
+            elif gone:
+                forget(tree.path(item_id))
             elif "file" in item:
-                old_path, new_path = old.path(item_id), new.path(item_id)
-                if old_path != new_path:
-                    forget(old, item_id)
-                if isinstance(new_path, str):
-                    records[new_path] = self.record_for(item, new_path)
-            elif item_id in old.nodes and old.path(item_id) != new.path(item_id):
-                # A folder moved or renamed: Graph does not list its contents again, so walk them.
-                for file_id in old.files_under(item_id):
-                    forget(old, file_id)
-                if isinstance(new.path(item_id), str):
-                    for record in self._walk_folder(item_id, new):
-                        records[record.key] = record
+                files_before[item_id] = tree.path(item_id)
+        for item_id, item in latest.items():
+            if "deleted" in item:
+                tree.remove(item_id)
+            else:
+                tree.update(item)
+        for item_id, old_path in files_before.items():
+            new_path = tree.path(item_id)
+            if old_path != new_path:
+                forget(old_path)
+            if isinstance(new_path, str):
+                records[new_path] = self.record_for(latest[item_id], new_path)
+        for folder_id in moved_folders:
+            # Graph reports a moved or renamed folder but not its contents: walk them.
+            if isinstance(tree.path(folder_id), str):
+                for record in self._walk_folder(folder_id, tree):
+                    records[record.key] = record
         for path in records:
             removed.pop(path, None)
         yield from removed.values()
         yield from records.values()
-        yield DeltaCursor(DeltaState(link, state.drive_id, new.pruned()).encode(), full=False)
+        yield DeltaCursor(DeltaState(link, state.drive_id, tree.pruned()).encode(), full=False)
 
     def _walk_folder(self, folder_id: str, tree: DriveTree) -> Iterator[AssetRecord]:
         """Every file below a folder, through its children (used after a folder moved)."""
