@@ -537,6 +537,8 @@ class GraphDriveAdapter(SourceAdapter):
             return AssetError(f"{what}: will not overwrite an existing item ({exc.message})")
         if exc.status == 412:
             return AssetError(f"{what}: the item changed since it was checked ({exc.message})")
+        if exc.status == 423:
+            return AssetError(f"{what}: the item is locked, checked out or open for editing ({exc.message})")
         return self._asset_error(exc, what)
 
     def close(self) -> None:

@@ -388,6 +388,9 @@ def test_tags_live_in_a_list_item_column(graph: GraphEmulator) -> None:
     assert adapter.get_tags(record) == {"status": "duplicate", "canonical": "Brand/产品/猫 照片.jpg"}
     adapter.set_tags(record, {})
     assert adapter.get_tags(record) == {}
+    graph.fail("/listItem/fields", 423, "resourceLocked")  # checked out by someone
+    with pytest.raises(AssetError, match="locked"):
+        adapter.set_tags(record, {"status": "duplicate"})
 
 
 def test_missing_tag_column_says_how_to_create_it(graph: GraphEmulator) -> None:
