@@ -425,7 +425,11 @@ class GraphClient:
         response = self.request(method, path, what=what, **kwargs)
         if not response.content:
             return {}
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError as exc:  # an HTML page from a proxy or captive portal, say
+            kind = response.headers.get("Content-Type", "no content type")
+            raise GraphError(response.status_code, "invalidResponse", f"{what}: not JSON ({kind})") from exc
         return body if isinstance(body, dict) else {}
 
     def _send(self, method: str, url: str, authenticated: bool, kwargs: dict[str, Any]) -> requests.Response:
