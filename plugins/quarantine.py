@@ -137,6 +137,9 @@ class QuarantineAction(ActionPlugin):
             document = {"schema": MANIFEST_SCHEMA, "run": run_id, "action": self.name, "entries": entries}
             data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
             adapter = stores.adapter(source)
+            earlier = adapter.stat(self.manifest_key(run_id))
+            if earlier is not None:  # written by an interrupted attempt of this run; some stores never overwrite
+                adapter.delete(earlier)
             record = adapter.write_object(self.manifest_key(run_id), data, {"dam-dedupe.manifest": run_id})
             written.append(f"manifest of {len(entries)} quarantined copies: {record.uri}")
         return written

@@ -90,8 +90,8 @@ class RedirectAction(QuarantineAction):
             copy = adapter.stat(step.params["quarantine_key"])
             if copy is None or sha256_of(adapter, copy) != step.target.sha256:
                 raise AssetError(f"the pointer is in place but the backup of {step.target.uri} is missing or damaged")
-            if pointer == "stub":  # its metadata may not have been written yet; writing it again is harmless
-                _make_pointer(adapter, step, pointer)
+            if pointer == "stub":  # its metadata may not have been written before the interruption
+                _label_stub(adapter, step)
         else:
             copy = move_to_quarantine(adapter, step)
             _make_pointer(adapter, step, pointer)
@@ -149,6 +149,16 @@ def _make_pointer(adapter: SourceAdapter, step: ActionStep, pointer: str) -> Non
         adapter.make_link(step.target.key, step.canonical.key, hard=pointer == "hardlink")
     else:
         raise AssetError(f"this store cannot make a {pointer}; plan again with pointer=stub")
+
+
+def _label_stub(adapter: SourceAdapter, step: ActionStep) -> None:
+    """Make sure the stub in place carries the metadata naming the canonical (without rewriting its bytes)."""
+    record = adapter.stat(step.target.key)
+    if record is None:
+        raise AssetError(f"the stub at {step.target.uri} vanished")
+    tags = adapter.get_tags(record)
+    if tags.get(REDIRECT_TAG) != step.canonical.uri:
+        adapter.set_tags(record, {**tags, REDIRECT_TAG: step.canonical.uri})
 
 
 def _remove_pointer(adapter: SourceAdapter, step: ActionStep) -> None:
