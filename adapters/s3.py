@@ -376,6 +376,12 @@ class S3Adapter(SourceAdapter):
         s3_part, overflow = s3_tags.split_tags(tags, self._get_tagging(object_key))
         metadata = dict(head.get("Metadata", {}))
         if overflow == s3_tags.decode_overflow(metadata):
+            if not s3_part:  # an empty TagSet is not a valid PutObjectTagging body
+                op = self._object_op("remove the tags of", object_key, "s3:DeleteObjectTagging")
+                self._call(
+                    lambda: self.client.delete_object_tagging(Bucket=self.bucket, Key=object_key), op, asset=True
+                )
+                return
             op = self._object_op("set the tags of", object_key, "s3:PutObjectTagging")
             self._call(
                 lambda: self.client.put_object_tagging(

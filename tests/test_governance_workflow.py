@@ -24,6 +24,8 @@ from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, rea
 from dam_dedupe.governance.plan import Plan, read_plan, write_plan
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host, make_plugin_manager
+from dam_dedupe.records import SourceSpec
+from dam_dedupe.scan import run_scan
 from tests.governance_library import (
     QUARANTINE,
     Library,
@@ -137,6 +139,15 @@ def test_quarantine_writes_a_manifest_that_names_every_copy(lib: Library, tmp_pa
         held = path_of(entry["quarantine_uri"])
         assert hashlib.sha256(held.read_bytes()).hexdigest() == entry["sha256"]
         assert not path_of(entry["original_uri"]).exists()
+
+
+def test_a_rescan_after_quarantine_reports_no_duplicates_left(lib: Library, tmp_path: Path) -> None:
+    apply_plan(lib.catalog, lib.host, lib.config, approved(lib, "quarantine"), out_dir=tmp_path)
+
+    summary = run_scan([SourceSpec(lib.uri)], lib.catalog, lib.host, lib.config, workers=1)
+
+    assert summary.gone == 6  # the six duplicates left their places
+    assert lib.catalog.clusters() == []  # and the quarantine area is not scanned: its copies are no duplicates
 
 
 def test_merge_carries_duplicate_tags_to_the_canonical_and_undo_reverts_them(lib: Library, tmp_path: Path) -> None:

@@ -345,6 +345,10 @@ def test_tags_merge_and_overflow_into_metadata_beyond_ten(
     assert adapter.get_tags(record) == before
     assert s3_admin.get_object(Bucket=bucket, Key="a.jpg")["Body"].read() == b"image"
 
+    adapter.set_tags(record, {})  # undo of a tag action on an object that had none
+    assert s3_tags_of(s3_admin, bucket, "a.jpg") == {}
+    assert adapter.get_tags(record) == {}
+
 
 def test_tags_are_not_set_on_an_object_that_changed(
     s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]

@@ -10,6 +10,7 @@ the scan goes on.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import multiprocessing
 import os
@@ -44,6 +45,20 @@ def default_executor(workers: int) -> Executor:
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+DEFAULT_EXCLUDES = ("_dam-dedupe-quarantine/*",)
+"""Keys never scanned: the quarantine action's default area (its copies are not duplicates to report)."""
+
+
+def excludes(config: Config, spec: SourceSpec) -> tuple[str, ...]:
+    """Key patterns (``fnmatch``, ``*`` crosses ``/``) a source's scan leaves out.
+
+    The defaults, then ``[scan] exclude`` for every source, then the source's own ``exclude`` option.
+    """
+    common = config.sections.get("scan", {}).get("exclude", [])
+    own = spec.option("exclude", [])
+    return (*DEFAULT_EXCLUDES, *common, *(own if isinstance(own, list) else [own]))
 
 
 # -- the job a worker runs ---------------------------------------------------------------------
@@ -126,6 +141,7 @@ class Scan:
         self.progress = progress
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
+        self._excludes: tuple[str, ...] = ()
 
     def run(self, specs: list[SourceSpec], run_id: int) -> None:
         """List every source into the catalog first, then fingerprint what needs reading.
@@ -143,6 +159,7 @@ class Scan:
                     continue
                 opened.append((adapter, spec, source_id))
                 self._cursor = None
+                self._excludes = excludes(self.config, spec)
                 self._list(adapter, spec, source_id, run_id)
             for adapter, spec, source_id in opened:
                 self._fingerprint(FingerprintJob(spec, adapter), source_id)
@@ -189,12 +206,17 @@ class Scan:
         if complete and cursor is not None:
             self.catalog.set_cursor(source_id, cursor.value)
 
+    def _excluded(self, key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in self._excludes)
+
     def _record_listing(
         self, batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor], source_id: int, run_id: int
     ) -> None:
         with self.catalog.transaction():
             for item in batch:
                 if isinstance(item, AssetRecord):
+                    if self._excluded(item.key):
+                        continue
                     self.counts.listed += 1
                     if not self.catalog.record_listed(source_id, item, run_id):
                         self.counts.unchanged += 1
