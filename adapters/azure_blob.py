@@ -73,6 +73,10 @@ def _int_option(spec: SourceSpec, name: str, default: int, low: int, high: int) 
     return value
 
 
+class _TagsRefused(Exception):
+    """Listing with index tags was refused: the identity may list blobs but not read their tags."""
+
+
 class AzureBlobAdapter(SourceAdapter):
     """Blobs in one Azure Storage container, under an optional name prefix."""
 
@@ -130,14 +134,21 @@ class AzureBlobAdapter(SourceAdapter):
     def _where(self, key: str | None = None) -> str:
         return self.location.uri_for(quote(key, safe="/")) if key is not None else self.spec.uri
 
-    def _call(self, fn: Callable[[], T], op: errs.Operation, key: str) -> T:
-        """Make one request about a blob with retries; turn failures into the project's errors."""
+    def _call(self, fn: Callable[[], T], op: errs.Operation, key: str, conditioned: str | None = None) -> T:
+        """Make one request about a blob with retries; turn failures into the project's errors.
+
+        ``conditioned`` names the blob whose ETag the request was conditioned on: when the
+        condition fails because that blob no longer exists, the error is :class:`AssetGone`.
+        """
         from azure.core.exceptions import AzureError
 
         try:
             return errs.call(fn, f"{op.verb} {self._where(key)}", self.attempts)
         except AzureError as exc:
-            raise errs.asset_failure(exc, op, self._where(key), self.endpoint) from exc
+            failure = errs.asset_failure(exc, op, self._where(key), self.endpoint)
+            if conditioned is not None and errs.is_condition_failure(exc) and self.stat(conditioned) is None:
+                raise AssetGone(f"the blob is gone: {self._where(conditioned)}") from exc
+            raise failure from exc
 
     # -- records -----------------------------------------------------------------------------
 
@@ -173,9 +184,7 @@ class AzureBlobAdapter(SourceAdapter):
         while True:
             try:
                 page, token = self._list_page(include, token)
-            except SourceError:
-                if "tags" not in include:
-                    raise
+            except _TagsRefused:
                 log.info("%s: not allowed to read index tags; listing without them", self.spec.label)
                 include = ["metadata"]
                 continue
@@ -208,6 +217,8 @@ class AzureBlobAdapter(SourceAdapter):
         try:
             return errs.call(fetch, f"list {self.spec.uri}", self.attempts)
         except AzureError as exc:
+            if "tags" in include and errs.error_code(exc) in errs.ROLE_CODES:
+                raise _TagsRefused from exc
             failure = errs.source_failure(exc, errs.LIST, self.spec.uri, self.endpoint)
             raise failure or SourceError(f"cannot list {self.spec.uri}: {errs.describe(exc)}") from exc
 
@@ -220,7 +231,10 @@ class AzureBlobAdapter(SourceAdapter):
         blob = self._blob(record.key)
 
         def fetch(offset: int, length: int) -> bytes:
-            return self._call(lambda: self._download(blob, record, offset, length), errs.READ, record.key)
+            def download() -> bytes:
+                return self._download(blob, record, offset, length)
+
+            return self._call(download, errs.READ, record.key, conditioned=record.key)
 
         first = fetch(0, min(self.chunk_size, record.size))
         raw = RangedReader(fetch, record.size, self.chunk_size, self.read_ahead, first=first)
@@ -285,7 +299,10 @@ class AzureBlobAdapter(SourceAdapter):
         if record.etag:
             conditions.update(source_etag=record.etag, source_match_condition=MatchConditions.IfNotModified)
         started = self._call(
-            lambda: dest.start_copy_from_url(source.url, tags=tags or None, **conditions), errs.WRITE, dest_key
+            lambda: dest.start_copy_from_url(source.url, tags=tags or None, **conditions),
+            errs.WRITE,
+            dest_key,
+            conditioned=record.key,
         )
         if started.get("copy_status") != "success":
             self._wait_for_copy(dest, dest_key)
@@ -325,12 +342,7 @@ class AzureBlobAdapter(SourceAdapter):
         if record.etag:
             conditions = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}
         blob = self._blob(record.key)
-        try:
-            self._call(lambda: blob.delete_blob(**conditions), errs.WRITE, record.key)
-        except AssetError as exc:
-            if not isinstance(exc, AssetGone) and self.stat(record.key) is None:
-                raise AssetGone(f"the blob is gone: {self._where(record.key)}") from exc
-            raise
+        self._call(lambda: blob.delete_blob(**conditions), errs.WRITE, record.key, conditioned=record.key)
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Upload a small blob (a redirect stub) with its Content-MD5; ``metadata`` becomes its tags."""

@@ -22,17 +22,13 @@ TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_HINT_SECONDS = 60.0
 """A ``Retry-After`` hint longer than this is capped so one blob never stalls a scan for long."""
 
-AUTHORIZATION_CODES = frozenset(
-    {
-        "AuthorizationFailure",
-        "AuthorizationPermissionMismatch",
-        "AuthorizationResourceTypeMismatch",
-        "AuthorizationServiceMismatch",
-        "AuthorizationSourceIPMismatch",
-        "AuthorizationProtocolMismatch",
-        "InsufficientAccountPermissions",
-    }
+ROLE_CODES = frozenset(
+    {"AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"}
 )
+"""The identity is known but lacks a permission (an RBAC role, a SAS permission)."""
+
+NETWORK_CODES = frozenset({"AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch"})
+"""The account's firewall or HTTPS-only rule turned the request away."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +97,14 @@ def call(fn: Callable[[], T], what: str, attempts: int) -> T:
     return call_with_retries(fn, is_transient=is_transient, retry_after=retry_after, attempts=attempts, what=what)
 
 
+CONDITION_CODES = frozenset({"ConditionNotMet", "SourceConditionNotMet", "TargetConditionNotMet"})
+
+
+def is_condition_failure(exc: BaseException) -> bool:
+    """Whether an ETag condition failed (412): the blob changed, or (on some servers) is gone."""
+    return error_code(exc) in CONDITION_CODES or _status(exc) == 412
+
+
 def describe(exc: BaseException) -> str:
     """A short, secret-free account of an SDK error: status, error code, first line of the message."""
     status = _status(exc)
@@ -127,15 +131,22 @@ def source_failure(exc: BaseException, op: Operation, where: str, endpoint: str)
             f"AZURE_CLIENT_SECRET, and AZURE_AUTHORITY_HOST (or the cloud option) for a sovereign cloud "
             f"({describe(exc)})"
         )
-    if code in AUTHORIZATION_CODES:
+    if code in ROLE_CODES or code == "InsufficientAccountPermissions":
         return SourceError(
             f"not allowed to {op.verb} in {where} ({code}): grant the identity the '{op.role}' role on the "
             f"container or account, or use a SAS token with permission {op.sas_permission}"
         )
-    if code == "AuthenticationFailed" or _status(exc) == 401 or isinstance(exc, ClientAuthenticationError):
+    if code in NETWORK_CODES:
+        return SourceError(
+            f"{where} turned the request away ({code}): the storage account's firewall or HTTPS-only rule does "
+            f"not admit this host or connection"
+        )
+    if code in ("AuthenticationFailed", "AuthorizationFailure") or isinstance(exc, ClientAuthenticationError):
         return SourceError(
             f"the credential for {where} was refused ({code or _status(exc)}): check that the account key, SAS "
-            f"token or connection string belongs to this account and has not expired or been rotated"
+            f"token or connection string belongs to this account and has not expired or been rotated, and that "
+            f"the account allows this kind of sign-in (shared key access, network rules); with Microsoft Entra "
+            f"ID, the identity needs the '{op.role}' role"
         )
     if code == "ContainerNotFound":
         return SourceError(f"container not found: {where}; check the container name in the source URI")
@@ -160,7 +171,7 @@ def asset_failure(exc: BaseException, op: Operation, where: str, endpoint: str) 
     code = error_code(exc)
     if code == "BlobNotFound" or _status(exc) == 404:
         return AssetGone(f"the blob is gone: {where}")
-    if code in ("ConditionNotMet", "TargetConditionNotMet", "SourceConditionNotMet") or _status(exc) == 412:
+    if is_condition_failure(exc):
         return AssetError(f"the blob changed since it was listed; not touched: {where}")
     if code == "BlobAlreadyExists":
         return AssetError(f"will not overwrite the existing blob {where}")
