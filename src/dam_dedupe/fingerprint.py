@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from typing import IO
 
+from PIL import Image, IptcImagePlugin
+
 from dam_dedupe.imaging import decode
 from dam_dedupe.matcher.perceptual import describe
 from dam_dedupe.records import Fingerprint
@@ -43,10 +45,11 @@ def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
     """
     reader = _HashingReader(stream)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
-        shutil.copyfileobj(reader, spool, CHUNK)  # type: ignore[misc]
+        shutil.copyfileobj(reader, spool, CHUNK)
         spool.seek(0)
         decoded = decode(spool, reader.size)
         perceptual, thumbnail = describe(decoded.image)
+        metadata_fields = count_metadata_fields(decoded.image)
     return Fingerprint(
         sha256=reader.sha256.hexdigest(),
         size=reader.size,
@@ -55,4 +58,15 @@ def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
         format=decoded.format,
         perceptual=perceptual,
         thumbnail=thumbnail,
+        metadata_fields=metadata_fields,
     )
+
+
+def count_metadata_fields(image: Image.Image) -> int:
+    """EXIF tags, plus one for an IPTC block and one for an XMP packet."""
+    fields = len(image.getexif())
+    if IptcImagePlugin.getiptcinfo(image):  # type: ignore[arg-type]
+        fields += 1
+    if image.info.get("xmp") or image.info.get("XML:com.adobe.xmp"):
+        fields += 1
+    return fields

@@ -1,5 +1,14 @@
-"""The core matcher that every adapter shares: fingerprints in, groups of copies out."""
+"""The core matcher that every adapter shares: fingerprints in, groups of copies out.
 
-from dam_dedupe.matcher.exact import exact_groups
+Two entry points, used by the scan after fingerprints are stored:
 
-__all__ = ["exact_groups"]
+- :func:`find_groups` partitions fingerprinted assets into groups of copies;
+- :func:`compare` explains one member against the group's canonical (match kind and
+  evidence), once the canonical policy has chosen it.
+"""
+
+from dam_dedupe.matcher.compare import Comparison, compare
+from dam_dedupe.matcher.grouping import find_groups
+from dam_dedupe.matcher.settings import PRESETS, MatchSettings
+
+__all__ = ["PRESETS", "Comparison", "MatchSettings", "compare", "find_groups"]

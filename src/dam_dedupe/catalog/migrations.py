@@ -1,0 +1,107 @@
+"""The SQLite catalog's schema, as an ordered list of migrations.
+
+The schema version is SQLite's ``user_version``. Opening a catalog applies every
+migration above its version, each in its own transaction; a catalog newer than this
+code is refused rather than damaged. Append migrations; never edit a released one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from dam_dedupe.errors import DamDedupeError
+
+MIGRATIONS: list[str] = [
+    # 1: sources, scan runs, assets, fingerprints, problems, clusters.
+    """
+    CREATE TABLE sources (
+        id INTEGER PRIMARY KEY,
+        uri TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        cursor TEXT
+    );
+    CREATE TABLE scan_runs (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        finished TEXT,
+        status TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        listed INTEGER NOT NULL DEFAULT 0,
+        fingerprinted INTEGER NOT NULL DEFAULT 0,
+        unchanged INTEGER NOT NULL DEFAULT 0,
+        gone INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE assets (
+        id INTEGER PRIMARY KEY,
+        source_id INTEGER NOT NULL REFERENCES sources(id),
+        key TEXT NOT NULL,
+        uri TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        modified TEXT,
+        store_hash TEXT,
+        etag TEXT,
+        version_id TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'present' CHECK (state IN ('present', 'gone')),
+        content TEXT NOT NULL DEFAULT 'pending'
+            CHECK (content IN ('pending', 'image', 'not_image', 'skipped', 'error')),
+        error TEXT,
+        error_retry INTEGER NOT NULL DEFAULT 0,
+        first_seen_run INTEGER NOT NULL,
+        last_seen_run INTEGER NOT NULL,
+        gone_run INTEGER,
+        UNIQUE (source_id, key)
+    );
+    CREATE INDEX assets_by_content ON assets (content, state);
+    CREATE INDEX assets_by_store_hash ON assets (store_hash);
+    CREATE TABLE fingerprints (
+        asset_id INTEGER PRIMARY KEY REFERENCES assets(id) ON DELETE CASCADE,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        metadata_fields INTEGER NOT NULL DEFAULT 0,
+        perceptual TEXT NOT NULL DEFAULT '{}',
+        thumbnail BLOB
+    );
+    CREATE INDEX fingerprints_by_sha256 ON fingerprints (sha256);
+    CREATE TABLE problems (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES scan_runs(id),
+        source_id INTEGER NOT NULL REFERENCES sources(id),
+        uri TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE clusters (
+        id TEXT PRIMARY KEY,
+        canonical_asset_id INTEGER NOT NULL REFERENCES assets(id),
+        canonical_reason TEXT NOT NULL,
+        preset TEXT NOT NULL
+    );
+    CREATE TABLE cluster_members (
+        cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+        asset_id INTEGER NOT NULL REFERENCES assets(id),
+        match TEXT NOT NULL,
+        evidence TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (cluster_id, asset_id)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the catalog's schema up to :data:`SCHEMA_VERSION`."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise DamDedupeError(
+            f"this catalog has schema version {version}, newer than this dam-dedupe understands "
+            f"({SCHEMA_VERSION}); upgrade dam-dedupe"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        conn.executescript(f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;")
