@@ -37,13 +37,12 @@ from hashlib import md5
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
+from dam_dedupe import hookimpl
+from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.adapters import azure_errors as errs
 from dam_dedupe.adapters.azure_connect import BlobLocation, blob_endpoint, make_service_client, parse_location
 from dam_dedupe.adapters.azure_stream import RangedReader
 from dam_dedupe.adapters.azure_tags import fallback_tags, merge_metadata, split_tags
-
-from dam_dedupe import hookimpl
-from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.errors import AssetError, AssetGone, MissingExtra, SourceError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from dam_dedupe.retrying import DEFAULT_ATTEMPTS
@@ -212,7 +211,7 @@ class AzureBlobAdapter(SourceAdapter):
                 name_starts_with=self.location.prefix or None, include=include, results_per_page=self.page_size
             ).by_page(continuation_token=token)
             blobs = list(next(pager))
-            return blobs, pager.continuation_token or None
+            return blobs, getattr(pager, "continuation_token", None) or None
 
         try:
             return errs.call(fetch, f"list {self.spec.uri}", self.attempts)
@@ -238,7 +237,7 @@ class AzureBlobAdapter(SourceAdapter):
 
         first = fetch(0, min(self.chunk_size, record.size))
         raw = RangedReader(fetch, record.size, self.chunk_size, self.read_ahead, first=first)
-        return io.BufferedReader(raw, buffer_size=min(self.chunk_size, 1024 * 1024))  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=min(self.chunk_size, 1024 * 1024))
 
     @staticmethod
     def _download(blob: BlobClient, record: AssetRecord, offset: int, length: int) -> bytes:

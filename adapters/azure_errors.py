@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dam_dedupe.adapters.azure_connect import scrub
-
 from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError
 from dam_dedupe.retrying import call_with_retries
 

@@ -19,9 +19,9 @@ from azure.storage.blob import (
     ContainerSasPermissions,
     generate_container_sas,
 )
+
 from dam_dedupe.adapters.azure_blob import AzureBlobAdapter
 from dam_dedupe.adapters.azure_tags import FALLBACK_METADATA_KEY
-
 from dam_dedupe.errors import AssetError, AssetGone, SourceError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
