@@ -152,14 +152,14 @@ class AzureBlobAdapter(SourceAdapter):
     # -- records -----------------------------------------------------------------------------
 
     def record_for(self, blob: Any, tags: Mapping[str, str] | None = None) -> AssetRecord:
-        """Build the record of a blob from its listing entry or its properties."""
+        """Build the record of a blob from its listing entry or its properties.
+
+        ``metadata`` holds the blob's user metadata as ``meta:NAME`` and its index tags (when
+        listed) as ``tag:NAME``; nothing else, so the canonical policy's metadata rule counts
+        only what people set.
+        """
         content_md5 = blob.content_settings.content_md5 if blob.content_settings else None
-        metadata: dict[str, str] = {}
-        if blob.content_settings and blob.content_settings.content_type:
-            metadata["content_type"] = blob.content_settings.content_type
-        if blob.blob_tier:
-            metadata["access_tier"] = str(blob.blob_tier)
-        metadata.update({f"meta:{k}": v for k, v in (blob.metadata or {}).items()})
+        metadata = {f"meta:{k}": v for k, v in (blob.metadata or {}).items()}
         metadata.update({f"tag:{k}": v for k, v in (tags or {}).items()})
         return AssetRecord(
             source=self.spec.uri,

@@ -14,7 +14,9 @@ only, under the names Azure's own tools read, tried in this order unless the sou
 Sovereign clouds are reached by the ``cloud`` option (``public``, ``china``, ``usgov``),
 or by ``endpoint_suffix`` / ``AZURE_STORAGE_ENDPOINT_SUFFIX`` and ``authority_host`` /
 ``AZURE_AUTHORITY_HOST`` one by one, or by a full ``blob_endpoint`` URL. No secret is kept
-on the adapter, logged, or put in a message.
+on the adapter, logged, or put in a message. ``ca_bundle`` names a PEM file of trusted
+certificate authorities (a corporate TLS-inspecting proxy); otherwise the usual trust
+store applies.
 """
 
 from __future__ import annotations
@@ -164,6 +166,9 @@ def make_service_client(spec: SourceSpec, location: BlobLocation, **client_optio
     audience = _option(spec, "audience")
     if audience:
         client_options["audience"] = audience
+    ca_bundle = _option(spec, "ca_bundle")
+    if ca_bundle:
+        client_options["connection_verify"] = ca_bundle
     if mode == "connection_string":
         connection_string = _required_env(CONNECTION_STRING_ENV, mode)
         named = _connection_string_account(connection_string)
@@ -191,11 +196,21 @@ def make_service_client(spec: SourceSpec, location: BlobLocation, **client_optio
 
 
 def _entra_credential(spec: SourceSpec) -> Any:
-    """A service principal from the environment, else azure-identity's default chain, for the source's cloud."""
+    """A service principal from the environment, else azure-identity's default chain, for the source's cloud.
+
+    ``disable_instance_discovery = true`` is for an authority Microsoft's discovery does not
+    know (Azure Stack Hub, a private cloud); ``ca_bundle`` applies to sign-in too.
+    """
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
     _suffix, authority = cloud_hosts(spec)
+    options: dict[str, Any] = {"authority": authority}
+    if spec.option("disable_instance_discovery", False) is True:
+        options["disable_instance_discovery"] = True
+    ca_bundle = _option(spec, "ca_bundle")
+    if ca_bundle:
+        options["connection_verify"] = ca_bundle
     tenant, client, secret = (os.environ.get(name) for name in SERVICE_PRINCIPAL_ENV)
     if tenant and client and secret:
-        return ClientSecretCredential(tenant, client, secret, authority=authority)
-    return DefaultAzureCredential(authority=authority, exclude_interactive_browser_credential=True)
+        return ClientSecretCredential(tenant, client, secret, **options)
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)

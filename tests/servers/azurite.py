@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +52,7 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    """Return once something accepts connections on 127.0.0.1:``port``; fail the test run otherwise."""
+    """Return once something accepts connections on 127.0.0.1:``port``; raise ``TimeoutError`` otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -59,7 +60,7 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
                 return
         except OSError:
             time.sleep(0.1)
-    pytest.fail(f"nothing answered on 127.0.0.1:{port} within {timeout:.0f} s")
+    raise TimeoutError(f"nothing answered on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Azurite:
     """A running Azurite blob service."""
 
     endpoint: str
-    """``http://127.0.0.1:PORT/devstoreaccount1``."""
+    """``http://127.0.0.1:PORT/devstoreaccount1`` (``https`` when started with TLS)."""
 
     @property
     def connection_string(self) -> str:
@@ -75,13 +76,17 @@ class Azurite:
         return connection_string(self.endpoint)
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """Start Azurite's blob service on a free loopback port for the session; stop it afterwards."""
+@contextmanager
+def running_azurite(location: Path, tls: tuple[Path, Path] | None = None) -> Iterator[Azurite]:
+    """Run Azurite's blob service on a free loopback port, keeping its data in ``location``, until the block ends.
+
+    With ``tls`` (a certificate and its key, PEM files) it serves HTTPS and accepts Microsoft
+    Entra ID bearer tokens (``--oauth basic``: issuer, audience and lifetime are checked, the
+    signature is not). Raises ``RuntimeError`` when Azurite is not installed in ``tests/servers``.
+    """
     if not (SERVERS_DIR / "node_modules" / ".bin" / "azurite-blob").exists() or shutil.which("npx") is None:
-        pytest.fail("Azurite is not installed: run `npm ci` in tests/servers (needs Node.js 18 or later)")
+        raise RuntimeError("Azurite is not installed: run `npm ci` in tests/servers (needs Node.js 18 or later)")
     port = free_port()
-    location = tmp_path_factory.mktemp("azurite")
     command = [
         "npx",
         "azurite-blob",
@@ -95,16 +100,19 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         str(port),
         "--skipApiVersionCheck",
     ]
+    if tls is not None:
+        command += ["--cert", str(tls[0]), "--key", str(tls[1]), "--oauth", "basic"]
     proc = subprocess.Popen(
         command,
         cwd=SERVERS_DIR,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,  # npx starts node as a child: stop the whole group
     )
     try:
         wait_for_port(port)
-        yield Azurite(endpoint=f"http://127.0.0.1:{port}/{ACCOUNT}")
+        scheme = "https" if tls is not None else "http"
+        yield Azurite(endpoint=f"{scheme}://127.0.0.1:{port}/{ACCOUNT}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -112,6 +120,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's blob service on a free loopback port for the whole session."""
+    try:
+        with running_azurite(tmp_path_factory.mktemp("azurite")) as server:
+            yield server
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
 
 
 SERVER_BUSY_XML = (
