@@ -43,7 +43,7 @@ from dam_dedupe.adapters import azure_errors as errs
 from dam_dedupe.adapters.azure_connect import BlobLocation, blob_endpoint, make_service_client, parse_location
 from dam_dedupe.adapters.azure_stream import RangedReader
 from dam_dedupe.adapters.azure_tags import fallback_tags, merge_metadata, split_tags
-from dam_dedupe.errors import AssetError, AssetGone, MissingExtra, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from dam_dedupe.retrying import DEFAULT_ATTEMPTS
 
@@ -68,7 +68,7 @@ def _quoted(etag: str | None) -> str | None:
 def _int_option(spec: SourceSpec, name: str, default: int, low: int, high: int) -> int:
     value = spec.option(name, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise SourceError(f"the {name} option must be a whole number from {low} to {high}, not {value!r}")
+        raise ConfigError(f"the {name} option must be a whole number from {low} to {high}, not {value!r}")
     return value
 
 

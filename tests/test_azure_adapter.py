@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import pytest
 from azure.storage.blob import (
@@ -407,6 +408,27 @@ def test_a_connection_string_for_another_account_is_refused(proxy: FaultProxy) -
     adapter = AzureBlobAdapter(SourceSpec("azure://someotheraccount/photos"))
     with pytest.raises(SourceError, match="for account 'devstoreaccount1'"):
         list(adapter.list_assets())
+
+
+def test_a_sas_never_reaches_the_log_or_the_message(
+    container: ContainerClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sas = generate_container_sas(
+        ACCOUNT,
+        container.container_name,
+        account_key=ACCOUNT_KEY,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    signature = parse_qs(sas)["sig"][0]
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    closed = f"http://127.0.0.1:{free_port()}/{ACCOUNT}"
+    adapter = adapter_for(container, blob_endpoint=closed, retry_attempts=2)
+    with caplog.at_level(logging.DEBUG), pytest.raises(SourceError, match="cannot reach") as caught:
+        records(adapter)
+    assert "retrying" in caplog.text
+    assert signature not in caplog.text and quote(signature, safe="") not in caplog.text
+    assert signature not in str(caught.value)
 
 
 def test_an_unreachable_endpoint_names_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

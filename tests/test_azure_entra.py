@@ -113,7 +113,7 @@ def service_principal(monkeypatch: pytest.MonkeyPatch) -> str:
     return tenant
 
 
-def test_a_service_principal_lists_and_reads_a_container(
+def test_a_service_principal_lists_reads_and_copies(
     azurite_https: Azurite, authority: HTTPServer, tls: tuple[trustme.CA, Path, Path, Path], service_principal: str
 ) -> None:
     _ca, ca_pem, *_ = tls
@@ -129,6 +129,8 @@ def test_a_service_principal_lists_and_reads_a_container(
     [record] = [item for item in adapter.list_assets() if isinstance(item, AssetRecord)]
     with adapter.open(record) as stream:
         assert stream.read() == b"entra bytes"
+    copied = adapter.copy(record, "quarantine/a b.jpg")
+    assert copied.store_hash == record.store_hash
 
     token_requests = [r for r, _ in authority.log if r.path.endswith("/oauth2/v2.0/token")]
     assert len(token_requests) == 1  # one token, reused for listing and reading
