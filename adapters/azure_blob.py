@@ -136,8 +136,9 @@ class AzureBlobAdapter(SourceAdapter):
     def _call(self, fn: Callable[[], T], op: errs.Operation, key: str, conditioned: str | None = None) -> T:
         """Make one request about a blob with retries; turn failures into the project's errors.
 
-        ``conditioned`` names the blob whose ETag the request was conditioned on: when the
-        condition fails because that blob no longer exists, the error is :class:`AssetGone`.
+        ``conditioned`` names the blob whose ETag the request was conditioned on (for a copy,
+        the source): when the request fails and that blob is gone, the error is
+        :class:`AssetGone`, and a failed condition is reported against that blob.
         """
         from azure.core.exceptions import AzureError
 
@@ -145,8 +146,12 @@ class AzureBlobAdapter(SourceAdapter):
             return errs.call(fn, f"{op.verb} {self._where(key)}", self.attempts)
         except AzureError as exc:
             failure = errs.asset_failure(exc, op, self._where(key), self.endpoint)
-            if conditioned is not None and errs.is_condition_failure(exc) and self.stat(conditioned) is None:
-                raise AssetGone(f"the blob is gone: {self._where(conditioned)}") from exc
+            if conditioned is not None and isinstance(failure, AssetError):
+                where = self._where(conditioned)
+                if self.stat(conditioned) is None:
+                    raise AssetGone(f"the blob is gone: {where}") from exc
+                if errs.is_condition_failure(exc):
+                    raise AssetError(f"the blob changed since it was listed; not touched: {where}") from exc
             raise failure from exc
 
     # -- records -----------------------------------------------------------------------------

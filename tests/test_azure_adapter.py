@@ -311,14 +311,17 @@ def test_copy_is_server_side_exact_and_never_overwrites(container: ContainerClie
     assert container.download_blob("taken.jpg").readall() == b"other"
 
 
-def test_copy_of_a_changed_blob_is_refused(container: ContainerClient, proxy: FaultProxy) -> None:
+def test_copy_of_a_changed_or_deleted_blob_is_refused(container: ContainerClient, proxy: FaultProxy) -> None:
     container.upload_blob("src.jpg", b"v1")
     adapter = adapter_for(container)
     record = records(adapter)["src.jpg"]
     container.upload_blob("src.jpg", b"v2", overwrite=True)
-    with pytest.raises(AssetError, match="changed since"):
+    with pytest.raises(AssetError, match="changed since it was listed; not touched: .*/src.jpg"):
         adapter.copy(record, "copy.jpg")
     assert adapter.stat("copy.jpg") is None
+    container.delete_blob("src.jpg")
+    with pytest.raises(AssetGone, match="src.jpg"):
+        adapter.copy(record, "copy.jpg")
 
 
 def test_move_copies_then_deletes(container: ContainerClient, proxy: FaultProxy) -> None:
