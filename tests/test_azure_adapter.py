@@ -165,6 +165,17 @@ def test_listings_and_stat_agree_so_a_rescan_sees_nothing_changed(
     assert adapter.stat("missing.jpg") is None
 
 
+def test_an_identity_that_may_not_read_tags_still_lists(
+    container: ContainerClient, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    container.upload_blob("t.jpg", b"t", tags={"project": "x"}, metadata={"owner": "comms"})
+    proxy.refuse = ("include=metadata,tags", "AuthorizationPermissionMismatch")  # Storage Blob Data Reader
+    with caplog.at_level(logging.INFO):
+        [record] = records(adapter_for(container)).values()
+    assert record.metadata == {"meta:owner": "comms"}
+    assert "not allowed to read index tags" in caplog.text
+
+
 def test_archived_blobs_are_reported_not_read(container: ContainerClient, proxy: FaultProxy) -> None:
     container.upload_blob("cold.jpg", b"c").set_standard_blob_tier("Archive")
     container.upload_blob("hot.jpg", b"h")
@@ -399,6 +410,15 @@ def test_a_sas_without_write_permission_names_the_role_to_grant(
     with pytest.raises(SourceError, match="Storage Blob Data Contributor") as caught:
         adapter.delete(record)
     assert parse_qs(sas)["sig"][0] not in str(caught.value)
+
+
+def test_an_identity_without_a_data_role_is_told_which_role_to_ask_for(
+    container: ContainerClient, proxy: FaultProxy
+) -> None:
+    proxy.refuse = ("comp=list", "AuthorizationPermissionMismatch")
+    with pytest.raises(SourceError, match="grant the identity the 'Storage Blob Data Reader' role"):
+        records(adapter_for(container))
+    assert proxy.count("GET", "comp=list") == 2  # with tags, then without: never retried
 
 
 def test_a_missing_container_is_a_source_error(proxy: FaultProxy) -> None:

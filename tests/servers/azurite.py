@@ -132,9 +132,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         pytest.fail(str(exc))
 
 
-SERVER_BUSY_XML = (
-    '<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
-    "<Message>The server is busy.\nRequestId:{request_id}\nTime:{time}</Message></Error>"
+ERROR_XML = (
+    '<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+    "<Message>{message}\nRequestId:{request_id}\nTime:{time}</Message></Error>"
 )
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
 
@@ -145,6 +145,8 @@ class FaultProxy:
     Attributes:
         fault_rate: share of requests answered ``503 ServerBusy`` (0 to 1).
         fail_next: the next this many requests are answered ``503 ServerBusy`` whatever the rate.
+        refuse: ``(fragment, error code)``: requests whose path and query contain ``fragment`` are
+            answered ``403`` with that code, as the service refuses an identity lacking a permission.
         retry_after_ms: if set, sent as ``x-ms-retry-after-ms`` on injected 503s.
         stall_next: the next this many requests are held ``stall_seconds`` before forwarding.
         content_gets: blob content GETs received (Get Blob, not listings, tags or properties).
@@ -156,6 +158,7 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.fault_rate = 0.0
         self.fail_next = 0
+        self.refuse: tuple[str, str] | None = None
         self.retry_after_ms: int | None = None
         self.stall_next = 0
         self.stall_seconds = 0.0
@@ -171,6 +174,7 @@ class FaultProxy:
         with self._lock:
             self.fault_rate = 0.0
             self.fail_next = 0
+            self.refuse = None
             self.retry_after_ms = None
             self.stall_next = 0
             self.stall_seconds = 0.0
@@ -226,7 +230,10 @@ def _handler_for(state: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if stall:
                 time.sleep(stall)
             if fail:
-                self._server_busy()
+                self._error(503, "The server is busy.", "ServerBusy")
+                return
+            if state.refuse is not None and state.refuse[0] in self.path:
+                self._error(403, "This request is not authorized to perform this operation.", state.refuse[1])
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
             headers["Host"] = f"127.0.0.1:{state.upstream_port}"
@@ -250,20 +257,20 @@ def _handler_for(state: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(payload)
 
-        def _server_busy(self) -> None:
+        def _error(self, status: int, message: str, code: str) -> None:
             request_id = str(uuid.uuid4())
-            body = SERVER_BUSY_XML.format(request_id=request_id, time=formatdate(usegmt=True)).encode()
-            self.send_response(503, "The server is busy.")
+            body = ERROR_XML.format(code=code, message=message, request_id=request_id, time=formatdate(usegmt=True))
+            self.send_response(status, message)
             self.send_header("Content-Type", "application/xml")
-            self.send_header("x-ms-error-code", "ServerBusy")
+            self.send_header("x-ms-error-code", code)
             self.send_header("x-ms-request-id", request_id)
             self.send_header("x-ms-version", "2025-11-05")
-            if state.retry_after_ms is not None:
+            if status == 503 and state.retry_after_ms is not None:
                 self.send_header("x-ms-retry-after-ms", str(state.retry_after_ms))
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(body.encode())))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                self.wfile.write(body.encode())
 
         do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _relay
 
