@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -101,6 +103,17 @@ def upload_without_md5(client: ContainerClient, name: str, data: bytes) -> None:
 
 def test_the_azure_scheme_is_served_through_the_entry_point() -> None:
     assert Host().adapter_class("azure://acct/container") is AzureBlobAdapter
+
+
+def test_without_the_sdk_the_module_imports_and_names_the_extra() -> None:
+    hide_sdk = (
+        "import sys; sys.modules['azure.storage.blob'] = None\n"
+        "from dam_dedupe.adapters.azure_blob import AzureBlobAdapter\n"
+        "from dam_dedupe.errors import MissingExtra\n"
+        "try:\n    AzureBlobAdapter.check_available()\nexcept MissingExtra as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", hide_sdk], capture_output=True, text=True, check=True)
+    assert "pip install 'dam-dedupe[azure]'" in result.stdout
 
 
 # -- listing ---------------------------------------------------------------------------------------
