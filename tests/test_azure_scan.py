@@ -12,6 +12,7 @@ from urllib.parse import unquote
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from dam_dedupe.adapters.azure_blob import AzureBlobAdapter
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
@@ -115,6 +116,25 @@ def test_a_second_scan_of_an_unchanged_container_downloads_nothing(
 
     assert proxy.content_gets == 0
     assert (second.fingerprinted, second.unchanged, second.errors) == (0, first.listed, 0)
+
+
+def test_tags_in_the_metadata_fallback_do_not_make_the_next_scan_download(
+    loaded_container: ContainerClient, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    spec = SourceSpec(f"azure://{ACCOUNT}/{loaded_container.container_name}")
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    first = run_scan([spec], catalog, Host(), Config(), workers=1)
+    adapter = AzureBlobAdapter(spec)
+    record = adapter.stat("originals/photo0.jpg")
+    assert record is not None
+    adapter.set_tags(record, {f"dam-dedupe-{i}": "x" for i in range(12)})  # two tags go to metadata
+    assert adapter.stat(record.key) != record  # new ETag and Last-Modified, same Content-MD5
+
+    proxy.content_gets = 0
+    second = run_scan([spec], catalog, Host(), Config(), workers=1)
+
+    assert proxy.content_gets == 0
+    assert (second.fingerprinted, second.unchanged) == (0, first.listed)
 
 
 def test_a_scan_under_20_percent_server_busy_misses_nothing(
