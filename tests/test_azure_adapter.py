@@ -278,7 +278,7 @@ def test_a_timed_out_read_is_retried(container: ContainerClient, proxy: FaultPro
     proxy.stall_next, proxy.stall_seconds = 1, 2.5
     with adapter.open(record) as stream:
         assert stream.read() == b"slow bytes"
-    assert proxy.content_gets == 2
+    assert proxy.content_gets >= 2  # the stalled GET timed out and was made again
 
 
 # -- tags ------------------------------------------------------------------------------------------------
