@@ -10,17 +10,20 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 
 from dam_dedupe.adapters.azure_blob import AzureBlobAdapter
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
+from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
 from tests.servers.azurite import ACCOUNT, Azurite, FaultProxy, azurite, connection_string, fault_proxy  # noqa: F401
+
+EXACT = Config(matching=PRESETS["exact"])
 
 
 def build_library(root: Path) -> None:
@@ -101,6 +104,36 @@ def test_a_container_and_the_same_images_on_disk_give_the_same_clusters(
     assert frozenset({"originals/photo1.jpg", "shared/copies/copy of photo1.jpg", "市场部 图片/海报 1.jpg"}) in remote
     assert reports["azure"]["errors"] == []
     assert reports["azure"]["summary"]["images"] == reports["local"]["summary"]["images"] == 11
+
+
+def test_exact_mode_uses_content_md5_and_reads_only_what_it_cannot_settle(
+    library: Path, azurite: Azurite, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    container = service.create_container(f"md5{uuid.uuid4().hex[:16]}")
+    for path in (p for p in library.rglob("*") if p.is_file()):
+        name = path.relative_to(library).as_posix()
+        if name.startswith("shared/"):  # committed from blocks: no Content-MD5, must be read
+            blob = container.get_blob_client(name)
+            blob.stage_block("YmxvY2sx", path.read_bytes())
+            blob.commit_block_list([BlobBlock("YmxvY2sx")])
+        else:
+            container.upload_blob(name, path.read_bytes())
+    uri = f"azure://{ACCOUNT}/{container.container_name}"
+
+    remote = open_catalog(tmp_path / "remote.sqlite")
+    run_scan([SourceSpec(uri)], remote, Host(), EXACT, workers=1)
+    local = open_catalog(tmp_path / "local.sqlite")
+    run_scan([SourceSpec(library.as_uri())], local, Host(), EXACT, workers=1)
+
+    assert clusters_by_relative_path(build_report(remote), uri + "/") == clusters_by_relative_path(
+        build_report(local), unquote(library.as_uri()) + "/"
+    )
+    downloaded = {unquote(target.split("/", 3)[3]) for method, target in proxy.requests if method == "GET"
+                  and "comp=" not in target}  # fmt: skip
+    assert "originals/photo4.jpg" not in downloaded  # its MD5 and size are unique: settled without a read
+    assert {"shared/copies/copy of photo1.jpg", "originals/photo1.jpg"} <= downloaded
+    container.delete_container()
 
 
 def test_a_second_scan_of_an_unchanged_container_downloads_nothing(

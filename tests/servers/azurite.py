@@ -7,8 +7,9 @@ Azurite is the npm package pinned by ``tests/servers/package.json``; install it 
 
 The proxy forwards every request to Azurite, answers a chosen share of them ``503
 ServerBusy`` with Azure's error XML (as the real service does when it throttles), can
-stall requests to provoke client timeouts, and counts blob content GETs, so tests can
-see that a rescan downloads nothing.
+refuse chosen requests ``403`` with an authorisation error code (Azurite does not
+enforce RBAC), can stall requests to provoke client timeouts, and counts blob content
+GETs, so tests can see that a rescan downloads nothing.
 """
 
 from __future__ import annotations
