@@ -25,7 +25,7 @@ from azure.storage.blob import (
 
 from dam_dedupe.adapters.azure_blob import AzureBlobAdapter
 from dam_dedupe.adapters.azure_tags import FALLBACK_METADATA_KEY
-from dam_dedupe.errors import AssetError, AssetGone, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from tests.servers.azurite import (  # noqa: F401
@@ -105,6 +105,13 @@ def test_the_azure_scheme_is_served_through_the_entry_point() -> None:
     assert Host().adapter_class("azure://acct/container") is AzureBlobAdapter
 
 
+def test_a_uri_without_a_container_or_a_bad_option_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="azure://ACCOUNT/CONTAINER/PREFIX"):
+        AzureBlobAdapter(SourceSpec("azure://contosomedia"))
+    with pytest.raises(ConfigError, match="page_size option must be a whole number from 1 to 5000"):
+        AzureBlobAdapter(SourceSpec("azure://contosomedia/photos", options=(("page_size", 10000),)))
+
+
 def test_without_the_sdk_the_module_imports_and_names_the_extra() -> None:
     hide_sdk = (
         "import sys; sys.modules['azure.storage.blob'] = None\n"
@@ -140,6 +147,20 @@ def test_records_carry_size_times_etag_md5_metadata_and_tags(container: Containe
     assert photo.metadata["meta:owner"] == "comms"
     assert photo.metadata["tag:project"] == "lny"
     assert found["blocks/no md5.jpg"].store_hash is None
+
+
+def test_names_with_url_characters_round_trip(container: ContainerClient, proxy: FaultProxy) -> None:
+    names = ["100% #1?.jpg", "a+b=c&d.jpg", "emoji 📷.jpg", "繁體 中文/照片 (1).JPG"]
+    for name in names:
+        container.upload_blob(name, name.encode())
+    adapter = adapter_for(container)
+    found = records(adapter)
+    assert sorted(found) == sorted(names)
+    for key, record in found.items():
+        with adapter.open(record) as stream:
+            assert stream.read() == key.encode()
+        assert adapter.stat(key) == record
+    assert found["100% #1?.jpg"].uri.endswith("/100%25%20%231%3F.jpg")
 
 
 def test_a_prefix_scopes_the_listing_to_that_folder(container: ContainerClient, proxy: FaultProxy) -> None:
