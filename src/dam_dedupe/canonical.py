@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pluggy
 
@@ -37,8 +38,11 @@ def make_rules(authoritative: Sequence[str]) -> dict[str, Rule]:
     def metadata_fields(m: Member) -> int:
         return m.fingerprint.metadata_fields + len(m.asset.metadata)
 
+    prefixes = [unquote(p).rstrip("/") for p in authoritative]
+
     def is_authoritative(m: Member) -> bool:
-        return any(m.asset.uri == p or m.asset.uri.startswith(p.rstrip("/") + "/") for p in authoritative)
+        uri = unquote(m.asset.uri)  # stores differ in percent-encoding; compare what users read
+        return any(uri == p or uri.startswith(p + "/") for p in prefixes)
 
     return {
         "authoritative": Rule(

@@ -62,6 +62,9 @@ def main(ctx: click.Context, catalog_path: str | None, config_path: str | None, 
     """Find duplicate images across your storage and, with sign-off, act on them."""
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if verbose < 2:  # cloud SDKs log every request at INFO; keep our own messages readable
+        for sdk in ("azure", "botocore", "boto3", "urllib3", "msal"):
+            logging.getLogger(sdk).setLevel(logging.WARNING)
     try:
         config = load_config(config_path)
     except DamDedupeError as exc:
