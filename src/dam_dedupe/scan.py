@@ -16,9 +16,13 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
 
 from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.analysis import Analysis, analysers_enabled, run_analysers
 from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
@@ -57,24 +61,35 @@ class JobResult:
     content: str = "image"
     error: str | None = None
     retry: bool = False
+    analyses: dict[str, Analysis] = field(default_factory=dict)  # analysis: results by analyser name
 
 
 _worker_adapters: dict[SourceSpec, SourceAdapter] = {}
 _worker_host: Host | None = None
 
 
+def _host_in_worker() -> Host:
+    global _worker_host
+    if _worker_host is None:
+        _worker_host = Host()
+    return _worker_host
+
+
 def _adapter_in_worker(spec: SourceSpec) -> SourceAdapter:
     """Each worker process builds its own host and adapters once, from the picklable spec."""
-    global _worker_host
     if spec not in _worker_adapters:
-        if _worker_host is None:
-            _worker_host = Host()
-        _worker_adapters[spec] = _worker_host.open_source(spec)
+        _worker_adapters[spec] = _host_in_worker().open_source(spec)
     return _worker_adapters[spec]
 
 
-def fingerprint_job(spec: SourceSpec, asset_id: int, record: AssetRecord) -> JobResult:
-    """Read and fingerprint one asset; never raises for a problem with the asset."""
+def fingerprint_job(
+    spec: SourceSpec, asset_id: int, record: AssetRecord, analysis: dict[str, Any] | None = None
+) -> JobResult:
+    """Read and fingerprint one asset; never raises for a problem with the asset.
+
+    With ``analysis`` (the ``[analysis]`` options), the installed analysers look at the
+    decoded image too.
+    """
     try:
         adapter = _adapter_in_worker(spec)
         stream = adapter.open(record)
@@ -82,9 +97,15 @@ def fingerprint_job(spec: SourceSpec, asset_id: int, record: AssetRecord) -> Job
         return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
     except DamDedupeError as exc:
         return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
+    analyses: dict[str, Analysis] = {}
+
+    def analyse(image: Image.Image) -> None:
+        if analysis is not None:
+            analyses.update(run_analysers(_host_in_worker().pm, record, image, analysis))
+
     try:
         with stream:
-            fingerprint = fingerprint_stream(stream)
+            fingerprint = fingerprint_stream(stream, analyse)
     except NotAnImage as exc:
         if has_image_extension(record.name):
             return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
@@ -95,7 +116,7 @@ def fingerprint_job(spec: SourceSpec, asset_id: int, record: AssetRecord) -> Job
         return JobResult(asset_id, content="error", error=str(exc))
     except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
         return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
-    return JobResult(asset_id, fingerprint)
+    return JobResult(asset_id, fingerprint, analyses=analyses)
 
 
 # -- the scan ----------------------------------------------------------------------------------
@@ -114,6 +135,9 @@ class Scan:
         self.progress = progress
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
+        # analysis: the [analysis] options when an analyser will run, else None
+        options = dict(config.sections.get("analysis", {}))
+        self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
 
     def source(self, spec: SourceSpec, run_id: int) -> None:
         """List one source into the catalog, then fingerprint what needs reading."""
@@ -198,6 +222,7 @@ class Scan:
                     self.counts.skipped += 1
                 elif (
                     not self.config.matching.perceptual
+                    and self.analysis is None  # analysis: analysers must see every image, copied or not
                     and record.store_hash
                     and ((record.store_hash, record.size) not in collisions)
                 ):
@@ -222,7 +247,7 @@ class Scan:
                     asset = next(queue, None)
                     if asset is None:
                         break
-                    in_flight.add(executor.submit(fingerprint_job, spec, asset.id, asset.record))
+                    in_flight.add(executor.submit(fingerprint_job, spec, asset.id, asset.record, self.analysis))
                 if not in_flight:
                     break
                 finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -240,6 +265,7 @@ class Scan:
             for result in results:
                 if result.fingerprint is not None:
                     self.catalog.store_fingerprint(result.asset_id, result.fingerprint)
+                    self.catalog.store_analyses(result.asset_id, result.fingerprint.sha256, result.analyses)
                     self.counts.fingerprinted += 1
                 else:
                     self.catalog.set_content(result.asset_id, result.content, result.error, result.retry)

@@ -2,12 +2,30 @@
 
 from pathlib import Path
 
-from dam_dedupe.catalog.base import Catalog, CatalogAsset, CatalogProblem, RunCounts, StoredCluster
+from dam_dedupe.catalog.base import (
+    Catalog,
+    CatalogAsset,
+    CatalogProblem,
+    DecisionKind,
+    ReviewDecision,
+    RunCounts,
+    StoredCluster,
+)
 from dam_dedupe.catalog.sqlite import SqliteCatalog
 
 DEFAULT_CATALOG = "dam-dedupe.sqlite"
 
-__all__ = ["DEFAULT_CATALOG", "Catalog", "CatalogAsset", "CatalogProblem", "RunCounts", "StoredCluster", "open_catalog"]
+__all__ = [
+    "DEFAULT_CATALOG",
+    "Catalog",
+    "CatalogAsset",
+    "CatalogProblem",
+    "DecisionKind",
+    "ReviewDecision",
+    "RunCounts",
+    "StoredCluster",
+    "open_catalog",
+]
 
 
 def open_catalog(path: str | Path = DEFAULT_CATALOG) -> SqliteCatalog:

@@ -90,6 +90,31 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (cluster_id, asset_id)
     );
     """,
+    # 2: what analyser plugins found in each image (tied to the content they saw), and
+    # reviewers' decisions imported from the HTML report (tied to the cluster's contents).
+    """
+    CREATE TABLE analyses (
+        asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+        analyser TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]',
+        facts TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        PRIMARY KEY (asset_id, analyser)
+    );
+    CREATE TABLE review_decisions (
+        id INTEGER PRIMARY KEY,
+        cluster_id TEXT NOT NULL,
+        decision TEXT NOT NULL
+            CHECK (decision IN ('exclude', 'keep_all', 'not_duplicates', 'exclude_member', 'canonical')),
+        uri TEXT,
+        member_sha256 TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        imported_at TEXT NOT NULL
+    );
+    CREATE INDEX review_decisions_by_cluster ON review_decisions (cluster_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

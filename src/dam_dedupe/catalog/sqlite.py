@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dam_dedupe.catalog.base import AssetState, CatalogAsset, CatalogProblem, RunCounts, StoredCluster
+from dam_dedupe.analysis import Analysis
+from dam_dedupe.catalog.base import (
+    AssetState,
+    CatalogAsset,
+    CatalogProblem,
+    ReviewDecision,
+    RunCounts,
+    StoredCluster,
+)
 from dam_dedupe.catalog.migrations import migrate
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 
@@ -301,6 +309,85 @@ class SqliteCatalog:
     def sources(self) -> list[SourceSpec]:
         """Every source the catalog has seen."""
         return [SourceSpec(row["uri"], row["name"]) for row in self.conn.execute("SELECT uri, name FROM sources")]
+
+    # -- analyses and review decisions --------------------------------------------------------
+
+    def store_analyses(self, asset_id: int, sha256: str, analyses: Mapping[str, Analysis]) -> None:
+        """Replace an asset's analyser results with these, found on content ``sha256``."""
+        self.conn.execute("DELETE FROM analyses WHERE asset_id = ?", (asset_id,))
+        self.conn.executemany(
+            "INSERT INTO analyses (asset_id, analyser, sha256, flags, facts, error) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (asset_id, name, sha256, json.dumps(sorted(a.flags)), json.dumps(dict(a.facts), ensure_ascii=False),
+                 a.error)
+                for name, a in analyses.items()
+            ],
+        )  # fmt: skip
+
+    def analyses(self) -> dict[int, dict[str, Analysis]]:
+        """Analyser results of present images by asset id, then analyser name.
+
+        Only results found on the asset's current content count: a changed file's old
+        results are ignored until it is read again.
+        """
+        found: dict[int, dict[str, Analysis]] = {}
+        rows = self.conn.execute(
+            "SELECT n.asset_id, n.analyser, n.flags, n.facts, n.error FROM analyses n"
+            " JOIN assets a ON a.id = n.asset_id JOIN fingerprints f ON f.asset_id = n.asset_id"
+            " WHERE a.state = 'present' AND a.content = 'image' AND f.sha256 = n.sha256 ORDER BY n.asset_id"
+        )
+        for row in rows:
+            found.setdefault(row["asset_id"], {})[row["analyser"]] = Analysis(
+                frozenset(json.loads(row["flags"])), json.loads(row["facts"]), row["error"]
+            )
+        return found
+
+    def name_size_rows(self) -> list[tuple[str, int, str | None]]:
+        """Every present image as (file name, size, id of the cluster it belongs to or ``None``)."""
+        rows = self.conn.execute(
+            "SELECT a.name, a.size, m.cluster_id FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+            " LEFT JOIN cluster_members m ON m.asset_id = a.id WHERE a.state = 'present' AND a.content = 'image'"
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def replace_decisions(self, decisions: Sequence[ReviewDecision]) -> None:
+        """Store decisions, replacing every earlier decision on the clusters they name."""
+        with self.transaction():
+            for cluster in {d.cluster for d in decisions}:
+                self.conn.execute("DELETE FROM review_decisions WHERE cluster_id = ?", (cluster,))
+            self.conn.executemany(
+                "INSERT INTO review_decisions (cluster_id, decision, uri, member_sha256, decided_by, decided_at,"
+                " imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(d.cluster, d.decision, d.uri, json.dumps(sorted(d.member_sha256)), d.decided_by, d.decided_at,
+                  _now()) for d in decisions],
+            )  # fmt: skip
+
+    def decisions(self) -> list[ReviewDecision]:
+        """Every stored decision, oldest first."""
+        return [
+            ReviewDecision(row["cluster_id"], row["decision"], row["uri"], frozenset(json.loads(row["member_sha256"])),
+                           row["decided_by"], row["decided_at"])
+            for row in self.conn.execute("SELECT * FROM review_decisions ORDER BY id")
+        ]  # fmt: skip
+
+    def cluster_contents(self) -> dict[str, frozenset[str]]:
+        """The set of member content hashes of every stored cluster, by cluster id."""
+        contents: dict[str, set[str]] = {}
+        rows = self.conn.execute(
+            "SELECT m.cluster_id, f.sha256 FROM cluster_members m JOIN fingerprints f ON f.asset_id = m.asset_id"
+        )
+        for row in rows:
+            contents.setdefault(row[0], set()).add(row[1])
+        return {cluster: frozenset(hashes) for cluster, hashes in contents.items()}
+
+    def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
+        """Decisions that still apply, by cluster id: the cluster exists with the same member contents."""
+        contents = self.cluster_contents()
+        standing: dict[str, list[ReviewDecision]] = {}
+        for decision in self.decisions():
+            if contents.get(decision.cluster) == decision.member_sha256:
+                standing.setdefault(decision.cluster, []).append(decision)
+        return standing
 
     # -- rows to records -----------------------------------------------------------------------
 
