@@ -14,9 +14,12 @@ web_statement      --                  ``xmpRights:WebStatement``
 licensor           --                  ``plus:Licensor`` (``plus:LicensorName``, ``plus:LicensorURL``)
 =================  ==================  ====================================================
 
-XMP wins where both are present. An image is flagged ``licensed`` when it names a
-licensor, usage terms or a web statement, or carries a copyright notice or credit line
-that does not name the organisation itself. Options in ``[analysis.rights]``:
+XMP wins where both are present. IPTC is read from a JPEG's APP13 block; the IPTC
+tag of a TIFF is not seen (the scan's decoded copy of the image drops it).
+
+An image is flagged ``licensed`` when it names a licensor, usage terms or a web
+statement, or carries a copyright notice or credit line that does not name the
+organisation itself. Options in ``[analysis.rights]``:
 
 ``own_names``
     names of the organisation (case-insensitive substrings): a copyright notice or
@@ -30,7 +33,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from PIL import Image, IptcImagePlugin
+from PIL import Image
 
 from dam_dedupe import hookimpl
 from dam_dedupe.analysis import LICENSED, Analysis
@@ -66,10 +69,30 @@ def _text(value: bytes | list[bytes] | str) -> str:
     return " ".join(value.split())[:MAX_VALUE]
 
 
+def parse_iim(block: bytes) -> dict[tuple[int, int], list[bytes]]:
+    """The datasets of an IPTC IIM block, by (record, dataset); a damaged tail is ignored."""
+    found: dict[tuple[int, int], list[bytes]] = {}
+    at = 0
+    while at + 5 <= len(block) and block[at] == 0x1C:
+        record, dataset, length = block[at + 1], block[at + 2], int.from_bytes(block[at + 3 : at + 5], "big")
+        at += 5
+        if length & 0x8000:  # extended length: the next (length & 0x7FFF) bytes hold the real length
+            size = length & 0x7FFF
+            length = int.from_bytes(block[at : at + size], "big")
+            at += size
+        found.setdefault((record, dataset), []).append(block[at : at + length])
+        at += length
+    return found
+
+
 def read_iptc(image: Image.Image) -> dict[str, str]:
-    """The rights fields of the image's IPTC IIM block (JPEG APP13 or TIFF), by field name."""
-    info = IptcImagePlugin.getiptcinfo(image) or {}
-    return {name: _text(info[key]) for key, name in IPTC_DATASETS.items() if info.get(key)}
+    """The rights fields of the image's IPTC IIM block (a JPEG's APP13 Photoshop resource), by field name."""
+    resources = image.info.get("photoshop") or {}
+    block = resources.get(0x0404) if isinstance(resources, dict) else None
+    if not block:
+        return {}
+    datasets = parse_iim(block)
+    return {name: _text(datasets[key]) for key, name in IPTC_DATASETS.items() if datasets.get(key)}
 
 
 def _xmp_packet(image: Image.Image) -> bytes | None:

@@ -8,8 +8,8 @@ The file the report exports (and ``dam-dedupe plan --decisions FILE`` reads)::
 
 ``decision`` is ``exclude``, ``keep_all``, ``not_duplicates`` (the whole cluster) or
 ``exclude_member``, ``canonical`` (one member, named by ``uri``). Imported decisions are
-stored with the contents of the cluster they were taken on, and stand until one of
-its members changes.
+stored with the cluster's members (URI and SHA-256 of each) as they were, and stand
+until a member changes, joins or leaves.
 """
 
 from __future__ import annotations
@@ -86,15 +86,12 @@ def import_decisions(catalog: Catalog, decisions: DecisionsFile) -> ImportResult
     same clusters.
     """
     contents = catalog.cluster_contents()
-    members = {c.id: c.members for c in catalog.clusters()}
-    uris = {cluster: {a.record.uri for a in catalog.assets_by_id(i for i, _m, _e in ms).values()}
-            for cluster, ms in members.items() if cluster in {d.cluster for d in decisions.decisions}}  # fmt: skip
     stored: list[ReviewDecision] = []
     refused: list[tuple[DecisionEntry, str]] = []
     for entry in decisions.decisions:
         if entry.cluster not in contents:
             refused.append((entry, "no such cluster in the catalog now (was it rescanned since the report?)"))
-        elif entry.uri is not None and entry.uri not in uris[entry.cluster]:
+        elif entry.uri is not None and entry.uri not in {uri for uri, _sha in contents[entry.cluster]}:
             refused.append((entry, f"{entry.uri} is not a member of {entry.cluster}"))
         else:
             stored.append(ReviewDecision(entry.cluster, entry.decision, entry.uri, contents[entry.cluster],

@@ -76,9 +76,9 @@ class ReviewDecision:
         cluster: the cluster id the reviewer saw.
         decision: what they decided.
         uri: the member concerned, for ``exclude_member`` and ``canonical``; else ``None``.
-        member_sha256: the content hashes of the cluster's members when the decision was
-            imported. The decision stands while the cluster has exactly these contents and
-            lapses when a member changes, joins or leaves.
+        members: the cluster's members when the decision was imported, as (URI, SHA-256)
+            pairs. The decision stands while the cluster has exactly these members with
+            this content, and lapses when a member changes, joins or leaves.
         decided_by: the reviewer's name from the exported file.
         decided_at: when they exported it (ISO 8601).
     """
@@ -86,7 +86,7 @@ class ReviewDecision:
     cluster: str
     decision: DecisionKind
     uri: str | None
-    member_sha256: frozenset[str]
+    members: frozenset[tuple[str, str]]
     decided_by: str
     decided_at: str
 
@@ -181,11 +181,11 @@ class Catalog(Protocol):
     def decisions(self) -> list[ReviewDecision]:
         """Every stored decision, oldest first."""
 
-    def cluster_contents(self) -> dict[str, frozenset[str]]:
-        """The set of member content hashes of every stored cluster, by cluster id."""
+    def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Every stored cluster's members as (URI, SHA-256) pairs, by cluster id."""
 
     def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
-        """Decisions that still apply, by cluster id: the cluster exists with the same member contents."""
+        """Decisions that still apply, by cluster id: the cluster has the same members with the same content."""
 
     def counts(self) -> dict[str, int]:
         """Totals over assets: ``assets``, ``images``, ``gone``, ``skipped``."""

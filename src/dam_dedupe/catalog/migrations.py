@@ -108,7 +108,7 @@ MIGRATIONS: list[str] = [
         decision TEXT NOT NULL
             CHECK (decision IN ('exclude', 'keep_all', 'not_duplicates', 'exclude_member', 'canonical')),
         uri TEXT,
-        member_sha256 TEXT NOT NULL,
+        members TEXT NOT NULL,
         decided_by TEXT NOT NULL,
         decided_at TEXT NOT NULL,
         imported_at TEXT NOT NULL

@@ -356,36 +356,41 @@ class SqliteCatalog:
             for cluster in {d.cluster for d in decisions}:
                 self.conn.execute("DELETE FROM review_decisions WHERE cluster_id = ?", (cluster,))
             self.conn.executemany(
-                "INSERT INTO review_decisions (cluster_id, decision, uri, member_sha256, decided_by, decided_at,"
+                "INSERT INTO review_decisions (cluster_id, decision, uri, members, decided_by, decided_at,"
                 " imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(d.cluster, d.decision, d.uri, json.dumps(sorted(d.member_sha256)), d.decided_by, d.decided_at,
-                  _now()) for d in decisions],
+                [
+                    (d.cluster, d.decision, d.uri, json.dumps(sorted(d.members), ensure_ascii=False), d.decided_by,
+                     d.decided_at, _now())
+                    for d in decisions
+                ],
             )  # fmt: skip
 
     def decisions(self) -> list[ReviewDecision]:
         """Every stored decision, oldest first."""
-        return [
-            ReviewDecision(row["cluster_id"], row["decision"], row["uri"], frozenset(json.loads(row["member_sha256"])),
-                           row["decided_by"], row["decided_at"])
-            for row in self.conn.execute("SELECT * FROM review_decisions ORDER BY id")
-        ]  # fmt: skip
+        found = []
+        for row in self.conn.execute("SELECT * FROM review_decisions ORDER BY id"):
+            members = frozenset((uri, sha) for uri, sha in json.loads(row["members"]))
+            found.append(ReviewDecision(row["cluster_id"], row["decision"], row["uri"], members, row["decided_by"],
+                                        row["decided_at"]))  # fmt: skip
+        return found
 
-    def cluster_contents(self) -> dict[str, frozenset[str]]:
-        """The set of member content hashes of every stored cluster, by cluster id."""
-        contents: dict[str, set[str]] = {}
+    def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Every stored cluster's members as (URI, SHA-256) pairs, by cluster id."""
+        contents: dict[str, set[tuple[str, str]]] = {}
         rows = self.conn.execute(
-            "SELECT m.cluster_id, f.sha256 FROM cluster_members m JOIN fingerprints f ON f.asset_id = m.asset_id"
+            "SELECT m.cluster_id, a.uri, f.sha256 FROM cluster_members m JOIN assets a ON a.id = m.asset_id"
+            " JOIN fingerprints f ON f.asset_id = m.asset_id"
         )
         for row in rows:
-            contents.setdefault(row[0], set()).add(row[1])
+            contents.setdefault(row[0], set()).add((row[1], row[2]))
         return {cluster: frozenset(hashes) for cluster, hashes in contents.items()}
 
     def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
-        """Decisions that still apply, by cluster id: the cluster exists with the same member contents."""
+        """Decisions that still apply, by cluster id: the cluster has the same members with the same content."""
         contents = self.cluster_contents()
         standing: dict[str, list[ReviewDecision]] = {}
         for decision in self.decisions():
-            if contents.get(decision.cluster) == decision.member_sha256:
+            if contents.get(decision.cluster) == decision.members:
                 standing.setdefault(decision.cluster, []).append(decision)
         return standing
 
