@@ -58,7 +58,7 @@ def _detector() -> cv2.CascadeClassifier | None:
         return None
     import cv2
 
-    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)  # type: ignore[attr-defined]
     if classifier.empty():
         raise RuntimeError(f"OpenCV {cv2.__version__} has no usable {CASCADE}; install opencv-python-headless<5")
     return classifier

@@ -67,8 +67,10 @@ def run_analysers(
         except Exception as exc:  # a plugin's bug or a library failure: attribute it, keep the others
             results[name] = Analysis(error=f"{type(exc).__name__}: {exc}")
             continue
-        if found is not None:
+        if isinstance(found, Analysis):
             results[name] = found
+        elif found is not None:
+            results[name] = Analysis(error=f"returned {type(found).__name__}, not an Analysis")
     return results
 
 

@@ -99,7 +99,12 @@ class Page:
 
     def screenshot(self, path: Path, full_page: bool = False) -> None:
         """Save a PNG screenshot of the viewport (or the whole page)."""
-        result = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+            params |= {"captureBeyondViewport": True, "clip": clip}
+        result = self.send("Page.captureScreenshot", **params)
         path.write_bytes(base64.b64decode(result["data"]))
 
     def close(self) -> None:

@@ -90,8 +90,9 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (cluster_id, asset_id)
     );
     """,
-    # 2: what analyser plugins found in each image (tied to the content they saw), and
-    # reviewers' decisions imported from the HTML report (tied to the cluster's contents).
+    # 2: what analyser plugins found in each image (tied to the content they saw),
+    # reviewers' decisions imported from the HTML report (tied to the cluster's contents),
+    # and an index the report's per-asset cluster lookups need.
     """
     CREATE TABLE analyses (
         asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
@@ -114,6 +115,7 @@ MIGRATIONS: list[str] = [
         imported_at TEXT NOT NULL
     );
     CREATE INDEX review_decisions_by_cluster ON review_decisions (cluster_id);
+    CREATE INDEX cluster_members_by_asset ON cluster_members (asset_id);
     """,
 ]
 

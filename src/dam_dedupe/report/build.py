@@ -106,7 +106,9 @@ class _Builder:
         departments = sorted({s.department for s in sources})
         source_names = sorted({s.name for s in sources})
         licensed = LICENSED in flags
-        rights = next((a["facts"] for m in members for n, a in m["analyses"].items() if LICENSED in a["flags"]), {})
+        rights: dict[str, str] = next(
+            (a["facts"] for m in members for a in m["analyses"].values() if LICENSED in a["flags"]), {}
+        )
         faces = max((int(a["facts"].get("faces", 0)) for m in members for a in m["analyses"].values()), default=0)
         rank = min(s.risk_rank for s in sources)
         reasons = [reason for reason, present in (
@@ -246,7 +248,7 @@ class _Builder:
             counter = stats.setdefault(asset.record.source, Counter())
             counter["personal_data_images"] += PERSONAL_DATA in flags
             counter["licensed_images"] += LICENSED in flags
-        rows = []
+        rows: list[Doc] = []
         for uri, counter in stats.items():
             s = self.source(uri)
             rows.append(

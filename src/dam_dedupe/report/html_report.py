@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import string
 from html import escape
 from importlib import resources
 from typing import Any
+
+import numpy as np
 
 from dam_dedupe.report.charts import bar_chart, histogram
 
@@ -36,8 +39,8 @@ def size_text(n: float) -> str:
 
 
 def money(amount: float, currency: str) -> str:
-    """An amount with its currency, to the cent (fractions of a cent shown as such)."""
-    return f"{amount:,.2f} {currency}" if amount >= 0.01 or amount == 0 else f"{amount:.4f} {currency}"
+    """An amount with its currency, to the cent; a non-zero amount under a cent shows as ``< 0.01``."""
+    return f"< 0.01 {currency}" if 0 < amount < 0.01 else f"{amount:,.2f} {currency}"
 
 
 def _packed(value: object) -> str:
@@ -45,18 +48,27 @@ def _packed(value: object) -> str:
     return base64.b64encode(gzip.compress(json.dumps(value, ensure_ascii=False).encode("utf-8"), 6)).decode("ascii")
 
 
+def pack_thumbnail(raw: bytes) -> bytes:
+    """A greyscale thumbnail in 16 grey levels, two pixels a byte (high nibble first): half the size."""
+    pixels = np.frombuffer(raw, dtype=np.uint8) >> 4
+    if len(pixels) % 2:
+        pixels = np.append(pixels, 0)
+    return ((pixels[0::2] << 4) | pixels[1::2]).astype(np.uint8).tobytes()
+
+
 def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The facts the script renders, and the unique thumbnails (raw greyscale, one after another)."""
+    """The facts the script renders, and the unique thumbnails (packed by :func:`pack_thumbnail`, in order)."""
     thumbs: dict[bytes, int] = {}
+    side = 0
     clusters = []
     for c in report["clusters"]:
         members = []
         for m in c["members"]:
-            raw = m.get("thumbnail")
-            index = thumbs.setdefault(raw, len(thumbs)) if raw else -1
+            raw = m.get("thumbnail") or b""
+            side = side or math.isqrt(len(raw))
+            index = thumbs.setdefault(raw, len(thumbs)) if raw and len(raw) == side * side else -1
             members.append({k: v for k, v in m.items() if k != "thumbnail"} | {"t": index})
         clusters.append(c | {"members": members})
-    side = int(len(next(iter(thumbs), b"")) ** 0.5)
     data = {
         "currency": report["currency"],
         "risk_tiers": report["risk_tiers"],
@@ -68,7 +80,7 @@ def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         "licensed": report["licensed"],
         "cross_jurisdiction": report["cross_jurisdiction"],
     }
-    return data, b"".join(raw for raw in thumbs if len(raw) == side * side)
+    return data, b"".join(pack_thumbnail(raw) for raw in thumbs)
 
 
 def _charts(report: dict[str, Any]) -> str:

@@ -38,7 +38,7 @@
   }
 
   function money(x) {
-    return (x >= 0.01 || x === 0 ? x.toFixed(2) : x.toFixed(4)) + ' ' + data.currency;
+    return (x > 0 && x < 0.01 ? '< 0.01' : x.toFixed(2)) + ' ' + data.currency;
   }
 
   async function unpack(id) {
@@ -105,9 +105,10 @@
     var canvas = el('canvas', { width: side, height: side, 'aria-hidden': 'true' });
     if (index < 0 || !thumbs || !side) return canvas;
     var pixels = new ImageData(side, side);
-    var offset = index * side * side;
+    var offset = index * Math.ceil(side * side / 2);
     for (var i = 0; i < side * side; i++) {
-      var v = thumbs[offset + i];
+      var byte = thumbs[offset + (i >> 1)];
+      var v = ((i & 1) ? byte & 15 : byte >> 4) * 17;
       pixels.data[i * 4] = v; pixels.data[i * 4 + 1] = v; pixels.data[i * 4 + 2] = v; pixels.data[i * 4 + 3] = 255;
     }
     canvas.getContext('2d').putImageData(pixels, 0, 0);
