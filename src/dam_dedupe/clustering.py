@@ -27,13 +27,14 @@ def build_clusters(catalog: Catalog, config: Config, host: Host) -> list[Cluster
     An object listed under two overlapping sources is one asset (by URI), not two copies.
     """
     images = list({asset.record.uri: asset for asset in reversed(catalog.images())}.values())[::-1]
+    fingerprints = [asset.fingerprint for asset in images if asset.fingerprint is not None]
     settings = config.matching
-    groups = find_groups([asset.fingerprint for asset in images if asset.fingerprint], settings)
+    groups = find_groups(fingerprints, settings)
     rules = make_rules(config.authoritative)
     clusters: list[Cluster] = []
     stored: list[StoredCluster] = []
     for group in groups:
-        members = [Member(images[i].record, images[i].fingerprint) for i in group if images[i].fingerprint]
+        members = [Member(images[i].record, fingerprints[i]) for i in group]
         cluster = Cluster(cluster_id(members), members)
         choose_canonical(cluster, config.policy, rules, host.hook)
         canonical = cluster.canonical

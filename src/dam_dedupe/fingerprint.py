@@ -49,7 +49,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
     """
     reader = _HashingReader(stream)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
-        shutil.copyfileobj(reader, spool, CHUNK)  # type: ignore[misc]
+        shutil.copyfileobj(reader, spool, CHUNK)
         spool.seek(0)
         decoded = decode(spool, reader.size)
         perceptual, thumbnail = describe(decoded.image)
@@ -71,7 +71,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
 def count_metadata_fields(image: Image.Image) -> int:
     """EXIF tags, plus one for an IPTC block and one for an XMP packet."""
     fields = len(image.getexif())
-    if IptcImagePlugin.getiptcinfo(image):
+    if IptcImagePlugin.getiptcinfo(image):  # type: ignore[arg-type]
         fields += 1
     if image.info.get("xmp") or image.info.get("XML:com.adobe.xmp"):
         fields += 1

@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,7 @@ Progress = Callable[[str, int, int], None]
 
 COMMIT_EVERY = 200
 COMMIT_SECONDS = 2.0
+PAGE = 1000
 
 
 def default_executor(workers: int) -> Executor:
@@ -64,59 +65,73 @@ class JobResult:
     analyses: dict[str, Analysis] = field(default_factory=dict)  # analysis: results by analyser name
 
 
-_worker_adapters: dict[SourceSpec, SourceAdapter] = {}
-_worker_host: Host | None = None
+_process_adapters: dict[SourceSpec, SourceAdapter] = {}
+_process_host: dict[str, Host] = {}  # analysis: the worker process's plugins, loaded once
 
 
-def _host_in_worker() -> Host:
-    global _worker_host
-    if _worker_host is None:
-        _worker_host = Host()
-    return _worker_host
+class FingerprintJob:
+    """Reads and fingerprints assets of one source; the callable sent to the executor.
 
+    In this process it uses the scan's own adapter. Pickled to a worker process, it
+    carries only the :class:`SourceSpec`, and the worker builds its adapter from the
+    installed plugins once and keeps it for later jobs.
 
-def _adapter_in_worker(spec: SourceSpec) -> SourceAdapter:
-    """Each worker process builds its own host and adapters once, from the picklable spec."""
-    if spec not in _worker_adapters:
-        _worker_adapters[spec] = _host_in_worker().open_source(spec)
-    return _worker_adapters[spec]
-
-
-def fingerprint_job(
-    spec: SourceSpec, asset_id: int, record: AssetRecord, analysis: dict[str, Any] | None = None
-) -> JobResult:
-    """Read and fingerprint one asset; never raises for a problem with the asset.
-
-    With ``analysis`` (the ``[analysis]`` options), the installed analysers look at the
-    decoded image too.
+    With ``analysis`` (the ``[analysis]`` options of ``dam-dedupe.toml``), the installed
+    analysers look at each decoded image too.
     """
-    try:
-        adapter = _adapter_in_worker(spec)
-        stream = adapter.open(record)
-    except AssetGone as exc:
-        return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
-    except DamDedupeError as exc:
-        return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
-    analyses: dict[str, Analysis] = {}
 
-    def analyse(image: Image.Image) -> None:
-        if analysis is not None:
-            analyses.update(run_analysers(_host_in_worker().pm, record, image, analysis))
+    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None,
+                 analysis: dict[str, Any] | None = None, host: Host | None = None) -> None:  # fmt: skip
+        self.spec = spec
+        self._adapter = adapter
+        self.analysis = analysis
+        self._host = host
 
-    try:
-        with stream:
-            fingerprint = fingerprint_stream(stream, analyse)
-    except NotAnImage as exc:
-        if has_image_extension(record.name):
-            return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
-        return JobResult(asset_id, content="skipped")
-    except AssetGone as exc:
-        return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
-    except AssetError as exc:
-        return JobResult(asset_id, content="error", error=str(exc))
-    except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
-        return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
-    return JobResult(asset_id, fingerprint, analyses=analyses)
+    def __getstate__(self) -> dict[str, object]:
+        return {"spec": self.spec, "_adapter": None, "analysis": self.analysis, "_host": None}
+
+    def host(self) -> Host:
+        """The plugins to analyse with: the scan's own, or this worker process's."""
+        if self._host is None:
+            self._host = _process_host.setdefault("host", Host())
+        return self._host
+
+    def adapter(self) -> SourceAdapter:
+        """The adapter to read with: the scan's own, or this worker process's."""
+        if self._adapter is None:
+            if self.spec not in _process_adapters:
+                _process_adapters[self.spec] = Host().open_source(self.spec)
+            self._adapter = _process_adapters[self.spec]
+        return self._adapter
+
+    def __call__(self, asset_id: int, record: AssetRecord) -> JobResult:
+        """Read and fingerprint one asset; never raises for a problem with the asset."""
+        try:
+            stream = self.adapter().open(record)
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
+        except DamDedupeError as exc:
+            return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
+        analyses: dict[str, Analysis] = {}
+
+        def analyse(image: Image.Image) -> None:
+            if self.analysis is not None:
+                analyses.update(run_analysers(self.host().pm, record, image, self.analysis))
+
+        try:
+            with stream:
+                fingerprint = fingerprint_stream(stream, analyse)
+        except NotAnImage as exc:
+            if has_image_extension(record.name):
+                return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
+            return JobResult(asset_id, content="skipped")
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
+        except AssetError as exc:
+            return JobResult(asset_id, content="error", error=str(exc))
+        except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
+            return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
+        return JobResult(asset_id, fingerprint, analyses=analyses)
 
 
 # -- the scan ----------------------------------------------------------------------------------
@@ -150,7 +165,7 @@ class Scan:
             return
         try:
             self._list(adapter, spec, source_id, run_id)
-            self._fingerprint(spec, source_id)
+            self._fingerprint(FingerprintJob(spec, adapter, self.analysis, self.host), source_id)
         finally:
             adapter.close()
 
@@ -209,52 +224,49 @@ class Scan:
                 elif isinstance(item, DeltaCursor):
                     self._cursor = item
 
-    def _to_read(self, source_id: int) -> list[CatalogAsset]:
-        """Pending assets worth reading; the rest are marked skipped without a read."""
-        pending = self.catalog.pending(source_id)
-        collisions = self.catalog.store_hash_collisions() if not self.config.matching.perceptual else set()
-        chosen: list[CatalogAsset] = []
-        with self.catalog.transaction():
-            for asset in pending:
-                record = asset.record
-                if not worth_reading(record.name):
-                    self.catalog.set_content(asset.id, "skipped")
-                    self.counts.skipped += 1
-                elif (
-                    not self.config.matching.perceptual
-                    and self.analysis is None  # analysis: analysers must see every image, copied or not
-                    and record.store_hash
-                    and ((record.store_hash, record.size) not in collisions)
-                ):
-                    # exact matching only, and no other asset has this store hash: it cannot be a copy
-                    self.counts.skipped += 1
-                else:
-                    chosen.append(asset)
-        return chosen
+    def _to_read(self, source_id: int) -> Iterator[CatalogAsset]:
+        """Pending assets worth reading, page by page; the rest are marked skipped without a read."""
+        exact_only = not self.config.matching.perceptual
+        collisions = self.catalog.store_hash_collisions() if exact_only else set()
+        after = 0
+        while page := self.catalog.pending(source_id, after, PAGE):
+            after = page[-1].id
+            chosen: list[CatalogAsset] = []
+            with self.catalog.transaction():
+                for asset in page:
+                    record = asset.record
+                    if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
+                        self.catalog.set_content(asset.id, "skipped")
+                        self.counts.skipped += 1
+                    elif exact_only and record.store_hash and (record.store_hash, record.size) not in collisions:
+                        # exact matching only, and no other asset has this store hash: it cannot be a copy
+                        self.counts.skipped += 1
+                    else:
+                        chosen.append(asset)
+            yield from chosen
 
-    def _fingerprint(self, spec: SourceSpec, source_id: int) -> None:
-        assets = self._to_read(source_id)
-        if not assets:
+    def _fingerprint(self, job: FingerprintJob, source_id: int) -> None:
+        total, done = self.catalog.pending_count(source_id), 0
+        if not total:
             return
-        total, done = len(assets), 0
         results: list[JobResult] = []
         last_commit = time.monotonic()
         in_flight: set[Future[JobResult]] = set()
-        queue = iter(assets)
+        queue = self._to_read(source_id)
         with self.executor_factory(self.workers) as executor:
             while True:
                 while len(in_flight) < max(4, self.workers * 4):
                     asset = next(queue, None)
                     if asset is None:
                         break
-                    in_flight.add(executor.submit(fingerprint_job, spec, asset.id, asset.record, self.analysis))
+                    in_flight.add(executor.submit(job, asset.id, asset.record))
                 if not in_flight:
                     break
                 finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 results += [future.result() for future in finished]
                 done += len(finished)
                 if self.progress:
-                    self.progress(spec.label, done, total)
+                    self.progress(job.spec.label, done, total)
                 if len(results) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
                     self._store(results)
                     results, last_commit = [], time.monotonic()

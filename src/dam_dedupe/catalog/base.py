@@ -136,8 +136,11 @@ class Catalog(Protocol):
     def add_problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
         """Record something the run could not list or read, outside any one asset."""
 
-    def pending(self, source_id: int) -> list[CatalogAsset]:
-        """Present assets of a source still waiting to be read."""
+    def pending(self, source_id: int, after_id: int = 0, limit: int = 1000) -> list[CatalogAsset]:
+        """A page of present assets of a source still waiting to be read: ids above ``after_id``, in id order."""
+
+    def pending_count(self, source_id: int) -> int:
+        """How many present assets of a source wait to be read."""
 
     def store_hash_collisions(self) -> set[tuple[str, int]]:
         """(store hash, size) pairs that more than one present asset shares."""

@@ -173,13 +173,23 @@ class SqliteCatalog:
 
     # -- content -------------------------------------------------------------------------
 
-    def pending(self, source_id: int) -> list[CatalogAsset]:
-        """Present assets of a source still waiting to be read."""
+    def pending(self, source_id: int, after_id: int = 0, limit: int = 1000) -> list[CatalogAsset]:
+        """A page of present assets of a source still waiting to be read: ids above ``after_id``, in id order."""
         rows = self.conn.execute(
-            "SELECT * FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending' ORDER BY id",
-            (source_id,),
+            "SELECT * FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending' AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (source_id, after_id, limit),
         ).fetchall()
         return [self._asset(row) for row in rows]
+
+    def pending_count(self, source_id: int) -> int:
+        """How many present assets of a source wait to be read."""
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending'",
+                (source_id,),
+            ).fetchone()[0]
+        )
 
     def store_hash_collisions(self) -> set[tuple[str, int]]:
         """(store hash, size) pairs that more than one present asset shares."""
