@@ -9,10 +9,15 @@ size but not their content.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import io
+import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,3 +174,11 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditLibrary, Pat
     catalog = root / "catalog.sqlite"
     run(library, catalog, "scan", "hk-marketing", "sg-finance", "--workers", "2")
     return library, catalog
+
+
+def embedded_data(html: str) -> dict[str, Any]:
+    """The facts an HTML report embeds for its script (gzip-compressed JSON, base64)."""
+    match = re.search(r'<script id="report-data" type="application/octet-stream">([^<]*)</script>', html)
+    assert match is not None, "no embedded report data"
+    data: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(match.group(1))))
+    return data

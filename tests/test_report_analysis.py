@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 
 import pluggy
-from dam_dedupe.plugins import faces, rights
 from PIL import Image
 from skimage import data
 
 from dam_dedupe import hookimpl, hookspecs
 from dam_dedupe.analysis import LICENSED, PERSONAL_DATA, run_analysers
+from dam_dedupe.plugins import faces, rights
 from dam_dedupe.records import AssetRecord
 from tests.report_library import XMP_RIGHTS, iim, jpeg
 
