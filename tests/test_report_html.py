@@ -4,6 +4,7 @@ and decisions exported from the page round-trip through ``dam-dedupe decisions i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,19 +121,29 @@ def click_in_card(page: Page, file_name: str, selector: str) -> None:
     page.evaluate(f"{CLICK}({json.dumps([file_name, selector])})")
 
 
-def test_review_decisions_export_and_import(page: Page, scanned: tuple[AuditLibrary, Path], tmp_path: Path) -> None:
+def test_review_decisions_export_and_import(
+    page: Page, chromium: Chromium, scanned: tuple[AuditLibrary, Path], tmp_path: Path
+) -> None:
     library, catalog = scanned
     reset(page)
     click_in_card(page, "logo.jpg", ".decide-keep_all")
     click_in_card(page, "astronaut copy.png", ".make-canonical")
     click_in_card(page, "chelsea.jpg", ".exclude-member")
+    assert page.evaluate("document.getElementById('decision-count').textContent") == "3 decisions"
+    page.evaluate("document.getElementById('export').click()")  # no reviewer name yet: refused with a message
+    assert "Enter your name" in page.evaluate("document.getElementById('export-status').textContent")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    chromium.allow_downloads(downloads)
     page.evaluate("document.getElementById('reviewer').value = 'Legal <reviewer>'")
-    doc: dict[str, Any] = page.evaluate("window.damDedupeReport.decisionsDocument()")
+    page.evaluate("document.getElementById('export').click()")
+    exported = downloads / "dam-dedupe-decisions.json"
+    deadline = time.monotonic() + 10
+    while not exported.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    doc: dict[str, Any] = json.loads(exported.read_text(encoding="utf-8"))
     assert doc["exported_by"] == "Legal <reviewer>"
     assert sorted(d["decision"] for d in doc["decisions"]) == ["canonical", "exclude_member", "keep_all"]
-    assert page.evaluate("document.getElementById('decision-count').textContent") == "3 decisions"
-    exported = tmp_path / "decisions.json"
-    exported.write_text(json.dumps(doc), encoding="utf-8")
     assert "stored 3 decisions" in run(library, catalog, "decisions", "import", str(exported))
     run(library, catalog, "report", "--format", "json", "-o", str(tmp_path / "after.json"))
     report = json.loads((tmp_path / "after.json").read_text(encoding="utf-8"))

@@ -32,17 +32,18 @@ def find_chromium() -> str | None:
 
 
 class Page:
-    """One browser tab: navigate, evaluate JavaScript, take screenshots; console errors are kept."""
+    """One browser tab (or, with ``enable=False``, the browser itself): navigate, evaluate JavaScript,
+    take screenshots; console errors are kept."""
 
-    def __init__(self, ws_url: str) -> None:
+    def __init__(self, ws_url: str, enable: bool = True) -> None:
         import websocket
 
         self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
         self._id = 0
         self.console_errors: list[str] = []
-        self.send("Runtime.enable")
-        self.send("Log.enable")
-        self.send("Page.enable")
+        if enable:
+            for domain in ("Runtime", "Log", "Page"):
+                self.send(f"{domain}.enable")
 
     def _event(self, message: dict[str, Any]) -> None:
         method, params = message.get("method"), message.get("params", {})
@@ -117,6 +118,7 @@ class Chromium:
 
     def __init__(self, executable: str) -> None:
         self.profile = tempfile.mkdtemp(prefix="dam-dedupe-chromium-")
+        self._browser: Page | None = None
         self.process = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -137,8 +139,21 @@ class Chromium:
             target = json.loads(response.read())
         return Page(target["webSocketDebuggerUrl"])
 
+    def allow_downloads(self, folder: Path) -> None:
+        """Save downloads (a report's exported decisions) into ``folder`` without asking.
+
+        The setting lasts while the browser-level connection it is made on stays open, so
+        that connection is kept until :meth:`stop`.
+        """
+        if self._browser is None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/version", timeout=30) as response:
+                self._browser = Page(json.loads(response.read())["webSocketDebuggerUrl"], enable=False)
+        self._browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(folder))
+
     def stop(self) -> None:
         """Stop the browser and remove its profile."""
+        if self._browser is not None:
+            self._browser.close()
         self.process.terminate()
         try:
             self.process.wait(10)
