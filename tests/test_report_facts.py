@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from dam_dedupe.cli import main
 from dam_dedupe.report.build import SCHEMA
 from dam_dedupe.report.settings import GB
 from tests.report_library import HK_PRICE, MARKUP_NAME, SG_PRICE, STOCK_RIGHTS, AuditLibrary, run, scanned  # noqa: F401
@@ -145,3 +147,13 @@ def test_members_csv_neutralises_formulas_in_names(tmp_path: Path) -> None:
         write_csv(report, out)
     row = next(csv.DictReader((tmp_path / "m.csv").open(encoding="utf-8")))
     assert row["path"] == "'=HYPERLINK(1).jpg"
+
+
+def test_an_unknown_risk_tier_is_refused_naming_the_tiers(tmp_path: Path) -> None:
+    config = tmp_path / "dam-dedupe.toml"
+    config.write_text('[sources.web]\nuri = "/srv/web"\nrisk_tier = "public"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "--catalog", str(tmp_path / "c.sqlite"),
+                                       "report", "--format", "json", "-o", str(tmp_path / "r.json")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "[sources.web] risk_tier = 'public' is not one of [report] risk_tiers" in result.output
+    assert "external-facing" in result.output
