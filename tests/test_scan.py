@@ -140,6 +140,21 @@ def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
     assert sorted(m["name"] for m in cluster["members"]) == ["a.jpg", "copy of a.jpg"]
 
 
+def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(tmp_path: Path, with_test_plugin: Path) -> None:
+    original = save(picture(1), tmp_path / "store" / "a.jpg")
+    save(picture(2), tmp_path / "store" / "unique.jpg", quality=50)
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "a copy.jpg").write_bytes(original.read_bytes())  # no store hash on local disk
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    run_scan([SourceSpec("headhash://" + str(tmp_path / "store")), SourceSpec((tmp_path / "disk").as_uri())],
+             catalog, Host(), EXACT, workers=1)  # fmt: skip
+
+    [cluster] = build_report(catalog)["clusters"]
+    assert sorted(m["name"] for m in cluster["members"]) == ["a copy.jpg", "a.jpg"]
+    assert (with_test_plugin / "reads.log").read_text().splitlines() == ["a.jpg"]
+
+
 def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:
     root = tmp_path / "tree"
     build_tree(root)

@@ -93,7 +93,9 @@ class FingerprintJob:
     def host(self) -> Host:
         """The plugins to analyse with: the scan's own, or this worker process's."""
         if self._host is None:
-            self._host = _process_host.setdefault("host", Host())
+            if "host" not in _process_host:
+                _process_host["host"] = Host()
+            self._host = _process_host["host"]
         return self._host
 
     def adapter(self) -> SourceAdapter:
@@ -154,20 +156,28 @@ class Scan:
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
 
-    def source(self, spec: SourceSpec, run_id: int) -> None:
-        """List one source into the catalog, then fingerprint what needs reading."""
-        source_id = self.catalog.source_id(spec)
-        self._cursor = None
+    def run(self, specs: list[SourceSpec], run_id: int) -> None:
+        """List every source into the catalog first, then fingerprint what needs reading.
+
+        Listing all sources before reading any lets store hashes be compared across sources.
+        """
+        opened: list[tuple[SourceAdapter, SourceSpec, int]] = []
         try:
-            adapter = self.host.open_source(spec)
-        except DamDedupeError as exc:
-            self._problem(run_id, source_id, spec.uri, str(exc))
-            return
-        try:
-            self._list(adapter, spec, source_id, run_id)
-            self._fingerprint(FingerprintJob(spec, adapter, self.analysis, self.host), source_id)
+            for spec in specs:
+                source_id = self.catalog.source_id(spec)
+                try:
+                    adapter = self.host.open_source(spec)
+                except DamDedupeError as exc:
+                    self._problem(run_id, source_id, spec.uri, str(exc))
+                    continue
+                opened.append((adapter, spec, source_id))
+                self._cursor = None
+                self._list(adapter, spec, source_id, run_id)
+            for adapter, spec, source_id in opened:
+                self._fingerprint(FingerprintJob(spec, adapter, self.analysis, self.host), source_id)
         finally:
-            adapter.close()
+            for adapter, _spec, _source_id in opened:
+                adapter.close()
 
     def _problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
         log.warning("%s: %s", uri, reason)
@@ -227,7 +237,7 @@ class Scan:
     def _to_read(self, source_id: int) -> Iterator[CatalogAsset]:
         """Pending assets worth reading, page by page; the rest are marked skipped without a read."""
         exact_only = not self.config.matching.perceptual
-        collisions = self.catalog.store_hash_collisions() if exact_only else set()
+        shared, mixed_sizes = self.catalog.unconfirmable_by_store_hash() if exact_only else (set(), set())
         after = 0
         while page := self.catalog.pending(source_id, after, PAGE):
             after = page[-1].id
@@ -238,8 +248,14 @@ class Scan:
                     if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
                         self.catalog.set_content(asset.id, "skipped")
                         self.counts.skipped += 1
-                    elif exact_only and record.store_hash and (record.store_hash, record.size) not in collisions:
-                        # exact matching only, and no other asset has this store hash: it cannot be a copy
+                    elif (
+                        exact_only
+                        and record.store_hash
+                        and (record.store_hash, record.size) not in shared
+                        and record.size not in mixed_sizes
+                    ):
+                        # exact matching only, and no asset of its size has this store hash (all comparable):
+                        # it cannot be a copy
                         self.counts.skipped += 1
                     else:
                         chosen.append(asset)
@@ -315,8 +331,7 @@ def run_scan(
     run_id = catalog.begin_run([spec.uri for spec in specs])
     status = "interrupted"
     try:
-        for spec in specs:
-            scan.source(spec, run_id)
+        scan.run(specs, run_id)
         build_clusters(catalog, config, host)
         status = "finished"
     finally:

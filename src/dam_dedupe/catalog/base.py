@@ -142,8 +142,8 @@ class Catalog(Protocol):
     def pending_count(self, source_id: int) -> int:
         """How many present assets of a source wait to be read."""
 
-    def store_hash_collisions(self) -> set[tuple[str, int]]:
-        """(store hash, size) pairs that more than one present asset shares."""
+    def unconfirmable_by_store_hash(self) -> tuple[set[tuple[str, int]], set[int]]:
+        """Shared (store hash, size) pairs, and sizes whose assets' store hashes cannot be compared."""
 
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint."""

@@ -107,8 +107,8 @@ class SqliteCatalog:
     def record_listed(self, source_id: int, record: AssetRecord, run_id: int) -> bool:
         """Record a listed asset; return ``True`` if it must be read (new, changed, or not yet read).
 
-        An asset whose size, modified time and store hash are unchanged keeps its
-        fingerprint and is not read again.
+        An asset whose size and store hash (or, without a store hash, size and modified time)
+        are unchanged keeps its fingerprint and is not read again.
         """
         row = self.conn.execute(
             "SELECT id, size, modified, store_hash, content, error_retry FROM assets WHERE source_id = ? AND key = ?",
@@ -123,11 +123,11 @@ class SqliteCatalog:
                 (*values, source_id, record.key, run_id),
             )
             return True
-        unchanged = (row["size"], row["modified"], row["store_hash"]) == (
-            record.size,
-            _iso(record.modified),
-            record.store_hash,
-        )
+        if record.store_hash is not None:
+            # a content hash settles it: stores change modified times for metadata edits (tags) too
+            unchanged = (row["size"], row["store_hash"]) == (record.size, record.store_hash)
+        else:
+            unchanged = (row["size"], row["modified"]) == (record.size, _iso(record.modified))
         settled = row["content"] in ("image", "not_image", "skipped") or (
             row["content"] == "error" and not row["error_retry"]
         )
@@ -191,13 +191,22 @@ class SqliteCatalog:
             ).fetchone()[0]
         )
 
-    def store_hash_collisions(self) -> set[tuple[str, int]]:
-        """(store hash, size) pairs that more than one present asset shares."""
-        rows = self.conn.execute(
+    def unconfirmable_by_store_hash(self) -> tuple[set[tuple[str, int]], set[int]]:
+        """What store hashes cannot settle without reading bytes.
+
+        Returns the (store hash, size) pairs more than one present asset shares (candidates
+        to confirm), and the sizes shared by assets whose store hashes cannot be compared
+        (one has none, or they use different algorithms): assets of those sizes must be read.
+        """
+        shared = self.conn.execute(
             "SELECT store_hash, size FROM assets WHERE state = 'present' AND store_hash IS NOT NULL"
             " GROUP BY store_hash, size HAVING COUNT(*) > 1"
         ).fetchall()
-        return {(row[0], row[1]) for row in rows}
+        mixed = self.conn.execute(
+            "SELECT size FROM assets WHERE state = 'present' GROUP BY size HAVING COUNT(*) > 1 AND"
+            " (COUNT(store_hash) < COUNT(*) OR COUNT(DISTINCT substr(store_hash, 1, instr(store_hash, ':'))) > 1)"
+        ).fetchall()
+        return {(row[0], row[1]) for row in shared}, {row[0] for row in mixed}
 
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint (not an image, skipped, error)."""
