@@ -1,9 +1,13 @@
-"""Without OpenCV the faces analyser imports, says which extra to install, and flags nothing."""
+"""The faces extra: without OpenCV the analyser imports, names the extra and flags nothing; with it, it is ready."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+from click.testing import CliRunner
+
+from dam_dedupe.cli import main
 
 SCRIPT = """
 import sys
@@ -27,3 +31,9 @@ def test_without_opencv_the_faces_analyser_names_the_extra_and_stands_aside() ->
     assert "pip install 'dam-dedupe[faces]'" in lines[0]
     assert lines[1] == "None"
     assert "face detection is off" in result.stderr
+
+
+def test_plugins_lists_the_analysers_and_their_extras() -> None:
+    listing = CliRunner().invoke(main, ["plugins"]).output
+    analysers = listing.split("analysers:\n", 1)[1].splitlines()
+    assert analysers == ["  faces  [ready]", "  rights  [ready]"]

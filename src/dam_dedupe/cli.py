@@ -151,7 +151,7 @@ def report(obj: Context, fmt: str, table: str, output: str) -> None:
 @main.command()
 @click.pass_obj
 def plugins(obj: Context) -> None:
-    """List installed plugins, the adapters and actions they provide, and which extras are missing."""
+    """List installed plugins, the adapters, actions and analysers they provide, and which extras are missing."""
     host = obj.host
     click.echo("plugins:")
     for name, plugin in sorted(host.pm.list_name_plugin(), key=lambda item: str(item[0])):
@@ -168,6 +168,16 @@ def plugins(obj: Context) -> None:
     click.echo("actions:")
     for name, action in sorted(host.actions.items()):
         click.echo(f"  {name}: {action.description}")
+    click.echo("analysers:")
+    for impl in sorted(host.pm.hook.dam_dedupe_analyse_asset.get_hookimpls(), key=lambda i: i.plugin_name):
+        check = getattr(impl.plugin, "check_available", None)
+        try:
+            if check is not None:
+                check()
+            status = "ready"
+        except MissingExtra as exc:
+            status = f"needs: pip install 'dam-dedupe[{exc.extra}]'"
+        click.echo(f"  {impl.plugin_name}  [{status}]")
 
 
 @main.command()

@@ -104,7 +104,9 @@ def dam_dedupe_analyse_asset(asset: AssetRecord, image: Image.Image, options: Ma
     reviewers; ``None`` when there is nothing to say. The result is stored in the
     catalog under the plugin's entry-point name. Raise to report a failure: it is
     recorded against the asset and this plugin, and the scan goes on. Keep the module
-    importable without optional libraries (import them inside the function).
+    importable without optional libraries (import them inside the function), and give it
+    a ``check_available()`` that raises :class:`~dam_dedupe.errors.MissingExtra` without
+    them, so that ``dam-dedupe plugins`` can name the extra to install.
     """
 
 
