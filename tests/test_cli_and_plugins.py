@@ -14,13 +14,16 @@ from dam_dedupe.records import SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
+from tests.report_library import embedded_data
 
 
 def test_demo_then_reports_in_every_format(tmp_path: Path) -> None:
     result = run_cli("demo", cwd=tmp_path)
     assert "report:" in result.stdout
     html = (tmp_path / "dam-dedupe-report.html").read_text(encoding="utf-8")
-    assert "<html" in html and "維港夜景" in html and "data:image/png;base64," in html
+    assert "<html" in html and "<svg" in html  # the summary charts
+    members = [m for c in embedded_data(html)["clusters"] for m in c["members"]]
+    assert any("維港夜景" in m["path"] for m in members) and all(m["t"] >= 0 for m in members)  # with thumbnails
 
     run_cli("report", "--format", "json", "-o", "r.json", cwd=tmp_path)
     run_cli("report", "--format", "csv", "-o", "r.csv", cwd=tmp_path)
@@ -51,8 +54,9 @@ def test_html_report_escapes_names_from_the_store(tmp_path: Path) -> None:
     run_cli("--catalog", "c.sqlite", "scan", "--workers", "1", str(root), cwd=tmp_path)
     run_cli("--catalog", "c.sqlite", "report", "--format", "html", "-o", "r.html", cwd=tmp_path)
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "<img src=x onerror" not in html
-    assert "&lt;img src=x onerror=alert(1)&gt;.jpg" in html
+    assert "<img src=x onerror" not in html  # the page shows it as text: tests/test_report_html.py
+    names = [m["name"] for c in embedded_data(html)["clusters"] for m in c["members"]]
+    assert "<img src=x onerror=alert(1)>.jpg" in names
 
 
 def test_a_missing_sdk_is_a_clear_message_naming_the_install_command(tmp_path: Path, with_test_plugin: Path) -> None:

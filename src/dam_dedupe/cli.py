@@ -13,10 +13,11 @@ import click
 from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings
+from dam_dedupe.decisions_cli import decisions
 from dam_dedupe.errors import DamDedupeError, MissingExtra
 from dam_dedupe.host import Host
 from dam_dedupe.records import ScanSummary
-from dam_dedupe.report import FORMATS, write_report
+from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
 from dam_dedupe.sample import make_sample_library
 from dam_dedupe.scan import run_scan
 
@@ -135,13 +136,16 @@ def match(obj: Context, preset: str | None) -> None:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True)
+@click.option("--table", type=click.Choice(TABLES), default="members", show_default=True,
+              help="For CSV: which table (register is the personal-data register).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write.")
 @click.pass_obj
-def report(obj: Context, fmt: str, output: str) -> None:
-    """Write the catalog's clusters, canonicals and errors as JSON, CSV or HTML."""
+def report(obj: Context, fmt: str, table: str, output: str) -> None:
+    """Write the catalog's clusters, canonicals, registers and errors as JSON, CSV or HTML."""
+    settings = ReportSettings.from_config(obj.config)
     catalog = obj.catalog()
     try:
-        write_report(catalog, fmt, output)
+        write_report(catalog, fmt, output, settings, table)
     finally:
         catalog.close()
     click.echo(f"wrote {output}")
@@ -150,7 +154,7 @@ def report(obj: Context, fmt: str, output: str) -> None:
 @main.command()
 @click.pass_obj
 def plugins(obj: Context) -> None:
-    """List installed plugins, the adapters and actions they provide, and which extras are missing."""
+    """List installed plugins, the adapters, actions and analysers they provide, and which extras are missing."""
     host = obj.host
     click.echo("plugins:")
     for name, plugin in sorted(host.pm.list_name_plugin(), key=lambda item: str(item[0])):
@@ -167,6 +171,16 @@ def plugins(obj: Context) -> None:
     click.echo("actions:")
     for name, action in sorted(host.actions.items()):
         click.echo(f"  {name}: {action.description}")
+    click.echo("analysers:")
+    for impl in sorted(host.pm.hook.dam_dedupe_analyse_asset.get_hookimpls(), key=lambda i: i.plugin_name):
+        check = getattr(impl.plugin, "check_available", None)
+        try:
+            if check is not None:
+                check()
+            status = "ready"
+        except MissingExtra as exc:
+            status = f"needs: pip install 'dam-dedupe[{exc.extra}]'"
+        click.echo(f"  {impl.plugin_name}  [{status}]")
 
 
 @main.command()
@@ -183,7 +197,7 @@ def demo(obj: Context, directory: str, output: str) -> None:
     _scan(obj, (str(root),), None, None)
     catalog = obj.catalog()
     try:
-        write_report(catalog, "html", output)
+        write_report(catalog, "html", output, ReportSettings.from_config(obj.config))
     finally:
         catalog.close()
     click.echo(f"report: {Path(output).resolve()}")
@@ -205,3 +219,4 @@ main.add_command(apply_command)
 main.add_command(undo_command)
 main.add_command(runs_command)
 main.add_command(audit_group)
+main.add_command(decisions)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import IO
 
 from PIL import Image, IptcImagePlugin
@@ -36,8 +37,11 @@ class _HashingReader:
         return data
 
 
-def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
+def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None] | None = None) -> Fingerprint:
     """Fingerprint an image from a readable stream.
+
+    ``inspect``, if given, is called with the decoded image (reduced, oriented, its
+    embedded metadata in ``info``) so that analysers see it without a second read.
 
     Returns the :class:`~dam_dedupe.records.Fingerprint`; raises
     :class:`~dam_dedupe.imaging.NotAnImage` or :class:`~dam_dedupe.errors.AssetError`
@@ -50,6 +54,8 @@ def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
         decoded = decode(spool, reader.size)
         perceptual, thumbnail = describe(decoded.image)
         metadata_fields = count_metadata_fields(decoded.image)
+        if inspect is not None:
+            inspect(decoded.image)
     return Fingerprint(
         sha256=reader.sha256.hexdigest(),
         size=reader.size,

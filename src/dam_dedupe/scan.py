@@ -17,9 +17,13 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
 
 from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.analysis import Analysis, analysers_enabled, run_analysers
 from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
@@ -73,9 +77,11 @@ class JobResult:
     content: str = "image"
     error: str | None = None
     retry: bool = False
+    analyses: dict[str, Analysis] = field(default_factory=dict)  # analysis: results by analyser name
 
 
 _process_adapters: dict[SourceSpec, SourceAdapter] = {}
+_process_host: dict[str, Host] = {}  # analysis: the worker process's plugins, loaded once
 
 
 class FingerprintJob:
@@ -84,14 +90,28 @@ class FingerprintJob:
     In this process it uses the scan's own adapter. Pickled to a worker process, it
     carries only the :class:`SourceSpec`, and the worker builds its adapter from the
     installed plugins once and keeps it for later jobs.
+
+    With ``analysis`` (the ``[analysis]`` options of ``dam-dedupe.toml``), the installed
+    analysers look at each decoded image too.
     """
 
-    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None) -> None:
+    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None,
+                 analysis: dict[str, Any] | None = None, host: Host | None = None) -> None:  # fmt: skip
         self.spec = spec
         self._adapter = adapter
+        self.analysis = analysis
+        self._host = host
 
     def __getstate__(self) -> dict[str, object]:
-        return {"spec": self.spec, "_adapter": None}
+        return {"spec": self.spec, "_adapter": None, "analysis": self.analysis, "_host": None}
+
+    def host(self) -> Host:
+        """The plugins to analyse with: the scan's own, or this worker process's."""
+        if self._host is None:
+            if "host" not in _process_host:
+                _process_host["host"] = Host()
+            self._host = _process_host["host"]
+        return self._host
 
     def adapter(self) -> SourceAdapter:
         """The adapter to read with: the scan's own, or this worker process's."""
@@ -109,9 +129,15 @@ class FingerprintJob:
             return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
         except DamDedupeError as exc:
             return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
+        analyses: dict[str, Analysis] = {}
+
+        def analyse(image: Image.Image) -> None:
+            if self.analysis is not None:
+                analyses.update(run_analysers(self.host().pm, record, image, self.analysis))
+
         try:
             with stream:
-                fingerprint = fingerprint_stream(stream)
+                fingerprint = fingerprint_stream(stream, analyse)
         except NotAnImage as exc:
             if has_image_extension(record.name):
                 return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
@@ -122,7 +148,7 @@ class FingerprintJob:
             return JobResult(asset_id, content="error", error=str(exc))
         except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
             return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
-        return JobResult(asset_id, fingerprint)
+        return JobResult(asset_id, fingerprint, analyses=analyses)
 
 
 # -- the scan ----------------------------------------------------------------------------------
@@ -142,6 +168,9 @@ class Scan:
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
         self._excludes: tuple[str, ...] = ()
+        # analysis: the [analysis] options when an analyser will run, else None
+        options = dict(config.sections.get("analysis", {}))
+        self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
 
     def run(self, specs: list[SourceSpec], run_id: int) -> None:
         """List every source into the catalog first, then fingerprint what needs reading.
@@ -162,7 +191,7 @@ class Scan:
                 self._excludes = excludes(self.config, spec)
                 self._list(adapter, spec, source_id, run_id)
             for adapter, spec, source_id in opened:
-                self._fingerprint(FingerprintJob(spec, adapter), source_id)
+                self._fingerprint(FingerprintJob(spec, adapter, self.analysis, self.host), source_id)
         finally:
             for adapter, _spec, _source_id in opened:
                 adapter.close()
@@ -286,6 +315,7 @@ class Scan:
             for result in results:
                 if result.fingerprint is not None:
                     self.catalog.store_fingerprint(result.asset_id, result.fingerprint)
+                    self.catalog.store_analyses(result.asset_id, result.fingerprint.sha256, result.analyses)
                     self.counts.fingerprinted += 1
                 else:
                     self.catalog.set_content(result.asset_id, result.content, result.error, result.retry)

@@ -7,12 +7,18 @@ touching adapters or the matcher.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
+from dam_dedupe.analysis import Analysis
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
+
+DecisionKind = Literal["exclude", "keep_all", "not_duplicates", "exclude_member", "canonical"]
+"""A reviewer's decision on a cluster: leave it out of plans (``exclude``), keep every copy
+(``keep_all``), say its members are not copies (``not_duplicates``), leave one member out
+(``exclude_member``), or make one member canonical (``canonical``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,29 @@ class StoredCluster:
     canonical_reason: str
     preset: str
     members: list[tuple[int, str, dict[str, object]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """A reviewer's decision on a cluster, as the catalog keeps it.
+
+    Attributes:
+        cluster: the cluster id the reviewer saw.
+        decision: what they decided.
+        uri: the member concerned, for ``exclude_member`` and ``canonical``; else ``None``.
+        members: the cluster's members when the decision was imported, as (URI, SHA-256)
+            pairs. The decision stands while the cluster has exactly these members with
+            this content, and lapses when a member changes, joins or leaves.
+        decided_by: the reviewer's name from the exported file.
+        decided_at: when they exported it (ISO 8601).
+    """
+
+    cluster: str
+    decision: DecisionKind
+    uri: str | None
+    members: frozenset[tuple[str, str]]
+    decided_by: str
+    decided_at: str
 
 
 @dataclass(slots=True)
@@ -201,6 +230,27 @@ class Catalog(Protocol):
 
     def problems(self) -> list[CatalogProblem]:
         """Current errors."""
+
+    def store_analyses(self, asset_id: int, sha256: str, analyses: Mapping[str, Analysis]) -> None:
+        """Replace an asset's analyser results with these, found on content ``sha256``."""
+
+    def analyses(self) -> dict[int, dict[str, Analysis]]:
+        """Analyser results of present images by asset id, then analyser name (current content only)."""
+
+    def name_size_rows(self) -> list[tuple[str, int, str | None]]:
+        """Every present image as (file name, size, id of the cluster it belongs to or ``None``)."""
+
+    def replace_decisions(self, decisions: Sequence[ReviewDecision]) -> None:
+        """Store decisions, replacing every earlier decision on the clusters they name."""
+
+    def decisions(self) -> list[ReviewDecision]:
+        """Every stored decision, oldest first."""
+
+    def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Every stored cluster's members as (URI, SHA-256) pairs, by cluster id."""
+
+    def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
+        """Decisions that still apply, by cluster id: the cluster has the same members with the same content."""
 
     def counts(self) -> dict[str, int]:
         """Totals over assets: ``assets``, ``images``, ``gone``, ``skipped``."""

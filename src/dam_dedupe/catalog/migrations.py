@@ -144,6 +144,33 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 3: what analyser plugins found in each image (tied to the content they saw),
+    # reviewers' decisions imported from the HTML report (tied to the cluster's contents),
+    # and an index the report's per-asset cluster lookups need.
+    """
+    CREATE TABLE analyses (
+        asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+        analyser TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]',
+        facts TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        PRIMARY KEY (asset_id, analyser)
+    );
+    CREATE TABLE review_decisions (
+        id INTEGER PRIMARY KEY,
+        cluster_id TEXT NOT NULL,
+        decision TEXT NOT NULL
+            CHECK (decision IN ('exclude', 'keep_all', 'not_duplicates', 'exclude_member', 'canonical')),
+        uri TEXT,
+        members TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        imported_at TEXT NOT NULL
+    );
+    CREATE INDEX review_decisions_by_cluster ON review_decisions (cluster_id);
+    CREATE INDEX cluster_members_by_asset ON cluster_members (asset_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dam_dedupe.analysis import Analysis
 from dam_dedupe.catalog.base import (
     ActionRun,
     AssetState,
@@ -21,6 +22,7 @@ from dam_dedupe.catalog.base import (
     CatalogAsset,
     CatalogProblem,
     JournalEntry,
+    ReviewDecision,
     RunCounts,
     SignOff,
     StoredCluster,
@@ -456,6 +458,90 @@ class SqliteCatalog:
     def _audit(row: sqlite3.Row) -> AuditEntry:
         return AuditEntry(row["seq"], row["at"], row["actor"], row["event"], row["plan_id"], row["run_id"],
                           json.loads(row["detail"]), row["prev_hash"], row["hash"])  # fmt: skip
+
+    # -- analyses and review decisions --------------------------------------------------------
+
+    def store_analyses(self, asset_id: int, sha256: str, analyses: Mapping[str, Analysis]) -> None:
+        """Replace an asset's analyser results with these, found on content ``sha256``."""
+        self.conn.execute("DELETE FROM analyses WHERE asset_id = ?", (asset_id,))
+        self.conn.executemany(
+            "INSERT INTO analyses (asset_id, analyser, sha256, flags, facts, error) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (asset_id, name, sha256, json.dumps(sorted(a.flags)), json.dumps(dict(a.facts), ensure_ascii=False),
+                 a.error)
+                for name, a in analyses.items()
+            ],
+        )  # fmt: skip
+
+    def analyses(self) -> dict[int, dict[str, Analysis]]:
+        """Analyser results of present images by asset id, then analyser name.
+
+        Only results found on the asset's current content count: a changed file's old
+        results are ignored until it is read again.
+        """
+        found: dict[int, dict[str, Analysis]] = {}
+        rows = self.conn.execute(
+            "SELECT n.asset_id, n.analyser, n.flags, n.facts, n.error FROM analyses n"
+            " JOIN assets a ON a.id = n.asset_id JOIN fingerprints f ON f.asset_id = n.asset_id"
+            " WHERE a.state = 'present' AND a.content = 'image' AND f.sha256 = n.sha256 ORDER BY n.asset_id"
+        )
+        for row in rows:
+            found.setdefault(row["asset_id"], {})[row["analyser"]] = Analysis(
+                frozenset(json.loads(row["flags"])), json.loads(row["facts"]), row["error"]
+            )
+        return found
+
+    def name_size_rows(self) -> list[tuple[str, int, str | None]]:
+        """Every present image as (file name, size, id of the cluster it belongs to or ``None``)."""
+        rows = self.conn.execute(
+            "SELECT a.name, a.size, m.cluster_id FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+            " LEFT JOIN cluster_members m ON m.asset_id = a.id WHERE a.state = 'present' AND a.content = 'image'"
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def replace_decisions(self, decisions: Sequence[ReviewDecision]) -> None:
+        """Store decisions, replacing every earlier decision on the clusters they name."""
+        with self.transaction():
+            for cluster in {d.cluster for d in decisions}:
+                self.conn.execute("DELETE FROM review_decisions WHERE cluster_id = ?", (cluster,))
+            self.conn.executemany(
+                "INSERT INTO review_decisions (cluster_id, decision, uri, members, decided_by, decided_at,"
+                " imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (d.cluster, d.decision, d.uri, json.dumps(sorted(d.members), ensure_ascii=False), d.decided_by,
+                     d.decided_at, _now())
+                    for d in decisions
+                ],
+            )  # fmt: skip
+
+    def decisions(self) -> list[ReviewDecision]:
+        """Every stored decision, oldest first."""
+        found = []
+        for row in self.conn.execute("SELECT * FROM review_decisions ORDER BY id"):
+            members = frozenset((uri, sha) for uri, sha in json.loads(row["members"]))
+            found.append(ReviewDecision(row["cluster_id"], row["decision"], row["uri"], members, row["decided_by"],
+                                        row["decided_at"]))  # fmt: skip
+        return found
+
+    def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Every stored cluster's members as (URI, SHA-256) pairs, by cluster id."""
+        contents: dict[str, set[tuple[str, str]]] = {}
+        rows = self.conn.execute(
+            "SELECT m.cluster_id, a.uri, f.sha256 FROM cluster_members m JOIN assets a ON a.id = m.asset_id"
+            " JOIN fingerprints f ON f.asset_id = m.asset_id"
+        )
+        for row in rows:
+            contents.setdefault(row[0], set()).add((row[1], row[2]))
+        return {cluster: frozenset(hashes) for cluster, hashes in contents.items()}
+
+    def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
+        """Decisions that still apply, by cluster id: the cluster has the same members with the same content."""
+        contents = self.cluster_contents()
+        standing: dict[str, list[ReviewDecision]] = {}
+        for decision in self.decisions():
+            if contents.get(decision.cluster) == decision.members:
+                standing.setdefault(decision.cluster, []).append(decision)
+        return standing
 
     # -- rows to records -----------------------------------------------------------------------
 
