@@ -15,16 +15,20 @@ from PIL import Image, ImageDraw
 PLUGIN_SOURCE = Path(__file__).parent / "plugin_pkg"
 
 
-@pytest.fixture(scope="session")
-def test_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the test plugin package as pip installs it (with its entry points)."""
-    target = tmp_path_factory.mktemp("plugin-site")
+def pip_install(package: Path, target: Path) -> Path:
+    """Install a plugin package into ``target`` as pip does for a user (metadata and entry points included)."""
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(PLUGIN_SOURCE)],
+         "--target", str(target), str(package)],
         check=True,
     )  # fmt: skip
     return target
+
+
+@pytest.fixture(scope="session")
+def test_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the test plugin package as pip installs it (with its entry points)."""
+    return pip_install(PLUGIN_SOURCE, tmp_path_factory.mktemp("plugin-site"))
 
 
 @pytest.fixture

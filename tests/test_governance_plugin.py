@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, undo_run
 from dam_dedupe.host import Host
+from tests.conftest import pip_install
 from tests.governance_library import make_library, tree_state
 
 PACKAGE = Path(__file__).parent / "action_plugin_pkg"
@@ -21,12 +21,7 @@ DOCS = Path(__file__).parent.parent / "docs" / "governance.md"
 @pytest.fixture(scope="module")
 def note_action_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The example action package as pip installs it (with its entry point), on ``sys.path``."""
-    target = tmp_path_factory.mktemp("action-site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(PACKAGE)],
-        check=True,
-    )  # fmt: skip
+    target = pip_install(PACKAGE, tmp_path_factory.mktemp("action-site"))
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
     yield target
