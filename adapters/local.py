@@ -208,6 +208,38 @@ class LocalAdapter(SourceAdapter):
             self.set_tags(record, metadata)
         return record
 
+    # -- links: a local-only capability the redirect action uses -------------------------------
+
+    def make_link(self, key: str, target_key: str, hard: bool = False) -> None:
+        """Make ``key`` a link to ``target_key``: a relative symbolic link, or a hard link; never overwrite."""
+        path, target = self.path_for(key), self.path_for(target_key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if hard:
+                os.link(target, path)
+            else:
+                os.symlink(os.path.relpath(target, path.parent), path)
+        except OSError as exc:
+            raise AssetError(f"cannot link {path.as_uri()} to {target.as_uri()}: {exc.strerror}") from exc
+
+    def is_link_to(self, key: str, target_key: str) -> bool:
+        """``True`` if ``key`` is a symbolic link resolving to ``target_key``, or a hard link to the same file."""
+        path, target = self.path_for(key), self.path_for(target_key)
+        try:
+            st = path.lstat()
+            if stat_mod.S_ISLNK(st.st_mode):
+                return path.resolve() == target.resolve()
+            target_st = target.stat()
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (target_st.st_dev, target_st.st_ino)
+
+    def remove_link(self, key: str, target_key: str) -> None:
+        """Remove ``key`` if it is a link to ``target_key`` (never a file holding its own bytes)."""
+        if not self.is_link_to(key, target_key):
+            raise AssetError(f"{self.path_for(key).as_uri()} is not a link to {self.path_for(target_key).as_uri()}")
+        self.path_for(key).unlink()
+
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)

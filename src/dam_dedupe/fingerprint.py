@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import IO
+
+from PIL import Image, IptcImagePlugin
 
 from dam_dedupe.imaging import decode
 from dam_dedupe.matcher.perceptual import describe
@@ -34,8 +37,11 @@ class _HashingReader:
         return data
 
 
-def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
+def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None] | None = None) -> Fingerprint:
     """Fingerprint an image from a readable stream.
+
+    ``inspect``, if given, is called with the decoded image (reduced, oriented, its
+    embedded metadata in ``info``) so that analysers see it without a second read.
 
     Returns the :class:`~dam_dedupe.records.Fingerprint`; raises
     :class:`~dam_dedupe.imaging.NotAnImage` or :class:`~dam_dedupe.errors.AssetError`
@@ -43,10 +49,13 @@ def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
     """
     reader = _HashingReader(stream)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
-        shutil.copyfileobj(reader, spool, CHUNK)  # type: ignore[misc]
+        shutil.copyfileobj(reader, spool, CHUNK)
         spool.seek(0)
         decoded = decode(spool, reader.size)
         perceptual, thumbnail = describe(decoded.image)
+        metadata_fields = count_metadata_fields(decoded.image)
+        if inspect is not None:
+            inspect(decoded.image)
     return Fingerprint(
         sha256=reader.sha256.hexdigest(),
         size=reader.size,
@@ -55,4 +64,15 @@ def fingerprint_stream(stream: IO[bytes]) -> Fingerprint:
         format=decoded.format,
         perceptual=perceptual,
         thumbnail=thumbnail,
+        metadata_fields=metadata_fields,
     )
+
+
+def count_metadata_fields(image: Image.Image) -> int:
+    """EXIF tags, plus one for an IPTC block and one for an XMP packet."""
+    fields = len(image.getexif())
+    if IptcImagePlugin.getiptcinfo(image):  # type: ignore[arg-type]
+        fields += 1
+    if image.info.get("xmp") or image.info.get("XML:com.adobe.xmp"):
+        fields += 1
+    return fields

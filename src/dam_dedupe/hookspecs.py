@@ -17,9 +17,15 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from PIL import Image
+
     from dam_dedupe.action import ActionPlugin, ActionStep
     from dam_dedupe.adapter import SourceAdapter
-    from dam_dedupe.records import CanonicalChoice, Cluster, Member, ScanSummary
+    from dam_dedupe.analysis import Analysis
+    from dam_dedupe.records import AssetRecord, CanonicalChoice, Cluster, Member, ScanSummary
 
 PROJECT_NAME = "dam_dedupe"
 """The pluggy project name and the entry-point group."""
@@ -77,6 +83,30 @@ def dam_dedupe_choose_canonical(cluster: Cluster, ranked: list[Member]) -> Canon
     first. The first plugin to return a :class:`~dam_dedupe.records.CanonicalChoice`
     wins; its ``reason`` is shown to reviewers. A choice naming a URI outside
     the cluster is ignored with a warning.
+    """
+
+
+# -- per-asset analysis ------------------------------------------------------------------
+
+
+@hookspec
+def dam_dedupe_analyse_asset(asset: AssetRecord, image: Image.Image, options: Mapping[str, Any]) -> Analysis | None:
+    """Look at one image while the scan has it decoded; return an :class:`~dam_dedupe.analysis.Analysis` or ``None``.
+
+    Called in the scan's worker processes, once per asset read (new or changed), right
+    after fingerprinting. ``asset`` is the listing record; ``image`` is the first frame,
+    EXIF orientation applied, reduced for speed (its short side at least 256 pixels where
+    the format allows) with the file's embedded metadata in ``image.info`` (``xmp``,
+    ``photoshop`` for IPTC); ``options`` is the ``[analysis]`` table of ``dam-dedupe.toml``,
+    where an analyser reads its own sub-table (``options.get("faces", {})``).
+
+    Return flags the report acts on (``personal_data``, ``licensed``) and facts for
+    reviewers; ``None`` when there is nothing to say. The result is stored in the
+    catalog under the plugin's entry-point name. Raise to report a failure: it is
+    recorded against the asset and this plugin, and the scan goes on. Keep the module
+    importable without optional libraries (import them inside the function), and give it
+    a ``check_available()`` that raises :class:`~dam_dedupe.errors.MissingExtra` without
+    them, so that ``dam-dedupe plugins`` can name the extra to install.
     """
 
 

@@ -88,6 +88,16 @@ class NotAnImage(AssetError):
     """The content is not an image format the decoders know."""
 
 
+IMAGE_EXTENSIONS = frozenset(
+    [".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif"]
+)
+
+
+def has_image_extension(name: str) -> bool:
+    """Whether a file name says it is an image."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
 def worth_reading(name: str) -> bool:
     """Whether a file name leaves open that the content is an image (unknown endings do)."""
     return os.path.splitext(name)[1].lower() not in NOT_IMAGE_EXTENSIONS

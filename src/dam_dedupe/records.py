@@ -102,6 +102,8 @@ class Fingerprint:
             Empty when the image could not be decoded for them.
         thumbnail: a tiny normalised greyscale thumbnail (raw bytes) used to verify
             near-duplicate pairs and shown in reports; ``None`` if not made.
+        metadata_fields: how many embedded metadata fields the file carries (EXIF tags,
+            plus one each for an IPTC and an XMP block); the canonical policy prefers more.
     """
 
     sha256: str
@@ -111,6 +113,7 @@ class Fingerprint:
     format: str
     perceptual: dict[str, str] = field(default_factory=dict)
     thumbnail: bytes | None = None
+    metadata_fields: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,379 @@
+"""Azure Blob Storage: ``azure://ACCOUNT/CONTAINER/PREFIX`` URIs.
+
+Keys are full blob names in the container (not relative to the prefix), so the write
+side can address any blob in it. Record URIs are ``azure://ACCOUNT/CONTAINER/`` plus
+the percent-encoded blob name.
+
+Listing pages through List Blobs (``page_size`` results a page, at most 5,000) with blob
+metadata and, where the identity may read them, index tags. A record carries the blob's
+size, Last-Modified time, ETag (in its quoted HTTP form), its Content-MD5 as
+``store_hash = "md5:<hex>"`` when the blob has one, and its version id on accounts with
+versioning; snapshots and earlier versions are not listed. Blobs in the Archive tier
+are reported as listing problems (they cannot be read until rehydrated), and folder
+markers of hierarchical-namespace accounts are skipped.
+
+Reading streams the blob in ranged GETs of ``chunk_size`` bytes (default 4 MiB), with at
+most ``read_ahead`` requests in flight, each conditioned on the listed ETag so a blob
+that changed after listing fails instead of being fingerprinted under the wrong record.
+
+Every request goes through the shared retry policy (:mod:`dam_dedupe.retrying`); the
+SDK's own retries are off. See :mod:`dam_dedupe.adapters.azure_connect` for sign-in and
+sovereign clouds, :mod:`dam_dedupe.adapters.azure_tags` for the tag limit, and
+``docs/adapters/azure-blob.md`` for set-up and the RBAC roles.
+
+Source options: ``auth``, ``cloud``, ``endpoint_suffix``, ``authority_host``,
+``blob_endpoint``, ``audience``, ``page_size``, ``chunk_size``, ``read_ahead``,
+``retry_attempts``, ``connect_timeout``, ``read_timeout``, ``copy_timeout``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import mimetypes
+import time
+from collections.abc import Callable, Iterator, Mapping
+from hashlib import md5
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from urllib.parse import quote
+
+from dam_dedupe import hookimpl
+from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.adapters import azure_errors as errs
+from dam_dedupe.adapters.azure_connect import BlobLocation, blob_endpoint, make_service_client, parse_location
+from dam_dedupe.adapters.azure_stream import RangedReader
+from dam_dedupe.adapters.azure_tags import fallback_tags, merge_metadata, split_tags
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
+from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
+from dam_dedupe.retrying import DEFAULT_ATTEMPTS
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 5000
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+
+
+def _quoted(etag: str | None) -> str | None:
+    """ETags in one form: List Blobs gives them bare, HTTP headers quoted."""
+    if not etag:
+        return None
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _int_option(spec: SourceSpec, name: str, default: int, low: int, high: int) -> int:
+    value = spec.option(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"the {name} option must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+class _TagsRefused(Exception):
+    """Listing with index tags was refused: the identity may list blobs but not read their tags."""
+
+
+class AzureBlobAdapter(SourceAdapter):
+    """Blobs in one Azure Storage container, under an optional name prefix."""
+
+    scheme = "azure"
+    extra = "azure"
+    description = "Azure Blob Storage containers (azure://ACCOUNT/CONTAINER/PREFIX)"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        self.location: BlobLocation = parse_location(spec.uri)
+        self.page_size = _int_option(spec, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        self.chunk_size = _int_option(spec, "chunk_size", DEFAULT_CHUNK_SIZE, 64 * 1024, 256 * 1024 * 1024)
+        self.read_ahead = _int_option(spec, "read_ahead", 2, 1, 16)
+        self.attempts = _int_option(spec, "retry_attempts", DEFAULT_ATTEMPTS, 1, 50)
+        self.connect_timeout = _int_option(spec, "connect_timeout", 20, 1, 600)
+        self.read_timeout = _int_option(spec, "read_timeout", 60, 1, 3600)
+        self.copy_timeout = _int_option(spec, "copy_timeout", 600, 1, 86400)
+        self._service: BlobServiceClient | None = None
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`MissingExtra` unless azure-storage-blob and azure-identity are installed."""
+        for module, package in (("azure.storage.blob", "azure-storage-blob"), ("azure.identity", "azure-identity")):
+            try:
+                __import__(module)
+            except ImportError as exc:
+                raise MissingExtra("azure", package) from exc
+
+    # -- clients and requests ------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The blob service URL this source talks to (for messages; holds no secret)."""
+        if self._service is not None:
+            return str(self._service.url).split("?", 1)[0]
+        return blob_endpoint(self.spec, self.location)
+
+    def _container(self) -> ContainerClient:
+        if self._service is None:
+            self.check_available()
+            self._service = make_service_client(
+                self.spec,
+                self.location,
+                retry_total=0,
+                connection_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                max_single_get_size=self.chunk_size,
+                max_chunk_get_size=self.chunk_size,
+            )
+        return self._service.get_container_client(self.location.container)
+
+    def _blob(self, key: str) -> BlobClient:
+        return self._container().get_blob_client(key)
+
+    def _where(self, key: str | None = None) -> str:
+        return self.location.uri_for(quote(key, safe="/")) if key is not None else self.spec.uri
+
+    def _call(self, fn: Callable[[], T], op: errs.Operation, key: str, conditioned: str | None = None) -> T:
+        """Make one request about a blob with retries; turn failures into the project's errors.
+
+        ``conditioned`` names the blob whose ETag the request was conditioned on (for a copy,
+        the source): when the request fails and that blob is gone, the error is
+        :class:`AssetGone`, and a failed condition is reported against that blob.
+        """
+        from azure.core.exceptions import AzureError
+
+        try:
+            return errs.call(fn, f"{op.verb} {self._where(key)}", self.attempts)
+        except AzureError as exc:
+            failure = errs.asset_failure(exc, op, self._where(key), self.endpoint)
+            if conditioned is not None and isinstance(failure, AssetError):
+                where = self._where(conditioned)
+                if self.stat(conditioned) is None:
+                    raise AssetGone(f"the blob is gone: {where}") from exc
+                if errs.is_condition_failure(exc):
+                    raise AssetError(f"the blob changed since it was listed; not touched: {where}") from exc
+            raise failure from exc
+
+    # -- records -----------------------------------------------------------------------------
+
+    def record_for(self, blob: Any, tags: Mapping[str, str] | None = None) -> AssetRecord:
+        """Build the record of a blob from its listing entry or its properties.
+
+        ``metadata`` holds the blob's user metadata as ``meta:NAME`` and its index tags (when
+        listed) as ``tag:NAME``; nothing else, so the canonical policy's metadata rule counts
+        only what people set.
+        """
+        content_md5 = blob.content_settings.content_md5 if blob.content_settings else None
+        metadata = {f"meta:{k}": v for k, v in (blob.metadata or {}).items()}
+        metadata.update({f"tag:{k}": v for k, v in (tags or {}).items()})
+        return AssetRecord(
+            source=self.spec.uri,
+            key=blob.name,
+            uri=self._where(blob.name),
+            size=int(blob.size),
+            modified=blob.last_modified,
+            store_hash=f"md5:{bytes(content_md5).hex()}" if content_md5 else None,
+            etag=_quoted(blob.etag),
+            version_id=blob.version_id,
+            name=blob.name.rsplit("/", 1)[-1],
+            metadata=metadata,
+        )
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def list_assets(self) -> Iterator[AssetRecord | ListingProblem]:
+        """Page through the container's blobs under the prefix; archived blobs become problems."""
+        include = ["metadata", "tags"]
+        token: str | None = None
+        while True:
+            try:
+                page, token = self._list_page(include, token)
+            except _TagsRefused:
+                log.info("%s: not allowed to read index tags; listing without them", self.spec.label)
+                include = ["metadata"]
+                continue
+            for blob in page:
+                if (blob.metadata or {}).get("hdi_isfolder") == "true":
+                    continue
+                if str(blob.blob_tier or "").lower() == "archive":
+                    yield ListingProblem(
+                        self._where(blob.name),
+                        "in the Archive tier: rehydrate it to a hot, cool or cold tier to scan it",
+                    )
+                    continue
+                yield self.record_for(blob, blob.tags)
+            if not token:
+                return
+
+    def _list_page(self, include: list[str], token: str | None) -> tuple[list[Any], str | None]:
+        """One page of List Blobs from ``token``, retried; returns the blobs and the next token."""
+        from azure.core.exceptions import AzureError
+
+        container = self._container()
+
+        def fetch() -> tuple[list[Any], str | None]:
+            pager = container.list_blobs(
+                name_starts_with=self.location.prefix or None, include=include, results_per_page=self.page_size
+            ).by_page(continuation_token=token)
+            blobs = list(next(pager))
+            return blobs, getattr(pager, "continuation_token", None) or None
+
+        try:
+            return errs.call(fetch, f"list {self.spec.uri}", self.attempts)
+        except AzureError as exc:
+            if "tags" in include and errs.error_code(exc) in errs.ROLE_CODES:
+                raise _TagsRefused from exc
+            failure = errs.source_failure(exc, errs.LIST, self.spec.uri, self.endpoint)
+            raise failure or SourceError(f"cannot list {self.spec.uri}: {errs.describe(exc)}") from exc
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def open(self, record: AssetRecord) -> BinaryIO:
+        """Stream the blob in ranged GETs, each conditioned on the listed ETag."""
+        if record.size == 0:
+            return io.BytesIO(b"")
+        blob = self._blob(record.key)
+
+        def fetch(offset: int, length: int) -> bytes:
+            def download() -> bytes:
+                return self._download(blob, record, offset, length)
+
+            return self._call(download, errs.READ, record.key, conditioned=record.key)
+
+        first = fetch(0, min(self.chunk_size, record.size))
+        raw = RangedReader(fetch, record.size, self.chunk_size, self.read_ahead, first=first)
+        return io.BufferedReader(raw, buffer_size=min(self.chunk_size, 1024 * 1024))
+
+    @staticmethod
+    def _download(blob: BlobClient, record: AssetRecord, offset: int, length: int) -> bytes:
+        from azure.core import MatchConditions
+
+        conditions: dict[str, Any] = {}
+        if record.etag:
+            conditions = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}
+        return bytes(blob.download_blob(offset=offset, length=length, max_concurrency=1, **conditions).readall())
+
+    def stat(self, key: str) -> AssetRecord | None:
+        """The blob's current record from Get Blob Properties, or ``None`` if there is no such blob."""
+        try:
+            props = self._call(lambda: self._blob(key).get_blob_properties(), errs.READ, key)
+        except AssetGone:
+            return None
+        return self.record_for(props)
+
+    # -- tags ----------------------------------------------------------------------------------------
+
+    def get_tags(self, record: AssetRecord) -> dict[str, str]:
+        """Index tags merged with the tags kept in the metadata fallback (see :mod:`azure_tags`)."""
+        blob = self._blob(record.key)
+        tags = self._call(lambda: blob.get_blob_tags(), errs.TAGS, record.key)
+        props = self._call(lambda: blob.get_blob_properties(), errs.READ, record.key)
+        return {**fallback_tags(props.metadata or {}), **dict(tags)}
+
+    def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
+        """Write up to 10 index tags, the rest to the metadata fallback (which changes the ETag)."""
+        from azure.core import MatchConditions
+
+        blob = self._blob(record.key)
+        index, fallback = split_tags(tags)
+        self._call(lambda: blob.set_blob_tags(index), errs.TAGS, record.key)
+        props = self._call(lambda: blob.get_blob_properties(), errs.READ, record.key)
+        current = dict(props.metadata or {})
+        wanted = merge_metadata(current, fallback)
+        if wanted != current:
+            self._call(
+                lambda: blob.set_blob_metadata(wanted, etag=props.etag, match_condition=MatchConditions.IfNotModified),
+                errs.WRITE,
+                record.key,
+            )
+
+    # -- copy, move, delete, write ---------------------------------------------------------------------
+
+    def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Server-side copy of exactly the listed ETag to a new blob; never overwrites; index tags go along."""
+        from azure.core import MatchConditions
+
+        source, dest = self._blob(record.key), self._blob(dest_key)
+        try:
+            tags = dict(self._call(lambda: source.get_blob_tags(), errs.TAGS, record.key))
+        except SourceError as exc:
+            log.warning("%s: copying without index tags: %s", self._where(record.key), exc)
+            tags = {}
+        conditions: dict[str, Any] = {"match_condition": MatchConditions.IfMissing}
+        if record.etag:
+            conditions.update(source_etag=record.etag, source_match_condition=MatchConditions.IfNotModified)
+        started = self._call(
+            lambda: dest.start_copy_from_url(source.url, tags=tags or None, **conditions),
+            errs.WRITE,
+            dest_key,
+            conditioned=record.key,
+        )
+        if started.get("copy_status") != "success":
+            self._wait_for_copy(dest, dest_key)
+        copied = self.stat(dest_key)
+        if copied is None or copied.size != record.size:
+            raise AssetError(f"the copy at {self._where(dest_key)} is missing or incomplete")
+        return copied
+
+    def _wait_for_copy(self, dest: BlobClient, dest_key: str) -> None:
+        deadline = time.monotonic() + self.copy_timeout
+        while True:
+            props = self._call(lambda: dest.get_blob_properties(), errs.READ, dest_key)
+            status = props.copy.status
+            if status == "success":
+                return
+            if status != "pending":
+                raise AssetError(f"the copy to {self._where(dest_key)} ended {status}: {props.copy.status_description}")
+            if time.monotonic() > deadline:
+                raise AssetError(f"the copy to {self._where(dest_key)} did not finish in {self.copy_timeout} s")
+            time.sleep(1.0)
+
+    def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Copy, then delete the source if it is still the listed ETag; if it is not, remove the copy again."""
+        copied = self.copy(record, dest_key)
+        try:
+            self.delete(record)
+        except AssetError:
+            self.delete(copied)
+            raise
+        return copied
+
+    def delete(self, record: AssetRecord) -> None:
+        """Delete the blob only if its ETag is still the one in ``record``; blobs with snapshots are refused."""
+        from azure.core import MatchConditions
+
+        conditions: dict[str, Any] = {}
+        if record.etag:
+            conditions = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}
+        blob = self._blob(record.key)
+        self._call(lambda: blob.delete_blob(**conditions), errs.WRITE, record.key, conditioned=record.key)
+
+    def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
+        """Upload a small blob (a redirect stub) with its Content-MD5; ``metadata`` becomes its tags."""
+        from azure.storage.blob import ContentSettings
+
+        settings = ContentSettings(
+            content_type=mimetypes.guess_type(key)[0] or "application/octet-stream",
+            content_md5=bytearray(md5(data).digest()),
+        )
+        blob = self._blob(key)
+        self._call(lambda: blob.upload_blob(data, overwrite=True, content_settings=settings), errs.WRITE, key)
+        record = self.stat(key)
+        if record is None:
+            raise AssetError(f"the blob written at {self._where(key)} is not there")
+        if metadata:
+            self.set_tags(record, metadata)
+            record = self.stat(key) or record
+        return record
+
+    def close(self) -> None:
+        """Close the SDK client and its connections."""
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+
+@hookimpl
+def dam_dedupe_adapters() -> list[type[SourceAdapter]]:
+    """Contribute the Azure Blob Storage adapter."""
+    return [AzureBlobAdapter]

@@ -1,0 +1,574 @@
+"""Amazon S3 and S3-compatible stores (MinIO, Ceph): ``s3://bucket/prefix`` URIs.
+
+Credentials, region and endpoint come from boto3's standard chain (profiles, environment
+variables, SSO, instance and task roles, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``);
+the source options ``profile``, ``region`` and ``endpoint_url`` override it, and
+``retry_attempts`` bounds the attempts per request, and ``etag_is_md5 = false`` tells it
+that single-part ETags are not MD5s (buckets encrypted with SSE-KMS or SSE-C). ``docs/adapters/s3.md`` is the
+user's guide, with the IAM policies.
+
+A prefix names a folder: ``s3://bucket/photos`` scans the keys under ``photos/``. Record
+keys are object keys relative to that prefix, so that the write side stays inside the
+prefix an IAM policy grants. Record URIs are ``s3://bucket/<object key>``, unencoded, as
+the AWS console and CLI show them.
+
+Records from two listings of an unchanged bucket are equal: the modified time is cut to
+whole seconds (as S3 itself keeps it) and the store hash is the ETag's MD5, so a rescan
+reads nothing again. A multipart ETag (``<hex>-<parts>``) is no hash of the content; such
+an object has a store hash only when it carries a full-object checksum (``CRC64NVME``, or
+``CRC32``/``CRC32C``/``SHA*`` uploaded as ``FULL_OBJECT``), read with one ``HEAD`` unless the
+listing already says the checksum is ``COMPOSITE``. Records carry no store metadata: the
+canonical policy counts ``AssetRecord.metadata`` as descriptive metadata, and storage
+class or checksum algorithm would make S3 copies win that rule for nothing.
+
+botocore's own retries are off; every request goes through
+:func:`dam_dedupe.retrying.call_with_retries`, so attempts are bounded and logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import logging
+import mimetypes
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, TypeVar
+
+from dam_dedupe import hookimpl
+from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.adapters import s3_tags
+from dam_dedupe.adapters.s3_errors import ACCESS_CODES, Operation, error_code, explain, is_transient
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra
+from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
+from dam_dedupe.retrying import DEFAULT_ATTEMPTS, call_with_retries
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+COPY_MULTIPART_THRESHOLD = 5 * 1024**3
+"""Objects of this size or more are copied part by part (``CopyObject`` stops at 5 GiB)."""
+COPY_PART_SIZE = 512 * 1024**2
+MAX_CONNECTIONS = 4
+"""Connections per process; a scan worker reads one object at a time, a multipart copy uses them all."""
+READ_BUFFER = 1024 * 1024
+
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+_FULL_OBJECT_ALGORITHMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
+_KEPT_ON_REWRITE = (
+    "ContentType",
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "WebsiteRedirectLocation",
+    "StorageClass",
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+)
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/prefix`` into the bucket and the prefix as a folder (``""`` or ending in ``/``)."""
+    if uri[:5].lower() != "s3://":
+        raise ConfigError(f"not an s3:// URI: {uri}")
+    bucket, _, prefix = uri[5:].partition("/")
+    if not bucket:
+        raise ConfigError(f"no bucket in {uri}: write s3://bucket or s3://bucket/prefix")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+def store_hash_of(etag: str | None) -> str | None:
+    """``md5:<hex>`` for a single-part ETag; ``None`` for a multipart one (``<hex>-<parts>``) or none."""
+    if etag and _MD5_ETAG.fullmatch(etag):
+        return f"md5:{etag}"
+    return None
+
+
+def checksum_store_hash(head: Mapping[str, Any]) -> str | None:
+    """``<algorithm>:<hex>`` from a ``HeadObject`` answer with a full-object checksum, else ``None``.
+
+    A composite checksum (a checksum of the parts' checksums, type ``COMPOSITE``) is no
+    function of the content alone and gives none.
+    """
+    if head.get("ChecksumType") != "FULL_OBJECT":
+        return None
+    for algorithm in _FULL_OBJECT_ALGORITHMS:
+        value = head.get(f"Checksum{algorithm}")
+        if value and "-" not in value:
+            return f"{algorithm.lower()}:{base64.b64decode(value).hex()}"
+    return None
+
+
+def _text_option(spec: SourceSpec, name: str) -> str | None:
+    value = spec.option(name)
+    return None if value is None or value == "" else str(value)
+
+
+def _attempts_option(spec: SourceSpec) -> int:
+    value = spec.option("retry_attempts", DEFAULT_ATTEMPTS)
+    try:
+        attempts = int(str(value))
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise ConfigError(f"{spec.label}: retry_attempts must be a whole number of at least 1, not {value!r}")
+    return attempts
+
+
+def _bare(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
+def _quoted(etag: str) -> str:
+    return f'"{etag}"'
+
+
+def _whole_seconds(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC).replace(microsecond=0) if value is not None else None
+
+
+class S3Adapter(SourceAdapter):
+    """A bucket, or a prefix in one, on Amazon S3 or an S3-compatible store."""
+
+    scheme = "s3"
+    extra = "s3"
+    description = "Amazon S3 and S3-compatible stores (s3://bucket/prefix)"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        self.bucket, self.prefix = parse_uri(spec.uri)
+        self.profile = _text_option(spec, "profile")
+        self.region = _text_option(spec, "region")
+        self.endpoint_url = _text_option(spec, "endpoint_url")
+        self.attempts = _attempts_option(spec)
+        self.etag_is_md5 = spec.option("etag_is_md5", True) is not False
+        self._client: Any = None
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`MissingExtra` when boto3 is not installed."""
+        if importlib.util.find_spec("boto3") is None:
+            raise MissingExtra("s3", "boto3")
+
+    # -- client, names and requests -----------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, made on first use, with botocore's retries off."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+            from botocore.exceptions import BotoCoreError
+
+            config = Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=60,
+                max_pool_connections=MAX_CONNECTIONS,
+                user_agent_extra="dam-dedupe",
+            )
+            op = Operation(f"connect to {self.spec.uri}", "", "")
+            try:
+                session = boto3.session.Session(profile_name=self.profile)
+                self._client = session.client(
+                    "s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config
+                )
+            except BotoCoreError as exc:
+                raise explain(exc, op, asset=False, attempts=1) from exc
+        return self._client
+
+    def arn(self, object_key: str | None = None) -> str:
+        """The ARN of the bucket, or of one object, in the client's partition (``aws``, ``aws-cn``…)."""
+        base = f"arn:{self.client.meta.partition}:s3:::{self.bucket}"
+        return base if object_key is None else f"{base}/{object_key}"
+
+    def object_key(self, key: str) -> str:
+        """The S3 object key of a record key."""
+        return self.prefix + key
+
+    def uri_of(self, object_key: str) -> str:
+        """The URI shown for an object."""
+        return f"s3://{self.bucket}/{object_key}"
+
+    def _call(self, fn: Callable[[], T], op: Operation, *, asset: bool) -> T:
+        """Make one request with bounded retries, turning failures into the project's errors."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return call_with_retries(fn, is_transient=is_transient, attempts=self.attempts, what=op.what)
+        except (BotoCoreError, ClientError) as exc:
+            raise explain(exc, op, asset=asset, attempts=self.attempts) from exc
+
+    def _object_op(self, what: str, object_key: str, permission: str, hint: str = "") -> Operation:
+        return Operation(f"{what} {self.uri_of(object_key)}", permission, self.arn(object_key), hint)
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def list_assets(self) -> Iterator[AssetRecord | ListingProblem]:
+        """List every object under the prefix, page by page; on versioned buckets the latest versions.
+
+        Folder markers (keys ending in ``/``) are skipped. A page that still fails after the
+        retries raises :class:`~dam_dedupe.errors.SourceError`, also mid-listing, so that a
+        partial listing is never taken for the whole.
+        """
+        pages = self._version_pages() if self._versioned() else self._object_pages()
+        for entries in pages:
+            for entry in entries:
+                if not entry["Key"].endswith("/"):
+                    yield self._listed_record(entry)
+
+    def _versioned(self) -> bool:
+        """Whether the bucket keeps versions (enabled or suspended); ``False`` if we may not ask."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        op = Operation(f"read the versioning state of s3://{self.bucket}", "s3:GetBucketVersioning", self.arn())
+        try:
+            answer = call_with_retries(
+                lambda: self.client.get_bucket_versioning(Bucket=self.bucket),
+                is_transient=is_transient,
+                attempts=self.attempts,
+                what=op.what,
+            )
+        except ClientError as exc:
+            if error_code(exc) not in ACCESS_CODES:
+                raise explain(exc, op, asset=False, attempts=self.attempts) from exc
+            log.warning(
+                "no s3:GetBucketVersioning on %s: listing without version ids, so a delete will add a delete "
+                "marker rather than remove the exact version",
+                self.arn(),
+            )
+            return False
+        except BotoCoreError as exc:
+            raise explain(exc, op, asset=False, attempts=self.attempts) from exc
+        return answer.get("Status") in ("Enabled", "Suspended")
+
+    def _object_pages(self) -> Iterator[list[dict[str, Any]]]:
+        op = Operation(f"list {self.spec.uri}", "s3:ListBucket", self.arn())
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+        while True:
+            page = self._call(lambda: self.client.list_objects_v2(**request), op, asset=False)
+            yield page.get("Contents", [])
+            if not page.get("IsTruncated"):
+                return
+            request["ContinuationToken"] = page["NextContinuationToken"]
+
+    def _version_pages(self) -> Iterator[list[dict[str, Any]]]:
+        op = Operation(f"list the object versions in {self.spec.uri}", "s3:ListBucketVersions", self.arn())
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+        while True:
+            page = self._call(lambda: self.client.list_object_versions(**request), op, asset=False)
+            yield [v for v in page.get("Versions", []) if v.get("IsLatest")]
+            if not page.get("IsTruncated"):
+                return
+            request["KeyMarker"] = page["NextKeyMarker"]
+            request["VersionIdMarker"] = page["NextVersionIdMarker"]
+
+    def _listed_record(self, entry: Mapping[str, Any]) -> AssetRecord:
+        object_key, etag = entry["Key"], _bare(entry.get("ETag"))
+        store_hash = self._etag_hash(etag)
+        if store_hash is None and entry.get("ChecksumAlgorithm") and entry.get("ChecksumType") != "COMPOSITE":
+            store_hash = self._full_object_checksum(object_key)
+        return self._record(
+            object_key, entry["Size"], entry.get("LastModified"), etag, store_hash, entry.get("VersionId")
+        )
+
+    def _etag_hash(self, etag: str | None) -> str | None:
+        """The MD5 store hash a single-part ETag gives, unless the source says its ETags are not MD5s."""
+        return store_hash_of(etag) if self.etag_is_md5 else None
+
+    def _full_object_checksum(self, object_key: str) -> str | None:
+        """The store hash of a multipart object from its full-object checksum, if it has one (one ``HEAD``)."""
+        try:
+            return checksum_store_hash(self._head(object_key))
+        except AssetError as exc:
+            log.info("no full-object checksum for %s: %s", self.uri_of(object_key), exc)
+            return None
+
+    def _record(
+        self,
+        object_key: str,
+        size: int,
+        modified: datetime | None,
+        etag: str | None,
+        store_hash: str | None,
+        version_id: str | None,
+    ) -> AssetRecord:
+        return AssetRecord(
+            source=self.spec.uri,
+            key=object_key[len(self.prefix) :],
+            uri=self.uri_of(object_key),
+            size=int(size),
+            modified=_whole_seconds(modified),
+            store_hash=store_hash,
+            etag=etag,
+            version_id=version_id,
+            name=object_key.rsplit("/", 1)[-1],
+        )
+
+    # -- reading and state ------------------------------------------------------------------------
+
+    def open(self, record: AssetRecord) -> BinaryIO:
+        """Stream the object as listed (``If-Match`` its ETag), resuming with a range after a dropped read.
+
+        Raises :class:`AssetGone` if it was deleted, :class:`AssetError` if it changed since it
+        was listed or cannot be read.
+        """
+        raw = _ObjectStream(self, record)
+        raw.start()
+        return io.BufferedReader(raw, buffer_size=READ_BUFFER)
+
+    def _head(self, object_key: str) -> dict[str, Any]:
+        op = self._object_op(
+            "read the properties of",
+            object_key,
+            "s3:GetObject",
+            hint="without s3:ListBucket, S3 also answers 403 for an object that does not exist",
+        )
+        return self._call(
+            lambda: self.client.head_object(Bucket=self.bucket, Key=object_key, ChecksumMode="ENABLED"), op, asset=True
+        )
+
+    def stat(self, key: str) -> AssetRecord | None:
+        """The current record of ``key`` from a ``HEAD`` request, or ``None`` if there is no such object."""
+        object_key = self.object_key(key)
+        try:
+            head = self._head(object_key)
+        except AssetGone:
+            return None
+        etag = _bare(head.get("ETag"))
+        store_hash = self._etag_hash(etag) or checksum_store_hash(head)
+        size, modified = head["ContentLength"], head.get("LastModified")
+        return self._record(object_key, size, modified, etag, store_hash, head.get("VersionId"))
+
+    # -- tags -------------------------------------------------------------------------------------
+
+    def _get_tagging(self, object_key: str) -> dict[str, str]:
+        op = self._object_op("read the tags of", object_key, "s3:GetObjectTagging")
+        answer = self._call(lambda: self.client.get_object_tagging(Bucket=self.bucket, Key=object_key), op, asset=True)
+        return {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
+
+    def get_tags(self, record: AssetRecord) -> dict[str, str]:
+        """The object's S3 tags and the overflow kept in its metadata (see :mod:`s3_tags`), as one mapping."""
+        object_key = self.object_key(record.key)
+        tags = self._get_tagging(object_key)
+        tags.update(s3_tags.decode_overflow(self._head(object_key).get("Metadata", {})))
+        return tags
+
+    def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
+        """Replace the object's tags with ``tags``: up to 10 as S3 tags, the rest in its metadata.
+
+        When only the S3 tags change this is one ``PutObjectTagging``. When the metadata
+        entry must change, the object is copied onto itself with the new metadata and tags
+        (same bytes and ETag, a new modified time and, on versioned buckets, a new version).
+        Refuses if the object changed since ``record`` was taken.
+        """
+        object_key = self.object_key(record.key)
+        head = self._head(object_key)
+        if record.etag and _bare(head.get("ETag")) != record.etag:
+            raise AssetError("the object changed since it was checked; tags not set")
+        s3_part, overflow = s3_tags.split_tags(tags, self._get_tagging(object_key))
+        metadata = dict(head.get("Metadata", {}))
+        if overflow == s3_tags.decode_overflow(metadata):
+            if not s3_part:  # an empty TagSet is not a valid PutObjectTagging body
+                op = self._object_op("remove the tags of", object_key, "s3:DeleteObjectTagging")
+                self._call(
+                    lambda: self.client.delete_object_tagging(Bucket=self.bucket, Key=object_key), op, asset=True
+                )
+                return
+            op = self._object_op("set the tags of", object_key, "s3:PutObjectTagging")
+            self._call(
+                lambda: self.client.put_object_tagging(
+                    Bucket=self.bucket, Key=object_key, Tagging={"TagSet": s3_tags.tag_set(s3_part)}
+                ),
+                op,
+                asset=True,
+            )
+            return
+        metadata.pop(s3_tags.METADATA_KEY, None)
+        if overflow:
+            metadata[s3_tags.METADATA_KEY] = s3_tags.encode_overflow(overflow)
+        if s3_tags.metadata_size(metadata) > s3_tags.METADATA_LIMIT:
+            raise AssetError(
+                f"the tags do not fit: S3 keeps {s3_tags.TAG_LIMIT} tags per object and "
+                f"{s3_tags.METADATA_LIMIT} bytes of metadata"
+            )
+        extra: dict[str, Any] = {k: head[k] for k in _KEPT_ON_REWRITE if k in head}
+        extra.update(
+            MetadataDirective="REPLACE",
+            Metadata=metadata,
+            TaggingDirective="REPLACE",
+            Tagging=s3_tags.tagging_header(s3_part),
+            CopySourceIfMatch=head["ETag"],
+        )
+        op = self._object_op(
+            "rewrite the metadata of", object_key, "s3:PutObject, s3:GetObject and s3:PutObjectTagging"
+        )
+        self._server_copy(object_key, object_key, extra, op)
+
+    # -- copies, moves, deletes, writes -------------------------------------------------------------
+
+    def _server_copy(self, source_key: str, dest_key: str, extra: dict[str, Any], op: Operation) -> None:
+        """Copy inside the bucket with boto3's managed copy: one ``CopyObject``, or a multipart copy from 5 GiB."""
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(
+            multipart_threshold=COPY_MULTIPART_THRESHOLD,
+            multipart_chunksize=COPY_PART_SIZE,
+            max_concurrency=MAX_CONNECTIONS,
+        )
+        source = {"Bucket": self.bucket, "Key": source_key}
+        self._call(
+            lambda: self.client.copy(source, self.bucket, dest_key, ExtraArgs=extra, Config=config), op, asset=True
+        )
+
+    def _stat_after_write(self, key: str) -> AssetRecord:
+        record = self.stat(key)
+        if record is None:
+            raise AssetError(f"{self.uri_of(self.object_key(key))} is missing right after it was written")
+        return record
+
+    def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Copy the object as listed to ``dest_key`` server-side, with its metadata and tags; never overwrite."""
+        if self.stat(dest_key) is not None:
+            raise AssetError(f"will not overwrite {self.uri_of(self.object_key(dest_key))}")
+        extra: dict[str, Any] = {"MetadataDirective": "COPY", "TaggingDirective": "COPY"}
+        if record.etag:
+            extra["CopySourceIfMatch"] = _quoted(record.etag)
+        source_key = self.object_key(record.key)
+        op = Operation(
+            f"copy {record.uri} to {self.uri_of(self.object_key(dest_key))}",
+            "s3:GetObject and s3:GetObjectTagging on the source, s3:PutObject and s3:PutObjectTagging on the copy",
+            self.arn(source_key),
+        )
+        self._server_copy(source_key, self.object_key(dest_key), extra, op)
+        return self._stat_after_write(dest_key)
+
+    def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Copy to ``dest_key``, then delete exactly the version copied; return the new record.
+
+        If the delete fails the copy stays and the error is raised.
+        """
+        moved = self.copy(record, dest_key)
+        self.delete(record)
+        return moved
+
+    def delete(self, record: AssetRecord) -> None:
+        """Delete the version in ``record``: by ``VersionId`` on versioned buckets, else only if its ETag still matches.
+
+        On a versioned bucket this removes that version for good (no delete marker); the
+        governance workflow calls it only once a verified copy exists.
+        """
+        object_key = self.object_key(record.key)
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
+        if record.version_id:
+            request["VersionId"] = record.version_id
+            permission = "s3:DeleteObjectVersion"
+        else:
+            current = self._head(object_key)
+            if record.etag and _bare(current.get("ETag")) != record.etag:
+                raise AssetError("the object changed since it was checked; not deleted")
+            if record.etag:
+                request["IfMatch"] = _quoted(record.etag)
+            permission = "s3:DeleteObject"
+        op = self._object_op("delete", object_key, permission)
+        self._call(lambda: self.client.delete_object(**request), op, asset=True)
+
+    def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
+        """Write a small object; ``metadata`` becomes its tags (the overflow in metadata, as in :meth:`set_tags`)."""
+        object_key = self.object_key(key)
+        s3_part, overflow = s3_tags.split_tags(metadata or {}, ())
+        request: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": object_key,
+            "Body": data,
+            "ContentType": mimetypes.guess_type(key)[0] or "application/octet-stream",
+        }
+        if s3_part:
+            request["Tagging"] = s3_tags.tagging_header(s3_part)
+        if overflow:
+            request["Metadata"] = {s3_tags.METADATA_KEY: s3_tags.encode_overflow(overflow)}
+        permission = "s3:PutObject and s3:PutObjectTagging" if s3_part else "s3:PutObject"
+        op = self._object_op("write", object_key, permission)
+        self._call(lambda: self.client.put_object(**request), op, asset=True)
+        return self._stat_after_write(key)
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class _ObjectStream(io.RawIOBase):
+    """One object's bytes as a raw stream: a ``GetObject`` read in the caller's chunks.
+
+    A read that fails transiently is retried by reopening the object from the current
+    offset (``Range``), still ``If-Match`` the listed ETag, so the bytes are those listed.
+    """
+
+    def __init__(self, adapter: S3Adapter, record: AssetRecord) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.record = record
+        self.object_key = adapter.object_key(record.key)
+        self.position = 0
+        self.body: Any = None
+        self.op = adapter._object_op("read", self.object_key, "s3:GetObject")
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def start(self) -> None:
+        """Send the first ``GetObject``, so that a missing object fails at open."""
+        self.adapter._call(self._open_body, self.op, asset=True)
+
+    def _open_body(self) -> None:
+        request: dict[str, Any] = {"Bucket": self.adapter.bucket, "Key": self.object_key}
+        if self.record.etag:
+            request["IfMatch"] = _quoted(self.record.etag)
+        if self.position:
+            request["Range"] = f"bytes={self.position}-"
+        self.body = self.adapter.client.get_object(**request)["Body"]
+
+    def _read_some(self, size: int) -> bytes:
+        if self.body is None:
+            if self.position >= self.record.size:
+                return b""
+            self._open_body()
+        try:
+            return bytes(self.body.read(size))
+        except Exception:
+            self._drop_body()
+            raise
+
+    def _drop_body(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
+    def readinto(self, buffer: Any) -> int:
+        """Read up to ``len(buffer)`` bytes into ``buffer``; 0 at the end."""
+        view = memoryview(buffer).cast("B")
+        data = self.adapter._call(lambda: self._read_some(len(view)), self.op, asset=True)
+        view[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._drop_body()
+        super().close()
+
+
+@hookimpl
+def dam_dedupe_adapters() -> list[type[SourceAdapter]]:
+    """Contribute the S3 adapter (boto3 is imported only when a source uses it)."""
+    return [S3Adapter]

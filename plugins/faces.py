@@ -1,0 +1,92 @@
+"""Personal data: flags images that show identifiable people, by detecting faces.
+
+The detector is OpenCV's Haar cascade for frontal faces
+(``haarcascade_frontalface_alt2.xml``), which ships inside the
+``opencv-python-headless`` wheel: nothing is downloaded. Install it with
+``pip install 'dam-dedupe[faces]'``; without it this analyser does nothing and the
+scan says so once.
+
+It sees the scan's reduced decode (short side 256 pixels or more), so faces smaller
+than about a tenth of the picture's short side are not found: group photographs and
+crowds may be missed. Options, in ``[analysis.faces]`` of ``dam-dedupe.toml``:
+
+``min_face``
+    the smallest face to report, as a fraction of the image's short side (default 0.08);
+``min_neighbors``
+    how many overlapping detections confirm a face (default 5; higher finds fewer false faces).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from dam_dedupe import hookimpl
+from dam_dedupe.analysis import PERSONAL_DATA, Analysis
+from dam_dedupe.errors import MissingExtra
+from dam_dedupe.records import AssetRecord
+
+if TYPE_CHECKING:
+    import cv2
+
+log = logging.getLogger(__name__)
+
+CASCADE = "haarcascade_frontalface_alt2.xml"
+ANALYSIS_SIDE = 512
+"""Images are reduced to this longest side before detection, for speed."""
+
+
+def check_available() -> None:
+    """Raise :class:`~dam_dedupe.errors.MissingExtra` when OpenCV is not installed."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra("faces", "opencv-python-headless") from exc
+
+
+@cache
+def _detector() -> cv2.CascadeClassifier | None:
+    """The cascade from the installed OpenCV package, loaded once per process; ``None`` without OpenCV."""
+    try:
+        check_available()
+    except MissingExtra as exc:
+        log.warning("face detection is off: %s", exc)
+        return None
+    import cv2
+
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)  # type: ignore[attr-defined]
+    if classifier.empty():
+        raise RuntimeError(f"OpenCV {cv2.__version__} has no usable {CASCADE}; install opencv-python-headless<5")
+    return classifier
+
+
+def count_faces(image: Image.Image, min_face: float = 0.08, min_neighbors: int = 5) -> int:
+    """How many frontal faces the cascade finds in ``image``."""
+    detector = _detector()
+    if detector is None:
+        return 0
+    import cv2
+    import numpy as np
+
+    grey = image.convert("L")
+    grey.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE))
+    pixels = cv2.equalizeHist(np.asarray(grey))
+    side = max(20, int(min(grey.size) * min_face))
+    faces = detector.detectMultiScale(pixels, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(side, side))
+    return len(faces)
+
+
+@hookimpl
+def dam_dedupe_analyse_asset(asset: AssetRecord, image: Image.Image, options: Mapping[str, Any]) -> Analysis | None:
+    """Flag the image as personal data when it shows at least one face."""
+    if _detector() is None:
+        return None
+    settings = options.get("faces", {})
+    faces = count_faces(image, float(settings.get("min_face", 0.08)), int(settings.get("min_neighbors", 5)))
+    if not faces:
+        return Analysis(facts={"faces": "0"})
+    return Analysis(frozenset([PERSONAL_DATA]), {"faces": str(faces), "detector": CASCADE.removesuffix(".xml")})

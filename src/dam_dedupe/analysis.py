@@ -1,0 +1,80 @@
+"""Per-asset analysis: plugins that look at an image once, while the scan has it decoded.
+
+An analyser implements :func:`~dam_dedupe.hookspecs.dam_dedupe_analyse_asset` and
+returns an :class:`Analysis`: flags the report acts on (``personal_data``, ``licensed``)
+and facts shown to reviewers. The scan runs every installed analyser in the worker
+right after fingerprinting, so no asset is read twice, and stores the results in the
+catalog beside the fingerprint. A failing analyser is recorded against the asset and
+the plugin, and the scan goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+    from PIL import Image
+
+    from dam_dedupe.records import AssetRecord
+
+PERSONAL_DATA = "personal_data"
+"""Flag: the image shows identifiable people (personal data under PDPO, GDPR and the like)."""
+
+LICENSED = "licensed"
+"""Flag: the image carries third-party rights metadata (licensed stock, agency imagery)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What one analyser found in one image.
+
+    Attributes:
+        flags: labels the report acts on; the built-in ones are :data:`PERSONAL_DATA` and
+            :data:`LICENSED`. Other flags are shown but not acted on.
+        facts: named findings as text, shown to reviewers and exported (for example
+            ``{"faces": "2", "detector": "haarcascade_frontalface_alt2"}`` or the rights fields).
+        error: set instead of flags and facts when the analyser failed on this image;
+            the host fills it in, analysers raise instead.
+    """
+
+    flags: frozenset[str] = frozenset()
+    facts: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_analysers(
+    pm: pluggy.PluginManager, asset: AssetRecord, image: Image.Image, options: Mapping[str, Any]
+) -> dict[str, Analysis]:
+    """Run every enabled analyser on one decoded image; return results by analyser name.
+
+    Each implementation is called on its own, so one that raises is recorded (as an
+    :class:`Analysis` with ``error``, naming the exception) without hiding the others'
+    results. ``options`` is the ``[analysis]`` table of ``dam-dedupe.toml``: its
+    ``disabled`` list names analysers not to run.
+    """
+    disabled = set(options.get("disabled", ()))
+    arguments: dict[str, object] = {"asset": asset, "image": image, "options": options}
+    results: dict[str, Analysis] = {}
+    for impl in pm.hook.dam_dedupe_analyse_asset.get_hookimpls():
+        name = impl.plugin_name
+        if name in disabled:
+            continue
+        try:
+            found = impl.function(*(arguments[arg] for arg in impl.argnames))
+        except Exception as exc:  # a plugin's bug or a library failure: attribute it, keep the others
+            results[name] = Analysis(error=f"{type(exc).__name__}: {exc}")
+            continue
+        if isinstance(found, Analysis):
+            results[name] = found
+        elif found is not None:
+            results[name] = Analysis(error=f"returned {type(found).__name__}, not an Analysis")
+    return results
+
+
+def analysers_enabled(pm: pluggy.PluginManager, options: Mapping[str, Any]) -> bool:
+    """Whether any installed analyser will run under these ``[analysis]`` options."""
+    disabled = set(options.get("disabled", ()))
+    return any(impl.plugin_name not in disabled for impl in pm.hook.dam_dedupe_analyse_asset.get_hookimpls())

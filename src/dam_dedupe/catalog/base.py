@@ -1,0 +1,309 @@
+"""The catalog's storage interface and the rows it hands back.
+
+The scan, the report and the governance workflow talk to the catalog only through
+:class:`Catalog`, so a server database can replace the embedded SQLite file without
+touching adapters or the matcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from dam_dedupe.analysis import Analysis
+from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
+
+DecisionKind = Literal["exclude", "keep_all", "not_duplicates", "exclude_member", "canonical"]
+"""A reviewer's decision on a cluster: leave it out of plans (``exclude``), keep every copy
+(``keep_all``), say its members are not copies (``not_duplicates``), leave one member out
+(``exclude_member``), or make one member canonical (``canonical``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssetState:
+    """Where an asset stands in the catalog.
+
+    Attributes:
+        presence: ``present`` or ``gone`` (listed before, missing now; never silently dropped).
+        content: ``pending`` (not read yet), ``image``, ``not_image``, ``skipped`` (not read:
+            its name says it is no image) or ``error``.
+        error: the reason, for ``error`` and ``not_image``.
+    """
+
+    presence: str
+    content: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogAsset:
+    """An asset as the catalog holds it: its id, record, fingerprint and state."""
+
+    id: int
+    source_id: int
+    record: AssetRecord
+    fingerprint: Fingerprint | None
+    state: AssetState
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogProblem:
+    """A current error: ``scope`` is ``asset`` (one asset failed) or ``listing`` (a folder, link or source)."""
+
+    uri: str
+    reason: str
+    scope: str
+
+
+@dataclass(slots=True)
+class StoredCluster:
+    """A cluster as stored: member asset ids with their match kind and evidence against the canonical."""
+
+    id: str
+    canonical_asset_id: int
+    canonical_reason: str
+    preset: str
+    members: list[tuple[int, str, dict[str, object]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """A reviewer's decision on a cluster, as the catalog keeps it.
+
+    Attributes:
+        cluster: the cluster id the reviewer saw.
+        decision: what they decided.
+        uri: the member concerned, for ``exclude_member`` and ``canonical``; else ``None``.
+        members: the cluster's members when the decision was imported, as (URI, SHA-256)
+            pairs. The decision stands while the cluster has exactly these members with
+            this content, and lapses when a member changes, joins or leaves.
+        decided_by: the reviewer's name from the exported file.
+        decided_at: when they exported it (ISO 8601).
+    """
+
+    cluster: str
+    decision: DecisionKind
+    uri: str | None
+    members: frozenset[tuple[str, str]]
+    decided_by: str
+    decided_at: str
+
+
+@dataclass(slots=True)
+class RunCounts:
+    """Counters of one scan run."""
+
+    listed: int = 0
+    fingerprinted: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SignOff:
+    """One person's approval of a plan, in one role (``it``, ``legal``, ``compliance``, …)."""
+
+    plan_id: str
+    signed_by: str
+    role: str
+    note: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """One ``apply`` or ``undo`` of a plan.
+
+    Attributes:
+        id: the run id users name (``dam-dedupe undo RUN_ID``).
+        plan_id: the plan it carries out.
+        kind: ``apply`` or ``undo``.
+        undoes: for an undo, the apply run it reverses; else ``None``.
+        started, started_by: when and by whom.
+        finished: when every step was done, or ``None`` while running or after a crash.
+        status: ``running`` or ``finished``.
+    """
+
+    id: str
+    plan_id: str
+    kind: str
+    undoes: str | None
+    started: str
+    started_by: str
+    finished: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A step's *before* (about to act, with what undo needs) or *after* (done, with its outcome)."""
+
+    run_id: str
+    step: int
+    phase: str
+    outcome: str
+    detail: dict[str, object]
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the chained audit log; ``hash`` covers every other field and ``prev_hash``."""
+
+    seq: int
+    at: str
+    actor: str
+    event: str
+    plan_id: str
+    run_id: str
+    detail: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+class Catalog(Protocol):
+    """What the scan, report and governance workflow need of a catalog."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes into one atomic, durable batch."""
+
+    def source_id(self, spec: SourceSpec) -> int:
+        """The id of a source, recorded on first use."""
+
+    def cursor(self, source_id: int) -> str | None:
+        """The stored change-listing cursor of a source."""
+
+    def set_cursor(self, source_id: int, cursor: str | None) -> None:
+        """Store a source's change-listing cursor."""
+
+    def begin_run(self, sources: Sequence[str]) -> int:
+        """Record the start of a scan; return its run id."""
+
+    def finish_run(self, run_id: int, counts: RunCounts, status: str) -> None:
+        """Record the end of a scan and its counts."""
+
+    def record_listed(self, source_id: int, record: AssetRecord, run_id: int) -> bool:
+        """Record a listed asset; return ``True`` if it must be read."""
+
+    def mark_removed(self, source_id: int, key: str, run_id: int) -> int:
+        """Mark one asset gone; return 1 if it was present."""
+
+    def mark_unseen_gone(self, source_id: int, run_id: int) -> int:
+        """After a complete listing, mark every present asset it did not list as gone."""
+
+    def add_problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
+        """Record something the run could not list or read, outside any one asset."""
+
+    def pending(self, source_id: int, after_id: int = 0, limit: int = 1000) -> list[CatalogAsset]:
+        """A page of present assets of a source still waiting to be read: ids above ``after_id``, in id order."""
+
+    def pending_count(self, source_id: int) -> int:
+        """How many present assets of a source wait to be read."""
+
+    def unconfirmable_by_store_hash(self) -> tuple[set[tuple[str, int]], set[int]]:
+        """Shared (store hash, size) pairs, and sizes whose assets' store hashes cannot be compared."""
+
+    def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
+        """Record what reading an asset found when it gave no fingerprint."""
+
+    def store_fingerprint(self, asset_id: int, fp: Fingerprint) -> None:
+        """Store an asset's fingerprint and mark it an image."""
+
+    def images(self) -> list[CatalogAsset]:
+        """Every present, fingerprinted image."""
+
+    def asset_by_uri(self, uri: str) -> CatalogAsset | None:
+        """The asset with this URI, or ``None``."""
+
+    def assets_by_id(self, ids: Iterable[int]) -> dict[int, CatalogAsset]:
+        """Assets by id."""
+
+    def replace_clusters(self, clusters: Iterable[StoredCluster]) -> None:
+        """Replace every stored cluster with these."""
+
+    def clusters(self) -> list[StoredCluster]:
+        """Every stored cluster, largest first."""
+
+    def problems(self) -> list[CatalogProblem]:
+        """Current errors."""
+
+    def store_analyses(self, asset_id: int, sha256: str, analyses: Mapping[str, Analysis]) -> None:
+        """Replace an asset's analyser results with these, found on content ``sha256``."""
+
+    def analyses(self) -> dict[int, dict[str, Analysis]]:
+        """Analyser results of present images by asset id, then analyser name (current content only)."""
+
+    def name_size_rows(self) -> list[tuple[str, int, str | None]]:
+        """Every present image as (file name, size, id of the cluster it belongs to or ``None``)."""
+
+    def replace_decisions(self, decisions: Sequence[ReviewDecision]) -> None:
+        """Store decisions, replacing every earlier decision on the clusters they name."""
+
+    def decisions(self) -> list[ReviewDecision]:
+        """Every stored decision, oldest first."""
+
+    def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Every stored cluster's members as (URI, SHA-256) pairs, by cluster id."""
+
+    def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
+        """Decisions that still apply, by cluster id: the cluster has the same members with the same content."""
+
+    def counts(self) -> dict[str, int]:
+        """Totals over assets: ``assets``, ``images``, ``gone``, ``skipped``."""
+
+    def sources(self) -> list[SourceSpec]:
+        """Every source the catalog has seen."""
+
+    # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
+
+    def run_lock(self) -> AbstractContextManager[None]:
+        """Hold the lock that lets one ``apply`` or ``undo`` run at a time; raise ``DamDedupeError`` if it is held.
+
+        It must be released when the holding process dies, so an interrupted run can be resumed.
+        """
+
+    def save_plan(self, plan_id: str, action: str, created: str, created_by: str, body: str) -> None:
+        """Register a plan (its canonical JSON body); registering the same id again changes nothing."""
+
+    def plan_body(self, plan_id: str) -> str | None:
+        """The registered body of a plan, or ``None`` if no plan with this id was made with this catalog."""
+
+    def add_signoff(self, signoff: SignOff) -> None:
+        """Record a sign-off against a registered plan."""
+
+    def signoffs(self, plan_id: str) -> list[SignOff]:
+        """Every sign-off of a plan, oldest first."""
+
+    def begin_action_run(self, run: ActionRun) -> None:
+        """Record the start of an apply or undo run."""
+
+    def finish_action_run(self, run_id: str, finished: str) -> None:
+        """Mark a run finished."""
+
+    def action_runs(self, plan_id: str | None = None) -> list[ActionRun]:
+        """Runs, oldest first; only those of ``plan_id`` when given."""
+
+    def action_run(self, run_id: str) -> ActionRun | None:
+        """One run, or ``None``."""
+
+    def add_journal(self, entry: JournalEntry) -> None:
+        """Append a step's *before* or *after*; a second entry for the same run, step and phase is refused."""
+
+    def journal(self, run_id: str) -> list[JournalEntry]:
+        """A run's journal, in the order written."""
+
+    def last_audit_entry(self) -> AuditEntry | None:
+        """The newest audit entry, whose hash the next one chains to."""
+
+    def add_audit_entry(self, entry: AuditEntry) -> None:
+        """Append an audit entry (the caller computed its chain hash)."""
+
+    def audit_entries(self) -> list[AuditEntry]:
+        """The whole audit log, oldest first."""
+
+    def close(self) -> None:
+        """Release the catalog."""

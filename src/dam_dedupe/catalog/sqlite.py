@@ -1,0 +1,580 @@
+"""The embedded catalog: one SQLite file.
+
+It runs in WAL mode so that a scan killed at any moment leaves every committed batch
+intact; the next scan reads only what was not fingerprinted yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dam_dedupe.analysis import Analysis
+from dam_dedupe.catalog.base import (
+    ActionRun,
+    AssetState,
+    AuditEntry,
+    CatalogAsset,
+    CatalogProblem,
+    JournalEntry,
+    ReviewDecision,
+    RunCounts,
+    SignOff,
+    StoredCluster,
+)
+from dam_dedupe.catalog.migrations import migrate
+from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _lock_file(fd: int) -> None:
+    """Take an exclusive, non-blocking lock on an open file; ``OSError`` if another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+class SqliteCatalog:
+    """The :class:`~dam_dedupe.catalog.base.Catalog` on a SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(self.conn)
+        self._source_uris: dict[int, str] = {}
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic, durable batch."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- sources and runs ----------------------------------------------------------------
+
+    def source_id(self, spec: SourceSpec) -> int:
+        """The id of a source, recorded on first use."""
+        self.conn.execute(
+            "INSERT INTO sources (uri, name) VALUES (?, ?) ON CONFLICT (uri) DO UPDATE SET name = excluded.name",
+            (spec.uri, spec.name),
+        )
+        return int(self.conn.execute("SELECT id FROM sources WHERE uri = ?", (spec.uri,)).fetchone()[0])
+
+    def cursor(self, source_id: int) -> str | None:
+        """The stored change-listing cursor of a source."""
+        row = self.conn.execute("SELECT cursor FROM sources WHERE id = ?", (source_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, source_id: int, cursor: str | None) -> None:
+        """Store a source's change-listing cursor."""
+        self.conn.execute("UPDATE sources SET cursor = ? WHERE id = ?", (cursor, source_id))
+
+    def begin_run(self, sources: Sequence[str]) -> int:
+        """Record the start of a scan; return its run id."""
+        cur = self.conn.execute(
+            "INSERT INTO scan_runs (started, status, sources) VALUES (?, 'running', ?)",
+            (_now(), json.dumps(list(sources), ensure_ascii=False)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, counts: RunCounts, status: str) -> None:
+        """Record the end of a scan and its counts."""
+        self.conn.execute(
+            "UPDATE scan_runs SET finished = ?, status = ?, listed = ?, fingerprinted = ?, unchanged = ?,"
+            " gone = ?, errors = ?, skipped = ? WHERE id = ?",
+            (_now(), status, counts.listed, counts.fingerprinted, counts.unchanged, counts.gone,
+             counts.errors, counts.skipped, run_id),
+        )  # fmt: skip
+
+    def runs(self) -> list[sqlite3.Row]:
+        """Every scan run, newest first."""
+        return self.conn.execute("SELECT * FROM scan_runs ORDER BY id DESC").fetchall()
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def record_listed(self, source_id: int, record: AssetRecord, run_id: int) -> bool:
+        """Record a listed asset; return ``True`` if it must be read (new, changed, or not yet read).
+
+        An asset whose size and store hash (or, without a store hash, size and modified time)
+        are unchanged keeps its fingerprint and is not read again.
+        """
+        row = self.conn.execute(
+            "SELECT id, size, modified, store_hash, content, error_retry FROM assets WHERE source_id = ? AND key = ?",
+            (source_id, record.key),
+        ).fetchone()
+        values = (record.uri, record.name, record.size, _iso(record.modified), record.store_hash, record.etag,
+                  record.version_id, json.dumps(record.metadata, ensure_ascii=False), run_id)  # fmt: skip
+        if row is None:
+            self.conn.execute(
+                "INSERT INTO assets (uri, name, size, modified, store_hash, etag, version_id, metadata,"
+                " last_seen_run, source_id, key, first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, source_id, record.key, run_id),
+            )
+            return True
+        if record.store_hash is not None:
+            # a content hash settles it: stores change modified times for metadata edits (tags) too
+            unchanged = (row["size"], row["store_hash"]) == (record.size, record.store_hash)
+        else:
+            unchanged = (row["size"], row["modified"]) == (record.size, _iso(record.modified))
+        settled = row["content"] in ("image", "not_image", "skipped") or (
+            row["content"] == "error" and not row["error_retry"]
+        )
+        if unchanged and settled:
+            self.conn.execute(
+                "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?,"
+                " version_id = ?, metadata = ?, last_seen_run = ?, state = 'present', gone_run = NULL WHERE id = ?",
+                (*values, row["id"]),
+            )
+            return False
+        self.conn.execute(
+            "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?, version_id = ?,"
+            " metadata = ?, last_seen_run = ?, state = 'present', gone_run = NULL, content = 'pending',"
+            " error = NULL, error_retry = 0 WHERE id = ?",
+            (*values, row["id"]),
+        )
+        self.conn.execute("DELETE FROM fingerprints WHERE asset_id = ?", (row["id"],))
+        return True
+
+    def mark_removed(self, source_id: int, key: str, run_id: int) -> int:
+        """Mark one asset gone (a change listing said it was deleted); return 1 if it was present."""
+        cur = self.conn.execute(
+            "UPDATE assets SET state = 'gone', gone_run = ? WHERE source_id = ? AND key = ? AND state = 'present'",
+            (run_id, source_id, key),
+        )
+        return cur.rowcount
+
+    def mark_unseen_gone(self, source_id: int, run_id: int) -> int:
+        """After a complete listing, mark every present asset it did not list as gone; return how many."""
+        cur = self.conn.execute(
+            "UPDATE assets SET state = 'gone', gone_run = ? WHERE source_id = ? AND state = 'present'"
+            " AND last_seen_run < ?",
+            (run_id, source_id, run_id),
+        )
+        return cur.rowcount
+
+    def add_problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
+        """Record something the run could not list or read, outside any one asset."""
+        self.conn.execute(
+            "INSERT INTO problems (run_id, source_id, uri, reason) VALUES (?, ?, ?, ?)",
+            (run_id, source_id, uri, reason),
+        )
+
+    # -- content -------------------------------------------------------------------------
+
+    def pending(self, source_id: int, after_id: int = 0, limit: int = 1000) -> list[CatalogAsset]:
+        """A page of present assets of a source still waiting to be read: ids above ``after_id``, in id order."""
+        rows = self.conn.execute(
+            "SELECT * FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending' AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (source_id, after_id, limit),
+        ).fetchall()
+        return [self._asset(row) for row in rows]
+
+    def pending_count(self, source_id: int) -> int:
+        """How many present assets of a source wait to be read."""
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending'",
+                (source_id,),
+            ).fetchone()[0]
+        )
+
+    def unconfirmable_by_store_hash(self) -> tuple[set[tuple[str, int]], set[int]]:
+        """What store hashes cannot settle without reading bytes.
+
+        Returns the (store hash, size) pairs more than one present asset shares (candidates
+        to confirm), and the sizes shared by assets whose store hashes cannot be compared
+        (one has none, or they use different algorithms): assets of those sizes must be read.
+        """
+        shared = self.conn.execute(
+            "SELECT store_hash, size FROM assets WHERE state = 'present' AND store_hash IS NOT NULL"
+            " GROUP BY store_hash, size HAVING COUNT(*) > 1"
+        ).fetchall()
+        mixed = self.conn.execute(
+            "SELECT size FROM assets WHERE state = 'present' GROUP BY size HAVING COUNT(*) > 1 AND"
+            " (COUNT(store_hash) < COUNT(*) OR COUNT(DISTINCT substr(store_hash, 1, instr(store_hash, ':'))) > 1)"
+        ).fetchall()
+        return {(row[0], row[1]) for row in shared}, {row[0] for row in mixed}
+
+    def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
+        """Record what reading an asset found when it gave no fingerprint (not an image, skipped, error)."""
+        self.conn.execute(
+            "UPDATE assets SET content = ?, error = ?, error_retry = ? WHERE id = ?",
+            (content, error, int(retry), asset_id),
+        )
+
+    def store_fingerprint(self, asset_id: int, fp: Fingerprint) -> None:
+        """Store an asset's fingerprint and mark it an image."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO fingerprints (asset_id, sha256, size, width, height, format, metadata_fields,"
+            " perceptual, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (asset_id, fp.sha256, fp.size, fp.width, fp.height, fp.format, fp.metadata_fields,
+             json.dumps(fp.perceptual), fp.thumbnail),
+        )  # fmt: skip
+        self.conn.execute(
+            "UPDATE assets SET content = 'image', error = NULL, error_retry = 0 WHERE id = ?", (asset_id,)
+        )
+
+    def images(self) -> list[CatalogAsset]:
+        """Every present, fingerprinted image, with its fingerprint."""
+        rows = self.conn.execute(
+            "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+            " f.perceptual, f.thumbnail FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+            " WHERE a.state = 'present' AND a.content = 'image' ORDER BY a.id"
+        ).fetchall()
+        return [self._asset(row) for row in rows]
+
+    def asset_by_uri(self, uri: str) -> CatalogAsset | None:
+        """The asset with this URI (present or gone), with its fingerprint if it has one."""
+        row = self.conn.execute(
+            "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+            " f.perceptual, f.thumbnail FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+            " WHERE a.uri = ? ORDER BY a.state = 'present' DESC, a.id DESC LIMIT 1",
+            (uri,),
+        ).fetchone()
+        return self._asset(row) if row is not None else None
+
+    # -- clusters ---------------------------------------------------------------------------
+
+    def replace_clusters(self, clusters: Iterable[StoredCluster]) -> None:
+        """Replace every stored cluster with these."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM cluster_members")
+            self.conn.execute("DELETE FROM clusters")
+            for cluster in clusters:
+                self.conn.execute(
+                    "INSERT INTO clusters (id, canonical_asset_id, canonical_reason, preset) VALUES (?, ?, ?, ?)",
+                    (cluster.id, cluster.canonical_asset_id, cluster.canonical_reason, cluster.preset),
+                )
+                self.conn.executemany(
+                    "INSERT INTO cluster_members (cluster_id, asset_id, match, evidence) VALUES (?, ?, ?, ?)",
+                    [
+                        (cluster.id, asset_id, match, json.dumps(evidence, ensure_ascii=False))
+                        for asset_id, match, evidence in cluster.members
+                    ],
+                )
+
+    def clusters(self) -> list[StoredCluster]:
+        """Every stored cluster, largest first."""
+        members: dict[str, list[tuple[int, str, dict[str, object]]]] = {}
+        for row in self.conn.execute("SELECT * FROM cluster_members ORDER BY cluster_id, asset_id"):
+            members.setdefault(row["cluster_id"], []).append(
+                (row["asset_id"], row["match"], json.loads(row["evidence"]))
+            )
+        stored = [
+            StoredCluster(row["id"], row["canonical_asset_id"], row["canonical_reason"], row["preset"],
+                          members.get(row["id"], []))
+            for row in self.conn.execute("SELECT * FROM clusters")
+        ]  # fmt: skip
+        return sorted(stored, key=lambda c: (-len(c.members), c.id))
+
+    def assets_by_id(self, ids: Iterable[int]) -> dict[int, CatalogAsset]:
+        """Assets (with fingerprints where they have one) by id."""
+        wanted = list(ids)
+        found: dict[int, CatalogAsset] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+                f" f.perceptual, f.thumbnail FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+                f" WHERE a.id IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row["id"]] = self._asset(row)
+        return found
+
+    # -- what went wrong and totals ------------------------------------------------------------
+
+    def problems(self) -> list[CatalogProblem]:
+        """Current errors: present assets that failed, and problems from each source's latest run."""
+        found = [
+            CatalogProblem(row["uri"], row["error"], "asset")
+            for row in self.conn.execute(
+                "SELECT uri, error FROM assets WHERE state = 'present' AND content IN ('error', 'not_image')"
+                " ORDER BY uri"
+            )
+        ]
+        found += [
+            CatalogProblem(row["uri"], row["reason"], "listing")
+            for row in self.conn.execute(
+                "SELECT p.uri, p.reason FROM problems p WHERE p.run_id ="
+                " (SELECT MAX(q.run_id) FROM problems q WHERE q.source_id = p.source_id) ORDER BY p.id"
+            )
+        ]
+        return found
+
+    def counts(self) -> dict[str, int]:
+        """Totals over present assets: ``assets``, ``images``, ``gone``, ``skipped``."""
+        row = self.conn.execute(
+            "SELECT SUM(state = 'present') AS assets, SUM(state = 'present' AND content = 'image') AS images,"
+            " SUM(state = 'gone') AS gone, SUM(state = 'present' AND content = 'skipped') AS skipped FROM assets"
+        ).fetchone()
+        return {key: int(row[key] or 0) for key in ("assets", "images", "gone", "skipped")}
+
+    def sources(self) -> list[SourceSpec]:
+        """Every source the catalog has seen."""
+        return [SourceSpec(row["uri"], row["name"]) for row in self.conn.execute("SELECT uri, name FROM sources")]
+
+    # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold an OS file lock on ``CATALOG.runs.lock``: one ``apply`` or ``undo`` at a time per catalog.
+
+        The OS releases it when the process dies, so an interrupted run can always be resumed;
+        a second run meanwhile is refused with a clear message instead of racing on the same steps.
+        """
+        path = Path(self.path + ".runs.lock")
+        with path.open("a+b") as handle:
+            try:
+                _lock_file(handle.fileno())
+            except OSError as exc:
+                raise DamDedupeError(
+                    f"another apply or undo is running on this catalog (lock {path}); wait for it to finish"
+                ) from exc
+            yield
+
+    def save_plan(self, plan_id: str, action: str, created: str, created_by: str, body: str) -> None:
+        """Register a plan (its canonical JSON body); registering the same id again changes nothing."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO plans (id, action, created, created_by, body) VALUES (?, ?, ?, ?, ?)",
+            (plan_id, action, created, created_by, body),
+        )
+
+    def plan_body(self, plan_id: str) -> str | None:
+        """The registered body of a plan, or ``None`` if no plan with this id was made with this catalog."""
+        row = self.conn.execute("SELECT body FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        return row[0] if row else None
+
+    def add_signoff(self, signoff: SignOff) -> None:
+        """Record a sign-off against a registered plan."""
+        self.conn.execute(
+            "INSERT INTO signoffs (plan_id, signed_by, role, note, at) VALUES (?, ?, ?, ?, ?)",
+            (signoff.plan_id, signoff.signed_by, signoff.role, signoff.note, signoff.at),
+        )
+
+    def signoffs(self, plan_id: str) -> list[SignOff]:
+        """Every sign-off of a plan, oldest first."""
+        rows = self.conn.execute(
+            "SELECT plan_id, signed_by, role, note, at FROM signoffs WHERE plan_id = ? ORDER BY id", (plan_id,)
+        )
+        return [SignOff(*row) for row in rows]
+
+    def begin_action_run(self, run: ActionRun) -> None:
+        """Record the start of an apply or undo run."""
+        self.conn.execute(
+            "INSERT INTO action_runs (id, plan_id, kind, undoes, started, started_by, finished, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run.id, run.plan_id, run.kind, run.undoes, run.started, run.started_by, run.finished, run.status),
+        )
+
+    def finish_action_run(self, run_id: str, finished: str) -> None:
+        """Mark a run finished."""
+        self.conn.execute("UPDATE action_runs SET finished = ?, status = 'finished' WHERE id = ?", (finished, run_id))
+
+    def action_runs(self, plan_id: str | None = None) -> list[ActionRun]:
+        """Runs, oldest first; only those of ``plan_id`` when given."""
+        query = "SELECT id, plan_id, kind, undoes, started, started_by, finished, status FROM action_runs"
+        if plan_id is None:
+            rows = self.conn.execute(query + " ORDER BY started, rowid")
+        else:
+            rows = self.conn.execute(query + " WHERE plan_id = ? ORDER BY started, rowid", (plan_id,))
+        return [ActionRun(*row) for row in rows]
+
+    def action_run(self, run_id: str) -> ActionRun | None:
+        """One run, or ``None``."""
+        row = self.conn.execute(
+            "SELECT id, plan_id, kind, undoes, started, started_by, finished, status FROM action_runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        return ActionRun(*row) if row else None
+
+    def add_journal(self, entry: JournalEntry) -> None:
+        """Append a step's *before* or *after*; a second entry for the same run, step and phase is refused."""
+        self.conn.execute(
+            "INSERT INTO journal (run_id, step, phase, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (entry.run_id, entry.step, entry.phase, entry.outcome, json.dumps(entry.detail, ensure_ascii=False),
+             entry.at),
+        )  # fmt: skip
+
+    def journal(self, run_id: str) -> list[JournalEntry]:
+        """A run's journal, in the order written."""
+        rows = self.conn.execute(
+            "SELECT run_id, step, phase, outcome, detail, at FROM journal WHERE run_id = ? ORDER BY id", (run_id,)
+        )
+        return [JournalEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def last_audit_entry(self) -> AuditEntry | None:
+        """The newest audit entry, whose hash the next one chains to."""
+        row = self.conn.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return self._audit(row) if row else None
+
+    def add_audit_entry(self, entry: AuditEntry) -> None:
+        """Append an audit entry (the caller computed its chain hash)."""
+        self.conn.execute(
+            "INSERT INTO audit_log (seq, at, actor, event, plan_id, run_id, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.seq, entry.at, entry.actor, entry.event, entry.plan_id, entry.run_id,
+             json.dumps(entry.detail, ensure_ascii=False, sort_keys=True), entry.prev_hash, entry.hash),
+        )  # fmt: skip
+
+    def audit_entries(self) -> list[AuditEntry]:
+        """The whole audit log, oldest first."""
+        return [self._audit(row) for row in self.conn.execute("SELECT * FROM audit_log ORDER BY seq")]
+
+    @staticmethod
+    def _audit(row: sqlite3.Row) -> AuditEntry:
+        return AuditEntry(row["seq"], row["at"], row["actor"], row["event"], row["plan_id"], row["run_id"],
+                          json.loads(row["detail"]), row["prev_hash"], row["hash"])  # fmt: skip
+
+    # -- analyses and review decisions --------------------------------------------------------
+
+    def store_analyses(self, asset_id: int, sha256: str, analyses: Mapping[str, Analysis]) -> None:
+        """Replace an asset's analyser results with these, found on content ``sha256``."""
+        self.conn.execute("DELETE FROM analyses WHERE asset_id = ?", (asset_id,))
+        self.conn.executemany(
+            "INSERT INTO analyses (asset_id, analyser, sha256, flags, facts, error) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (asset_id, name, sha256, json.dumps(sorted(a.flags)), json.dumps(dict(a.facts), ensure_ascii=False),
+                 a.error)
+                for name, a in analyses.items()
+            ],
+        )  # fmt: skip
+
+    def analyses(self) -> dict[int, dict[str, Analysis]]:
+        """Analyser results of present images by asset id, then analyser name.
+
+        Only results found on the asset's current content count: a changed file's old
+        results are ignored until it is read again.
+        """
+        found: dict[int, dict[str, Analysis]] = {}
+        rows = self.conn.execute(
+            "SELECT n.asset_id, n.analyser, n.flags, n.facts, n.error FROM analyses n"
+            " JOIN assets a ON a.id = n.asset_id JOIN fingerprints f ON f.asset_id = n.asset_id"
+            " WHERE a.state = 'present' AND a.content = 'image' AND f.sha256 = n.sha256 ORDER BY n.asset_id"
+        )
+        for row in rows:
+            found.setdefault(row["asset_id"], {})[row["analyser"]] = Analysis(
+                frozenset(json.loads(row["flags"])), json.loads(row["facts"]), row["error"]
+            )
+        return found
+
+    def name_size_rows(self) -> list[tuple[str, int, str | None]]:
+        """Every present image as (file name, size, id of the cluster it belongs to or ``None``)."""
+        rows = self.conn.execute(
+            "SELECT a.name, a.size, m.cluster_id FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+            " LEFT JOIN cluster_members m ON m.asset_id = a.id WHERE a.state = 'present' AND a.content = 'image'"
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def replace_decisions(self, decisions: Sequence[ReviewDecision]) -> None:
+        """Store decisions, replacing every earlier decision on the clusters they name."""
+        with self.transaction():
+            for cluster in {d.cluster for d in decisions}:
+                self.conn.execute("DELETE FROM review_decisions WHERE cluster_id = ?", (cluster,))
+            self.conn.executemany(
+                "INSERT INTO review_decisions (cluster_id, decision, uri, members, decided_by, decided_at,"
+                " imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (d.cluster, d.decision, d.uri, json.dumps(sorted(d.members), ensure_ascii=False), d.decided_by,
+                     d.decided_at, _now())
+                    for d in decisions
+                ],
+            )  # fmt: skip
+
+    def decisions(self) -> list[ReviewDecision]:
+        """Every stored decision, oldest first."""
+        found = []
+        for row in self.conn.execute("SELECT * FROM review_decisions ORDER BY id"):
+            members = frozenset((uri, sha) for uri, sha in json.loads(row["members"]))
+            found.append(ReviewDecision(row["cluster_id"], row["decision"], row["uri"], members, row["decided_by"],
+                                        row["decided_at"]))  # fmt: skip
+        return found
+
+    def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Every stored cluster's members as (URI, SHA-256) pairs, by cluster id."""
+        contents: dict[str, set[tuple[str, str]]] = {}
+        rows = self.conn.execute(
+            "SELECT m.cluster_id, a.uri, f.sha256 FROM cluster_members m JOIN assets a ON a.id = m.asset_id"
+            " JOIN fingerprints f ON f.asset_id = m.asset_id"
+        )
+        for row in rows:
+            contents.setdefault(row[0], set()).add((row[1], row[2]))
+        return {cluster: frozenset(hashes) for cluster, hashes in contents.items()}
+
+    def standing_decisions(self) -> dict[str, list[ReviewDecision]]:
+        """Decisions that still apply, by cluster id: the cluster has the same members with the same content."""
+        contents = self.cluster_contents()
+        standing: dict[str, list[ReviewDecision]] = {}
+        for decision in self.decisions():
+            if contents.get(decision.cluster) == decision.members:
+                standing.setdefault(decision.cluster, []).append(decision)
+        return standing
+
+    # -- rows to records -----------------------------------------------------------------------
+
+    def _source_uri(self, source_id: int) -> str:
+        if source_id not in self._source_uris:
+            row = self.conn.execute("SELECT uri FROM sources WHERE id = ?", (source_id,)).fetchone()
+            self._source_uris[source_id] = row[0]
+        return self._source_uris[source_id]
+
+    def _asset(self, row: sqlite3.Row) -> CatalogAsset:
+        record = AssetRecord(
+            source=self._source_uri(row["source_id"]),
+            key=row["key"],
+            uri=row["uri"],
+            size=row["size"],
+            modified=datetime.fromisoformat(row["modified"]) if row["modified"] else None,
+            store_hash=row["store_hash"],
+            etag=row["etag"],
+            version_id=row["version_id"],
+            name=row["name"],
+            metadata=json.loads(row["metadata"]),
+        )
+        fingerprint = None
+        if "sha256" in row.keys() and row["sha256"] is not None:  # noqa: SIM118 (sqlite3.Row: in tests values)
+            fingerprint = Fingerprint(
+                sha256=row["sha256"],
+                size=row["fp_size"],
+                width=row["width"],
+                height=row["height"],
+                format=row["format"],
+                perceptual=json.loads(row["perceptual"]),
+                thumbnail=row["thumbnail"],
+                metadata_fields=row["metadata_fields"],
+            )
+        state = AssetState(row["state"], row["content"], row["error"])
+        return CatalogAsset(row["id"], row["source_id"], record, fingerprint, state)

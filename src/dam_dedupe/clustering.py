@@ -1,0 +1,69 @@
+"""From fingerprints in the catalog to stored clusters with canonicals and evidence."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from dam_dedupe.canonical import choose_canonical, make_rules
+from dam_dedupe.catalog import Catalog, StoredCluster
+from dam_dedupe.config import Config
+from dam_dedupe.host import Host
+from dam_dedupe.matcher import compare, find_groups
+from dam_dedupe.records import Cluster, Member
+
+log = logging.getLogger(__name__)
+
+
+def cluster_id(members: list[Member]) -> str:
+    """A stable id: derived from the smallest content hash among the members."""
+    anchor = min(m.fingerprint.sha256 for m in members)
+    return "c-" + hashlib.sha256(anchor.encode()).hexdigest()[:16]
+
+
+def build_clusters(catalog: Catalog, config: Config, host: Host) -> list[Cluster]:
+    """Match every present image, choose canonicals, explain each member, store and announce the clusters.
+
+    An object listed under two overlapping sources is one asset (by URI), not two copies.
+    """
+    images = list({asset.record.uri: asset for asset in reversed(catalog.images())}.values())[::-1]
+    fingerprints = [asset.fingerprint for asset in images if asset.fingerprint is not None]
+    settings = config.matching
+    groups = find_groups(fingerprints, settings)
+    rules = make_rules(config.authoritative)
+    clusters: list[Cluster] = []
+    stored: list[StoredCluster] = []
+    for group in groups:
+        members = [Member(images[i].record, fingerprints[i]) for i in group]
+        cluster = Cluster(cluster_id(members), members)
+        choose_canonical(cluster, config.policy, rules, host.hook)
+        canonical = cluster.canonical
+        assert canonical is not None
+        explained = [Member(canonical.asset, canonical.fingerprint, "exact", {"relation": "canonical"})]
+        for member in members:
+            if member is canonical:
+                continue
+            comparison = compare(canonical.fingerprint, member.fingerprint, settings)
+            if comparison is None:
+                log.warning("%s left out of %s: not a copy of the canonical under these settings", member.asset.uri,
+                            cluster.id)  # fmt: skip
+                continue
+            explained.append(Member(member.asset, member.fingerprint, comparison.match, comparison.evidence))
+        if len(explained) < 2:
+            continue
+        cluster.members, cluster.canonical = explained, explained[0]
+        clusters.append(cluster)
+        ids = {images[i].record.uri: images[i].id for i in group}
+        stored.append(
+            StoredCluster(
+                cluster.id,
+                ids[canonical.asset.uri],
+                cluster.canonical_reason,
+                settings.preset,
+                [(ids[m.asset.uri], m.match, m.evidence) for m in explained],
+            )
+        )
+    catalog.replace_clusters(stored)
+    for cluster in clusters:
+        host.hook.dam_dedupe_cluster_found(cluster=cluster)
+    return clusters

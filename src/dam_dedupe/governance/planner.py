@@ -1,0 +1,231 @@
+"""Making a plan from the catalog's clusters: selection, reviewers' decisions, the action's steps."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedAsset
+from dam_dedupe.catalog import Catalog, CatalogAsset, StoredCluster
+from dam_dedupe.config import Config
+from dam_dedupe.errors import ConfigError
+from dam_dedupe.governance import audit
+from dam_dedupe.governance.decisions import CLUSTER_DECISIONS, Decisions
+from dam_dedupe.governance.plan import SCHEMA, Plan, canonical_json
+from dam_dedupe.governance.stores import AdapterPool
+from dam_dedupe.host import Host
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which clusters and copies a plan covers; empty filters select everything.
+
+    Attributes:
+        sources: source URIs; only copies in these sources are acted on.
+        match: match kinds (``exact``, ``near``, ``transformed``); only copies matched so are acted on.
+        clusters: cluster ids; only these clusters are planned.
+        min_confidence: copies whose match confidence is lower are left alone (see :func:`confidence`).
+    """
+
+    sources: tuple[str, ...] = ()
+    match: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+    min_confidence: float = 0.0
+
+
+def confidence(match: str, evidence: Mapping[str, object]) -> float:
+    """How sure the matcher is that a copy is a copy, from 0 to 1.
+
+    The evidence's ``confidence`` when the matcher gives one; ``1.0`` for exact (byte-identical)
+    copies; otherwise ``0.0``, so that a minimum confidence never lets an unscored match through.
+    """
+    value = evidence.get("confidence")
+    if isinstance(value, int | float):
+        return float(value)
+    return 1.0 if match == "exact" else 0.0
+
+
+def expected(asset: CatalogAsset) -> ExpectedAsset:
+    """The state a step expects of a catalog asset: as last listed and fingerprinted."""
+    record, fp = asset.record, asset.fingerprint
+    if fp is None:
+        raise ConfigError(f"{record.uri} is in a cluster but has no fingerprint; scan again")
+    return ExpectedAsset(record.source, record.key, record.uri, fp.sha256, record.size, record.etag,
+                         record.version_id, record.store_hash)  # fmt: skip
+
+
+class _Planner:
+    """Walks the stored clusters, applying the selection and decisions, collecting steps and exclusions."""
+
+    def __init__(self, plugin: ActionPlugin, selection: Selection, decisions: Decisions | None) -> None:
+        self.plugin = plugin
+        self.selection = selection
+        self.decisions = decisions
+        self.excluded: list[dict[str, str]] = []
+        self.effects: list[dict[str, Any]] = []
+
+    def exclude(self, cluster: str, reason: str, uri: str | None = None) -> None:
+        """Record that a cluster, or one copy in it (``uri``), is left out of the plan, and why."""
+        self.excluded.append({"cluster": cluster, **({"uri": uri} if uri else {}), "reason": reason})
+
+    def choose(self, stored: StoredCluster, assets: dict[int, CatalogAsset]) -> ClusterChoice | None:
+        """The cluster as the plan will act on it, or ``None`` (and why, in :attr:`excluded`)."""
+        members = {assets[asset_id].record.uri: (assets[asset_id], match, ev) for asset_id, match, ev in stored.members}
+        decided = self._decide(stored.id, set(members), assets[stored.canonical_asset_id].record.uri)
+        if decided is None:
+            return None
+        canonical_uri, left_alone = decided
+        canonical = expected(members[canonical_uri][0])
+        if (reason := self.plugin.skip_reason(canonical)) is not None:
+            self.exclude(stored.id, f"its canonical {reason}; rescan without it")
+            return None
+        duplicates = [
+            exp for uri, (asset, match, evidence) in members.items()
+            if uri != canonical_uri and (exp := self._duplicate(stored.id, asset, match, evidence, uri in left_alone))
+        ]  # fmt: skip
+        if not duplicates:
+            self.exclude(stored.id, "no copy left to act on")
+            return None
+        return ClusterChoice(stored.id, canonical, tuple(duplicates))
+
+    def _decide(self, cluster: str, members: set[str], canonical_uri: str) -> tuple[str, set[str]] | None:
+        """Apply reviewers' decisions: the canonical and the copies left alone, or ``None`` if the cluster is out."""
+        if self.decisions is None:
+            return canonical_uri, set()
+        left_alone: set[str] = set()
+        for decision in self.decisions.for_cluster(cluster):
+            who = f"reviewer decision '{decision.decision}' exported by {self.decisions.exported_by}"
+            record = dataclasses.asdict(decision)
+            if decision.decision in CLUSTER_DECISIONS:
+                self.effects.append({**record, "effect": "cluster left out"})
+                self.exclude(cluster, who)
+                return None
+            if decision.uri not in members:
+                effect = "not a member of this cluster"
+                if decision.decision == "canonical":
+                    self.effects.append({**record, "effect": effect + "; cluster left out"})
+                    self.exclude(cluster, f"{who} names {decision.uri}, {effect}")
+                    return None
+                self.effects.append({**record, "effect": effect + "; ignored"})
+            elif decision.decision == "canonical":
+                canonical_uri = decision.uri
+                self.effects.append({**record, "effect": "canonical changed"})
+            elif decision.uri == canonical_uri:
+                self.effects.append({**record, "effect": "it is the canonical; ignored"})
+            else:
+                left_alone.add(decision.uri)
+                self.effects.append({**record, "effect": "copy left alone"})
+        return canonical_uri, left_alone
+
+    def note_unplanned_decisions(self, planned: set[str], in_catalog: set[str]) -> None:
+        """Record decisions about clusters this plan did not look at, so none vanishes silently."""
+        for decision in self.decisions.items if self.decisions else ():
+            if decision.cluster not in planned:
+                effect = "cluster not selected; ignored" if decision.cluster in in_catalog else (
+                    "cluster no longer in the catalog; ignored")  # fmt: skip
+                self.effects.append({**dataclasses.asdict(decision), "effect": effect})
+
+    def _duplicate(self, cluster: str, asset: CatalogAsset, match: str, evidence: dict[str, object],
+                   left_alone: bool) -> ExpectedAsset | None:  # fmt: skip
+        sel, uri = self.selection, asset.record.uri
+        reason = None
+        if left_alone:
+            reason = "reviewer decision 'exclude_member'"
+        elif asset.state.presence != "present":
+            reason = "gone at the last scan"
+        elif sel.sources and asset.record.source not in sel.sources:
+            reason = "not in the chosen sources"
+        elif sel.match and match not in sel.match:
+            reason = f"match kind '{match}' not chosen"
+        elif confidence(match, evidence) < sel.min_confidence:
+            reason = f"match confidence {confidence(match, evidence):.2f} below {sel.min_confidence:.2f}"
+        exp = expected(asset)
+        reason = reason or self.plugin.skip_reason(exp)
+        if reason:
+            self.exclude(cluster, reason, uri)
+            return None
+        return exp
+
+
+def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params: Mapping[str, str] | None = None,
+              selection: Selection | None = None, decisions: Decisions | None = None,
+              by: str = "") -> Plan:  # fmt: skip
+    """Make a plan for ``action`` over the catalog's clusters, register it in the catalog and audit it.
+
+    Args:
+        catalog: holds the clusters (run ``scan`` first).
+        host: the loaded plugins; ``action`` must be one of ``host.actions``.
+        config: sources' options, for the adapters that read tags to merge.
+        action: the action plugin's name.
+        params: the action's plan-level parameters (defaults filled in, unknown ones refused).
+        selection: which clusters and copies; everything when ``None``.
+        decisions: reviewers' decisions, recorded in the plan.
+        by: who makes the plan (recorded in it and in the audit log).
+    """
+    if action not in host.actions:
+        raise ConfigError(f"no action '{action}' is installed (installed: {', '.join(sorted(host.actions)) or 'none'})")
+    cls = host.actions[action]
+    checked = cls.check_params(params or {})
+    plugin = cls(checked)
+    selection = selection or Selection()
+    planner = _Planner(plugin, selection, decisions)
+    all_clusters = catalog.clusters()
+    stored = [c for c in all_clusters if not selection.clusters or c.id in selection.clusters]
+    unknown = set(selection.clusters) - {c.id for c in stored}
+    if unknown:
+        raise ConfigError(f"no cluster {sorted(unknown)} in the catalog; see 'dam-dedupe report'")
+    planner.note_unplanned_decisions({c.id for c in stored}, {c.id for c in all_clusters})
+    assets = catalog.assets_by_id(asset_id for c in stored for asset_id, _m, _e in c.members)
+    stores = AdapterPool(host, config)
+    steps: list[ActionStep] = []
+    clusters: list[dict[str, Any]] = []
+    try:
+        for cluster in stored:
+            choice = planner.choose(cluster, assets)
+            if choice is None:
+                continue
+            planned = plugin.plan_cluster(stores, choice)
+            steps += [dataclasses.replace(step, index=len(steps) + n) for n, step in enumerate(planned)]
+            clusters.append({"id": choice.id, "canonical": choice.canonical.uri, "copies": len(choice.duplicates),
+                             "canonical_reason": cluster.canonical_reason})  # fmt: skip
+    finally:
+        stores.close()
+    body: dict[str, Any] = {
+        "schema": SCHEMA,
+        "action": action,
+        "params": checked,
+        "created": audit.now(),
+        "created_by": by,
+        "selection": dataclasses.asdict(selection),
+        "decisions": None if decisions is None else {
+            "exported_by": decisions.exported_by, "exported_at": decisions.exported_at,
+            "file_sha256": decisions.sha256, "items": planner.effects},
+        "clusters": clusters,
+        "excluded": planner.excluded,
+        "steps": [step.to_json() for step in steps],
+    }  # fmt: skip
+    body = _json_values(body)
+    plan = Plan.from_body(body)
+    with catalog.transaction():
+        catalog.save_plan(plan.id, action, body["created"], by, canonical_json(body))
+        detail = {
+            "action": action,
+            "params": checked,
+            "steps": len(steps),
+            "clusters": len(clusters),
+            "excluded": len(planner.excluded),
+            "decisions_sha256": decisions.sha256 if decisions else None,
+        }
+        audit.record(catalog, by, "plan", plan.id, detail=detail)
+    return plan
+
+
+def _json_values(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as it reads back from JSON (tuples become lists), so the id is computed over what is written.
+
+    Key order is kept, so the file reads in a reviewer's order; the id does not depend on it.
+    """
+    return dict(json.loads(json.dumps(body, ensure_ascii=False)))

@@ -1,0 +1,365 @@
+"""A scan: list every source into the catalog, fingerprint what is new or changed, match.
+
+Listing runs in this process and is written to the catalog first, so a scan killed at
+any moment loses nothing: the next scan reads only what was not fingerprinted yet.
+Fingerprinting runs behind an executor (the :mod:`concurrent.futures` interface; a
+process pool by default) with a bounded number of jobs in flight, so memory stays flat
+however large the library. Every failure is recorded against its asset or source and
+the scan goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from dam_dedupe.adapter import SourceAdapter
+from dam_dedupe.analysis import Analysis, analysers_enabled, run_analysers
+from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
+from dam_dedupe.clustering import build_clusters
+from dam_dedupe.config import Config
+from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError
+from dam_dedupe.fingerprint import fingerprint_stream
+from dam_dedupe.host import Host
+from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
+from dam_dedupe.records import AssetRecord, DeltaCursor, Fingerprint, ListingProblem, Removed, ScanSummary, SourceSpec
+
+log = logging.getLogger(__name__)
+
+ExecutorFactory = Callable[[int], Executor]
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(phase, done, total)`` while a source is fingerprinted."""
+
+COMMIT_EVERY = 200
+COMMIT_SECONDS = 2.0
+PAGE = 1000
+
+
+def default_executor(workers: int) -> Executor:
+    """A process pool of ``workers`` processes; with one worker, a thread in this process."""
+    if workers <= 1:
+        return ThreadPoolExecutor(max_workers=1)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+DEFAULT_EXCLUDES = ("_dam-dedupe-quarantine/*",)
+"""Keys never scanned: the quarantine action's default area (its copies are not duplicates to report)."""
+
+
+def excludes(config: Config, spec: SourceSpec) -> tuple[str, ...]:
+    """Key patterns (``fnmatch``, ``*`` crosses ``/``) a source's scan leaves out.
+
+    The defaults, then ``[scan] exclude`` for every source, then the source's own ``exclude`` option.
+    """
+    common = config.sections.get("scan", {}).get("exclude", [])
+    own = spec.option("exclude", [])
+    return (*DEFAULT_EXCLUDES, *common, *(own if isinstance(own, list) else [own]))
+
+
+# -- the job a worker runs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What reading one asset found: a fingerprint, or the content state and reason."""
+
+    asset_id: int
+    fingerprint: Fingerprint | None = None
+    content: str = "image"
+    error: str | None = None
+    retry: bool = False
+    analyses: dict[str, Analysis] = field(default_factory=dict)  # analysis: results by analyser name
+
+
+_process_adapters: dict[SourceSpec, SourceAdapter] = {}
+_process_host: dict[str, Host] = {}  # analysis: the worker process's plugins, loaded once
+
+
+class FingerprintJob:
+    """Reads and fingerprints assets of one source; the callable sent to the executor.
+
+    In this process it uses the scan's own adapter. Pickled to a worker process, it
+    carries only the :class:`SourceSpec`, and the worker builds its adapter from the
+    installed plugins once and keeps it for later jobs.
+
+    With ``analysis`` (the ``[analysis]`` options of ``dam-dedupe.toml``), the installed
+    analysers look at each decoded image too.
+    """
+
+    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None,
+                 analysis: dict[str, Any] | None = None, host: Host | None = None) -> None:  # fmt: skip
+        self.spec = spec
+        self._adapter = adapter
+        self.analysis = analysis
+        self._host = host
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"spec": self.spec, "_adapter": None, "analysis": self.analysis, "_host": None}
+
+    def host(self) -> Host:
+        """The plugins to analyse with: the scan's own, or this worker process's."""
+        if self._host is None:
+            if "host" not in _process_host:
+                _process_host["host"] = Host()
+            self._host = _process_host["host"]
+        return self._host
+
+    def adapter(self) -> SourceAdapter:
+        """The adapter to read with: the scan's own, or this worker process's."""
+        if self._adapter is None:
+            if self.spec not in _process_adapters:
+                _process_adapters[self.spec] = Host().open_source(self.spec)
+            self._adapter = _process_adapters[self.spec]
+        return self._adapter
+
+    def __call__(self, asset_id: int, record: AssetRecord) -> JobResult:
+        """Read and fingerprint one asset; never raises for a problem with the asset."""
+        try:
+            stream = self.adapter().open(record)
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
+        except DamDedupeError as exc:
+            return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
+        analyses: dict[str, Analysis] = {}
+
+        def analyse(image: Image.Image) -> None:
+            if self.analysis is not None:
+                analyses.update(run_analysers(self.host().pm, record, image, self.analysis))
+
+        try:
+            with stream:
+                fingerprint = fingerprint_stream(stream, analyse)
+        except NotAnImage as exc:
+            if has_image_extension(record.name):
+                return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
+            return JobResult(asset_id, content="skipped")
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
+        except AssetError as exc:
+            return JobResult(asset_id, content="error", error=str(exc))
+        except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
+            return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
+        return JobResult(asset_id, fingerprint, analyses=analyses)
+
+
+# -- the scan ----------------------------------------------------------------------------------
+
+
+class Scan:
+    """One scan run over some sources; :func:`run_scan` is the way to use it."""
+
+    def __init__(self, catalog: Catalog, host: Host, config: Config, workers: int,
+                 executor_factory: ExecutorFactory, progress: Progress | None) -> None:  # fmt: skip
+        self.catalog = catalog
+        self.host = host
+        self.config = config
+        self.workers = workers
+        self.executor_factory = executor_factory
+        self.progress = progress
+        self.counts = RunCounts()
+        self._cursor: DeltaCursor | None = None
+        self._excludes: tuple[str, ...] = ()
+        # analysis: the [analysis] options when an analyser will run, else None
+        options = dict(config.sections.get("analysis", {}))
+        self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
+
+    def run(self, specs: list[SourceSpec], run_id: int) -> None:
+        """List every source into the catalog first, then fingerprint what needs reading.
+
+        Listing all sources before reading any lets store hashes be compared across sources.
+        """
+        opened: list[tuple[SourceAdapter, SourceSpec, int]] = []
+        try:
+            for spec in specs:
+                source_id = self.catalog.source_id(spec)
+                try:
+                    adapter = self.host.open_source(spec)
+                except DamDedupeError as exc:
+                    self._problem(run_id, source_id, spec.uri, str(exc))
+                    continue
+                opened.append((adapter, spec, source_id))
+                self._cursor = None
+                self._excludes = excludes(self.config, spec)
+                self._list(adapter, spec, source_id, run_id)
+            for adapter, spec, source_id in opened:
+                self._fingerprint(FingerprintJob(spec, adapter, self.analysis, self.host), source_id)
+        finally:
+            for adapter, _spec, _source_id in opened:
+                adapter.close()
+
+    def _problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
+        log.warning("%s: %s", uri, reason)
+        self.catalog.add_problem(run_id, source_id, uri, reason)
+        self.counts.errors += 1
+
+    def _list(self, adapter: SourceAdapter, spec: SourceSpec, source_id: int, run_id: int) -> None:
+        items: Iterable[AssetRecord | ListingProblem | Removed | DeltaCursor]
+        if adapter.supports_changes:
+            items = adapter.list_changes(self.catalog.cursor(source_id))
+        else:
+            items = adapter.list_assets()
+        iterator = iter(items)
+        batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor] = []
+        complete = True
+        while True:
+            try:
+                batch.append(next(iterator))
+            except StopIteration:
+                break
+            except DamDedupeError as exc:
+                self._problem(run_id, source_id, spec.uri, f"listing stopped: {exc}")
+                complete = False
+                break
+            except Exception as exc:  # a plugin's bug: attribute it, keep what was listed, go on
+                where = type(adapter).__module__
+                self._problem(run_id, source_id, spec.uri, f"listing failed in {where}: {type(exc).__name__}: {exc}")
+                complete = False
+                break
+            if len(batch) >= COMMIT_EVERY:
+                self._record_listing(batch, source_id, run_id)
+                batch = []
+        self._record_listing(batch, source_id, run_id)
+        cursor = self._cursor
+        if complete and (cursor is None or cursor.full):
+            # only a complete listing may say what is gone: a store that vanished mid-scan marks nothing gone
+            self.counts.gone += self.catalog.mark_unseen_gone(source_id, run_id)
+        if complete and cursor is not None:
+            self.catalog.set_cursor(source_id, cursor.value)
+
+    def _excluded(self, key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in self._excludes)
+
+    def _record_listing(
+        self, batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor], source_id: int, run_id: int
+    ) -> None:
+        with self.catalog.transaction():
+            for item in batch:
+                if isinstance(item, AssetRecord):
+                    if self._excluded(item.key):
+                        continue
+                    self.counts.listed += 1
+                    if not self.catalog.record_listed(source_id, item, run_id):
+                        self.counts.unchanged += 1
+                elif isinstance(item, ListingProblem):
+                    self._problem(run_id, source_id, item.uri, item.reason)
+                elif isinstance(item, Removed):
+                    self.counts.gone += self.catalog.mark_removed(source_id, item.key, run_id)
+                elif isinstance(item, DeltaCursor):
+                    self._cursor = item
+
+    def _to_read(self, source_id: int) -> Iterator[CatalogAsset]:
+        """Pending assets worth reading, page by page; the rest are marked skipped without a read."""
+        exact_only = not self.config.matching.perceptual
+        shared, mixed_sizes = self.catalog.unconfirmable_by_store_hash() if exact_only else (set(), set())
+        after = 0
+        while page := self.catalog.pending(source_id, after, PAGE):
+            after = page[-1].id
+            chosen: list[CatalogAsset] = []
+            with self.catalog.transaction():
+                for asset in page:
+                    record = asset.record
+                    if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
+                        self.catalog.set_content(asset.id, "skipped")
+                        self.counts.skipped += 1
+                    elif (
+                        exact_only
+                        and record.store_hash
+                        and (record.store_hash, record.size) not in shared
+                        and record.size not in mixed_sizes
+                    ):
+                        # exact matching only, and no asset of its size has this store hash (all comparable):
+                        # it cannot be a copy
+                        self.counts.skipped += 1
+                    else:
+                        chosen.append(asset)
+            yield from chosen
+
+    def _fingerprint(self, job: FingerprintJob, source_id: int) -> None:
+        total, done = self.catalog.pending_count(source_id), 0
+        if not total:
+            return
+        results: list[JobResult] = []
+        last_commit = time.monotonic()
+        in_flight: set[Future[JobResult]] = set()
+        queue = self._to_read(source_id)
+        with self.executor_factory(self.workers) as executor:
+            while True:
+                while len(in_flight) < max(4, self.workers * 4):
+                    asset = next(queue, None)
+                    if asset is None:
+                        break
+                    in_flight.add(executor.submit(job, asset.id, asset.record))
+                if not in_flight:
+                    break
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                results += [future.result() for future in finished]
+                done += len(finished)
+                if self.progress:
+                    self.progress(job.spec.label, done, total)
+                if len(results) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
+                    self._store(results)
+                    results, last_commit = [], time.monotonic()
+        self._store(results)
+
+    def _store(self, results: list[JobResult]) -> None:
+        with self.catalog.transaction():
+            for result in results:
+                if result.fingerprint is not None:
+                    self.catalog.store_fingerprint(result.asset_id, result.fingerprint)
+                    self.catalog.store_analyses(result.asset_id, result.fingerprint.sha256, result.analyses)
+                    self.counts.fingerprinted += 1
+                else:
+                    self.catalog.set_content(result.asset_id, result.content, result.error, result.retry)
+                    if result.content == "skipped":
+                        self.counts.skipped += 1
+                    else:
+                        self.counts.errors += 1
+
+
+def run_scan(
+    specs: list[SourceSpec],
+    catalog: Catalog,
+    host: Host,
+    config: Config | None = None,
+    workers: int | None = None,
+    executor_factory: ExecutorFactory = default_executor,
+    progress: Progress | None = None,
+) -> ScanSummary:
+    """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
+
+    Args:
+        specs: the sources to scan.
+        catalog: where listings, fingerprints and clusters are kept.
+        host: the loaded plugins.
+        config: policy and matching settings (defaults when ``None``).
+        workers: fingerprinting workers (default: ``config.workers``).
+        executor_factory: builds the executor for ``workers`` (the seam for a distributed engine).
+        progress: told of fingerprinting progress.
+
+    Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
+    ``dam_dedupe_scan_finished`` listeners.
+    """
+    config = config or Config()
+    scan = Scan(catalog, host, config, workers or config.workers or os.cpu_count() or 1, executor_factory, progress)
+    run_id = catalog.begin_run([spec.uri for spec in specs])
+    status = "interrupted"
+    try:
+        scan.run(specs, run_id)
+        build_clusters(catalog, config, host)
+        status = "finished"
+    finally:
+        catalog.finish_run(run_id, scan.counts, status)
+    c = scan.counts
+    summary = ScanSummary(run_id, tuple(s.uri for s in specs), c.listed, c.fingerprinted, c.unchanged, c.gone,
+                          c.errors, c.skipped)  # fmt: skip
+    host.hook.dam_dedupe_scan_finished(summary=summary)
+    return summary

@@ -1,0 +1,114 @@
+"""Reviewers' decisions kept in the catalog: imported, shown as decided, lapsing when a member changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from dam_dedupe.catalog import open_catalog
+from dam_dedupe.cli import main
+
+
+def picture(path: Path, colour: str) -> None:
+    """Write a small JPEG with a shape in ``colour``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", (120, 90), "white")
+    ImageDraw.Draw(img).ellipse([10, 10, 80, 70], fill=colour)
+    img.save(path, "JPEG")
+
+
+def cli(tmp_path: Path, *args: str, ok: bool = True) -> str:
+    """Run the command line with the test's catalog; return the output."""
+    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.sqlite"), *args])
+    assert (result.exit_code == 0) == ok, result.output
+    return result.output
+
+
+@pytest.fixture()
+def library(tmp_path: Path) -> Path:
+    """Three copies of one picture, scanned."""
+    root = tmp_path / "lib"
+    picture(root / "a.jpg", "red")
+    (root / "b").mkdir()
+    (root / "b" / "b.jpg").write_bytes((root / "a.jpg").read_bytes())
+    (root / "c.jpg").write_bytes((root / "a.jpg").read_bytes())
+    cli(tmp_path, "scan", str(root), "--workers", "1")
+    return root
+
+
+def decisions_file(tmp_path: Path, decisions: list[dict[str, str]]) -> Path:
+    """An exported decisions file, as the HTML report writes it."""
+    path = tmp_path / "decisions.json"
+    doc = {"exported_by": "Records Office", "exported_at": "2026-11-25T10:00:00Z", "decisions": decisions}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def report(tmp_path: Path) -> dict:
+    """The JSON report of the catalog."""
+    cli(tmp_path, "report", "--format", "json", "-o", str(tmp_path / "r.json"))
+    return json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+
+
+def test_keep_all_shows_as_decided_until_a_member_changes(library: Path, tmp_path: Path) -> None:
+    cluster = report(tmp_path)["clusters"][0]["id"]
+    output = cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
+        {"cluster": cluster, "decision": "keep_all"},
+        {"cluster": "c-0000000000000000", "decision": "exclude"},
+        {"cluster": cluster, "decision": "exclude_member", "uri": "file:///elsewhere.jpg"},
+    ])))  # fmt: skip
+    assert "stored 1 decisions by Records Office; refused 2" in output
+    doc = report(tmp_path)
+    assert doc["clusters"][0]["decided"] is True
+    assert doc["clusters"][0]["decisions"] == [
+        {"decision": "keep_all", "uri": None, "decided_by": "Records Office", "decided_at": "2026-11-25T10:00:00Z"}
+    ]
+    assert "keep_all" in cli(tmp_path, "decisions", "list")
+    # a rescan that changes nothing keeps the decision
+    cli(tmp_path, "scan", str(library), "--workers", "1")
+    assert report(tmp_path)["clusters"][0]["decided"] is True
+    # one copy is edited: the cluster is no longer what the reviewer saw
+    picture(library / "c.jpg", "blue")
+    cli(tmp_path, "scan", str(library), "--workers", "1")
+    doc = report(tmp_path)
+    assert [len(c["members"]) for c in doc["clusters"]] == [2]
+    assert doc["clusters"][0]["decided"] is False and doc["clusters"][0]["decisions"] == []
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    try:
+        assert catalog.standing_decisions() == {}
+        assert len(catalog.decisions()) == 1  # kept for the record
+    finally:
+        catalog.close()
+
+
+def test_a_later_import_replaces_decisions_on_the_same_cluster(library: Path, tmp_path: Path) -> None:
+    cluster = report(tmp_path)["clusters"][0]
+    first, other = cluster["members"][0]["uri"], cluster["members"][1]["uri"]
+    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
+        {"cluster": cluster["id"], "decision": "not_duplicates"}])))  # fmt: skip
+    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
+        {"cluster": cluster["id"], "decision": "canonical", "uri": other},
+        {"cluster": cluster["id"], "decision": "exclude_member", "uri": first}])))  # fmt: skip
+    decisions = report(tmp_path)["clusters"][0]["decisions"]
+    assert [(d["decision"], d["uri"]) for d in decisions] == [("canonical", other), ("exclude_member", first)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "is not JSON"),
+        ('{"decisions": []}', "'exported_by' (the reviewer's name) and 'exported_at' are required"),
+        ('{"exported_by": "x", "exported_at": "t", "decisions": [{"cluster": "c", "decision": "delete"}]}',
+         "decision 1 is 'delete'"),
+        ('{"exported_by": "x", "exported_at": "t", "decisions": [{"cluster": "c", "decision": "canonical"}]}',
+         "needs the member's 'uri'"),
+    ],
+)  # fmt: skip
+def test_a_bad_decisions_file_is_refused_with_the_reason(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content, encoding="utf-8")
+    assert message in cli(tmp_path, "decisions", "import", str(path), ok=False)

@@ -1,0 +1,39 @@
+"""The faces extra: without OpenCV the analyser imports, names the extra and flags nothing; with it, it is ready."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from dam_dedupe.cli import main
+
+SCRIPT = """
+import sys
+sys.modules["cv2"] = None  # as if opencv-python-headless were not installed
+from PIL import Image
+from dam_dedupe.errors import MissingExtra
+from dam_dedupe.plugins import faces
+from dam_dedupe.records import AssetRecord
+try:
+    faces.check_available()
+except MissingExtra as exc:
+    print(exc)
+asset = AssetRecord(source="file:///x", key="a", uri="file:///x/a", size=1)
+print(faces.dam_dedupe_analyse_asset(asset, Image.new("RGB", (64, 64)), {}))
+"""
+
+
+def test_without_opencv_the_faces_analyser_names_the_extra_and_stands_aside() -> None:
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert "pip install 'dam-dedupe[faces]'" in lines[0]
+    assert lines[1] == "None"
+    assert "face detection is off" in result.stderr
+
+
+def test_plugins_lists_the_analysers_and_their_extras() -> None:
+    listing = CliRunner().invoke(main, ["plugins"]).output
+    analysers = listing.split("analysers:\n", 1)[1].splitlines()
+    assert analysers == ["  faces  [ready]", "  rights  [ready]"]

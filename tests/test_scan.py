@@ -1,0 +1,255 @@
+"""Scanning a tree end to end: exact groups, errors, incremental rescans, gone assets, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dam_dedupe.catalog import open_catalog
+from dam_dedupe.catalog.migrations import SCHEMA_VERSION
+from dam_dedupe.config import Config, parse_config
+from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.host import Host
+from dam_dedupe.matcher import PRESETS
+from dam_dedupe.records import SourceSpec
+from dam_dedupe.report import build_report
+from dam_dedupe.scan import run_scan
+from tests.conftest import picture, run_cli, save
+
+EXACT = Config(matching=PRESETS["exact"])
+
+
+def build_tree(root: Path) -> dict[str, set[str]]:
+    """Originals with byte-identical copies under other names; returns expected groups by original name."""
+    groups: dict[str, set[str]] = {}
+    for n in range(6):
+        original = save(picture(n), root / "originals" / f"photo{n}.jpg", quality=90)
+        names = {f"originals/photo{n}.jpg"}
+        for m in range(n % 3):
+            copy = root / ("副本" if m else "copies deep/x") / f"renamed {n}-{m}.jpeg"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(original.read_bytes())
+            names.add(str(copy.relative_to(root)))
+        if len(names) > 1:
+            groups[f"photo{n}.jpg"] = names
+    # a re-encoded copy is not byte-identical: exact matching must not group it
+    save(picture(0), root / "reencoded.jpg", quality=60)
+    return groups
+
+
+def clusters_by_path(report: dict, root: Path) -> set[frozenset[str]]:
+    prefix = root.resolve().as_uri() + "/"
+    return {
+        frozenset(m["path"].removeprefix(prefix.replace("%20", " ")) for m in c["members"]) for c in report["clusters"]
+    }
+
+
+def test_exact_duplicates_grouped_whatever_their_names_with_no_false_group(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    expected = build_tree(root)
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    summary = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=2)
+
+    report = build_report(catalog)
+    assert clusters_by_path(report, root) == {frozenset(v) for v in expected.values()}
+    assert summary.errors == 0
+    for cluster in report["clusters"]:
+        assert {m["match"] for m in cluster["members"]} == {"exact"}
+        assert len({m["sha256"] for m in cluster["members"]}) == 1
+        assert sum(m["canonical"] for m in cluster["members"]) == 1
+        assert cluster["canonical_reason"]
+    assert report["summary"]["duplicate_copies"] == sum(len(v) - 1 for v in expected.values())
+
+
+def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    good = save(picture(1), root / "good.jpg")
+    (root / "copy.jpg").write_bytes(good.read_bytes())
+    (root / "zero.jpg").write_bytes(b"")
+    (root / "truncated.jpg").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 3])
+    (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    (root / "letter.jpg").write_text("Dear team,", encoding="utf-8")
+    (root / "minutes.docx").write_bytes(b"PK\x03\x04 not read at all")
+    save(picture(2), root / "no extension")  # recognised by content, not by name
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+
+    report = build_report(catalog)
+    reasons = {Path(e["path"]).name: e["reason"] for e in report["errors"]}
+    assert set(reasons) == {"zero.jpg", "truncated.jpg", "corrupt.png", "letter.jpg"}
+    assert "empty" in reasons["zero.jpg"]
+    assert "truncated" in reasons["truncated.jpg"]
+    assert "not an image" in reasons["letter.jpg"]
+    assert report["summary"]["images"] == 3
+    assert report["summary"]["clusters"] == 1
+
+
+def test_second_scan_of_an_unchanged_tree_reads_no_bytes(tmp_path: Path, with_test_plugin: Path) -> None:
+    root = tmp_path / "tree"
+    build_tree(root)
+    reads = with_test_plugin / "reads.log"
+    spec = SourceSpec("counting://" + str(root))
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    first = run_scan([spec], catalog, Host(), EXACT, workers=2)
+    first_reads = reads.read_text().splitlines()
+    second = run_scan([spec], catalog, Host(), EXACT, workers=2)
+
+    assert len(first_reads) == first.listed > 0
+    assert reads.read_text().splitlines() == first_reads  # not one more read
+    assert (second.fingerprinted, second.unchanged) == (0, first.listed)
+
+    time.sleep(0.01)
+    changed = root / "originals" / "photo1.jpg"
+    save(picture(99), changed)
+    third = run_scan([spec], catalog, Host(), EXACT, workers=1)
+    assert third.fingerprinted == 1
+    assert reads.read_text().splitlines()[len(first_reads) :] == ["originals/photo1.jpg"]
+
+
+def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
+    tmp_path: Path, with_test_plugin: Path
+) -> None:
+    root = tmp_path / "tree"
+    original = save(picture(1), root / "a.jpg", quality=90)
+    (root / "copy of a.jpg").write_bytes(original.read_bytes())
+    # same size and first 64 bytes, one byte different: the weak store hash says "same", SHA-256 says no
+    altered = bytearray(original.read_bytes())
+    altered[len(altered) // 2] ^= 0xFF
+    (root / "b.jpg").write_bytes(bytes(altered))
+    different = save(picture(3, (200, 100)), root / "c.png", "PNG")
+    assert (root / "b.jpg").read_bytes()[:64] == original.read_bytes()[:64]
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    run_scan([SourceSpec("headhash://" + str(root))], catalog, Host(), EXACT, workers=1)
+
+    reads = sorted((with_test_plugin / "reads.log").read_text().splitlines())
+    assert reads == ["a.jpg", "b.jpg", "copy%20of%20a.jpg"]  # c.png has a unique store hash: never read
+    assert different.name not in reads
+    [cluster] = build_report(catalog)["clusters"]
+    assert sorted(m["name"] for m in cluster["members"]) == ["a.jpg", "copy of a.jpg"]
+
+
+def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(tmp_path: Path, with_test_plugin: Path) -> None:
+    original = save(picture(1), tmp_path / "store" / "a.jpg")
+    save(picture(2), tmp_path / "store" / "unique.jpg", quality=50)
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "a copy.jpg").write_bytes(original.read_bytes())  # no store hash on local disk
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    run_scan([SourceSpec("headhash://" + str(tmp_path / "store")), SourceSpec((tmp_path / "disk").as_uri())],
+             catalog, Host(), EXACT, workers=1)  # fmt: skip
+
+    [cluster] = build_report(catalog)["clusters"]
+    assert sorted(m["name"] for m in cluster["members"]) == ["a copy.jpg", "a.jpg"]
+    assert (with_test_plugin / "reads.log").read_text().splitlines() == ["a.jpg"]
+
+
+def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    build_tree(root)
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+    (root / "originals" / "photo2.jpg").unlink()
+
+    summary = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+
+    assert summary.gone == 1
+    gone = catalog.asset_by_uri((root / "originals" / "photo2.jpg").resolve().as_uri())
+    assert gone is not None and gone.state.presence == "gone"
+    assert build_report(catalog)["summary"]["gone"] == 1
+
+
+def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    build_tree(root)
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    summary = run_scan([SourceSpec("nosuch://x"), SourceSpec((tmp_path / "missing").as_uri()),
+                        SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)  # fmt: skip
+
+    report = build_report(catalog)
+    reasons = [e["reason"] for e in report["errors"]]
+    assert any("no installed adapter serves 'nosuch://'" in r for r in reasons)
+    assert any("is not a folder" in r for r in reasons)
+    assert report["summary"]["clusters"] == 4
+    assert summary.errors == 2
+
+
+def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_plugin: Path) -> None:
+    root = tmp_path / "tree"
+    for n in range(400):
+        save(picture(n, (640, 480)), root / f"{n:03d}.png", "PNG")
+    for n in range(0, 400, 40):
+        (root / f"copy-{n:03d}.png").write_bytes((root / f"{n:03d}.png").read_bytes())
+    catalog_path = tmp_path / "c.sqlite"
+    cmd = [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog_path), "scan", "--preset", "exact",
+           "--workers", "1", "counting://" + str(root)]  # fmt: skip
+    process = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and done < 150:
+        time.sleep(0.1)
+        if catalog_path.exists():
+            with sqlite3.connect(catalog_path) as conn:
+                try:
+                    done = conn.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
+                except sqlite3.OperationalError:
+                    done = 0
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 0 < done < 410, "the scan must be killed part-way through"
+    reads_before = len((with_test_plugin / "reads.log").read_text().splitlines())
+
+    run_cli("--catalog", str(catalog_path), "report", "--format", "json", "-o", "partial.json", cwd=tmp_path)
+    run_cli(*cmd[3:], cwd=tmp_path)
+    run_cli("--catalog", str(catalog_path), "report", "--format", "json", "-o", "r.json", cwd=tmp_path)
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["images"] == 410
+    assert report["summary"]["clusters"] == 10
+    reread = len((with_test_plugin / "reads.log").read_text().splitlines()) - reads_before
+    assert reread <= 410 - done + 10  # at most what was not yet committed (plus an unfinished batch)
+
+
+def test_catalog_schema_is_versioned_and_a_newer_catalog_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    open_catalog(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(DamDedupeError, match="newer than this dam-dedupe"):
+        open_catalog(path)
+
+
+def test_policy_authoritative_then_resolution_with_reasons(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    data = save(picture(5, (800, 600)), root / "approved" / "z.jpg").read_bytes()
+    for name in ("a.jpg", "b/c.jpg"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    config = parse_config({"matching": {"preset": "exact"},
+                           "policy": {"authoritative": [str(root / "approved")]}})  # fmt: skip
+    catalog = open_catalog(tmp_path / "c.sqlite")
+
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), config, workers=1)
+
+    [cluster] = build_report(catalog)["clusters"]
+    assert cluster["canonical"].endswith("/approved/z.jpg")
+    assert cluster["canonical_reason"] == "it is in an authoritative location"
+
+    config = parse_config({"matching": {"preset": "exact"}, "policy": {"canonical": ["shortest_path"]}})
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), config, workers=1)
+    [cluster] = build_report(catalog)["clusters"]
+    assert cluster["canonical"].endswith("/tree/a.jpg")
+    assert cluster["canonical_reason"] == "shortest path"
