@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
+from dam_dedupe.config import matching_settings
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.fingerprint import fingerprint_stream
 from dam_dedupe.matcher import PRESETS, compare, find_groups
-from dam_dedupe.matcher.settings import settings_from_config
+from dam_dedupe.matcher.compare import judge
+from dam_dedupe.matcher.grouping import _complete_linkage
 from dam_dedupe.records import Fingerprint
 
 BALANCED = PRESETS["balanced"]
@@ -154,25 +156,39 @@ def test_identical_bytes_are_exact(original: Fingerprint) -> None:
 
 
 def blocked(img: Image.Image, corner: str) -> Image.Image:
-    """A white block over 22% x 22% of the picture in a corner (about 4.8% of the area)."""
+    """A black block over 17% x 17% of the picture in a corner (about 2.9% of the area)."""
     out = img.copy()
-    w, h = int(0.22 * img.width), int(0.22 * img.height)
+    w, h = int(0.17 * img.width), int(0.17 * img.height)
     x, y = (img.width - w - 5, img.height - h - 5) if corner == "bottom-right" else (5, 5)
-    ImageDraw.Draw(out).rectangle((x, y, x + w, y + h), fill=(250, 250, 250))
+    ImageDraw.Draw(out).rectangle((x, y, x + w, y + h), fill=(0, 0, 0))
     return out
 
 
 def test_no_chaining_through_an_intermediate(original: Fingerprint) -> None:
     # B = A with one block: a copy of A. C = B with a second block: a copy of B, but not
-    # of A (twice the changed area). Single linkage would make one group of all three.
+    # of A (twice the change). Single linkage along the verified edges A-B and B-C would
+    # make one group of all three.
     b = fingerprint(blocked(ORIGINAL, "bottom-right"), "PNG")
     c = fingerprint(blocked(blocked(ORIGINAL, "bottom-right"), "top-left"), "PNG")
-    assert compare(original, b, BALANCED) is not None
-    assert compare(b, c, BALANCED) is not None
+    assert judge(original, b, "identity", BALANCED) is not None
+    assert judge(b, c, "identity", BALANCED) is not None
     assert compare(original, c, BALANCED) is None
-    for order in ([original, b, c], [c, b, original], [b, c, original]):
-        groups = find_groups(order, BALANCED)
-        assert len(groups) == 1 and len(groups[0]) == 2
+    edges = [(0.1, 0, 1), (0.1, 1, 2)]
+    for order in ([0, 1, 2], [2, 1, 0]):
+        fps = [[original, b, c][i] for i in order]
+        groups = _complete_linkage(fps, [[0], [1], [2]], edges, BALANCED)
+        assert sorted(len(g) for g in groups) == [1, 2]
+
+
+def test_every_pair_in_a_group_is_explained(original: Fingerprint) -> None:
+    fps = [original, *(make() for make in COPIES.values())]
+    groups = find_groups(fps, BALANCED)
+    assert groups and max(len(g) for g in groups) >= len(fps) // 2
+    for group in groups:
+        for i in group:
+            for j in group:
+                if i != j:
+                    assert compare(fps[i], fps[j], BALANCED) is not None
 
 
 def test_featureless_pictures_group_by_colour_only() -> None:
@@ -185,9 +201,9 @@ def test_featureless_pictures_group_by_colour_only() -> None:
 def test_presets_and_config() -> None:
     assert set(PRESETS) == {"exact", "strict", "balanced", "loose"}
     assert PRESETS["strict"].max_residual < BALANCED.max_residual < PRESETS["loose"].max_residual
-    custom = settings_from_config({"preset": "strict", "max_changed": 0.05})
+    custom = matching_settings({"preset": "strict", "max_changed": 0.05})
     assert custom.preset == "strict" and custom.max_changed == 0.05
-    with pytest.raises(ConfigError, match="unknown"):
-        settings_from_config({"preset": "fuzzy"})
+    with pytest.raises(ConfigError, match="unknown matching preset"):
+        matching_settings({"preset": "fuzzy"})
     with pytest.raises(ConfigError, match="no setting"):
-        settings_from_config({"max_distance": 3})
+        matching_settings({"max_distance": 3})

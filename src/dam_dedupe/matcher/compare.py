@@ -111,6 +111,8 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
 
     ``exact`` for identical bytes; ``near`` for a copy as it stands; ``transformed`` for a
     copy rotated by 90, 180 or 270 degrees or mirrored (when ``settings.transforms``).
+    The verification thresholds are relaxed by ``settings.group_slack``: every pair of
+    members of a group :func:`~dam_dedupe.matcher.find_groups` made passes this test.
     """
     if a.sha256 == b.sha256:
         return Comparison("exact", {"relation": ["identical"], "sha256": a.sha256})
@@ -123,8 +125,9 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
         return None
     symmetries = list(DIHEDRAL) if settings.transforms else ["identity"]
     symmetries.sort(key=lambda name: (dct_distance(a, b, name), name != "identity"))
+    relaxed = settings.relaxed()
     for symmetry in symmetries[:2]:
-        verdict = judge(a, b, symmetry, settings)
+        verdict = judge(a, b, symmetry, relaxed)
         if verdict is not None:
             kind: MatchKind = "near" if symmetry == "identity" else "transformed"
             return Comparison(kind, evidence(a, b, verdict))

@@ -7,11 +7,11 @@
    mirrored copies, whose ``dct`` hashes are within ``transform_radius`` bits after each
    symmetry.
 3. Each candidate pair is verified against the thumbnails (:func:`~dam_dedupe.matcher.compare.judge`).
-4. Verified pairs are merged best first, and two groups merge only if more than half of
-   the pairs across them are verified copies too (a strict majority linkage). So a chain
-   A~B~C where A and C are not copies never becomes one group, while a group of many
-   edits of one original (a crop, a watermarked copy, a greyscale copy) holds together
-   even though two edits compounded may fail verification. For groups larger than
+4. Verified pairs are merged best first, and two groups merge only if every member of
+   one is a copy of every member of the other under :func:`~dam_dedupe.matcher.compare`
+   (complete linkage, with the thresholds relaxed by ``group_slack``). So a chain A~B~C
+   where A and C are not copies never becomes one group, and ``compare`` explains every
+   pair of members, whichever the canonical policy picks. For groups larger than
    ``LINKAGE_SAMPLE`` the check uses their first ``LINKAGE_SAMPLE`` members.
 
 Featureless pictures (a flat colour; no structure to hash) are grouped when their grey
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -33,7 +33,7 @@ from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
 
-LINKAGE_SAMPLE = 12
+LINKAGE_SAMPLE = 40
 FLAT_WINDOW = 50
 INDEX_THREADS = min(2, os.cpu_count() or 1)
 
@@ -103,7 +103,7 @@ def _merge_near(
     usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
     edges = _flat_edges(fingerprints, nodes)
     if len(usable) < 2:
-        return _majority_linkage(fingerprints, nodes, edges, settings)
+        return _complete_linkage(fingerprints, nodes, edges, settings)
     families = [f for f in INDEXED_FAMILIES if all(f in fingerprints[nodes[n][0]].perceptual for n in usable)]
     codes = {
         family: np.array([int(fingerprints[nodes[n][0]].perceptual[family], 16) for n in usable], dtype=np.uint64)
@@ -115,7 +115,7 @@ def _merge_near(
         if verdict is not None:
             edges.append((verdict.trimmed_rms, usable[i], usable[j]))
     edges.sort()
-    return _majority_linkage(fingerprints, nodes, edges, settings)
+    return _complete_linkage(fingerprints, nodes, edges, settings)
 
 
 def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> list[tuple[float, int, int]]:
@@ -137,31 +137,13 @@ def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> 
     return edges
 
 
-def _majority(copies: Callable[[int, int], bool], first: list[int], second: list[int]) -> bool:
-    """Whether more than half of the pairs across two groups are copies (stopping once decided)."""
-    total = len(first) * len(second)
-    needed = total // 2 + 1
-    agreeing = disagreeing = 0
-    for p in first:
-        for q in second:
-            if copies(p, q):
-                agreeing += 1
-            else:
-                disagreeing += 1
-            if agreeing >= needed:
-                return True
-            if disagreeing > total - needed:
-                return False
-    return False
-
-
-def _majority_linkage(
+def _complete_linkage(
     fingerprints: Sequence[Fingerprint],
     nodes: list[list[int]],
     edges: list[tuple[float, int, int]],
     settings: MatchSettings,
 ) -> list[list[int]]:
-    """Merge node groups along ``edges`` (best first) when most cross pairs are verified copies."""
+    """Merge node groups along ``edges`` (best first) when every cross pair is a copy."""
     group_of = list(range(len(nodes)))
     members: dict[int, list[int]] = {n: [n] for n in range(len(nodes))}
     verified: dict[tuple[int, int], bool] = {}
@@ -178,7 +160,7 @@ def _majority_linkage(
         if gx == gy:
             continue
         verified[(min(x, y), max(x, y))] = True
-        if _majority(copies, members[gx][:LINKAGE_SAMPLE], members[gy][:LINKAGE_SAMPLE]):
+        if all(copies(p, q) for p in members[gx][:LINKAGE_SAMPLE] for q in members[gy][:LINKAGE_SAMPLE]):
             keep, gone = (gx, gy) if len(members[gx]) >= len(members[gy]) else (gy, gx)
             for n in members[gone]:
                 group_of[n] = keep

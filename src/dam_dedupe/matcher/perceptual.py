@@ -34,7 +34,6 @@ CHROMA_GRID = 4
 DCT_BLOCK = 8
 
 
-
 def _dct_matrix(n: int) -> np.ndarray:
     """The orthonormal DCT-II matrix of size ``n`` (rows are frequencies)."""
     k = np.arange(n)[:, None]

@@ -37,6 +37,11 @@ class MatchSettings:
             stereo pair) shows new content along a whole border, a crop does not.
         max_colour_distance: largest mean chroma difference (YCbCr units) when both images
             have colour; colour themes of one design differ by far more.
+        group_slack: factor by which ``max_residual``, ``max_changed``, ``max_edge_strip``
+            and ``max_colour_distance`` are relaxed when checking that every member of a
+            group is a copy of every other (and in :func:`~dam_dedupe.matcher.compare`):
+            the pairs that form groups meet the thresholds as set; two edits of one
+            original compounded (a crop and a watermarked copy) may need more room.
         max_aspect_change: largest difference of the natural logarithms of the aspect
             ratios (a 5% crop of one side changes it by about 0.05).
     """
@@ -51,6 +56,18 @@ class MatchSettings:
     max_edge_strip: float = 0.25
     max_colour_distance: float = 20.0
     max_aspect_change: float = 0.12
+    group_slack: float = 1.5
+
+    def relaxed(self) -> MatchSettings:
+        """These settings with the verification thresholds relaxed by ``group_slack``."""
+        return replace(
+            self,
+            max_residual=self.max_residual * self.group_slack,
+            max_changed=self.max_changed * self.group_slack,
+            max_edge_strip=self.max_edge_strip * self.group_slack,
+            max_colour_distance=self.max_colour_distance * self.group_slack,
+            group_slack=1.0,
+        )
 
     def with_overrides(self, **values: object) -> MatchSettings:
         """A copy with some values replaced (from ``dam-dedupe.toml`` ``[matching]``).
@@ -92,15 +109,3 @@ PRESETS: dict[str, MatchSettings] = {
     ),
 }
 """The named presets; ``balanced`` is the default."""
-
-
-def settings_from_config(section: dict[str, object]) -> MatchSettings:
-    """Build settings from a ``[matching]`` table: ``preset`` plus explicit values.
-
-    Raises :class:`~dam_dedupe.errors.ConfigError` for an unknown preset or setting.
-    """
-    values = dict(section)
-    name = str(values.pop("preset", "balanced"))
-    if name not in PRESETS:
-        raise ConfigError(f"[matching] preset '{name}' is unknown; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name].with_overrides(**values)
