@@ -132,3 +132,12 @@ def test_not_an_image_and_empty_files() -> None:
         decode(io.BytesIO(b"%PDF-1.7 not a picture"), 22)
     with pytest.raises(AssetError, match="empty"):
         decode(io.BytesIO(b""), 0)
+
+
+def test_heic_is_decoded_when_the_extra_is_installed() -> None:
+    pytest.importorskip("pillow_heif", reason="the heic extra (pillow-heif) is not installed")
+    decoded = run(encoded(picture(640, 400), "HEIF", quality=80))
+    assert decoded.format == "HEIF" and (decoded.width, decoded.height) == (640, 400)
+    grey = np.asarray(decoded.image.convert("L").resize((32, 20), Image.Resampling.BOX), dtype=float)
+    expected = np.asarray(picture(640, 400).convert("L").resize((32, 20), Image.Resampling.BOX), dtype=float)
+    assert np.corrcoef(grey.ravel(), expected.ravel())[0, 1] > 0.95

@@ -84,6 +84,18 @@ _FLAT = 2.0
 """Standard deviation (of 0..255 values) below which a channel counts as flat."""
 
 
+def _register_optional_decoders() -> None:
+    """Let Pillow open HEIC/HEIF when pillow-heif (the ``heic`` extra) is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+
+
+_register_optional_decoders()
+
+
 class NotAnImage(AssetError):
     """The content is not an image format the decoders know."""
 

@@ -138,18 +138,15 @@ def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, obje
     """What a reviewer needs to judge a pair: hashes and distances, measurements, likely relation."""
     ta = DIHEDRAL[verdict.symmetry](thumbnail_array(a.thumbnail))  # type: ignore[arg-type, operator]
     grad = (grad_hash_of(ta.copy()) ^ int(b.perceptual["grad"], 16)).bit_count() if "grad" in b.perceptual else None
+    hashes: dict[str, dict[str, int | None]] = {"dct": {"distance": dct_distance(a, b, verdict.symmetry), "bits": 63}}
+    for family in ("low", "centre"):
+        if verdict.symmetry == "identity" and family in a.perceptual and family in b.perceptual:
+            hashes[family] = {"distance": _distance(a, b, family), "bits": 63}
+    hashes["grad"] = {"distance": grad, "bits": 128}
     return {
         "relation": relation(a, b, verdict),
         "symmetry": verdict.symmetry,
-        "hashes": {
-            "dct": {"distance": dct_distance(a, b, verdict.symmetry), "bits": 63},
-            **{
-                family: {"distance": _distance(a, b, family), "bits": 63}
-                for family in ("low", "centre")
-                if verdict.symmetry == "identity" and family in a.perceptual and family in b.perceptual
-            },
-            "grad": {"distance": grad, "bits": 128},
-        },
+        "hashes": hashes,
         "thumbnail": {
             "residual": round(verdict.trimmed_rms, 3),
             "residual_all": round(verdict.rms, 3),
