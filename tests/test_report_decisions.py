@@ -112,3 +112,8 @@ def test_a_bad_decisions_file_is_refused_with_the_reason(tmp_path: Path, content
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
     assert message in cli(tmp_path, "decisions", "import", str(path), ok=False)
+    # planning reads the file the same way, and refuses it with the same reason
+    plan = tmp_path / "plan.json"
+    assert message in cli(tmp_path, "plan", "--action", "tag", "--decisions", str(path), "--by", "ana", "-o", str(plan),
+                          ok=False)  # fmt: skip
+    assert not plan.exists()

@@ -11,9 +11,9 @@ from typing import Any
 from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedAsset
 from dam_dedupe.catalog import Catalog, CatalogAsset, StoredCluster
 from dam_dedupe.config import Config
+from dam_dedupe.decisions import CLUSTER_DECISIONS, Decisions
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import audit
-from dam_dedupe.governance.decisions import CLUSTER_DECISIONS, Decisions
 from dam_dedupe.governance.plan import SCHEMA, Plan, canonical_json
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
