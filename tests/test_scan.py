@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,16 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from dam_dedupe.canonical import choose_canonical, make_rules
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.catalog.migrations import SCHEMA_VERSION
 from dam_dedupe.config import Config, parse_config
 from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.fingerprint import fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS
-from dam_dedupe.records import SourceSpec
+from dam_dedupe.records import AssetRecord, Cluster, Member, SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
+from tests.report_library import app13, iim
 
 EXACT = Config(matching=PRESETS["exact"])
 
@@ -253,3 +257,21 @@ def test_policy_authoritative_then_resolution_with_reasons(tmp_path: Path) -> No
     [cluster] = build_report(catalog)["clusters"]
     assert cluster["canonical"].endswith("/tree/a.jpg")
     assert cluster["canonical_reason"] == "shortest path"
+
+
+def test_policy_metadata_prefers_the_copy_carrying_iptc_fields(tmp_path: Path) -> None:
+    pixels = picture(3)
+    plain, tagged = io.BytesIO(), io.BytesIO()
+    pixels.save(plain, "JPEG", quality=90)
+    pixels.save(tagged, "JPEG", quality=90, extra=app13(iim(80, "Jane Photographer") + iim(116, "© 2026 Brand")))
+    members = []
+    for name, data in (("a-plain.jpg", plain.getvalue()), ("b-tagged.jpg", tagged.getvalue())):
+        record = AssetRecord(source="file:///lib", key=name, uri=f"file:///lib/{name}", size=len(data), name=name)
+        members.append(Member(record, fingerprint_stream(io.BytesIO(data))))
+    assert members[1].fingerprint.metadata_fields == members[0].fingerprint.metadata_fields + 1
+
+    cluster = Cluster("c-1", members)
+    choose_canonical(cluster, ["metadata"], make_rules([]))
+
+    assert cluster.canonical is members[1]
+    assert cluster.canonical_reason == "richest metadata (1 fields against 0)"

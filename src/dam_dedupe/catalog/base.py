@@ -28,8 +28,8 @@ class AssetState:
     Attributes:
         presence: ``present`` or ``gone`` (listed before, missing now; never silently dropped).
         content: ``pending`` (not read yet), ``image``, ``not_image``, ``skipped`` (not read:
-            its name says it is no image) or ``error``.
-        error: the reason, for ``error`` and ``not_image``.
+            its name says it is no image; or read and found to be a redirect stub) or ``error``.
+        error: the reason, for ``error`` and ``not_image``; for a skipped redirect stub, where it points.
     """
 
     presence: str
