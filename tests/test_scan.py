@@ -190,6 +190,20 @@ def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path:
     assert summary.errors == 2
 
 
+def test_a_problem_fixed_since_the_last_scan_is_no_longer_reported(tmp_path: Path) -> None:
+    root = tmp_path / "share"
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+    assert [e["reason"] for e in build_report(catalog)["errors"]] == [
+        f"listing stopped: {root} is not a folder that can be read"
+    ]
+
+    build_tree(root)
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+
+    assert build_report(catalog)["errors"] == []
+
+
 def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_plugin: Path) -> None:
     root = tmp_path / "tree"
     for n in range(400):

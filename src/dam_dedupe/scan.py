@@ -202,6 +202,7 @@ class Scan:
         try:
             for spec in specs:
                 source_id = self.catalog.source_id(spec)
+                self.catalog.clear_problems(source_id)
                 try:
                     adapter = self.host.open_source(spec)
                 except DamDedupeError as exc:

@@ -195,6 +195,9 @@ class Catalog(Protocol):
     def mark_unseen_gone(self, source_id: int, run_id: int) -> int:
         """After a complete listing, mark every present asset it did not list as gone."""
 
+    def clear_problems(self, source_id: int) -> None:
+        """Forget a source's recorded problems; a new scan of it records what is still wrong."""
+
     def add_problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
         """Record something the run could not list or read, outside any one asset."""
 
