@@ -28,6 +28,7 @@ from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedA
 from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.errors import AssetError, ConfigError
 from dam_dedupe.plugins.quarantine import QuarantineAction, move_to_quarantine, restore_from_quarantine
+from dam_dedupe.stubs import stub_bytes
 
 REDIRECT_TAG = "dam-dedupe.redirect"
 MAP_COLUMNS = ("old_uri", "canonical_uri", "cluster", "pointer", "backup_uri", "sha256")
@@ -51,9 +52,8 @@ class LinkingAdapter(Protocol):
 
 
 def stub_body(step: ActionStep) -> bytes:
-    """The bytes of a stub object standing for a redirected duplicate."""
-    return json.dumps({"redirect_to": step.canonical.uri, "was": step.target.uri, "sha256": step.target.sha256,
-                       "cluster": step.cluster}, ensure_ascii=False, indent=1).encode("utf-8")  # fmt: skip
+    """The bytes of a stub object standing for a redirected duplicate (see :mod:`dam_dedupe.stubs`)."""
+    return stub_bytes(step.canonical.uri, step.target.uri, step.target.sha256, step.cluster)
 
 
 class RedirectAction(QuarantineAction):

@@ -37,6 +37,7 @@ from PIL import Image
 
 from dam_dedupe import hookimpl
 from dam_dedupe.analysis import LICENSED, Analysis
+from dam_dedupe.iptc import iptc_block, parse_iim
 from dam_dedupe.records import AssetRecord
 
 FIELDS = ("creator", "credit_line", "copyright_notice", "usage_terms", "web_statement", "licensor")
@@ -69,27 +70,10 @@ def _text(value: bytes | list[bytes] | str) -> str:
     return " ".join(value.split())[:MAX_VALUE]
 
 
-def parse_iim(block: bytes) -> dict[tuple[int, int], list[bytes]]:
-    """The datasets of an IPTC IIM block, by (record, dataset); a damaged tail is ignored."""
-    found: dict[tuple[int, int], list[bytes]] = {}
-    at = 0
-    while at + 5 <= len(block) and block[at] == 0x1C:
-        record, dataset, length = block[at + 1], block[at + 2], int.from_bytes(block[at + 3 : at + 5], "big")
-        at += 5
-        if length & 0x8000:  # extended length: the next (length & 0x7FFF) bytes hold the real length
-            size = length & 0x7FFF
-            length = int.from_bytes(block[at : at + size], "big")
-            at += size
-        found.setdefault((record, dataset), []).append(block[at : at + length])
-        at += length
-    return found
-
-
 def read_iptc(image: Image.Image) -> dict[str, str]:
     """The rights fields of the image's IPTC IIM block (a JPEG's APP13 Photoshop resource), by field name."""
-    resources = image.info.get("photoshop") or {}
-    block = resources.get(0x0404) if isinstance(resources, dict) else None
-    if not block:
+    block = iptc_block(image)
+    if block is None:
         return {}
     datasets = parse_iim(block)
     return {name: _text(datasets[key]) for key, name in IPTC_DATASETS.items() if datasets.get(key)}

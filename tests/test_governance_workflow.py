@@ -128,6 +128,26 @@ def test_round_trip_leaves_every_file_byte_identical(lib: Library, tmp_path: Pat
     assert tags_state(lib.root) == start_tags
 
 
+def test_a_rescan_after_redirecting_to_stubs_skips_the_stubs_and_finds_no_duplicates(
+    lib: Library, tmp_path: Path
+) -> None:
+    dups = duplicates(lib)
+    plan = approved(lib, "redirect", {"pointer": "stub"})
+    apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path / "out")
+
+    summary = run_scan([SourceSpec(lib.uri)], lib.catalog, lib.host, lib.config, workers=1)
+
+    assert summary.errors == 0 and lib.catalog.problems() == []
+    assert summary.skipped == len(dups)  # each stub, read once and recognised
+    assert lib.catalog.clusters() == []
+    for dup, canonical in dups.items():
+        stub = lib.catalog.asset_by_uri((lib.root / dup).as_uri())
+        assert stub is not None and stub.state.content == "skipped"
+        assert stub.state.error == f"redirect stub pointing to {(lib.root / canonical).as_uri()}"
+    again = run_scan([SourceSpec(lib.uri)], lib.catalog, lib.host, lib.config, workers=1)
+    assert (again.errors, again.fingerprinted, again.unchanged) == (0, 0, again.listed)
+
+
 def test_quarantine_writes_a_manifest_that_names_every_copy(lib: Library, tmp_path: Path) -> None:
     plan = approved(lib, "quarantine")
     report = apply_plan(lib.catalog, lib.host, lib.config, plan, out_dir=tmp_path)

@@ -112,3 +112,77 @@ def test_a_bad_decisions_file_is_refused_with_the_reason(tmp_path: Path, content
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
     assert message in cli(tmp_path, "decisions", "import", str(path), ok=False)
+    # planning reads the file the same way, and refuses it with the same reason
+    plan = tmp_path / "plan.json"
+    assert message in cli(tmp_path, "plan", "--action", "tag", "--decisions", str(path), "--by", "ana", "-o", str(plan),
+                          ok=False)  # fmt: skip
+    assert not plan.exists()
+
+
+def plan(tmp_path: Path, *args: str) -> dict:
+    """Make a quarantine plan over the catalog (extra ``args`` for ``dam-dedupe plan``); return the plan document."""
+    path = tmp_path / "plan.json"
+    cli(tmp_path, "plan", "--action", "quarantine", "--by", "ana", "-o", str(path), *args)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def targets(doc: dict) -> set[str]:
+    """File names of the copies a plan acts on."""
+    return {Path(step["target"]["key"]).name for step in doc["steps"]}
+
+
+def test_a_stored_not_duplicates_keeps_the_cluster_out_of_plans_until_a_member_changes(
+    library: Path, tmp_path: Path
+) -> None:
+    cluster = report(tmp_path)["clusters"][0]["id"]
+    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
+        {"cluster": cluster, "decision": "not_duplicates"}])))  # fmt: skip
+
+    doc = plan(tmp_path)
+    assert doc["steps"] == [] and doc["clusters"] == []
+    assert doc["excluded"] == [
+        {"cluster": cluster, "reason": "stored decision 'not_duplicates' by Records Office (2026-11-25T10:00:00Z)"}
+    ]
+    assert doc["stored_decisions"] == [{"cluster": cluster, "decision": "not_duplicates", "uri": None,
+                                        "decided_by": "Records Office", "decided_at": "2026-11-25T10:00:00Z",
+                                        "effect": "cluster left out"}]  # fmt: skip
+
+    # one copy is edited: the cluster (now a.jpg and b.jpg) is back in the next plan
+    picture(library / "c.jpg", "blue")
+    cli(tmp_path, "scan", str(library), "--workers", "1")
+    doc = plan(tmp_path)
+    assert len(doc["clusters"]) == 1 and len(targets(doc)) == 1 and doc["excluded"] == []
+    assert doc["stored_decisions"] == []
+
+
+def test_stored_member_decisions_apply_and_a_decisions_file_replaces_them(library: Path, tmp_path: Path) -> None:
+    cluster = report(tmp_path)["clusters"][0]
+    uri = {Path(m["uri"]).name: m["uri"] for m in cluster["members"]}
+    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
+        {"cluster": cluster["id"], "decision": "canonical", "uri": uri["c.jpg"]},
+        {"cluster": cluster["id"], "decision": "exclude_member", "uri": uri["b.jpg"]}])))  # fmt: skip
+
+    doc = plan(tmp_path)
+    assert targets(doc) == {"a.jpg"} and doc["clusters"][0]["canonical"] == uri["c.jpg"]
+    assert {
+        "cluster": cluster["id"],
+        "uri": uri["b.jpg"],
+        "reason": "stored decision 'exclude_member' by Records Office (2026-11-25T10:00:00Z)",
+    } in doc["excluded"]
+    assert [d["effect"] for d in doc["stored_decisions"]] == ["canonical changed", "copy left alone"]
+
+    # a decisions file given to the plan decides the clusters it names; the stored decisions it replaced are noted
+    file = tmp_path / "today.json"
+    file.write_text(
+        json.dumps(
+            {
+                "exported_by": "Legal",
+                "exported_at": "2026-11-26T08:00:00Z",
+                "decisions": [{"cluster": cluster["id"], "decision": "keep_all"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    doc = plan(tmp_path, "--decisions", str(file))
+    assert doc["steps"] == [] and doc["decisions"]["items"][0]["effect"] == "cluster left out"
+    assert {d["effect"] for d in doc["stored_decisions"]} == {"replaced by the decisions file given to this plan"}

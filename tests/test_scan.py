@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,16 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from dam_dedupe.canonical import choose_canonical, make_rules
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.catalog.migrations import SCHEMA_VERSION
 from dam_dedupe.config import Config, parse_config
 from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.fingerprint import fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS
-from dam_dedupe.records import SourceSpec
+from dam_dedupe.records import AssetRecord, Cluster, Member, SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
+from tests.report_library import app13, iim
 
 EXACT = Config(matching=PRESETS["exact"])
 
@@ -186,6 +190,20 @@ def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path:
     assert summary.errors == 2
 
 
+def test_a_problem_fixed_since_the_last_scan_is_no_longer_reported(tmp_path: Path) -> None:
+    root = tmp_path / "share"
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+    assert [e["reason"] for e in build_report(catalog)["errors"]] == [
+        f"listing stopped: {root} is not a folder that can be read"
+    ]
+
+    build_tree(root)
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+
+    assert build_report(catalog)["errors"] == []
+
+
 def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_plugin: Path) -> None:
     root = tmp_path / "tree"
     for n in range(400):
@@ -253,3 +271,21 @@ def test_policy_authoritative_then_resolution_with_reasons(tmp_path: Path) -> No
     [cluster] = build_report(catalog)["clusters"]
     assert cluster["canonical"].endswith("/tree/a.jpg")
     assert cluster["canonical_reason"] == "shortest path"
+
+
+def test_policy_metadata_prefers_the_copy_carrying_iptc_fields(tmp_path: Path) -> None:
+    pixels = picture(3)
+    plain, tagged = io.BytesIO(), io.BytesIO()
+    pixels.save(plain, "JPEG", quality=90)
+    pixels.save(tagged, "JPEG", quality=90, extra=app13(iim(80, "Jane Photographer") + iim(116, "© 2026 Brand")))
+    members = []
+    for name, data in (("a-plain.jpg", plain.getvalue()), ("b-tagged.jpg", tagged.getvalue())):
+        record = AssetRecord(source="file:///lib", key=name, uri=f"file:///lib/{name}", size=len(data), name=name)
+        members.append(Member(record, fingerprint_stream(io.BytesIO(data))))
+    assert members[1].fingerprint.metadata_fields == members[0].fingerprint.metadata_fields + 1
+
+    cluster = Cluster("c-1", members)
+    choose_canonical(cluster, ["metadata"], make_rules([]))
+
+    assert cluster.canonical is members[1]
+    assert cluster.canonical_reason == "richest metadata (1 fields against 0)"

@@ -1,19 +1,22 @@
-"""Reviewers' decisions exported from the HTML report, read and kept in the catalog.
+"""Reviewers' decisions exported from the HTML report: read, used by plans, kept in the catalog.
 
-The file the report exports (and ``dam-dedupe plan --decisions FILE`` reads)::
+The file the report exports (read by ``dam-dedupe plan --decisions FILE`` and
+``dam-dedupe decisions import FILE``)::
 
     {"exported_by": "A. Reviewer", "exported_at": "2026-11-25T09:30:00Z",
      "decisions": [{"cluster": "c-…", "decision": "exclude"},
                    {"cluster": "c-…", "decision": "canonical", "uri": "file:///…"}]}
 
 ``decision`` is ``exclude``, ``keep_all``, ``not_duplicates`` (the whole cluster) or
-``exclude_member``, ``canonical`` (one member, named by ``uri``). Imported decisions are
-stored with the cluster's members (URI and SHA-256 of each) as they were, and stand
-until a member changes, joins or leaves.
+``exclude_member``, ``canonical`` (one member, named by ``uri``). A plan records the file's
+SHA-256, who exported it and what each decision did, so that sign-off covers the reviewers'
+choices too. Imported decisions are stored with the cluster's members (URI and SHA-256 of
+each) as they were, and stand until a member changes, joins or leaves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +26,13 @@ from dam_dedupe.catalog import Catalog, DecisionKind, ReviewDecision
 from dam_dedupe.errors import ConfigError
 
 KINDS: tuple[str, ...] = get_args(DecisionKind)
-MEMBER_KINDS = ("exclude_member", "canonical")
+CLUSTER_DECISIONS = ("exclude", "keep_all", "not_duplicates")
+MEMBER_DECISIONS = ("exclude_member", "canonical")
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionEntry:
-    """One decision as the exported file states it."""
+class Decision:
+    """One reviewer decision: on a cluster, or on one member of it (``uri``)."""
 
     cluster: str
     decision: DecisionKind
@@ -36,12 +40,17 @@ class DecisionEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionsFile:
-    """An exported decisions file: who exported it, when, and the decisions."""
+class Decisions:
+    """A decisions file as read: who exported it, when, its decisions and the file's SHA-256."""
 
     exported_by: str
     exported_at: str
-    decisions: tuple[DecisionEntry, ...]
+    items: tuple[Decision, ...]
+    sha256: str
+
+    def for_cluster(self, cluster_id: str) -> list[Decision]:
+        """The decisions about one cluster, in file order."""
+        return [d for d in self.items if d.cluster == cluster_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +58,14 @@ class ImportResult:
     """What an import stored and what it refused, with the reason for each refusal."""
 
     stored: int
-    refused: tuple[tuple[DecisionEntry, str], ...]
+    refused: tuple[tuple[Decision, str], ...]
 
 
-def load_decisions_file(path: str | Path) -> DecisionsFile:
+def read_decisions(path: str | Path) -> Decisions:
     """Read and check a decisions file; raise :class:`~dam_dedupe.errors.ConfigError` naming what is wrong."""
     try:
-        doc: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
+        doc: Any = json.loads(raw)
     except FileNotFoundError as exc:
         raise ConfigError(f"decisions file {path} does not exist") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -65,20 +75,22 @@ def load_decisions_file(path: str | Path) -> DecisionsFile:
     by, at = doc.get("exported_by"), doc.get("exported_at")
     if not isinstance(by, str) or not by.strip() or not isinstance(at, str) or not at:
         raise ConfigError(f"{path}: 'exported_by' (the reviewer's name) and 'exported_at' are required")
-    entries = []
-    for number, item in enumerate(doc["decisions"], 1):
-        if not isinstance(item, dict) or not isinstance(item.get("cluster"), str):
-            raise ConfigError(f"{path}: decision {number} needs a 'cluster' id")
-        kind, uri = item.get("decision"), item.get("uri")
-        if kind not in KINDS:
-            raise ConfigError(f"{path}: decision {number} is {kind!r}; known: {', '.join(KINDS)}")
-        if kind in MEMBER_KINDS and not isinstance(uri, str):
-            raise ConfigError(f"{path}: decision {number} ({kind}) needs the member's 'uri'")
-        entries.append(DecisionEntry(item["cluster"], kind, uri if kind in MEMBER_KINDS else None))
-    return DecisionsFile(by.strip(), at, tuple(entries))
+    items = tuple(_decision(path, number, item) for number, item in enumerate(doc["decisions"], 1))
+    return Decisions(by.strip(), at, items, hashlib.sha256(raw).hexdigest())
 
 
-def import_decisions(catalog: Catalog, decisions: DecisionsFile) -> ImportResult:
+def _decision(path: str | Path, number: int, item: Any) -> Decision:
+    if not isinstance(item, dict) or not isinstance(item.get("cluster"), str):
+        raise ConfigError(f"{path}: decision {number} needs a 'cluster' id")
+    kind, uri = item.get("decision"), item.get("uri")
+    if kind not in KINDS:
+        raise ConfigError(f"{path}: decision {number} is {kind!r}; known: {', '.join(KINDS)}")
+    if kind in MEMBER_DECISIONS and not isinstance(uri, str):
+        raise ConfigError(f"{path}: decision {number} ({kind}) needs the member's 'uri'")
+    return Decision(item["cluster"], kind, uri if kind in MEMBER_DECISIONS else None)
+
+
+def import_decisions(catalog: Catalog, decisions: Decisions) -> ImportResult:
     """Store the decisions that fit the catalog's current clusters, with each cluster's member contents.
 
     A decision is refused when its cluster no longer exists (rescanned since the report)
@@ -87,8 +99,8 @@ def import_decisions(catalog: Catalog, decisions: DecisionsFile) -> ImportResult
     """
     contents = catalog.cluster_contents()
     stored: list[ReviewDecision] = []
-    refused: list[tuple[DecisionEntry, str]] = []
-    for entry in decisions.decisions:
+    refused: list[tuple[Decision, str]] = []
+    for entry in decisions.items:
         if entry.cluster not in contents:
             refused.append((entry, "no such cluster in the catalog now (was it rescanned since the report?)"))
         elif entry.uri is not None and entry.uri not in {uri for uri, _sha in contents[entry.cluster]}:

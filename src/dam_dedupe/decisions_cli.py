@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dam_dedupe.decisions import import_decisions, load_decisions_file
+from dam_dedupe.decisions import import_decisions, read_decisions
 
 if TYPE_CHECKING:
     from dam_dedupe.cli import Context
@@ -22,7 +22,7 @@ def decisions() -> None:
 @click.pass_obj
 def import_command(obj: Context, file: str) -> None:
     """Store the decisions in FILE; "keep all" and "not duplicates" then show as decided until a member changes."""
-    loaded = load_decisions_file(file)
+    loaded = read_decisions(file)
     catalog = obj.catalog()
     try:
         result = import_decisions(catalog, loaded)

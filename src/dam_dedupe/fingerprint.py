@@ -12,9 +12,10 @@ import tempfile
 from collections.abc import Callable
 from typing import IO
 
-from PIL import Image, IptcImagePlugin
+from PIL import Image
 
 from dam_dedupe.imaging import decode
+from dam_dedupe.iptc import iptc_block
 from dam_dedupe.matcher.perceptual import describe
 from dam_dedupe.records import Fingerprint
 
@@ -71,7 +72,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
 def count_metadata_fields(image: Image.Image) -> int:
     """EXIF tags, plus one for an IPTC block and one for an XMP packet."""
     fields = len(image.getexif())
-    if IptcImagePlugin.getiptcinfo(image):  # type: ignore[arg-type]
+    if iptc_block(image) is not None:
         fields += 1
     if image.info.get("xmp") or image.info.get("XML:com.adobe.xmp"):
         fields += 1

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 from PIL import Image
 
@@ -32,6 +32,7 @@ from dam_dedupe.fingerprint import fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
 from dam_dedupe.records import AssetRecord, DeltaCursor, Fingerprint, ListingProblem, Removed, ScanSummary, SourceSpec
+from dam_dedupe.stubs import MAX_STUB_SIZE, redirect_target
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,22 @@ class JobResult:
     error: str | None = None
     retry: bool = False
     analyses: dict[str, Analysis] = field(default_factory=dict)  # analysis: results by analyser name
+
+
+class _HeadKeeper:
+    """Passes a stream's reads through, keeping its first ``limit`` bytes (to recognise a redirect stub)."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.head = bytearray()
+
+    def read(self, n: int = -1) -> bytes:
+        """Read as the stream does, keeping what falls within the first ``limit`` bytes."""
+        data = self.stream.read(n)
+        if len(self.head) < self.limit:
+            self.head += data[: self.limit - len(self.head)]
+        return data
 
 
 _process_adapters: dict[SourceSpec, SourceAdapter] = {}
@@ -135,10 +152,14 @@ class FingerprintJob:
             if self.analysis is not None:
                 analyses.update(run_analysers(self.host().pm, record, image, self.analysis))
 
+        kept = _HeadKeeper(stream, MAX_STUB_SIZE + 1)
         try:
             with stream:
-                fingerprint = fingerprint_stream(stream, analyse)
+                fingerprint = fingerprint_stream(cast(IO[bytes], kept), analyse)
         except NotAnImage as exc:
+            if (target := redirect_target(bytes(kept.head))) is not None:
+                # the redirect action's stub in place of a duplicate: not an image, and no mistake either
+                return JobResult(asset_id, content="skipped", error=f"redirect stub pointing to {target}")
             if has_image_extension(record.name):
                 return JobResult(asset_id, content="not_image", error=f"named as an image but {exc}")
             return JobResult(asset_id, content="skipped")
@@ -181,6 +202,7 @@ class Scan:
         try:
             for spec in specs:
                 source_id = self.catalog.source_id(spec)
+                self.catalog.clear_problems(source_id)
                 try:
                     adapter = self.host.open_source(spec)
                 except DamDedupeError as exc:

@@ -28,8 +28,8 @@ class AssetState:
     Attributes:
         presence: ``present`` or ``gone`` (listed before, missing now; never silently dropped).
         content: ``pending`` (not read yet), ``image``, ``not_image``, ``skipped`` (not read:
-            its name says it is no image) or ``error``.
-        error: the reason, for ``error`` and ``not_image``.
+            its name says it is no image; or read and found to be a redirect stub) or ``error``.
+        error: the reason, for ``error`` and ``not_image``; for a skipped redirect stub, where it points.
     """
 
     presence: str
@@ -194,6 +194,9 @@ class Catalog(Protocol):
 
     def mark_unseen_gone(self, source_id: int, run_id: int) -> int:
         """After a complete listing, mark every present asset it did not list as gone."""
+
+    def clear_problems(self, source_id: int) -> None:
+        """Forget a source's recorded problems; a new scan of it records what is still wrong."""
 
     def add_problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
         """Record something the run could not list or read, outside any one asset."""

@@ -182,6 +182,10 @@ class SqliteCatalog:
         )
         return cur.rowcount
 
+    def clear_problems(self, source_id: int) -> None:
+        """Forget a source's recorded problems; a new scan of it records what is still wrong."""
+        self.conn.execute("DELETE FROM problems WHERE source_id = ?", (source_id,))
+
     def add_problem(self, run_id: int, source_id: int, uri: str, reason: str) -> None:
         """Record something the run could not list or read, outside any one asset."""
         self.conn.execute(

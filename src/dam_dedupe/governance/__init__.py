@@ -12,8 +12,8 @@ The Python API (the CLI in :mod:`dam_dedupe.governance.commands` is a thin layer
 ``docs/governance.md`` walks an admin, a legal reviewer and an auditor through it.
 """
 
+from dam_dedupe.decisions import Decisions, read_decisions
 from dam_dedupe.governance.apply import apply_plan
-from dam_dedupe.governance.decisions import Decisions, read_decisions
 from dam_dedupe.governance.plan import Plan, PlanEdited, read_plan, write_plan
 from dam_dedupe.governance.planner import Selection, make_plan
 from dam_dedupe.governance.runner import RunReport, StepResult

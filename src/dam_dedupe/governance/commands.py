@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dam_dedupe.decisions import read_decisions
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import audit
 from dam_dedupe.governance.apply import apply_plan
-from dam_dedupe.governance.decisions import read_decisions
 from dam_dedupe.governance.plan import read_plan, write_plan
 from dam_dedupe.governance.planner import Selection, make_plan
 from dam_dedupe.governance.runner import RunReport

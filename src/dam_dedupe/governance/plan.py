@@ -39,7 +39,7 @@ class Plan:
     """A plan: its id and its body (everything but the id).
 
     The body holds ``schema``, ``action``, ``params``, ``created``, ``created_by``,
-    ``selection``, ``decisions``, ``clusters``, ``excluded`` and ``steps``; see
+    ``selection``, ``decisions``, ``stored_decisions``, ``clusters``, ``excluded`` and ``steps``; see
     ``docs/governance.md`` for each field.
     """
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedAsset
-from dam_dedupe.catalog import Catalog, CatalogAsset, StoredCluster
+from dam_dedupe.catalog import Catalog, CatalogAsset, ReviewDecision, StoredCluster
 from dam_dedupe.config import Config
+from dam_dedupe.decisions import CLUSTER_DECISIONS, Decisions
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import audit
-from dam_dedupe.governance.decisions import CLUSTER_DECISIONS, Decisions
 from dam_dedupe.governance.plan import SCHEMA, Plan, canonical_json
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
@@ -57,15 +57,37 @@ def expected(asset: CatalogAsset) -> ExpectedAsset:
                          record.version_id, record.store_hash)  # fmt: skip
 
 
-class _Planner:
-    """Walks the stored clusters, applying the selection and decisions, collecting steps and exclusions."""
+@dataclass(frozen=True, slots=True)
+class _Ruling:
+    """A decision as the planner applies it: what, on which member, who made it, and where its effect is noted."""
 
-    def __init__(self, plugin: ActionPlugin, selection: Selection, decisions: Decisions | None) -> None:
+    decision: str
+    uri: str | None
+    who: str
+    record: dict[str, Any]
+    effects: list[dict[str, Any]]
+
+    def note(self, effect: str) -> None:
+        """Record what the decision did in this plan."""
+        self.effects.append({**self.record, "effect": effect})
+
+
+class _Planner:
+    """Walks the stored clusters, applying the selection and decisions, collecting steps and exclusions.
+
+    Decisions come from the file given to this plan and from the catalog (imported earlier,
+    still standing). For a cluster the file names, the file's decisions replace the stored ones.
+    """
+
+    def __init__(self, plugin: ActionPlugin, selection: Selection, decisions: Decisions | None,
+                 standing: Mapping[str, list[ReviewDecision]]) -> None:  # fmt: skip
         self.plugin = plugin
         self.selection = selection
         self.decisions = decisions
+        self.standing = standing
         self.excluded: list[dict[str, str]] = []
         self.effects: list[dict[str, Any]] = []
+        self.stored_effects: list[dict[str, Any]] = []
 
     def exclude(self, cluster: str, reason: str, uri: str | None = None) -> None:
         """Record that a cluster, or one copy in it (``uri``), is left out of the plan, and why."""
@@ -84,40 +106,54 @@ class _Planner:
             return None
         duplicates = [
             exp for uri, (asset, match, evidence) in members.items()
-            if uri != canonical_uri and (exp := self._duplicate(stored.id, asset, match, evidence, uri in left_alone))
+            if uri != canonical_uri and (exp := self._duplicate(stored.id, asset, match, evidence, left_alone.get(uri)))
         ]  # fmt: skip
         if not duplicates:
             self.exclude(stored.id, "no copy left to act on")
             return None
         return ClusterChoice(stored.id, canonical, tuple(duplicates))
 
-    def _decide(self, cluster: str, members: set[str], canonical_uri: str) -> tuple[str, set[str]] | None:
-        """Apply reviewers' decisions: the canonical and the copies left alone, or ``None`` if the cluster is out."""
-        if self.decisions is None:
-            return canonical_uri, set()
-        left_alone: set[str] = set()
-        for decision in self.decisions.for_cluster(cluster):
-            who = f"reviewer decision '{decision.decision}' exported by {self.decisions.exported_by}"
-            record = dataclasses.asdict(decision)
-            if decision.decision in CLUSTER_DECISIONS:
-                self.effects.append({**record, "effect": "cluster left out"})
-                self.exclude(cluster, who)
+    def _rulings(self, cluster: str) -> list[_Ruling]:
+        """The decisions that apply to a cluster: the file's if it names the cluster, else the stored ones."""
+        stored = [
+            _Ruling(d.decision, d.uri, f"stored decision '{d.decision}' by {d.decided_by} ({d.decided_at})",
+                    {"cluster": d.cluster, "decision": d.decision, "uri": d.uri, "decided_by": d.decided_by,
+                     "decided_at": d.decided_at}, self.stored_effects)
+            for d in self.standing.get(cluster, [])
+        ]  # fmt: skip
+        from_file = self.decisions.for_cluster(cluster) if self.decisions else []
+        if not from_file:
+            return stored
+        for ruling in stored:
+            ruling.note("replaced by the decisions file given to this plan")
+        by = self.decisions.exported_by if self.decisions else ""
+        return [_Ruling(d.decision, d.uri, f"reviewer decision '{d.decision}' exported by {by}",
+                        dataclasses.asdict(d), self.effects) for d in from_file]  # fmt: skip
+
+    def _decide(self, cluster: str, members: set[str], canonical_uri: str) -> tuple[str, dict[str, str]] | None:
+        """Apply reviewers' decisions: the canonical and the copies left alone (with who decided so), or ``None``
+        if the cluster is out."""
+        left_alone: dict[str, str] = {}
+        for ruling in self._rulings(cluster):
+            if ruling.decision in CLUSTER_DECISIONS:
+                ruling.note("cluster left out")
+                self.exclude(cluster, ruling.who)
                 return None
-            if decision.uri not in members:
+            if ruling.uri is None or ruling.uri not in members:
                 effect = "not a member of this cluster"
-                if decision.decision == "canonical":
-                    self.effects.append({**record, "effect": effect + "; cluster left out"})
-                    self.exclude(cluster, f"{who} names {decision.uri}, {effect}")
+                if ruling.decision == "canonical":
+                    ruling.note(effect + "; cluster left out")
+                    self.exclude(cluster, f"{ruling.who} names {ruling.uri}, {effect}")
                     return None
-                self.effects.append({**record, "effect": effect + "; ignored"})
-            elif decision.decision == "canonical":
-                canonical_uri = decision.uri
-                self.effects.append({**record, "effect": "canonical changed"})
-            elif decision.uri == canonical_uri:
-                self.effects.append({**record, "effect": "it is the canonical; ignored"})
+                ruling.note(effect + "; ignored")
+            elif ruling.decision == "canonical":
+                canonical_uri = ruling.uri
+                ruling.note("canonical changed")
+            elif ruling.uri == canonical_uri:
+                ruling.note("it is the canonical; ignored")
             else:
-                left_alone.add(decision.uri)
-                self.effects.append({**record, "effect": "copy left alone"})
+                left_alone[ruling.uri] = ruling.who
+                ruling.note("copy left alone")
         return canonical_uri, left_alone
 
     def note_unplanned_decisions(self, planned: set[str], in_catalog: set[str]) -> None:
@@ -129,11 +165,11 @@ class _Planner:
                 self.effects.append({**dataclasses.asdict(decision), "effect": effect})
 
     def _duplicate(self, cluster: str, asset: CatalogAsset, match: str, evidence: dict[str, object],
-                   left_alone: bool) -> ExpectedAsset | None:  # fmt: skip
+                   left_alone_by: str | None) -> ExpectedAsset | None:  # fmt: skip
         sel, uri = self.selection, asset.record.uri
         reason = None
-        if left_alone:
-            reason = "reviewer decision 'exclude_member'"
+        if left_alone_by:
+            reason = left_alone_by
         elif asset.state.presence != "present":
             reason = "gone at the last scan"
         elif sel.sources and asset.record.source not in sel.sources:
@@ -162,7 +198,9 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
         action: the action plugin's name.
         params: the action's plan-level parameters (defaults filled in, unknown ones refused).
         selection: which clusters and copies; everything when ``None``.
-        decisions: reviewers' decisions, recorded in the plan.
+        decisions: reviewers' decisions from a file, recorded in the plan. Decisions kept in the
+            catalog (``dam-dedupe decisions import``) that still stand are honoured too, and
+            recorded under ``stored_decisions``; for a cluster the file names, the file's win.
         by: who makes the plan (recorded in it and in the audit log).
     """
     if action not in host.actions:
@@ -171,7 +209,7 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
     checked = cls.check_params(params or {})
     plugin = cls(checked)
     selection = selection or Selection()
-    planner = _Planner(plugin, selection, decisions)
+    planner = _Planner(plugin, selection, decisions, catalog.standing_decisions())
     all_clusters = catalog.clusters()
     stored = [c for c in all_clusters if not selection.clusters or c.id in selection.clusters]
     unknown = set(selection.clusters) - {c.id for c in stored}
@@ -203,6 +241,7 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
         "decisions": None if decisions is None else {
             "exported_by": decisions.exported_by, "exported_at": decisions.exported_at,
             "file_sha256": decisions.sha256, "items": planner.effects},
+        "stored_decisions": planner.stored_effects,
         "clusters": clusters,
         "excluded": planner.excluded,
         "steps": [step.to_json() for step in steps],
@@ -218,6 +257,7 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
             "clusters": len(clusters),
             "excluded": len(planner.excluded),
             "decisions_sha256": decisions.sha256 if decisions else None,
+            "stored_decisions": len(planner.stored_effects),
         }
         audit.record(catalog, by, "plan", plan.id, detail=detail)
     return plan
