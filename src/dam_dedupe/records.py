@@ -98,7 +98,9 @@ class Fingerprint:
         size: number of bytes hashed.
         width, height: pixel size after applying EXIF orientation.
         format: the decoder's format name (``JPEG``, ``PNG``, ``WEBP``, …).
-        perceptual: perceptual hashes by family name (for example ``"phash"``), hex strings.
+        perceptual: perceptual hashes by family name, hex strings (the core matcher's families
+            are ``dct``, ``low``, ``centre``, ``grad`` and the colour signature ``chroma``;
+            see ``docs/matching.md``).
             Empty when the image could not be decoded for them.
         thumbnail: a tiny normalised greyscale thumbnail (raw bytes) used to verify
             near-duplicate pairs and shown in reports; ``None`` if not made.
