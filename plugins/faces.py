@@ -54,7 +54,7 @@ def _detector() -> cv2.CascadeClassifier | None:
     try:
         check_available()
     except MissingExtra as exc:
-        log.warning("face detection is off: %s", exc)
+        log.warning("face detection is off, so no image is flagged as personal data: %s", exc)
         return None
     import cv2
 

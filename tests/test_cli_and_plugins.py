@@ -73,7 +73,7 @@ def test_a_missing_sdk_is_a_clear_message_naming_the_install_command(tmp_path: P
         {
             "uri": "needs-sdk://anything",
             "path": "needs-sdk://anything",
-            "reason": "this source needs the 'some-cloud-sdk' package, which is not installed. "
+            "reason": "the 'some-cloud-sdk' package is not installed. "
             "Install it with: pip install 'dam-dedupe[needs-sdk]'",
             "scope": "listing",
         }

@@ -19,7 +19,7 @@ class MissingExtra(DamDedupeError):
         self.extra = extra
         self.package = package
         super().__init__(
-            f"this source needs the '{package}' package, which is not installed. "
+            f"the '{package}' package is not installed. "
             f"Install it with: pip install 'dam-dedupe[{extra}]'"
         )
 
