@@ -63,7 +63,7 @@ class MatchSettings:
     max_colour_distance: float = 20.0
     max_aspect_change: float = 0.12
     max_fine_residual: float = 0.9
-    max_hotspot: float = 12.0
+    max_hotspot: float = 10.0
     group_slack: float = 1.5
 
     def relaxed(self) -> MatchSettings:

@@ -296,7 +296,8 @@ def refine(
     if cropped:
         alignments.append((cropped, _polish_crop(a, fine_b, cropped, crop)))
     measured = [(_fine_measures(*_aligned(a, fine_b, *alignment)), alignment) for alignment in alignments]
-    (fine_residual, hotspot), (cropped, crop) = min(measured, key=lambda m: m[0][0])
+    (fine_residual, _), (cropped, crop) = min(measured, key=lambda m: m[0][0])
+    hotspot = min(_fine_measures(*_aligned(a, fine_b, *alignment, soften=False))[1] for alignment in alignments)
     return replace(
         verdict, crop_searched=True, cropped=cropped, crop=crop, fine_residual=fine_residual, hotspot=hotspot
     )
