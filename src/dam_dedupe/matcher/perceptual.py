@@ -28,6 +28,8 @@ existed) are still read; such pairs get the coarse check only.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
@@ -190,20 +192,28 @@ def _halve(fine: np.ndarray) -> np.ndarray:
     return np.rint(pixels)
 
 
+@lru_cache(maxsize=4096)
 def thumbnail_array(thumbnail: bytes) -> np.ndarray:
-    """A stored thumbnail (64x64, or 32x32 from older catalogs) as a float 32x32 array."""
+    """A stored thumbnail (64x64, or 32x32 from older catalogs) as a float 32x32 array (read-only:
+    it is cached, as each thumbnail is compared with many others)."""
     pixels = np.frombuffer(thumbnail, dtype=np.uint8)
     if pixels.size == FINE_SIDE * FINE_SIDE:
-        return _halve(pixels.reshape(FINE_SIDE, FINE_SIDE))
-    return pixels.reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+        array = _halve(pixels.reshape(FINE_SIDE, FINE_SIDE))
+    else:
+        array = pixels.reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    array.flags.writeable = False
+    return array
 
 
+@lru_cache(maxsize=4096)
 def fine_array(thumbnail: bytes) -> np.ndarray | None:
-    """A stored 64x64 thumbnail as a float array, or ``None`` for a 32x32 one."""
+    """A stored 64x64 thumbnail as a read-only float array, or ``None`` for a 32x32 one."""
     pixels = np.frombuffer(thumbnail, dtype=np.uint8)
     if pixels.size != FINE_SIDE * FINE_SIDE:
         return None
-    return pixels.reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
+    array = pixels.reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
+    array.flags.writeable = False
+    return array
 
 
 def chroma_array(hex_value: str) -> np.ndarray:

@@ -286,18 +286,21 @@ def refine(
         return verdict
     a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](fine_a))  # type: ignore[operator]
     cropped, crop = verdict.cropped, verdict.crop
+    uncropped = _fine_measures(*_aligned(a, fine_b, *NO_CROP))
     if not verdict.crop_searched:
-        fine_residual, hotspot = _fine_measures(*_aligned(a, fine_b, *NO_CROP, soften=False))
-        if fine_residual <= limits[0] and hotspot <= limits[1]:
-            return replace(verdict, fine_residual=fine_residual, hotspot=hotspot)
+        if uncropped[0] <= limits[0] and uncropped[1] <= limits[1]:
+            return replace(verdict, fine_residual=uncropped[0], hotspot=uncropped[1])
         coarse_a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
         cropped, crop = _search_crop(coarse_a, thumbnail_array(thumb_b), aspect)
-    alignments = [NO_CROP]
+    fine_residual, hotspot = uncropped
     if cropped:
-        alignments.append((cropped, _polish_crop(a, fine_b, cropped, crop)))
-    measured = [(_fine_measures(*_aligned(a, fine_b, *alignment)), alignment) for alignment in alignments]
-    (fine_residual, _), (cropped, crop) = min(measured, key=lambda m: m[0][0])
-    hotspot = min(_fine_measures(*_aligned(a, fine_b, *alignment, soften=False))[1] for alignment in alignments)
+        crop = _polish_crop(a, fine_b, cropped, crop)
+        cropped_residual = _fine_measures(*_aligned(a, fine_b, cropped, crop))[0]
+        hotspot = min(hotspot, _fine_measures(*_aligned(a, fine_b, cropped, crop, soften=False))[1])
+        if cropped_residual < fine_residual:
+            fine_residual = cropped_residual
+        else:
+            cropped, crop = NO_CROP
     return replace(
         verdict, crop_searched=True, cropped=cropped, crop=crop, fine_residual=fine_residual, hotspot=hotspot
     )
@@ -377,9 +380,17 @@ def _interior_peak(residual: np.ndarray) -> float:
 def _soften(a: np.ndarray) -> np.ndarray:
     """A [1, 2, 1] / 4 blur along both axes (edges repeated): after resampling a crop, detail
     near the thumbnail's resolution is aliased differently in the two pictures."""
-    padded = np.pad(a, 1, mode="edge")
-    rows = (padded[:-2, :] + 2 * padded[1:-1, :] + padded[2:, :]) / 4
-    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+    rows = 2 * a
+    rows[1:] += a[:-1]
+    rows[0] += a[0]
+    rows[:-1] += a[1:]
+    rows[-1] += a[-1]
+    out = 2 * rows
+    out[:, 1:] += rows[:, :-1]
+    out[:, 0] += rows[:, 0]
+    out[:, :-1] += rows[:, 1:]
+    out[:, -1] += rows[:, -1]
+    return out / 16
 
 
 def _edge_strip(residual: np.ndarray) -> float:
