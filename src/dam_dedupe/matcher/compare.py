@@ -127,6 +127,17 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     if flat(a) or flat(b):
         found = flat_match(a, b)
         return Comparison("near", found) if found else None
+    verdict = relaxed_verdict(a, b, settings)
+    if verdict is None:
+        return None
+    kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
+    return Comparison(kind, evidence(a, b, verdict))
+
+
+def relaxed_verdict(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Verdict | None:
+    """The verdict :func:`compare` rests on for two comparable, different, non-flat fingerprints,
+    without the evidence: the verification under ``settings.relaxed()`` for the two likeliest
+    symmetries (by ``dct`` distance), or ``None``."""
     if not (comparable(a) and comparable(b)):
         return None
     symmetries = list(DIHEDRAL) if settings.transforms else ["identity"]
@@ -135,9 +146,19 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     for symmetry in symmetries[:2]:
         verdict = judge(a, b, symmetry, relaxed)
         if verdict is not None:
-            kind: MatchKind = "near" if symmetry == "identity" else "transformed"
-            return Comparison(kind, evidence(a, b, verdict))
+            return verdict
     return None
+
+
+def is_copy(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> bool:
+    """Whether :func:`compare` finds ``b`` a copy of ``a``, without building the evidence."""
+    if a.sha256 == b.sha256:
+        return True
+    if not settings.perceptual:
+        return False
+    if flat(a) or flat(b):
+        return flat_match(a, b) is not None
+    return relaxed_verdict(a, b, settings) is not None
 
 
 def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, object]:

@@ -66,7 +66,7 @@ def dct_hash_of(grey: np.ndarray) -> int:
 
 def _pack(bits: np.ndarray) -> int:
     """Bits (index 0 = least significant) packed into an int."""
-    return int(sum(1 << i for i, bit in enumerate(bits.tolist()) if bit))
+    return int.from_bytes(np.packbits(np.asarray(bits, dtype=bool), bitorder="little").tobytes(), "little")
 
 
 _ZIGZAG = np.argsort((_U + _V) * DCT_BLOCK + _U, kind="stable")[:21]
