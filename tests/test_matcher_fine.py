@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from dam_dedupe.matcher import PRESETS, compare, find_groups
+from dam_dedupe.matcher.compare import judge
 from dam_dedupe.matcher.perceptual import FINE_SIDE, THUMBNAIL_SIDE, fine_array, thumbnail_array
 from dam_dedupe.records import Fingerprint
 from tests.test_matcher_groups import fingerprint, watermarked, window
@@ -48,7 +49,7 @@ def banner() -> Fingerprint:
 def test_a_template_with_another_headline_is_not_a_copy(banner: Fingerprint) -> None:
     other = fingerprint(template("Open Day"), "PNG")
     assert find_groups([banner, other], BALANCED) == []
-    assert compare(banner, other, BALANCED) is None
+    assert judge(banner, other, "identity", BALANCED) is None
     assert find_groups([banner, other], COARSE_ONLY) == [[0, 1]]
 
 
