@@ -65,6 +65,9 @@ DECODE_SIZE = 128
 """The smallest side a reduced decode aims for: the matcher works on 64x64, and a decode of
 at least twice that keeps its box filter honest."""
 
+JPEG_SCALES = (8, 4, 2)
+"""The reductions JPEG's DCT-scaled decoding offers (besides 1), largest first."""
+
 MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 """Largest picture (width x height as stored) decoded at all; beyond it the file is refused
 as a decompression bomb. JPEG is decoded reduced, so a large JPEG costs little memory."""
@@ -175,9 +178,13 @@ def decode(fp: IO[bytes], size: int) -> Decoded:
 
 
 def _reduce(img: Image.Image) -> Image.Image:
-    """Shrink by an integer box factor while the short side stays at least 2 x DECODE_SIZE."""
-    factor = min(img.size) // (2 * DECODE_SIZE)
-    if factor < 2:
+    """Shrink by the factor JPEG's DCT scaling would use for the same size: the largest of 8,
+    4 and 2 that keeps both sides at least DECODE_SIZE (box averaging, as a DCT-scaled decode
+    is). Copies in different formats then reach the matcher at the same resolution, and fine
+    textures alias alike."""
+    ratio = min(img.size[0] // DECODE_SIZE, img.size[1] // DECODE_SIZE)
+    factor = next((f for f in JPEG_SCALES if f <= ratio), 1)
+    if factor < 2 or img.format == "JPEG":
         return img
     if img.mode in ("P", "PA", "1"):
         img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")

@@ -9,7 +9,7 @@ import numpy as np
 
 from dam_dedupe.matcher.perceptual import DIHEDRAL, chroma_array, dct_dihedral, grad_hash_of, thumbnail_array
 from dam_dedupe.matcher.settings import MatchSettings
-from dam_dedupe.matcher.verify import Verdict, featureless, verify
+from dam_dedupe.matcher.verify import Verdict, featureless, refine, verify
 from dam_dedupe.records import Fingerprint, MatchKind
 
 QUARTER_TURNS = frozenset({"rotate-90", "rotate-270", "transpose", "transverse"})
@@ -103,6 +103,12 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
         return None
     if verdict.colour_distance is not None and verdict.colour_distance > settings.max_colour_distance:
         return None
+    limits = (settings.max_fine_residual, settings.max_hotspot)
+    verdict = refine(a.thumbnail, b.thumbnail, verdict, aspect, limits)  # type: ignore[arg-type]
+    if verdict.fine_residual is not None and verdict.fine_residual > settings.max_fine_residual:
+        return None
+    if verdict.hotspot is not None and verdict.hotspot > settings.max_hotspot:
+        return None
     return verdict
 
 
@@ -121,6 +127,17 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     if flat(a) or flat(b):
         found = flat_match(a, b)
         return Comparison("near", found) if found else None
+    verdict = relaxed_verdict(a, b, settings)
+    if verdict is None:
+        return None
+    kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
+    return Comparison(kind, evidence(a, b, verdict))
+
+
+def relaxed_verdict(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Verdict | None:
+    """The verdict :func:`compare` rests on for two comparable, different, non-flat fingerprints,
+    without the evidence: the verification under ``settings.relaxed()`` for the two likeliest
+    symmetries (by ``dct`` distance), or ``None``."""
     if not (comparable(a) and comparable(b)):
         return None
     symmetries = list(DIHEDRAL) if settings.transforms else ["identity"]
@@ -129,9 +146,19 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     for symmetry in symmetries[:2]:
         verdict = judge(a, b, symmetry, relaxed)
         if verdict is not None:
-            kind: MatchKind = "near" if symmetry == "identity" else "transformed"
-            return Comparison(kind, evidence(a, b, verdict))
+            return verdict
     return None
+
+
+def is_copy(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> bool:
+    """Whether :func:`compare` finds ``b`` a copy of ``a``, without building the evidence."""
+    if a.sha256 == b.sha256:
+        return True
+    if not settings.perceptual:
+        return False
+    if flat(a) or flat(b):
+        return flat_match(a, b) is not None
+    return relaxed_verdict(a, b, settings) is not None
 
 
 def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, object]:
@@ -153,6 +180,9 @@ def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, obje
             "changed_area": round(verdict.changed, 4),
             "edge_strip": round(verdict.edge_strip, 3),
         },
+        "fine": None
+        if verdict.fine_residual is None or verdict.hotspot is None
+        else {"residual": round(verdict.fine_residual, 3), "hotspot": round(verdict.hotspot, 2)},
         "crop": {"of": verdict.cropped, "margins": [round(m, 3) for m in verdict.crop]} if verdict.cropped else None,
         "colour_distance": None if verdict.colour_distance is None else round(verdict.colour_distance, 1),
         "size": {"a": [a.width, a.height], "b": [b.width, b.height]},

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, compare, flat, flat_level, flat_match, judge
+from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, flat, flat_level, flat_match, is_copy, judge
 from dam_dedupe.matcher.index import pairs_within
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
@@ -152,7 +152,7 @@ def _complete_linkage(
         key = (min(x, y), max(x, y))
         if key not in verified:
             fa, fb = fingerprints[nodes[key[0]][0]], fingerprints[nodes[key[1]][0]]
-            verified[key] = compare(fa, fb, settings) is not None
+            verified[key] = is_copy(fa, fb, settings)
         return verified[key]
 
     for _, x, y in edges:

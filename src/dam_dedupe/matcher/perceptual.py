@@ -18,18 +18,24 @@ Everything is computed from one normalised greyscale picture of ``WORK_SIDE`` sq
 - ``chroma``: a 4x4 grid of mean YCbCr chroma (Cb, Cr minus 128, signed bytes), to tell
   the colour themes of one design apart while accepting greyscale copies.
 
-The thumbnail (``THUMBNAIL_SIDE`` square, 8-bit greyscale, raw bytes row by row, 1 KiB)
-is what pairs are verified against, and what the report shows. Both hashes are computed
-from the thumbnail as stored, so that a verifier can recompute them for any symmetry.
+The stored thumbnail (``FINE_SIDE`` square, 8-bit greyscale, raw bytes row by row, 4 KiB)
+is what pairs are verified against, and what the report shows. Its ``THUMBNAIL_SIDE``
+square reduction (:func:`thumbnail_array`) is what the hashes are computed from, so that a
+verifier can recompute them for any symmetry; the full 64x64 (:func:`fine_array`) is the
+second, finer check of a pair. Thumbnails of 32x32 (1 KiB, stored before the finer check
+existed) are still read; such pairs get the coarse check only.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
 THUMBNAIL_SIDE = 32
-WORK_SIDE = 64
+FINE_SIDE = 64
+WORK_SIDE = FINE_SIDE
 CHROMA_GRID = 4
 DCT_BLOCK = 8
 
@@ -60,7 +66,7 @@ def dct_hash_of(grey: np.ndarray) -> int:
 
 def _pack(bits: np.ndarray) -> int:
     """Bits (index 0 = least significant) packed into an int."""
-    return int(sum(1 << i for i, bit in enumerate(bits.tolist()) if bit))
+    return int.from_bytes(np.packbits(np.asarray(bits, dtype=bool), bitorder="little").tobytes(), "little")
 
 
 _ZIGZAG = np.argsort((_U + _V) * DCT_BLOCK + _U, kind="stable")[:21]
@@ -164,12 +170,12 @@ def describe(image: Image.Image) -> tuple[dict[str, str], bytes]:
     """Return the image's perceptual hashes (family name to hex) and a normalised thumbnail.
 
     ``image`` must be ``L`` or ``RGB`` (as :func:`dam_dedupe.imaging.decode` returns).
-    The thumbnail is ``THUMBNAIL_SIDE`` square, 8-bit greyscale, raw bytes row by row.
+    The thumbnail is ``FINE_SIDE`` square, 8-bit greyscale, raw bytes row by row.
     """
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     work = rgb.resize((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
-    grey = np.asarray(work.convert("L"), dtype=np.float32)
-    half = np.rint(grey.reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))).clip(0, 255)
+    fine = np.asarray(work.convert("L"), dtype=np.uint8)
+    half = _halve(fine)
     hashes = {
         "dct": f"{dct_hash_of(half):016x}",
         "low": f"{low_hash_of(half):016x}",
@@ -177,12 +183,37 @@ def describe(image: Image.Image) -> tuple[dict[str, str], bytes]:
         "grad": f"{grad_hash_of(half):032x}",
         "chroma": chroma_signature(work).tobytes().hex(),
     }
-    return hashes, half.astype(np.uint8).tobytes()
+    return hashes, fine.tobytes()
 
 
+def _halve(fine: np.ndarray) -> np.ndarray:
+    """A FINE_SIDE square 8-bit picture as a THUMBNAIL_SIDE square float array (2x2 means, rounded)."""
+    pixels = fine.astype(np.float32).reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
+    return np.rint(pixels)
+
+
+@lru_cache(maxsize=4096)
 def thumbnail_array(thumbnail: bytes) -> np.ndarray:
-    """A stored thumbnail as a float 32x32 array."""
-    return np.frombuffer(thumbnail, dtype=np.uint8).reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    """A stored thumbnail (64x64, or 32x32 from older catalogs) as a float 32x32 array (read-only:
+    it is cached, as each thumbnail is compared with many others)."""
+    pixels = np.frombuffer(thumbnail, dtype=np.uint8)
+    if pixels.size == FINE_SIDE * FINE_SIDE:
+        array = _halve(pixels.reshape(FINE_SIDE, FINE_SIDE))
+    else:
+        array = pixels.reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    array.flags.writeable = False
+    return array
+
+
+@lru_cache(maxsize=4096)
+def fine_array(thumbnail: bytes) -> np.ndarray | None:
+    """A stored 64x64 thumbnail as a read-only float array, or ``None`` for a 32x32 one."""
+    pixels = np.frombuffer(thumbnail, dtype=np.uint8)
+    if pixels.size != FINE_SIDE * FINE_SIDE:
+        return None
+    array = pixels.reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
+    array.flags.writeable = False
+    return array
 
 
 def chroma_array(hex_value: str) -> np.ndarray:

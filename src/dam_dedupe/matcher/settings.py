@@ -37,13 +37,19 @@ class MatchSettings:
             stereo pair) shows new content along a whole border, a crop does not.
         max_colour_distance: largest mean chroma difference (YCbCr units) when both images
             have colour; colour themes of one design differ by far more.
-        group_slack: factor by which ``max_residual``, ``max_changed``, ``max_edge_strip``
-            and ``max_colour_distance`` are relaxed when checking that every member of a
-            group is a copy of every other (and in :func:`~dam_dedupe.matcher.compare`):
+        group_slack: factor by which ``max_residual``, ``max_changed``, ``max_edge_strip``,
+            ``max_colour_distance``, ``max_fine_residual`` and ``max_hotspot`` are relaxed
+            when checking that every member of a group is a copy of every other (and in
+            :func:`~dam_dedupe.matcher.compare`):
             the pairs that form groups meet the thresholds as set; two edits of one
             original compounded (a crop and a watermarked copy) may need more room.
         max_aspect_change: largest difference of the natural logarithms of the aspect
             ratios (a 5% crop of one side changes it by about 0.05).
+        max_fine_residual: the second, finer check on the 64x64 thumbnails: largest
+            residual relative to the pictures' own fine detail (a shifted or turned view of
+            a smooth scene leaves more than a copy does).
+        max_hotspot: largest concentrated change away from the border, relative to the
+            rest of the residual (a different headline in one template).
     """
 
     preset: str = "balanced"
@@ -56,6 +62,8 @@ class MatchSettings:
     max_edge_strip: float = 0.25
     max_colour_distance: float = 20.0
     max_aspect_change: float = 0.12
+    max_fine_residual: float = 0.9
+    max_hotspot: float = 10.0
     group_slack: float = 1.5
 
     def relaxed(self) -> MatchSettings:
@@ -66,6 +74,8 @@ class MatchSettings:
             max_changed=self.max_changed * self.group_slack,
             max_edge_strip=self.max_edge_strip * self.group_slack,
             max_colour_distance=self.max_colour_distance * self.group_slack,
+            max_fine_residual=self.max_fine_residual * self.group_slack,
+            max_hotspot=self.max_hotspot * self.group_slack,
             group_slack=1.0,
         )
 

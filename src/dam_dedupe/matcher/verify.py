@@ -18,12 +18,12 @@ thumbnails agree everywhere except in a small area (room for a watermark or logo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
-from dam_dedupe.matcher.perceptual import DIHEDRAL, THUMBNAIL_SIDE, chroma_array, thumbnail_array
+from dam_dedupe.matcher.perceptual import DIHEDRAL, THUMBNAIL_SIDE, chroma_array, fine_array, thumbnail_array
 
 MAX_MARGIN = 0.06
 MARGIN_STEP = 0.005
@@ -34,6 +34,15 @@ LOCAL_CHANGE = 0.07
 FEATURELESS_STD = 2.0
 """Thumbnails flatter than this (grey levels of standard deviation) have no structure to
 match: such images are grouped only when byte-identical."""
+DETAIL_FLOOR = 0.05
+"""Added to the fine detail level before dividing by it, so that flat pictures are not judged by noise."""
+HOTSPOT_FLOOR = 0.02
+"""Added to the trimmed residual before dividing the interior peak by it."""
+HOTSPOT_BLOCK = 4
+HOTSPOT_MARGIN = 3 / 16
+"""Share of each side, along the border, where a concentrated change (a watermark, logo or
+credit line) is forgiven; a concentrated change further in counts as a different picture."""
+"""Side, in pixels of the 64x64 thumbnail, of the blocks whose residual the hotspot compares."""
 COLOURFUL = 6.0
 """Mean chroma magnitude above which an image counts as having colour."""
 
@@ -55,6 +64,16 @@ class Verdict:
         cropped: ``"first"``, ``"second"`` or ``""``: which image looks like a crop of the other.
         colour_distance: mean chroma difference over the grid, or ``None`` when one image has no colour.
         greyscale: which image is greyscale while the other has colour (``"first"``, ``"second"`` or ``""``).
+        crop_searched: whether the crop search ran (it is skipped when the uncropped fit is good enough).
+        fine_residual: from :func:`refine`, on the 64x64 thumbnails: the trimmed residual
+            divided by the pictures' own fine detail (plus ``DETAIL_FLOOR``). A copy's
+            residual is aliasing and compression, which scale with the detail; a shifted or
+            turned view (burst, stereo pair) of a smooth scene leaves more. ``None`` before
+            :func:`refine` or for old 32x32 thumbnails.
+        hotspot: from :func:`refine`: how much the worst 4x4 block away from the border
+            stands out from the rest of the residual. A watermark or logo sits near the
+            border; a different headline or an object added or removed inside the picture
+            is a concentrated change away from it.
     """
 
     symmetry: str
@@ -66,6 +85,9 @@ class Verdict:
     cropped: str
     colour_distance: float | None
     greyscale: str
+    crop_searched: bool = True
+    fine_residual: float | None = None
+    hotspot: float | None = None
 
 
 def featureless(thumbnail: bytes) -> bool:
@@ -84,14 +106,13 @@ def _margins() -> np.ndarray:
     return np.arange(0.0, MAX_MARGIN + 1e-9, MARGIN_STEP)
 
 
-@lru_cache(maxsize=1)
-def _resamplers() -> tuple[np.ndarray, np.ndarray]:
-    """Area-resampling matrices for every (low, high) margin pair along one axis.
+@lru_cache(maxsize=2)
+def _resamplers(n: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Area-resampling matrices for every (low, high) margin pair along one axis of ``n`` pixels.
 
     Returns (matrices of shape (k, n, n), margin pairs of shape (k, 2)). Row i of a matrix
     averages the source pixels that the cropped picture's pixel i covers.
     """
-    n = THUMBNAIL_SIDE
     margins = _margins()
     pairs = np.array([(lo, hi) for lo in margins for hi in margins])
     mats = np.zeros((len(pairs), n, n))
@@ -114,7 +135,7 @@ def _best_crop(
     dimensions: a crop must explain it (within ``ASPECT_TOLERANCE``), so a shifted view
     of the same size, as in a burst or a stereo pair, cannot pass for a crop.
     """
-    mats, pairs = _resamplers()
+    mats, pairs = _resamplers(big.shape[0])
     scales = np.log(1.0 - pairs.sum(axis=1))
     target = _normalise(small)
 
@@ -148,10 +169,17 @@ def _best_crop(
 
 
 def _batch_residual(candidates: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Mean squared residual of each normalised candidate against a normalised target."""
+    """Mean squared residual of each normalised candidate against a normalised target.
+
+    For two pictures of mean 0 and standard deviation 1 this is 2 - 2 x their correlation,
+    computed from sums without normalising each candidate.
+    """
     flat = candidates.reshape(len(candidates), -1)
-    flat = (flat - flat.mean(axis=1, keepdims=True)) / (flat.std(axis=1, keepdims=True) + 1e-6)
-    return ((flat - target.ravel()) ** 2).mean(axis=1)
+    n = flat.shape[1]
+    mean = flat.sum(axis=1) / n
+    var = np.einsum("ij,ij->i", flat, flat) / n - mean**2
+    cov = flat @ target.ravel() / n
+    return 2.0 - 2.0 * cov / (np.sqrt(np.maximum(var, 0.0)) + 1e-6)
 
 
 def _colour(chroma_a: str | None, chroma_b: str | None, symmetry: str) -> tuple[float | None, str]:
@@ -188,18 +216,9 @@ def verify(
     a = np.ascontiguousarray(DIHEDRAL[symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
     b = thumbnail_array(thumb_b)
     x, y = _normalise(a), _normalise(b)
-    crop: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    cropped = ""
-    direct = float(((x - y) ** 2).mean())
-    if direct > 0.005 and _trimmed_rms(x - y) > good_enough:
-        score_b, crop_b = _best_crop(a, b, aspect)
-        score_a, crop_a = _best_crop(b, a, None if aspect is None else -aspect)
-        if min(score_a, score_b) < direct:
-            cropped, crop = ("second", crop_b) if score_b <= score_a else ("first", crop_a)
-            big, small = (a, b) if cropped == "second" else (b, a)
-            x, y = _normalise(_apply_crop(big, crop)), _normalise(small)
-    if cropped:
-        x, y = _normalise(_soften(x)), _normalise(_soften(y))
+    searched = float(((x - y) ** 2).mean()) > 0.005 and _trimmed_rms(x - y) > good_enough
+    cropped, crop = _search_crop(a, b, aspect) if searched else NO_CROP
+    x, y = _aligned(a, b, cropped, crop)
     residual = x - y
     colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
     return Verdict(
@@ -212,15 +231,166 @@ def verify(
         cropped=cropped,
         colour_distance=colour_distance,
         greyscale=greyscale,
+        crop_searched=searched,
     )
+
+
+NO_CROP: tuple[str, tuple[float, float, float, float]] = ("", (0.0, 0.0, 0.0, 0.0))
+
+
+def _search_crop(a: np.ndarray, b: np.ndarray, aspect: float | None) -> tuple[str, tuple[float, float, float, float]]:
+    """(which picture is cropped, its margins) for the crop that best explains the pair, or :data:`NO_CROP`."""
+    x, y = _normalise(a), _normalise(b)
+    direct = float(((x - y) ** 2).mean())
+    score_b, crop_b = _best_crop(a, b, aspect)
+    score_a, crop_a = _best_crop(b, a, None if aspect is None else -aspect)
+    if min(score_a, score_b) >= direct:
+        return NO_CROP
+    return ("second", crop_b) if score_b <= score_a else ("first", crop_a)
+
+
+def _aligned(
+    a: np.ndarray, b: np.ndarray, cropped: str, crop: tuple[float, float, float, float], soften: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` normalised, with the crop applied to the cropped one and, if ``soften``,
+    both softened after it."""
+    if not cropped:
+        return _normalise(a), _normalise(b)
+    big, small = (a, b) if cropped == "second" else (b, a)
+    x, y = _normalise(_apply_crop(big, crop)), _normalise(small)
+    if cropped == "first":
+        x, y = y, x
+    if not soften:
+        return x, y
+    return _normalise(_soften(x)), _normalise(_soften(y))
+
+
+def refine(
+    thumb_a: bytes,
+    thumb_b: bytes,
+    verdict: Verdict,
+    aspect: float | None = None,
+    limits: tuple[float, float] = (np.inf, np.inf),
+) -> Verdict:
+    """Add the finer check to a coarse ``verdict``: ``fine_residual`` and ``hotspot`` from the 64x64 thumbnails.
+
+    The symmetry found on the 32x32 thumbnails is applied to the 64x64 ones, and of the
+    uncropped alignment and the coarse crop (adjusted to the fine thumbnails), the one that
+    leaves the smaller fine residual is kept. When the coarse check skipped the crop search
+    and the uncropped measures exceed ``limits`` (the largest fine residual and hotspot that
+    pass), the search is run now. The verdict is returned unchanged when either thumbnail
+    is an old 32x32 one.
+    """
+    fine_a, fine_b = fine_array(thumb_a), fine_array(thumb_b)
+    if fine_a is None or fine_b is None:
+        return verdict
+    a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](fine_a))  # type: ignore[operator]
+    cropped, crop = verdict.cropped, verdict.crop
+    uncropped = _fine_measures(*_aligned(a, fine_b, *NO_CROP))
+    if not verdict.crop_searched:
+        if uncropped[0] <= limits[0] and uncropped[1] <= limits[1]:
+            return replace(verdict, fine_residual=uncropped[0], hotspot=uncropped[1])
+        coarse_a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
+        cropped, crop = _search_crop(coarse_a, thumbnail_array(thumb_b), aspect)
+    fine_residual, hotspot = uncropped
+    if cropped:
+        crop = _polish_crop(a, fine_b, cropped, crop)
+        cropped_residual = _fine_measures(*_aligned(a, fine_b, cropped, crop))[0]
+        hotspot = min(hotspot, _fine_measures(*_aligned(a, fine_b, cropped, crop, soften=False))[1])
+        if cropped_residual < fine_residual:
+            fine_residual = cropped_residual
+        else:
+            cropped, crop = NO_CROP
+    return replace(
+        verdict, crop_searched=True, cropped=cropped, crop=crop, fine_residual=fine_residual, hotspot=hotspot
+    )
+
+
+def _polish_crop(
+    a: np.ndarray, b: np.ndarray, cropped: str, crop: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """The crop found on the coarse thumbnails, adjusted by up to one ``MARGIN_STEP`` per
+    side to fit the fine ones (one pass along each axis)."""
+    if not cropped:
+        return crop
+    big, small = (a, b) if cropped == "second" else (b, a)
+    mats, pairs = _resamplers(big.shape[0])
+    index = {tuple(pair): i for i, pair in enumerate(pairs.tolist())}
+    target = _normalise(small)
+    left, top, right, bottom = crop
+
+    def near(lo: float, hi: float) -> list[int]:
+        steps = (-MARGIN_STEP, 0.0, MARGIN_STEP)
+        found = (index.get(_on_grid(lo + d_lo, hi + d_hi)) for d_lo in steps for d_hi in steps)
+        return [i for i in found if i is not None]
+
+    rows = mats[index[_on_grid(top, bottom)]] @ big
+    candidates = near(left, right)
+    x = candidates[int(np.argmin(_batch_residual(rows @ mats[candidates].transpose(0, 2, 1), target)))]
+    columns = big @ mats[x].T
+    candidates = near(top, bottom)
+    y = candidates[int(np.argmin(_batch_residual(mats[candidates] @ columns, target)))]
+    (left, right), (top, bottom) = pairs[x], pairs[y]
+    return float(left), float(top), float(right), float(bottom)
+
+
+def _on_grid(lo: float, hi: float) -> tuple[float, float]:
+    """A pair of margins rounded onto the search grid, as keys of the resampler index."""
+    margins = _margins()
+    return (
+        float(margins[np.argmin(np.abs(margins - lo))]) if lo > -1e-9 else -1.0,
+        float(margins[np.argmin(np.abs(margins - hi))]) if hi > -1e-9 else -1.0,
+    )
+
+
+def _fine_measures(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(fine residual, hotspot) of two aligned, normalised 64x64 thumbnails (see :class:`Verdict`).
+
+    Both are normalised again over the pixels outside the locally changed area (the
+    ``LOCAL_CHANGE`` share that differ most), so that a large opaque logo does not shift
+    the whole picture's brightness scale.
+    """
+    magnitude = np.abs(x - y)
+    kept = magnitude <= np.quantile(magnitude, 1 - LOCAL_CHANGE)
+    x = (x - x[kept].mean()) / (x[kept].std() + 1e-6)
+    y = (y - y[kept].mean()) / (y[kept].std() + 1e-6)
+    residual = x - y
+    trimmed = _trimmed_rms(residual)
+    detail = min(_detail(x), _detail(y))
+    return trimmed / (detail + DETAIL_FLOOR), _interior_peak(residual) / (trimmed + HOTSPOT_FLOOR)
+
+
+def _detail(x: np.ndarray) -> float:
+    """RMS of what a double [1, 2, 1] blur removes from a normalised picture: its fine detail."""
+    return float(np.sqrt(((x - _soften(_soften(x))) ** 2).mean()))
+
+
+def _interior_peak(residual: np.ndarray) -> float:
+    """How much the worst 4x4 block away from the border (inside ``HOTSPOT_MARGIN``) stands
+    out: its mean absolute residual minus 3 times the median block's."""
+    n = residual.shape[0]
+    blocks = (
+        np.abs(residual).reshape(n // HOTSPOT_BLOCK, HOTSPOT_BLOCK, n // HOTSPOT_BLOCK, HOTSPOT_BLOCK).mean(axis=(1, 3))
+    )
+    ring = round(blocks.shape[0] * HOTSPOT_MARGIN)
+    inner = blocks[ring:-ring, ring:-ring]
+    return float(inner.max() - 3 * np.median(blocks))
 
 
 def _soften(a: np.ndarray) -> np.ndarray:
     """A [1, 2, 1] / 4 blur along both axes (edges repeated): after resampling a crop, detail
     near the thumbnail's resolution is aliased differently in the two pictures."""
-    padded = np.pad(a, 1, mode="edge")
-    rows = (padded[:-2, :] + 2 * padded[1:-1, :] + padded[2:, :]) / 4
-    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+    rows = 2 * a
+    rows[1:] += a[:-1]
+    rows[0] += a[0]
+    rows[:-1] += a[1:]
+    rows[-1] += a[-1]
+    out = 2 * rows
+    out[:, 1:] += rows[:, :-1]
+    out[:, 0] += rows[:, 0]
+    out[:, :-1] += rows[:, 1:]
+    out[:, -1] += rows[:, -1]
+    return out / 16
 
 
 def _edge_strip(residual: np.ndarray) -> float:
@@ -241,8 +411,8 @@ def _trimmed_rms(residual: np.ndarray) -> float:
 
 
 def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
-    """``big`` cropped by margins (left, top, right, bottom) and resampled to the thumbnail size."""
-    mats, pairs = _resamplers()
+    """``big`` (square) cropped by margins (left, top, right, bottom) and resampled to its own size."""
+    mats, pairs = _resamplers(big.shape[0])
     index = {tuple(pair): i for i, pair in enumerate(pairs.tolist())}
     left, top, right, bottom = crop
     return mats[index[(top, bottom)]] @ big @ mats[index[(left, right)]].T

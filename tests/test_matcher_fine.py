@@ -1,0 +1,83 @@
+"""The second, finer check on 64x64 thumbnails: what the 32x32 check alone would group wrongly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from dam_dedupe.matcher import PRESETS, compare, find_groups
+from dam_dedupe.matcher.compare import judge
+from dam_dedupe.matcher.perceptual import FINE_SIDE, THUMBNAIL_SIDE, fine_array, thumbnail_array
+from dam_dedupe.records import Fingerprint
+from tests.test_matcher_groups import fingerprint, watermarked, window
+
+BALANCED = PRESETS["balanced"]
+COARSE_ONLY = dataclasses.replace(BALANCED, max_fine_residual=float("inf"), max_hotspot=float("inf"))
+"""``balanced`` without the finer check, to show that each case needs it."""
+
+
+def template(headline: str) -> Image.Image:
+    """A flat banner: shapes, a headline and a footer bar, as marketing templates are made."""
+    img = Image.new("RGB", (1200, 800), (245, 243, 238))
+    draw = ImageDraw.Draw(img)
+    for x, y, r in ((80, 90, 140), (1020, 260, 100), (560, 760, 130)):
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(200, 60, 50))
+    draw.rectangle((80, 560, 1120, 700), fill=(30, 30, 40))
+    draw.text((100, 180), headline, font=ImageFont.load_default(size=110), fill=(30, 30, 40))
+    draw.text((110, 590), "example.com  |  +1 555 0100", font=ImageFont.load_default(size=60), fill=(245, 243, 238))
+    return img
+
+
+def smooth_scene(size: tuple[int, int] = (1200, 900)) -> Image.Image:
+    """A low-detail picture (a sky with soft shapes), where a shifted view leaves little residual."""
+    rng = np.random.default_rng(7)
+    fields = [
+        Image.fromarray(rng.integers(40, 220, (4, 5), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+        for _ in range(3)
+    ]
+    return Image.merge("RGB", fields)
+
+
+@pytest.fixture(scope="module")
+def banner() -> Fingerprint:
+    return fingerprint(template("Summer Sale"), "PNG")
+
+
+def test_a_template_with_another_headline_is_not_a_copy(banner: Fingerprint) -> None:
+    other = fingerprint(template("Open Day"), "PNG")
+    assert find_groups([banner, other], BALANCED) == []
+    assert judge(banner, other, "identity", BALANCED) is None
+    assert find_groups([banner, other], COARSE_ONLY) == [[0, 1]]
+
+
+def test_a_template_watermarked_in_a_corner_or_reencoded_is_a_copy(banner: Fingerprint) -> None:
+    copies = [fingerprint(watermarked(template("Summer Sale"))), fingerprint(template("Summer Sale"), quality=60)]
+    assert find_groups([banner, *copies], BALANCED) == [[0, 1, 2]]
+    result = compare(banner, copies[0], BALANCED)
+    assert result is not None and result.evidence["fine"] is not None
+
+
+def test_a_shifted_turned_view_of_a_smooth_scene_is_not_a_copy_but_its_crop_is() -> None:
+    source = smooth_scene()
+    original = fingerprint(window(source, 0.05, 0.05, 0.9, 0.9))
+    burst = fingerprint(window(source.rotate(2.0, Image.Resampling.BICUBIC), 0.08, 0.06, 0.9, 0.9))
+    crop = fingerprint(window(source, 0.08, 0.06, 0.86, 0.88))
+    assert find_groups([original, burst], COARSE_ONLY) == [[0, 1]]
+    assert find_groups([original, burst], BALANCED) == []
+    assert find_groups([original, crop], BALANCED) == [[0, 1]]
+
+
+def test_fingerprints_with_old_32x32_thumbnails_are_still_matched(banner: Fingerprint) -> None:
+    def coarse(fp: Fingerprint) -> Fingerprint:
+        return dataclasses.replace(fp, thumbnail=thumbnail_array(fp.thumbnail).astype(np.uint8).tobytes())  # type: ignore[arg-type]
+
+    copy = fingerprint(template("Summer Sale"), quality=60)
+    assert len(banner.thumbnail or b"") == FINE_SIDE**2
+    old = coarse(banner)
+    assert len(old.thumbnail or b"") == THUMBNAIL_SIDE**2 and fine_array(old.thumbnail or b"") is None
+    assert find_groups([old, copy], BALANCED) == [[0, 1]]
+    result = compare(old, copy, BALANCED)
+    assert result is not None and result.evidence["fine"] is None
