@@ -19,7 +19,7 @@ from dam_dedupe.catalog import open_catalog
 from dam_dedupe.catalog.migrations import SCHEMA_VERSION
 from dam_dedupe.config import Config, parse_config
 from dam_dedupe.errors import DamDedupeError
-from dam_dedupe.fingerprint import fingerprint_stream
+from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import AssetRecord, Cluster, Member, SourceSpec
@@ -157,6 +157,23 @@ def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(tmp_path:
     [cluster] = build_report(catalog)["clusters"]
     assert sorted(m["name"] for m in cluster["members"]) == ["a copy.jpg", "a.jpg"]
     assert (with_test_plugin / "reads.log").read_text().splitlines() == ["a.jpg"]
+
+
+def test_fingerprints_of_an_older_kind_are_made_again_by_the_next_scan(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    build_tree(root)
+    other = save(picture(50), tmp_path / "other" / "x.jpg").parent
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    first = run_scan([SourceSpec(root.as_uri()), SourceSpec(other.as_uri())], catalog, Host(), EXACT, workers=1)
+    catalog.conn.execute("UPDATE fingerprints SET version = 1")  # as an older dam-dedupe left them
+
+    again = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
+
+    assert again.fingerprinted == first.listed - 1
+    assert {a.fingerprint.version for a in catalog.images() if a.fingerprint and a.record.source == root.as_uri()} == {
+        FINGERPRINT_VERSION
+    }
+    assert build_report(catalog)["summary"]["images"] == first.listed  # the source not scanned keeps its image
 
 
 def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:

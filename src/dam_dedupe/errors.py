@@ -19,8 +19,7 @@ class MissingExtra(DamDedupeError):
         self.extra = extra
         self.package = package
         super().__init__(
-            f"the '{package}' package is not installed. "
-            f"Install it with: pip install 'dam-dedupe[{extra}]'"
+            f"the '{package}' package is not installed. Install it with: pip install 'dam-dedupe[{extra}]'"
         )
 
 

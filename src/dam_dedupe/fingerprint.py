@@ -14,10 +14,14 @@ from typing import IO
 
 from PIL import Image
 
-from dam_dedupe.imaging import decode
+from dam_dedupe.imaging import ANALYSIS_SIZE, decode
 from dam_dedupe.iptc import iptc_block
 from dam_dedupe.matcher.perceptual import describe
 from dam_dedupe.records import Fingerprint
+
+FINGERPRINT_VERSION = 2
+"""Raised whenever what a fingerprint holds changes (hash families, thumbnail, decode), so that
+scans fingerprint older assets again. 1: 32x32 thumbnails; 2: 64x64 thumbnails, aligned reduction."""
 
 SPOOL_MEMORY = 32 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -41,8 +45,9 @@ class _HashingReader:
 def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None] | None = None) -> Fingerprint:
     """Fingerprint an image from a readable stream.
 
-    ``inspect``, if given, is called with the decoded image (reduced, oriented, its
-    embedded metadata in ``info``) so that analysers see it without a second read.
+    ``inspect``, if given, is called with the image decoded again at a larger reduced size
+    (:data:`~dam_dedupe.imaging.ANALYSIS_SIZE`; oriented, its embedded metadata in ``info``),
+    from the same spool: analysers need more pixels than matching, and never a second read.
 
     Returns the :class:`~dam_dedupe.records.Fingerprint`; raises
     :class:`~dam_dedupe.imaging.NotAnImage` or :class:`~dam_dedupe.errors.AssetError`
@@ -56,7 +61,8 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
         perceptual, thumbnail = describe(decoded.image)
         metadata_fields = count_metadata_fields(decoded.image)
         if inspect is not None:
-            inspect(decoded.image)
+            spool.seek(0)
+            inspect(decode(spool, reader.size, ANALYSIS_SIZE).image)
     return Fingerprint(
         sha256=reader.sha256.hexdigest(),
         size=reader.size,
@@ -66,6 +72,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
         perceptual=perceptual,
         thumbnail=thumbnail,
         metadata_fields=metadata_fields,
+        version=FINGERPRINT_VERSION,
     )
 
 

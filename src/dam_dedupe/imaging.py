@@ -62,6 +62,9 @@ NOT_IMAGE_EXTENSIONS = frozenset(
 ORIENTATION_TAG = 0x0112
 
 DECODE_SIZE = 128
+
+ANALYSIS_SIZE = 256
+"""The smallest short side analysers (face detection) are given: faces need more pixels than matching."""
 """The smallest side a reduced decode aims for: the matcher works on 64x64, and a decode of
 at least twice that keeps its box filter honest."""
 
@@ -134,10 +137,10 @@ class Decoded:
     format: str
 
 
-def decode(fp: IO[bytes], size: int) -> Decoded:
+def decode(fp: IO[bytes], size: int, min_side: int = DECODE_SIZE) -> Decoded:
     """Open, reduce and orient an image from a seekable binary file of ``size`` bytes.
 
-    The first frame is decoded at a reduced size no smaller than :data:`DECODE_SIZE` on its
+    The first frame is decoded at a reduced size no smaller than ``min_side`` on its
     short side where the format allows (JPEG's DCT scaling; other formats are reduced right
     after decoding), with EXIF orientation applied and odd modes normalised to ``L`` or
     ``RGB`` (see :func:`normalise_mode`).
@@ -162,11 +165,11 @@ def decode(fp: IO[bytes], size: int) -> Decoded:
         orientation = img.getexif().get(ORIENTATION_TAG, 1)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (DECODE_SIZE, DECODE_SIZE))
+        img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (min_side, min_side))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
-        reduced = _reduce(img)
+        reduced = _reduce(img, min_side)
         picture = normalise_mode(reduced)
         if orientation in _TRANSPOSE:
             picture = picture.transpose(_TRANSPOSE[orientation])
@@ -177,12 +180,12 @@ def decode(fp: IO[bytes], size: int) -> Decoded:
         raise AssetError(f"corrupt or truncated {fmt}: {exc}") from exc
 
 
-def _reduce(img: Image.Image) -> Image.Image:
+def _reduce(img: Image.Image, min_side: int) -> Image.Image:
     """Shrink by the factor JPEG's DCT scaling would use for the same size: the largest of 8,
-    4 and 2 that keeps both sides at least DECODE_SIZE (box averaging, as a DCT-scaled decode
+    4 and 2 that keeps both sides at least ``min_side`` (box averaging, as a DCT-scaled decode
     is). Copies in different formats then reach the matcher at the same resolution, and fine
     textures alias alike."""
-    ratio = min(img.size[0] // DECODE_SIZE, img.size[1] // DECODE_SIZE)
+    ratio = min(img.size[0] // min_side, img.size[1] // min_side)
     factor = next((f for f in JPEG_SCALES if f <= ratio), 1)
     if factor < 2 or img.format == "JPEG":
         return img

@@ -106,6 +106,8 @@ class Fingerprint:
             near-duplicate pairs and shown in reports; ``None`` if not made.
         metadata_fields: how many embedded metadata fields the file carries (EXIF tags,
             plus one each for an IPTC and an XMP block); the canonical policy prefers more.
+        version: how the fingerprint was made (:data:`dam_dedupe.fingerprint.FINGERPRINT_VERSION`);
+            a scan fingerprints again an asset whose version is older.
     """
 
     sha256: str
@@ -116,6 +118,7 @@ class Fingerprint:
     perceptual: dict[str, str] = field(default_factory=dict)
     thumbnail: bytes | None = None
     metadata_fields: int = 0
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
 from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError
-from dam_dedupe.fingerprint import fingerprint_stream
+from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
 from dam_dedupe.records import AssetRecord, DeltaCursor, Fingerprint, ListingProblem, Removed, ScanSummary, SourceSpec
@@ -203,6 +203,8 @@ class Scan:
             for spec in specs:
                 source_id = self.catalog.source_id(spec)
                 self.catalog.clear_problems(source_id)
+                if renewed := self.catalog.renew_fingerprints_older_than(FINGERPRINT_VERSION, source_id):
+                    log.info("%s: %d fingerprints of an older kind will be made again", spec.label, renewed)
                 try:
                     adapter = self.host.open_source(spec)
                 except DamDedupeError as exc:

@@ -210,6 +210,9 @@ class Catalog(Protocol):
     def unconfirmable_by_store_hash(self) -> tuple[set[tuple[str, int]], set[int]]:
         """Shared (store hash, size) pairs, and sizes whose assets' store hashes cannot be compared."""
 
+    def renew_fingerprints_older_than(self, version: int, source_id: int) -> int:
+        """Mark a source's present images whose fingerprint is older than ``version`` as waiting to be read."""
+
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint."""
 

@@ -178,6 +178,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX assets_by_uri ON assets (uri);
     CREATE INDEX problems_by_source_run ON problems (source_id, run_id);
     """,
+    # 5: how each fingerprint was made, so that scans can renew fingerprints of an older kind.
+    """
+    ALTER TABLE fingerprints ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

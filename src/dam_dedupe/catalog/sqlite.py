@@ -230,6 +230,15 @@ class SqliteCatalog:
         ).fetchall()
         return {(row[0], row[1]) for row in shared}, {row[0] for row in mixed}
 
+    def renew_fingerprints_older_than(self, version: int, source_id: int) -> int:
+        """Mark a source's present images whose fingerprint is older than ``version`` as waiting to be read."""
+        cur = self.conn.execute(
+            "UPDATE assets SET content = 'pending' WHERE source_id = ? AND state = 'present' AND content = 'image'"
+            " AND id IN (SELECT asset_id FROM fingerprints WHERE version < ?)",
+            (source_id, version),
+        )
+        return cur.rowcount
+
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint (not an image, skipped, error)."""
         self.conn.execute(
@@ -241,9 +250,9 @@ class SqliteCatalog:
         """Store an asset's fingerprint and mark it an image."""
         self.conn.execute(
             "INSERT OR REPLACE INTO fingerprints (asset_id, sha256, size, width, height, format, metadata_fields,"
-            " perceptual, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " perceptual, thumbnail, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (asset_id, fp.sha256, fp.size, fp.width, fp.height, fp.format, fp.metadata_fields,
-             json.dumps(fp.perceptual), fp.thumbnail),
+             json.dumps(fp.perceptual), fp.thumbnail, fp.version),
         )  # fmt: skip
         self.conn.execute(
             "UPDATE assets SET content = 'image', error = NULL, error_retry = 0 WHERE id = ?", (asset_id,)
@@ -253,7 +262,7 @@ class SqliteCatalog:
         """Every present, fingerprinted image, with its fingerprint."""
         rows = self.conn.execute(
             "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-            " f.perceptual, f.thumbnail FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+            " f.perceptual, f.thumbnail, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
             " WHERE a.state = 'present' AND a.content = 'image' ORDER BY a.id"
         ).fetchall()
         return [self._asset(row) for row in rows]
@@ -262,7 +271,7 @@ class SqliteCatalog:
         """The asset with this URI (present or gone), with its fingerprint if it has one."""
         row = self.conn.execute(
             "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-            " f.perceptual, f.thumbnail FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+            " f.perceptual, f.thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
             " WHERE a.uri = ? ORDER BY a.state = 'present' DESC, a.id DESC LIMIT 1",
             (uri,),
         ).fetchone()
@@ -311,7 +320,7 @@ class SqliteCatalog:
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
                 "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-                f" f.perceptual, f.thumbnail FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+                f" f.perceptual, f.thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
                 f" WHERE a.id IN ({marks})",
                 chunk,
             )
@@ -579,6 +588,7 @@ class SqliteCatalog:
                 perceptual=json.loads(row["perceptual"]),
                 thumbnail=row["thumbnail"],
                 metadata_fields=row["metadata_fields"],
+                version=row["version"],
             )
         state = AssetState(row["state"], row["content"], row["error"])
         return CatalogAsset(row["id"], row["source_id"], record, fingerprint, state)

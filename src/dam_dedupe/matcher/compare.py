@@ -45,7 +45,7 @@ def flat(fp: Fingerprint) -> bool:
 
 def flat_level(fp: Fingerprint) -> float:
     """Mean grey level of a fingerprint's thumbnail."""
-    return float(thumbnail_array(fp.thumbnail).mean())  # type: ignore[arg-type]
+    return float(thumbnail_array(fp.thumbnail).mean())
 
 
 def flat_match(a: Fingerprint, b: Fingerprint) -> dict[str, object] | None:
@@ -163,7 +163,7 @@ def is_copy(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> bool:
 
 def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, object]:
     """What a reviewer needs to judge a pair: hashes and distances, measurements, likely relation."""
-    ta = DIHEDRAL[verdict.symmetry](thumbnail_array(a.thumbnail))  # type: ignore[arg-type, operator]
+    ta = DIHEDRAL[verdict.symmetry](thumbnail_array(a.thumbnail))  # type: ignore[operator]
     grad = (grad_hash_of(ta.copy()) ^ int(b.perceptual["grad"], 16)).bit_count() if "grad" in b.perceptual else None
     hashes: dict[str, dict[str, int | None]] = {"dct": {"distance": dct_distance(a, b, verdict.symmetry), "bits": 63}}
     for family in ("low", "centre"):
@@ -205,8 +205,8 @@ def relation(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> list[str]:
         found.append("greyscale" if verdict.greyscale == "second" else "colourised (the first is greyscale)")
     elif verdict.colour_distance is not None and verdict.colour_distance > 4:
         found.append("colour-shifted")
-    ta = thumbnail_array(a.thumbnail)  # type: ignore[arg-type]
-    tb = thumbnail_array(b.thumbnail)  # type: ignore[arg-type]
+    ta = thumbnail_array(a.thumbnail)
+    tb = thumbnail_array(b.thumbnail)
     if abs(float(ta.mean()) - float(tb.mean())) > 8:
         found.append("brightness changed")
     if abs(float(ta.std()) / (float(tb.std()) + 1e-6) - 1) > 0.1:

@@ -48,6 +48,20 @@ def _packed(value: object) -> str:
     return base64.b64encode(gzip.compress(json.dumps(value, ensure_ascii=False).encode("utf-8"), 6)).decode("ascii")
 
 
+DISPLAY_SIDE = 32
+"""Thumbnails are shown 32 pixels square (stored ones may be finer: the matcher keeps 64x64)."""
+
+
+def display_thumbnail(raw: bytes) -> bytes:
+    """A stored square greyscale thumbnail reduced by averaging to :data:`DISPLAY_SIDE`; empty if it is not one."""
+    side = math.isqrt(len(raw))
+    if not raw or side * side != len(raw) or side % DISPLAY_SIDE:
+        return b""
+    factor = side // DISPLAY_SIDE
+    pixels = np.frombuffer(raw, dtype=np.uint8).reshape(DISPLAY_SIDE, factor, DISPLAY_SIDE, factor)
+    return pixels.mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
+
+
 def pack_thumbnail(raw: bytes) -> bytes:
     """A greyscale thumbnail in 16 grey levels, two pixels a byte (high nibble first): half the size."""
     pixels = np.frombuffer(raw, dtype=np.uint8) >> 4
@@ -59,14 +73,12 @@ def pack_thumbnail(raw: bytes) -> bytes:
 def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """The facts the script renders, and the unique thumbnails (packed by :func:`pack_thumbnail`, in order)."""
     thumbs: dict[bytes, int] = {}
-    side = 0
     clusters = []
     for c in report["clusters"]:
         members = []
         for m in c["members"]:
-            raw = m.get("thumbnail") or b""
-            side = side or math.isqrt(len(raw))
-            index = thumbs.setdefault(raw, len(thumbs)) if raw and len(raw) == side * side else -1
+            raw = display_thumbnail(m.get("thumbnail") or b"")
+            index = thumbs.setdefault(raw, len(thumbs)) if raw else -1
             members.append({k: v for k, v in m.items() if k != "thumbnail"} | {"t": index})
         clusters.append(c | {"members": members})
     data = {
@@ -74,7 +86,7 @@ def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         "risk_tiers": report["risk_tiers"],
         "generated": report["generated"],
         "sources": [s["name"] for s in report["sources"]],
-        "thumb_side": side,
+        "thumb_side": DISPLAY_SIDE,
         "clusters": clusters,
         "register": report["personal_data_register"],
         "licensed": report["licensed"],
