@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--config", help='a dam-dedupe.toml, e.g. one with [analysis] disabled = ["faces"]')
     args = parser.parse_args()
     out = HERE / "out"
     library = out / f"library-{args.images}"
@@ -61,7 +62,8 @@ def main() -> None:
     for label in ("first scan", "rescan (unchanged)"):
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog), "scan", "--workers", str(args.workers),
+            [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog),
+             *(["--config", args.config] if args.config else []), "scan", "--workers", str(args.workers),
              "--preset", args.preset, str(library)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
