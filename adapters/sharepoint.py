@@ -581,6 +581,10 @@ class _Download(io.RawIOBase):
         super().close()
 
 
+SITE_PATHS = ("sites", "teams")
+"""The path segments under which SharePoint keeps site collections."""
+
+
 class SharePointAdapter(GraphDriveAdapter):
     """A folder of a SharePoint document library: ``sharepoint://{host}/sites/{site}/{library}/{folder}``."""
 
@@ -596,16 +600,7 @@ class SharePointAdapter(GraphDriveAdapter):
         """``sharepoint://host/sites/site/library/a/b`` -> (``sharepoint://host/sites/site/library``, ``a/b``)."""
         parts = urlsplit(uri)
         segments = [unquote(s) for s in parts.path.split("/") if s]
-        if (
-            parts.scheme != "sharepoint"
-            or not parts.netloc
-            or len(segments) < 3
-            or segments[0]
-            not in (
-                "sites",
-                "teams",
-            )
-        ):
+        if parts.scheme != "sharepoint" or not parts.netloc or len(segments) < 3 or segments[0] not in SITE_PATHS:
             raise ConfigError(f"'{uri}' is not a SharePoint URI: use sharepoint://HOST/sites/SITE/LIBRARY[/FOLDER]")
         root = f"sharepoint://{parts.netloc.lower()}/{segments[0]}/{quote(segments[1])}/{quote(segments[2])}"
         return root, "/".join(segments[3:])

@@ -350,20 +350,6 @@ def test_tags_merge_and_overflow_into_metadata_beyond_ten(
     assert adapter.get_tags(record) == {}
 
 
-def test_tags_are_not_set_on_an_object_that_changed(
-    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
-) -> None:
-    bucket = new_bucket()
-    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"one")
-    adapter = adapter_for(f"s3://{bucket}")
-    record = records_of(adapter)["a.jpg"]
-    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"two")
-
-    with pytest.raises(AssetError, match="changed since it was checked"):
-        adapter.set_tags(record, {"dam": "duplicate"})
-    assert s3_tags_of(s3_admin, bucket, "a.jpg") == {}
-
-
 def test_copy_move_and_write_object(s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]) -> None:
     bucket = new_bucket()
     s3_admin.put_object(
@@ -395,8 +381,16 @@ def test_copy_move_and_write_object(s3_env: FaultProxy, s3_admin: Any, new_bucke
     assert s3_tags_of(s3_admin, bucket, "p/a.jpg") == {"t": "1"}
 
 
-def test_delete_refuses_an_object_that_changed(
-    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+@pytest.mark.parametrize(
+    ("write", "refusal"),
+    [
+        (lambda adapter, record: adapter.set_tags(record, {"dam": "duplicate"}), "changed since it was checked"),
+        (lambda adapter, record: adapter.delete(record), "not deleted"),
+    ],
+    ids=["set_tags", "delete"],
+)
+def test_writes_refuse_an_object_that_changed_since_it_was_listed(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], write: Callable[..., None], refusal: str
 ) -> None:
     bucket = new_bucket()
     s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"one")
@@ -404,9 +398,10 @@ def test_delete_refuses_an_object_that_changed(
     record = records_of(adapter)["a.jpg"]
     s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"two")
 
-    with pytest.raises(AssetError, match="not deleted"):
-        adapter.delete(record)
+    with pytest.raises(AssetError, match=refusal):
+        write(adapter, record)
     assert s3_admin.get_object(Bucket=bucket, Key="a.jpg")["Body"].read() == b"two"
+    assert s3_tags_of(s3_admin, bucket, "a.jpg") == {}
 
 
 def test_objects_from_5_gib_are_copied_part_by_part(
