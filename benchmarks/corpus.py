@@ -6,7 +6,7 @@ Sources (nothing is downloaded at run time):
   read from ``/usr/share/backgrounds``. GNOME ships light and dark versions of one design
   (``*-l`` / ``*-d``): they are look-alike negatives as they are.
 
-Every source becomes an *original* (a central window of the photograph, at most
+Every source (but a flat colour: see ``FLAT_STD``) becomes an *original* (a central window of the photograph, at most
 ``MAX_SIDE`` pixels) and one file per variant kind. Look-alikes are separate assets that
 must not be grouped with the original. ``labels.json`` lists every file with its group, kind
 and, for look-alikes, the file it must not be grouped with.
@@ -25,9 +25,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps, ImageStat
 
 MAX_SIDE = 1600
+FLAT_STD = 2.0
+"""Sources whose grey levels vary less than this (standard deviation) are left out: a tile of
+one flat colour has no content to recognise, and its brightened copy *is* another colour."""
 WALLPAPERS = Path("/usr/share/backgrounds")
 SKIMAGE_PHOTOS = [
     "astronaut.png",
@@ -284,6 +287,9 @@ def build(out: Path, limit: int | None) -> dict[str, object]:
     chosen = sources()[:limit] if limit else sources()
     for name, path in chosen:
         source = load(path)
+        if ImageStat.Stat(source.convert("L")).stddev[0] < FLAT_STD:
+            print(f"left out {path.name}: one flat colour, not a photograph", file=sys.stderr)
+            continue
         img = window(source, 0.05, 0.05, 0.9, 0.9)
         original = jpeg(img, 92)
         base = write(f"{name}.jpg", original, name, "original")

@@ -10,7 +10,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from dam_dedupe.matcher import PRESETS, compare, find_groups
 from dam_dedupe.matcher.compare import judge
-from dam_dedupe.matcher.perceptual import FINE_SIDE, THUMBNAIL_SIDE, fine_array, thumbnail_array
 from dam_dedupe.records import Fingerprint
 from tests.test_matcher_groups import fingerprint, watermarked, window
 
@@ -70,14 +69,37 @@ def test_a_shifted_turned_view_of_a_smooth_scene_is_not_a_copy_but_its_crop_is()
     assert find_groups([original, crop], BALANCED) == [[0, 1]]
 
 
-def test_fingerprints_with_old_32x32_thumbnails_are_still_matched(banner: Fingerprint) -> None:
-    def coarse(fp: Fingerprint) -> Fingerprint:
-        return dataclasses.replace(fp, thumbnail=thumbnail_array(fp.thumbnail).astype(np.uint8).tobytes())  # type: ignore[arg-type]
+def test_fingerprints_of_an_older_kind_match_byte_for_byte_only_until_renewed(banner: Fingerprint) -> None:
+    old = dataclasses.replace(banner, perceptual={k: v for k, v in banner.perceptual.items() if k != "tone"}, version=2)
+    renamed_copy = dataclasses.replace(old)
+    near_copy = fingerprint(template("Summer Sale"), quality=60)
+    assert find_groups([banner, near_copy], BALANCED) == [[0, 1]]
+    assert find_groups([old, near_copy, renamed_copy], BALANCED) == [[0, 2]]
+    assert compare(old, near_copy, BALANCED) is None
 
-    copy = fingerprint(template("Summer Sale"), quality=60)
-    assert len(banner.thumbnail or b"") == FINE_SIDE**2
-    old = coarse(banner)
-    assert len(old.thumbnail or b"") == THUMBNAIL_SIDE**2 and fine_array(old.thumbnail or b"") is None
-    assert find_groups([old, copy], BALANCED) == [[0, 1]]
-    result = compare(old, copy, BALANCED)
-    assert result is not None and result.evidence["fine"] is None
+
+def faint_wallpaper(size: int = 1400) -> Image.Image:
+    """A flat purple wallpaper with a faint pattern of dots and a soft glow, a few grey levels deep
+    (as GNOME's ``symbolic`` wallpapers are)."""
+    rng = np.random.default_rng(11)
+    glow = Image.fromarray(rng.integers(0, 4, (3, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
+    picture = Image.merge("RGB", [Image.new("L", (size, size), level) for level in (112, 62, 148)])
+    layer = np.asarray(picture, dtype=np.int16) + np.asarray(glow, dtype=np.int16)[:, :, None]
+    for x, y in rng.integers(0, size, (1500, 2)):
+        layer[y : y + 14, x : x + 14] += 3
+    return Image.fromarray(np.clip(layer, 0, 255).astype(np.uint8))
+
+
+def test_a_faint_pattern_keeps_its_copies_together_and_its_windows_apart() -> None:
+    # Stored as raw grey levels, the pattern would be one or two levels deep: brightened or
+    # watermarked copies would not match, while any two windows of it would (one colour).
+    wallpaper = faint_wallpaper()
+    original = fingerprint(wallpaper, quality=92)
+    brighter = fingerprint(wallpaper.point(lambda v: min(255, int(v * 1.15))), quality=92)
+    greyscale = fingerprint(wallpaper.convert("L"), quality=92)
+    marked = fingerprint(watermarked(wallpaper), quality=92)
+    for copy in (brighter, greyscale, marked):
+        assert compare(original, copy, BALANCED) is not None
+    assert find_groups([original, brighter, greyscale, marked], BALANCED) == [[0, 1, 2, 3]]
+    first, second = window(wallpaper, 0.0, 0.0, 0.7, 0.7), window(wallpaper, 0.3, 0.3, 0.7, 0.7)
+    assert find_groups([fingerprint(first, quality=92), fingerprint(second, quality=92)], BALANCED) == []

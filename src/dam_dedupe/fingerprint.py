@@ -19,9 +19,10 @@ from dam_dedupe.iptc import iptc_block
 from dam_dedupe.matcher.perceptual import describe
 from dam_dedupe.records import Fingerprint
 
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3
 """Raised whenever what a fingerprint holds changes (hash families, thumbnail, decode), so that
-scans fingerprint older assets again. 1: 32x32 thumbnails; 2: 64x64 thumbnails, aligned reduction."""
+scans fingerprint older assets again. 1: 32x32 thumbnails; 2: 64x64 thumbnails, aligned
+reduction; 3: normalised thumbnails with a ``tone``, hashes from a floating-point reduction."""
 
 SPOOL_MEMORY = 32 * 1024 * 1024
 CHUNK = 1024 * 1024

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dam_dedupe.matcher.perceptual import DIHEDRAL, chroma_array, dct_dihedral, grad_hash_of, thumbnail_array
+from dam_dedupe.matcher.perceptual import (
+    DIHEDRAL,
+    FEATURELESS_STD,
+    chroma_array,
+    dct_dihedral,
+    grad_hash_of,
+    thumbnail_array,
+    tone_of,
+)
 from dam_dedupe.matcher.settings import MatchSettings
-from dam_dedupe.matcher.verify import Verdict, featureless, refine, verify
+from dam_dedupe.matcher.verify import MAX_MARGIN, Verdict, refine, verify
 from dam_dedupe.records import Fingerprint, MatchKind
 
 QUARTER_TURNS = frozenset({"rotate-90", "rotate-270", "transpose", "transverse"})
@@ -29,23 +37,41 @@ class Comparison:
     evidence: dict[str, object]
 
 
+EDGE_RATIO = 2.0
+"""A border residual above ``max_edge_strip`` is still accepted when it is at most this many
+times the residual elsewhere: a crop of a fine texture leaves the same residual everywhere,
+while a shifted view shows new content along a border and little change inside."""
+
+SAME_SIZE = 0.005
+"""Relative difference of each side within which two pictures count as the same pixel size."""
+SAME_SIZE_MARGIN = 0.01
+"""Largest crop margin a side between two pictures of the same pixel size (see :func:`judge`)."""
+
+RELAXED_SYMMETRIES = 7
+"""Symmetries besides ``identity`` that :func:`relaxed_verdict` tries, likeliest first."""
+
 FLAT_TOLERANCE = 3.0
 """Largest difference of mean grey level, and of mean chroma, between two featureless copies."""
 
 
 def comparable(fp: Fingerprint) -> bool:
-    """Whether a fingerprint can be matched perceptually (it has hashes and some structure)."""
-    return bool(fp.thumbnail) and "dct" in fp.perceptual and not featureless(fp.thumbnail)  # type: ignore[arg-type]
+    """Whether a fingerprint can be matched perceptually: it is of the current kind (older
+    ones, without a ``tone``, match only byte for byte until a scan renews them) and its
+    picture has some structure."""
+    tone = tone_of(fp.perceptual)
+    return bool(fp.thumbnail) and tone is not None and tone[1] >= FEATURELESS_STD
 
 
 def flat(fp: Fingerprint) -> bool:
     """Whether a fingerprint is of a featureless picture (a flat colour), matched by colour alone."""
-    return bool(fp.thumbnail) and "chroma" in fp.perceptual and featureless(fp.thumbnail)  # type: ignore[arg-type]
+    tone = tone_of(fp.perceptual)
+    return "chroma" in fp.perceptual and tone is not None and tone[1] < FEATURELESS_STD
 
 
 def flat_level(fp: Fingerprint) -> float:
-    """Mean grey level of a fingerprint's thumbnail."""
-    return float(thumbnail_array(fp.thumbnail).mean())
+    """Mean grey level of a fingerprint's picture."""
+    tone = tone_of(fp.perceptual)
+    return tone[0] if tone else 0.0
 
 
 def flat_match(a: Fingerprint, b: Fingerprint) -> dict[str, object] | None:
@@ -83,33 +109,50 @@ def aspect_change(a: Fingerprint, b: Fingerprint, symmetry: str) -> float:
     return math.log(b.width / b.height) - math.log(wa / ha)
 
 
+def same_size(a: Fingerprint, b: Fingerprint, symmetry: str) -> bool:
+    """Whether ``b`` has the pixel size of ``a`` turned by ``symmetry`` (within ``SAME_SIZE`` of each side)."""
+    wa, ha = (a.height, a.width) if symmetry in QUARTER_TURNS else (a.width, a.height)
+    return abs(b.width - wa) <= SAME_SIZE * wa and abs(b.height - ha) <= SAME_SIZE * ha
+
+
 def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings) -> Verdict | None:
-    """The verification verdict if ``b`` is a copy of ``a`` after ``symmetry`` under ``settings``, else ``None``."""
+    """The verification verdict if ``b`` is a copy of ``a`` after ``symmetry`` under ``settings``, else ``None``.
+
+    The two are first compared as they stand; a crop is searched only when that fails.
+    Between pictures of the same pixel size the crop may shift the picture by no more than
+    ``SAME_SIZE_MARGIN`` a side (decoders align a turned picture's pixels differently): a crop
+    saved at exactly the size of its original is rare, while a shifted view from the same
+    camera (a burst) has that size and can pass for a crop of it.
+    """
     aspect = aspect_change(a, b, symmetry)
     if not (comparable(a) and comparable(b)) or abs(aspect) > settings.max_aspect_change:
         return None
-    verdict = verify(
-        a.thumbnail,  # type: ignore[arg-type]
-        b.thumbnail,  # type: ignore[arg-type]
-        symmetry,
-        a.perceptual.get("chroma"),
-        b.perceptual.get("chroma"),
-        aspect=aspect,
-        good_enough=settings.max_residual / 2,
-    )
-    if verdict.trimmed_rms > settings.max_residual or verdict.changed > settings.max_changed:
-        return None
-    if verdict.edge_strip > settings.max_edge_strip:
-        return None
-    if verdict.colour_distance is not None and verdict.colour_distance > settings.max_colour_distance:
-        return None
+    thumb_a, thumb_b = a.thumbnail, b.thumbnail
+    assert thumb_a is not None and thumb_b is not None  # comparable() checked them
+    chroma_a, chroma_b = a.perceptual.get("chroma"), b.perceptual.get("chroma")
+    margin = SAME_SIZE_MARGIN if same_size(a, b, symmetry) else MAX_MARGIN
+    verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, search=False)
+    if not _coarse_pass(verdict, settings):
+        verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, max_margin=margin)
+        if not _coarse_pass(verdict, settings):
+            return None
     limits = (settings.max_fine_residual, settings.max_hotspot)
-    verdict = refine(a.thumbnail, b.thumbnail, verdict, aspect, limits)  # type: ignore[arg-type]
+    verdict = refine(thumb_a, thumb_b, verdict, aspect, limits, margin)
     if verdict.fine_residual is not None and verdict.fine_residual > settings.max_fine_residual:
         return None
     if verdict.hotspot is not None and verdict.hotspot > settings.max_hotspot:
         return None
     return verdict
+
+
+def _coarse_pass(verdict: Verdict, settings: MatchSettings) -> bool:
+    """Whether a verdict meets the thresholds of the coarse (32x32) check."""
+    return (
+        verdict.trimmed_rms <= settings.max_residual
+        and verdict.changed <= settings.max_changed
+        and verdict.edge_strip <= max(settings.max_edge_strip, EDGE_RATIO * verdict.trimmed_rms)
+        and (verdict.colour_distance is None or verdict.colour_distance <= settings.max_colour_distance)
+    )
 
 
 def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparison | None:
@@ -136,14 +179,16 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
 
 def relaxed_verdict(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Verdict | None:
     """The verdict :func:`compare` rests on for two comparable, different, non-flat fingerprints,
-    without the evidence: the verification under ``settings.relaxed()`` for the two likeliest
-    symmetries (by ``dct`` distance), or ``None``."""
+    without the evidence: the verification under ``settings.relaxed()`` as they stand, then for
+    the ``RELAXED_SYMMETRIES`` likeliest other symmetries (by ``dct`` distance), or ``None``."""
     if not (comparable(a) and comparable(b)):
         return None
-    symmetries = list(DIHEDRAL) if settings.transforms else ["identity"]
-    symmetries.sort(key=lambda name: (dct_distance(a, b, name), name != "identity"))
+    symmetries = ["identity"]
+    if settings.transforms:
+        turned = sorted((name for name in DIHEDRAL if name != "identity"), key=lambda name: dct_distance(a, b, name))
+        symmetries += turned[:RELAXED_SYMMETRIES]
     relaxed = settings.relaxed()
-    for symmetry in symmetries[:2]:
+    for symmetry in symmetries:
         verdict = judge(a, b, symmetry, relaxed)
         if verdict is not None:
             return verdict
@@ -205,11 +250,10 @@ def relation(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> list[str]:
         found.append("greyscale" if verdict.greyscale == "second" else "colourised (the first is greyscale)")
     elif verdict.colour_distance is not None and verdict.colour_distance > 4:
         found.append("colour-shifted")
-    ta = thumbnail_array(a.thumbnail)
-    tb = thumbnail_array(b.thumbnail)
-    if abs(float(ta.mean()) - float(tb.mean())) > 8:
+    (mean_a, std_a), (mean_b, std_b) = tone_of(a.perceptual) or (0.0, 0.0), tone_of(b.perceptual) or (0.0, 0.0)
+    if abs(mean_a - mean_b) > 8:
         found.append("brightness changed")
-    if abs(float(ta.std()) / (float(tb.std()) + 1e-6) - 1) > 0.1:
+    if abs(std_a / (std_b + 1e-6) - 1) > 0.1:
         found.append("contrast changed")
     if verdict.changed > 0.004:
         found.append("locally edited (watermark, logo or text)")

@@ -1,7 +1,7 @@
 """Perceptual descriptions of an image: hashes by family, a colour signature and a thumbnail.
 
-Everything is computed from one normalised greyscale picture of ``WORK_SIDE`` square
-(the aspect ratio is squashed away; :attr:`Fingerprint.width`/``height`` keep it):
+Everything is computed from one greyscale picture of ``WORK_SIDE`` square, reduced in
+floating point (the aspect ratio is squashed away; :attr:`Fingerprint.width`/``height`` keep it):
 
 - ``dct``: 64-bit DCT hash. The signs of the 63 lowest AC coefficients (the 8x8 corner
   of the 2-D DCT-II of the 32x32 thumbnail, DC left out; bit 63 is always 0). Signs,
@@ -17,13 +17,19 @@ Everything is computed from one normalised greyscale picture of ``WORK_SIDE`` sq
   match needs two kinds of evidence to agree.
 - ``chroma``: a 4x4 grid of mean YCbCr chroma (Cb, Cr minus 128, signed bytes), to tell
   the colour themes of one design apart while accepting greyscale copies.
+- ``tone``: the working picture's mean grey level and standard deviation (without its
+  ``TONE_TRIM`` darkest and brightest pixels), as two decimals separated by a comma. A
+  standard deviation under ``FEATURELESS_STD`` is a flat colour.
 
-The stored thumbnail (``FINE_SIDE`` square, 8-bit greyscale, raw bytes row by row, 4 KiB)
-is what pairs are verified against, and what the report shows. Its ``THUMBNAIL_SIDE``
-square reduction (:func:`thumbnail_array`) is what the hashes are computed from, so that a
+The stored thumbnail (``FINE_SIDE`` square, raw bytes row by row, 4 KiB) is the
+greyscale picture *normalised*: its mean grey level and standard deviation are kept apart
+(``tone``), and the thumbnail holds ``TONE_CENTRE + TONE_SCALE`` x (standard scores), so a
+faint pattern on an almost flat wallpaper keeps its shape instead of being rounded away
+into one or two grey levels. The thumbnail is what pairs are verified against and, toned back
+(:func:`viewable_thumbnail`), what the report shows. Its ``THUMBNAIL_SIDE`` square
+reduction (:func:`thumbnail_array`) is what the hashes are computed from, so that a
 verifier can recompute them for any symmetry; the full 64x64 (:func:`fine_array`) is the
-second, finer check of a pair. Thumbnails of 32x32 (1 KiB, stored before the finer check
-existed) are still read; such pairs get the coarse check only.
+second, finer check of a pair.
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ FINE_SIDE = 64
 WORK_SIDE = FINE_SIDE
 CHROMA_GRID = 4
 DCT_BLOCK = 8
+TONE_CENTRE = 128.0
+TONE_SCALE = 32.0
+"""A thumbnail byte is ``TONE_CENTRE + TONE_SCALE`` x the pixel's standard score (clipped to 0..255)."""
+TONE_TRIM = 0.025
+"""Share of the darkest and of the brightest pixels left out of the ``tone`` (see :func:`robust_tone`)."""
+FEATURELESS_STD = 0.5
+"""Working pictures flatter than this (standard deviation in grey levels) have no structure
+to match: a flat colour, matched by colour alone."""
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -162,56 +176,78 @@ def dct_dihedral_array(values: np.ndarray, symmetry: str) -> np.ndarray:
 
 def chroma_signature(rgb: Image.Image) -> np.ndarray:
     """A CHROMA_GRID square grid of mean (Cb, Cr) minus 128, as an int8 array of shape (g, g, 2)."""
-    small = rgb.convert("YCbCr").resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX)
+    small = rgb.convert("YCbCr").resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX, reducing_gap=2.0)
     return (np.asarray(small, dtype=np.int16)[:, :, 1:] - 128).clip(-128, 127).astype(np.int8)
 
 
 def describe(image: Image.Image) -> tuple[dict[str, str], bytes]:
-    """Return the image's perceptual hashes (family name to hex) and a normalised thumbnail.
+    """Return the image's perceptual hashes (family name to text) and its normalised thumbnail.
 
     ``image`` must be ``L`` or ``RGB`` (as :func:`dam_dedupe.imaging.decode` returns).
-    The thumbnail is ``FINE_SIDE`` square, 8-bit greyscale, raw bytes row by row.
+    The thumbnail is ``FINE_SIDE`` square, one byte a pixel, row by row (see the module notes).
     """
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    work = rgb.resize((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
-    fine = np.asarray(work.convert("L"), dtype=np.uint8)
-    half = _halve(fine)
+    grey = rgb.convert("F").resize((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    fine = np.asarray(grey, dtype=np.float32)
+    half = fine.reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
+    mean, std = robust_tone(fine)
     hashes = {
         "dct": f"{dct_hash_of(half):016x}",
         "low": f"{low_hash_of(half):016x}",
         "centre": f"{centre_hash_of(half):016x}",
         "grad": f"{grad_hash_of(half):032x}",
-        "chroma": chroma_signature(work).tobytes().hex(),
+        "chroma": chroma_signature(rgb).tobytes().hex(),
+        "tone": f"{mean:.2f},{std:.2f}",
     }
-    return hashes, fine.tobytes()
+    scores = (fine - mean) / max(std, 1e-3)
+    thumbnail = np.clip(np.rint(TONE_CENTRE + TONE_SCALE * scores), 0, 255).astype(np.uint8)
+    return hashes, thumbnail.tobytes()
+
+
+def robust_tone(picture: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of the picture's grey levels between its ``TONE_TRIM`` and
+    1 - ``TONE_TRIM`` quantiles: a logo or watermark on a faint wallpaper then does not set the
+    scale that the wallpaper's own pattern is stored at."""
+    low, high = np.quantile(picture, (TONE_TRIM, 1 - TONE_TRIM))
+    kept = picture[(picture >= low) & (picture <= high)]
+    return float(kept.mean()), float(kept.std())
+
+
+def tone_of(perceptual: dict[str, str]) -> tuple[float, float] | None:
+    """(mean grey level, standard deviation) from a fingerprint's hashes, or ``None`` if it has none."""
+    if "tone" not in perceptual:
+        return None
+    mean, std = perceptual["tone"].split(",")
+    return float(mean), float(std)
+
+
+def viewable_thumbnail(thumbnail: bytes, perceptual: dict[str, str]) -> bytes:
+    """A stored thumbnail with its tone put back: grey levels as the picture shows them."""
+    tone = tone_of(perceptual)
+    if tone is None:
+        return thumbnail
+    scores = (np.frombuffer(thumbnail, dtype=np.uint8).astype(np.float32) - TONE_CENTRE) / TONE_SCALE
+    return np.clip(np.rint(tone[0] + tone[1] * scores), 0, 255).astype(np.uint8).tobytes()
 
 
 def _halve(fine: np.ndarray) -> np.ndarray:
-    """A FINE_SIDE square 8-bit picture as a THUMBNAIL_SIDE square float array (2x2 means, rounded)."""
-    pixels = fine.astype(np.float32).reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
-    return np.rint(pixels)
+    """A FINE_SIDE square picture as a THUMBNAIL_SIDE square float array (2x2 means)."""
+    return fine.astype(np.float32).reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
 
 
 @lru_cache(maxsize=4096)
 def thumbnail_array(thumbnail: bytes) -> np.ndarray:
-    """A stored thumbnail (64x64, or 32x32 from older catalogs) as a float 32x32 array (read-only:
-    it is cached, as each thumbnail is compared with many others)."""
-    pixels = np.frombuffer(thumbnail, dtype=np.uint8)
-    if pixels.size == FINE_SIDE * FINE_SIDE:
-        array = _halve(pixels.reshape(FINE_SIDE, FINE_SIDE))
-    else:
-        array = pixels.reshape(THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    """A stored thumbnail as a float 32x32 array (read-only: it is cached, as each thumbnail
+    is compared with many others)."""
+    array = _halve(np.frombuffer(thumbnail, dtype=np.uint8).reshape(FINE_SIDE, FINE_SIDE))
     array.flags.writeable = False
     return array
 
 
 @lru_cache(maxsize=4096)
-def fine_array(thumbnail: bytes) -> np.ndarray | None:
-    """A stored 64x64 thumbnail as a read-only float array, or ``None`` for a 32x32 one."""
-    pixels = np.frombuffer(thumbnail, dtype=np.uint8)
-    if pixels.size != FINE_SIDE * FINE_SIDE:
-        return None
-    array = pixels.reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
+def fine_array(thumbnail: bytes) -> np.ndarray:
+    """A stored thumbnail as a read-only float 64x64 array."""
+    array = np.frombuffer(thumbnail, dtype=np.uint8).reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
     array.flags.writeable = False
     return array
 

@@ -31,9 +31,6 @@ DIFF_LEVEL = 0.6
 ASPECT_TOLERANCE = 0.015
 LOCAL_CHANGE = 0.07
 """Share of the thumbnail a local edit (watermark, logo) may change."""
-FEATURELESS_STD = 2.0
-"""Thumbnails flatter than this (grey levels of standard deviation) have no structure to
-match: such images are grouped only when byte-identical."""
 DETAIL_FLOOR = 0.05
 """Added to the fine detail level before dividing by it, so that flat pictures are not judged by noise."""
 HOTSPOT_FLOOR = 0.02
@@ -43,6 +40,9 @@ HOTSPOT_MARGIN = 3 / 16
 """Share of each side, along the border, where a concentrated change (a watermark, logo or
 credit line) is forgiven; a concentrated change further in counts as a different picture."""
 """Side, in pixels of the 64x64 thumbnail, of the blocks whose residual the hotspot compares."""
+EDGE_QUANTILE = 0.25
+"""The quantile of the residual along a border that ``edge_strip`` takes: a shifted view shows
+new content along the whole border, while a watermark or logo covers less than this share of it."""
 COLOURFUL = 6.0
 """Mean chroma magnitude above which an image counts as having colour."""
 
@@ -57,7 +57,7 @@ class Verdict:
         changed: share of thumbnail pixels that differ beyond ``DIFF_LEVEL``.
         trimmed_rms: RMS residual over all but the ``LOCAL_CHANGE`` share of pixels that differ
             most: room for a watermark or logo.
-        edge_strip: the largest median absolute residual along one border (2 pixels
+        edge_strip: the largest lower quartile of the absolute residual along one border (2 pixels
             deep): high when one picture shows content beyond the other's edge, as a
             shifted view does, while a logo or watermark covers only part of a border.
         crop: margins (left, top, right, bottom) in fractions, of the image that was cropped.
@@ -69,7 +69,7 @@ class Verdict:
             divided by the pictures' own fine detail (plus ``DETAIL_FLOOR``). A copy's
             residual is aliasing and compression, which scale with the detail; a shifted or
             turned view (burst, stereo pair) of a smooth scene leaves more. ``None`` before
-            :func:`refine` or for old 32x32 thumbnails.
+            :func:`refine`.
         hotspot: from :func:`refine`: how much the worst 4x4 block away from the border
             stands out from the rest of the residual. A watermark or logo sits near the
             border; a different headline or an object added or removed inside the picture
@@ -88,11 +88,6 @@ class Verdict:
     crop_searched: bool = True
     fine_residual: float | None = None
     hotspot: float | None = None
-
-
-def featureless(thumbnail: bytes) -> bool:
-    """Whether a thumbnail is too flat to match perceptually."""
-    return float(thumbnail_array(thumbnail).std()) < FEATURELESS_STD
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
@@ -127,7 +122,7 @@ def _resamplers(n: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _best_crop(
-    big: np.ndarray, small: np.ndarray, aspect: float | None
+    big: np.ndarray, small: np.ndarray, aspect: float | None, max_margin: float = MAX_MARGIN
 ) -> tuple[float, tuple[float, float, float, float]]:
     """The crop of ``big`` that best matches ``small``: (mean squared residual, margins l, t, r, b).
 
@@ -139,10 +134,12 @@ def _best_crop(
     scales = np.log(1.0 - pairs.sum(axis=1))
     target = _normalise(small)
 
+    within = pairs.max(axis=1) <= max_margin + 1e-9
+
     def allowed(other_scale: float, sign: float) -> np.ndarray:
         if aspect is None:
-            return np.ones(len(pairs), dtype=bool)
-        return np.abs(sign * (scales - other_scale) - aspect) <= ASPECT_TOLERANCE
+            return within
+        return within & (np.abs(sign * (scales - other_scale) - aspect) <= ASPECT_TOLERANCE)
 
     best_x, best_y, score = 0, 0, np.inf
     for y_index in range(len(pairs)):
@@ -205,19 +202,20 @@ def verify(
     chroma_a: str | None = None,
     chroma_b: str | None = None,
     aspect: float | None = None,
-    good_enough: float = 0.0,
+    search: bool = True,
+    max_margin: float = MAX_MARGIN,
 ) -> Verdict:
     """Measure how well ``thumb_b`` is explained as a copy of ``thumb_a`` after ``symmetry``.
 
     ``aspect`` is log(aspect ratio of b / aspect ratio of a after ``symmetry``) from the
-    full-size dimensions, when known. The crop search is skipped when the uncropped
-    comparison's trimmed residual is at most ``good_enough``.
+    full-size dimensions, when known. With ``search`` false, or when the two are nearly
+    identical as they stand, no crop is searched; otherwise margins up to ``max_margin`` a side.
     """
     a = np.ascontiguousarray(DIHEDRAL[symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
     b = thumbnail_array(thumb_b)
     x, y = _normalise(a), _normalise(b)
-    searched = float(((x - y) ** 2).mean()) > 0.005 and _trimmed_rms(x - y) > good_enough
-    cropped, crop = _search_crop(a, b, aspect) if searched else NO_CROP
+    searched = search and float(((x - y) ** 2).mean()) > 0.005
+    cropped, crop = _search_crop(a, b, aspect, max_margin) if searched else NO_CROP
     x, y = _aligned(a, b, cropped, crop)
     residual = x - y
     colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
@@ -238,12 +236,14 @@ def verify(
 NO_CROP: tuple[str, tuple[float, float, float, float]] = ("", (0.0, 0.0, 0.0, 0.0))
 
 
-def _search_crop(a: np.ndarray, b: np.ndarray, aspect: float | None) -> tuple[str, tuple[float, float, float, float]]:
+def _search_crop(
+    a: np.ndarray, b: np.ndarray, aspect: float | None, max_margin: float = MAX_MARGIN
+) -> tuple[str, tuple[float, float, float, float]]:
     """(which picture is cropped, its margins) for the crop that best explains the pair, or :data:`NO_CROP`."""
     x, y = _normalise(a), _normalise(b)
     direct = float(((x - y) ** 2).mean())
-    score_b, crop_b = _best_crop(a, b, aspect)
-    score_a, crop_a = _best_crop(b, a, None if aspect is None else -aspect)
+    score_b, crop_b = _best_crop(a, b, aspect, max_margin)
+    score_a, crop_a = _best_crop(b, a, None if aspect is None else -aspect, max_margin)
     if min(score_a, score_b) >= direct:
         return NO_CROP
     return ("second", crop_b) if score_b <= score_a else ("first", crop_a)
@@ -271,6 +271,7 @@ def refine(
     verdict: Verdict,
     aspect: float | None = None,
     limits: tuple[float, float] = (np.inf, np.inf),
+    max_margin: float = MAX_MARGIN,
 ) -> Verdict:
     """Add the finer check to a coarse ``verdict``: ``fine_residual`` and ``hotspot`` from the 64x64 thumbnails.
 
@@ -278,12 +279,9 @@ def refine(
     uncropped alignment and the coarse crop (adjusted to the fine thumbnails), the one that
     leaves the smaller fine residual is kept. When the coarse check skipped the crop search
     and the uncropped measures exceed ``limits`` (the largest fine residual and hotspot that
-    pass), the search is run now. The verdict is returned unchanged when either thumbnail
-    is an old 32x32 one.
+    pass), the search is run now, for margins up to ``max_margin``.
     """
     fine_a, fine_b = fine_array(thumb_a), fine_array(thumb_b)
-    if fine_a is None or fine_b is None:
-        return verdict
     a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](fine_a))  # type: ignore[operator]
     cropped, crop = verdict.cropped, verdict.crop
     uncropped = _fine_measures(*_aligned(a, fine_b, *NO_CROP))
@@ -291,7 +289,7 @@ def refine(
         if uncropped[0] <= limits[0] and uncropped[1] <= limits[1]:
             return replace(verdict, fine_residual=uncropped[0], hotspot=uncropped[1])
         coarse_a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
-        cropped, crop = _search_crop(coarse_a, thumbnail_array(thumb_b), aspect)
+        cropped, crop = _search_crop(coarse_a, thumbnail_array(thumb_b), aspect, max_margin)
     fine_residual, hotspot = uncropped
     if cropped:
         crop = _polish_crop(a, fine_b, cropped, crop)
@@ -394,13 +392,12 @@ def _soften(a: np.ndarray) -> np.ndarray:
 
 
 def _edge_strip(residual: np.ndarray) -> float:
-    """Largest median (along the border) absolute residual over the four 2-pixel border strips.
-
-    The median, so that a logo or watermark covering part of a border does not count.
+    """Largest ``EDGE_QUANTILE`` quantile (along the border) of the absolute residual over the
+    four 2-pixel border strips: a logo or watermark covering part of a border does not count.
     """
     magnitude = np.abs(residual)
     strips = (magnitude[:2, :].mean(0), magnitude[-2:, :].mean(0), magnitude[:, :2].mean(1), magnitude[:, -2:].mean(1))
-    return float(max(np.median(strip) for strip in strips))
+    return float(max(np.quantile(strip, EDGE_QUANTILE) for strip in strips))
 
 
 def _trimmed_rms(residual: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from dam_dedupe import __version__
 from dam_dedupe.analysis import LICENSED, PERSONAL_DATA, Analysis
 from dam_dedupe.catalog import Catalog, CatalogAsset, ReviewDecision
+from dam_dedupe.matcher.perceptual import viewable_thumbnail
 from dam_dedupe.report.compare import name_size_comparison
 from dam_dedupe.report.settings import ReportSettings, SourceFacts
 
@@ -90,7 +91,7 @@ class _Builder:
             "analyses": _analyses_doc(found),
         }
         if self.with_thumbnails:
-            doc["thumbnail"] = fp.thumbnail if fp else None
+            doc["thumbnail"] = viewable_thumbnail(fp.thumbnail, fp.perceptual) if fp and fp.thumbnail else None
         return doc
 
     def cluster(self, stored: Any, assets: dict[int, CatalogAsset]) -> Doc:
