@@ -1,8 +1,9 @@
 """Recognising and decoding images: by content, never by name alone.
 
 The decode is the reduced one matching needs: JPEG DCT-scaled decoding (Pillow's
-``draft``), EXIF orientation applied, decompression bombs refused, and only the first
-frame of an animation.
+``draft``), PNG and WebP through libvips when it can be loaded (:mod:`dam_dedupe.libvips`),
+EXIF orientation applied, decompression bombs refused, and only the first frame of an
+animation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dam_dedupe.errors import AssetError
+from dam_dedupe.libvips import reduce_with_vips
 
 # Files with these endings are not read at all: a document share holds many of them.
 NOT_IMAGE_EXTENSIONS = frozenset(
@@ -162,14 +164,18 @@ def decode(fp: IO[bytes], size: int, min_side: int = DECODE_SIZE) -> Decoded:
         width, height = img.size
         if width * height > MAX_PIXELS and fmt != "JPEG":
             raise AssetError(f"refused as a decompression bomb: {width}x{height} pixels is more than {MAX_PIXELS}")
-        orientation = img.getexif().get(ORIENTATION_TAG, 1)
+        orientation = _orientation(img)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (min_side, min_side))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-        reduced = _reduce(img, min_side)
+        reduced = reduce_with_vips(fp, size, fmt, _factor(img, min_side))
+        if reduced is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()
+            reduced = _reduce(img, min_side)
+        else:
+            reduced.info = img.info
         picture = normalise_mode(reduced)
         if orientation in _TRANSPOSE:
             picture = picture.transpose(_TRANSPOSE[orientation])
@@ -185,8 +191,7 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
     4 and 2 that keeps both sides at least ``min_side`` (box averaging, as a DCT-scaled decode
     is). Copies in different formats then reach the matcher at the same resolution, and fine
     textures alias alike."""
-    ratio = min(img.size[0] // min_side, img.size[1] // min_side)
-    factor = next((f for f in JPEG_SCALES if f <= ratio), 1)
+    factor = _factor(img, min_side)
     if factor < 2 or img.format == "JPEG":
         return img
     if img.mode in ("P", "PA", "1"):
@@ -196,6 +201,23 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
     reduced = img.reduce(factor)
     reduced.info = img.info
     return reduced
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image, without decoding its pixels.
+
+    Pillow looks for a PNG's ``eXIf`` chunk after the image data by decoding the image; the
+    PNG specification puts the chunk before the image data, where opening has already read it.
+    """
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    return int(img.getexif().get(ORIENTATION_TAG, 1))
+
+
+def _factor(img: Image.Image, min_side: int) -> int:
+    """The largest of :data:`JPEG_SCALES` that keeps both sides at least ``min_side``, or 1."""
+    ratio = min(img.size[0] // min_side, img.size[1] // min_side)
+    return next((f for f in JPEG_SCALES if f <= ratio), 1)
 
 
 def normalise_mode(img: Image.Image) -> Image.Image:

@@ -1,0 +1,65 @@
+"""PNG and WebP decoded through libvips: the same reduced picture Pillow would make, and
+Pillow's words for what libvips cannot decode."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dam_dedupe.errors import AssetError
+from dam_dedupe.imaging import decode
+from dam_dedupe.libvips import reduce_with_vips
+
+
+def photo(size: tuple[int, int] = (1200, 900)) -> Image.Image:
+    """A smooth picture with some texture, as photographs have."""
+    rng = np.random.default_rng(3)
+    base = [Image.fromarray(rng.integers(0, 255, (6, 8), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)]
+    grain = rng.integers(-12, 12, (size[1], size[0]), dtype=np.int16)
+    bands = [
+        np.clip(np.asarray(base[0], dtype=np.int16) + grain + shift, 0, 255).astype(np.uint8) for shift in (0, 30, -30)
+    ]
+    return Image.merge("RGB", [Image.fromarray(b) for b in bands])
+
+
+def encoded(img: Image.Image, fmt: str, **params: object) -> bytes:
+    out = io.BytesIO()
+    img.save(out, fmt, **params)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_libvips_reduces_as_pillow_does(fmt: str) -> None:
+    picture = photo()
+    data = encoded(picture, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    reduced = reduce_with_vips(io.BytesIO(data), len(data), fmt, 4)
+    assert reduced is not None and reduced.mode == "RGB"
+    expected = picture.reduce(4)
+    assert abs(reduced.width - expected.width) <= 1 and abs(reduced.height - expected.height) <= 1
+    same = reduced.resize(expected.size)
+    assert float(np.abs(np.asarray(same, dtype=float) - np.asarray(expected, dtype=float)).mean()) < 2.0
+
+
+def test_a_transparent_palette_png_is_flattened_like_pillows() -> None:
+    picture = photo((800, 800)).quantize(64)
+    picture.info["transparency"] = 0
+    data = encoded(picture, "PNG", transparency=0)
+    via_vips = reduce_with_vips(io.BytesIO(data), len(data), "PNG", 4)
+    assert via_vips is not None and via_vips.mode == "RGBA"
+    decoded = decode(io.BytesIO(data), len(data)).image
+    assert decoded.mode == "RGB" and decoded.size == (200, 200)
+
+
+def test_what_libvips_cannot_decode_is_left_to_pillow() -> None:
+    deep = encoded(Image.fromarray(np.full((600, 600), 40000, dtype=np.uint16)), "PNG")
+    assert reduce_with_vips(io.BytesIO(deep), len(deep), "PNG", 4) is None
+    assert decode(io.BytesIO(deep), len(deep)).image.mode == "L"  # Pillow scales 16 bits to 8
+    truncated = encoded(photo(), "PNG")[:50_000]
+    assert reduce_with_vips(io.BytesIO(truncated), len(truncated), "PNG", 4) is None
+    with pytest.raises(AssetError, match="corrupt or truncated PNG"):
+        decode(io.BytesIO(truncated), len(truncated))
+    small = encoded(photo((200, 150)), "PNG")
+    assert reduce_with_vips(io.BytesIO(small), len(small), "PNG", 1) is None  # nothing to reduce
