@@ -1,9 +1,10 @@
 """All-pairs near-duplicate search time on synthetic fingerprints with planted copies.
 
 For each size N, makes N random 63-bit hashes of each indexed family (``dct``, ``low``,
-``centre``), plants copies of 1% of them (hashes with up to ``candidate_radius`` bits
-flipped, and rotated or mirrored ``dct`` hashes with up to ``transform_radius`` flipped), runs the same candidate search
-that :func:`dam_dedupe.matcher.find_groups` runs (:func:`~dam_dedupe.matcher.grouping.candidate_pairs`),
+``centre``), plants copies of 1% of them (hashes with up to the family's radius,
+``candidate_radius`` or ``crop_radius``, bits flipped, and rotated or mirrored ``dct``
+hashes with up to ``transform_radius`` flipped), runs the same candidate search that
+:func:`dam_dedupe.matcher.find_groups` runs (:func:`~dam_dedupe.matcher.grouping.candidate_pairs`),
 checks that every planted pair is found, and fits the growth exponent of time against N.
 
 Run: ``python benchmarks/scalability.py [--sizes 10000 100000 1000000] [--preset balanced]``
@@ -18,7 +19,7 @@ import time
 import numpy as np
 
 from dam_dedupe.matcher import PRESETS, MatchSettings
-from dam_dedupe.matcher.grouping import INDEXED_FAMILIES, SEARCHED_SYMMETRIES, candidate_pairs
+from dam_dedupe.matcher.grouping import INDEXED_FAMILIES, SEARCHED_SYMMETRIES, candidate_pairs, radius_of
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 
 PLANTED_SHARE = 0.01
@@ -38,8 +39,8 @@ def synthetic(size: int, settings: MatchSettings, seed: int) -> tuple[dict[str, 
     for n, (i, j) in enumerate(zip(sources.tolist(), targets.tolist(), strict=True)):
         symmetry = symmetries[n % len(symmetries)]
         families = INDEXED_FAMILIES if symmetry == "identity" else ("dct",)
-        radius = settings.candidate_radius if symmetry == "identity" else settings.transform_radius
         for family in families:
+            radius = radius_of(family, settings) if symmetry == "identity" else settings.transform_radius
             bits = rng.choice(63, size=int(rng.integers(0, radius + 1)), replace=False)
             base = codes[family][i : i + 1]
             if symmetry != "identity":
@@ -57,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = PRESETS[args.preset]
     print(
-        f"preset {args.preset}: candidate_radius {settings.candidate_radius}, "
+        f"preset {args.preset}: candidate_radius {settings.candidate_radius}, crop_radius {settings.crop_radius}, "
         f"transform_radius {settings.transform_radius}, transforms {settings.transforms}"
     )
     times = []

@@ -42,6 +42,10 @@ EDGE_RATIO = 2.0
 times the residual elsewhere: a crop of a fine texture leaves the same residual everywhere,
 while a shifted view shows new content along a border and little change inside."""
 
+CROP_RESIDUAL_SLACK = 1.25
+"""Factor on ``max_residual`` for a pair that needed a crop to align: the crop is resampled
+onto the other picture's grid, which blurs a fine texture's detail differently in each."""
+
 SAME_SIZE = 0.005
 """Relative difference of each side within which two pictures count as the same pixel size."""
 SAME_SIZE_MARGIN = 0.01
@@ -130,11 +134,12 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
     thumb_a, thumb_b = a.thumbnail, b.thumbnail
     assert thumb_a is not None and thumb_b is not None  # comparable() checked them
     chroma_a, chroma_b = a.perceptual.get("chroma"), b.perceptual.get("chroma")
-    margin = SAME_SIZE_MARGIN if same_size(a, b, symmetry) else MAX_MARGIN
+    resized = not same_size(a, b, symmetry)
+    margin = MAX_MARGIN if resized else SAME_SIZE_MARGIN
     verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, search=False)
-    if not _coarse_pass(verdict, settings):
+    if not _coarse_pass(verdict, settings, resized):
         verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, max_margin=margin)
-        if not _coarse_pass(verdict, settings):
+        if not _coarse_pass(verdict, settings, resized):
             return None
     limits = (settings.max_fine_residual, settings.max_hotspot)
     verdict = refine(thumb_a, thumb_b, verdict, aspect, limits, margin)
@@ -145,10 +150,12 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
     return verdict
 
 
-def _coarse_pass(verdict: Verdict, settings: MatchSettings) -> bool:
-    """Whether a verdict meets the thresholds of the coarse (32x32) check."""
+def _coarse_pass(verdict: Verdict, settings: MatchSettings, resized: bool) -> bool:
+    """Whether a verdict meets the thresholds of the coarse (32x32) check; ``resized``: the
+    two pictures differ in pixel size (then a crop earns ``CROP_RESIDUAL_SLACK``)."""
+    residual_limit = settings.max_residual * (CROP_RESIDUAL_SLACK if verdict.cropped and resized else 1.0)
     return (
-        verdict.trimmed_rms <= settings.max_residual
+        verdict.trimmed_rms <= residual_limit
         and verdict.changed <= settings.max_changed
         and verdict.edge_strip <= max(settings.max_edge_strip, EDGE_RATIO * verdict.trimmed_rms)
         and (verdict.colour_distance is None or verdict.colour_distance <= settings.max_colour_distance)

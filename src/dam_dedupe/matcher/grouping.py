@@ -1,11 +1,11 @@
 """Partitioning fingerprinted assets into groups of copies.
 
 1. Byte-identical fingerprints (same SHA-256) form one node.
-2. The index (:mod:`dam_dedupe.matcher.index`) finds every pair of nodes whose ``dct``,
-   ``low`` or ``centre`` hashes are within ``candidate_radius`` bits (each family catches
-   copies the others miss: re-encodes, crops, edge watermarks), and, for rotated and
-   mirrored copies, whose ``dct`` hashes are within ``transform_radius`` bits after each
-   symmetry.
+2. The index (:mod:`dam_dedupe.matcher.index`) finds every pair of nodes whose ``dct``
+   or ``centre`` hashes are within ``candidate_radius`` bits or whose ``low`` hashes are
+   within ``crop_radius`` (each family catches copies the others miss: re-encodes, crops,
+   edge watermarks), and, for rotated and mirrored copies, whose ``dct`` hashes are within
+   ``transform_radius`` bits after each symmetry.
 3. Each candidate pair is verified against the thumbnails (:func:`~dam_dedupe.matcher.compare.judge`).
 4. Verified pairs are merged best first, and two groups merge only if every member of
    one is a copy of every member of the other under :func:`~dam_dedupe.matcher.compare`
@@ -60,7 +60,7 @@ def find_groups(fingerprints: Sequence[Fingerprint], settings: MatchSettings) ->
 
 def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> list[tuple[int, int, str]]:
     """Every (i, j, symmetry) nominated by the index: for each family in :data:`INDEXED_FAMILIES`,
-    code j within ``candidate_radius`` of code i; with transforms, ``dct`` code j within
+    code j within the family's radius (:func:`radius_of`) of code i; with transforms, ``dct`` code j within
     ``transform_radius`` of code i after each symmetry. Pairs come once per (i, j, symmetry).
 
     The joins run on ``INDEX_THREADS`` threads: numpy releases the interpreter lock in the heavy steps.
@@ -69,7 +69,7 @@ def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> li
     def join(task: tuple[str, str]) -> np.ndarray:
         family, symmetry = task
         if symmetry == "identity":
-            return pairs_within(codes[family], settings.candidate_radius)
+            return pairs_within(codes[family], radius_of(family, settings))
         moved = dct_dihedral_array(codes["dct"], symmetry)
         found = pairs_within(codes["dct"], settings.transform_radius, queries=moved)
         if symmetry in SELF_INVERSE:
@@ -89,6 +89,11 @@ def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> li
         if symmetry != "identity":
             found.extend((int(i), int(j), symmetry) for i, j in pairs)
     return found
+
+
+def radius_of(family: str, settings: MatchSettings) -> int:
+    """The Hamming radius within which ``family`` hashes nominate a pair (see :class:`MatchSettings`)."""
+    return settings.crop_radius if family == "low" else settings.candidate_radius
 
 
 def _unique_rows(pairs: np.ndarray) -> np.ndarray:

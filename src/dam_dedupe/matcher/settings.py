@@ -25,10 +25,11 @@ class MatchSettings:
         preset: the preset these values came from (``exact``, ``strict``, ``balanced``, ``loose``).
         perceptual: ``False`` groups byte-identical copies only.
         transforms: also find copies rotated by 90, 180 or 270 degrees or mirrored (``transformed``).
-        candidate_radius: most bits (of 63) in which the ``dct``, ``low`` or ``centre``
-            hashes of two copies may differ for them to be considered at all; the index
-            finds every pair within it. Larger finds more copies and costs more time
-            (at one million images, 5 takes seconds, 8 several times longer).
+        candidate_radius: most bits (of 63) in which the ``dct`` or ``centre`` hashes of two
+            copies may differ for them to be considered at all; the index finds every pair
+            within it. Larger finds more copies and costs more time (see ``docs/benchmarks.md``).
+        crop_radius: the same for the ``low`` hash, which is made to survive crops: cropped
+            copies of fine textures need a little more room.
         transform_radius: the same for rotated and mirrored copies.
         max_residual: largest RMS difference of the aligned, normalised thumbnails outside
             the locally changed area (0 identical; about 1.4 unrelated).
@@ -56,6 +57,7 @@ class MatchSettings:
     perceptual: bool = True
     transforms: bool = True
     candidate_radius: int = 5
+    crop_radius: int = 7
     transform_radius: int = 5
     max_residual: float = 0.22
     max_changed: float = 0.06
@@ -101,6 +103,7 @@ PRESETS: dict[str, MatchSettings] = {
     "strict": MatchSettings(
         preset="strict",
         candidate_radius=5,
+        crop_radius=5,
         transform_radius=4,
         max_residual=0.14,
         max_changed=0.03,
@@ -111,6 +114,7 @@ PRESETS: dict[str, MatchSettings] = {
     "loose": MatchSettings(
         preset="loose",
         candidate_radius=12,
+        crop_radius=12,
         transform_radius=8,
         max_residual=0.3,
         max_changed=0.1,

@@ -28,6 +28,10 @@ from dam_dedupe.matcher.perceptual import DIHEDRAL, THUMBNAIL_SIDE, chroma_array
 MAX_MARGIN = 0.06
 MARGIN_STEP = 0.005
 DIFF_LEVEL = 0.6
+NOISE_LEVELS = 3.0
+"""A pixel counts as changed when it differs by more than ``DIFF_LEVEL`` and by more than this
+many times the pair's trimmed residual: a crop of a fine texture differs a little everywhere,
+which is not a local edit."""
 ASPECT_TOLERANCE = 0.015
 LOCAL_CHANGE = 0.07
 """Share of the thumbnail a local edit (watermark, logo) may change."""
@@ -218,12 +222,13 @@ def verify(
     cropped, crop = _search_crop(a, b, aspect, max_margin) if searched else NO_CROP
     x, y = _aligned(a, b, cropped, crop)
     residual = x - y
+    trimmed = _trimmed_rms(residual)
     colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
     return Verdict(
         symmetry=symmetry,
         rms=float(np.sqrt((residual**2).mean())),
-        changed=float((np.abs(residual) > DIFF_LEVEL).mean()),
-        trimmed_rms=_trimmed_rms(residual),
+        changed=float((np.abs(residual) > max(DIFF_LEVEL, NOISE_LEVELS * trimmed)).mean()),
+        trimmed_rms=trimmed,
         edge_strip=_edge_strip(residual),
         crop=crop,
         cropped=cropped,
