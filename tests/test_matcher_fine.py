@@ -103,3 +103,20 @@ def test_a_faint_pattern_keeps_its_copies_together_and_its_windows_apart() -> No
     assert find_groups([original, brighter, greyscale, marked], BALANCED) == [[0, 1, 2, 3]]
     first, second = window(wallpaper, 0.0, 0.0, 0.7, 0.7), window(wallpaper, 0.3, 0.3, 0.7, 0.7)
     assert find_groups([fingerprint(first, quality=92), fingerprint(second, quality=92)], BALANCED) == []
+
+
+def gravel(size: tuple[int, int] = (1000, 800)) -> Image.Image:
+    """A fine grey texture of small stones, with detail near the thumbnail's resolution."""
+    rng = np.random.default_rng(5)
+    stones = Image.fromarray(rng.integers(60, 200, (size[1] // 20, size[0] // 20), dtype=np.uint8))
+    return stones.resize(size, Image.Resampling.BICUBIC).convert("RGB")
+
+
+def test_a_cropped_texture_is_a_copy_but_a_shifted_one_of_the_same_size_is_not() -> None:
+    texture = gravel()
+    original = fingerprint(texture, quality=92)
+    cropped = fingerprint(window(texture, 0.03, 0.02, 0.93, 0.95), quality=92)
+    assert judge(original, cropped, "identity", BALANCED) is not None
+    assert find_groups([original, cropped], BALANCED) == [[0, 1]]
+    shifted = fingerprint(texture.transform(texture.size, Image.Transform.AFFINE, (1, 0, 40, 0, 1, 0)), quality=92)
+    assert judge(original, shifted, "identity", BALANCED) is None
