@@ -354,7 +354,7 @@ def _fine_measures(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     the whole picture's brightness scale.
     """
     magnitude = np.abs(x - y)
-    kept = magnitude <= np.quantile(magnitude, 1 - LOCAL_CHANGE)
+    kept = magnitude <= _order_statistic(magnitude.ravel(), 1 - LOCAL_CHANGE)
     x = (x - x[kept].mean()) / (x[kept].std() + 1e-6)
     y = (y - y[kept].mean()) / (y[kept].std() + 1e-6)
     residual = x - y
@@ -401,15 +401,23 @@ def _edge_strip(residual: np.ndarray) -> float:
     four 2-pixel border strips: a logo or watermark covering part of a border does not count.
     """
     magnitude = np.abs(residual)
-    strips = (magnitude[:2, :].mean(0), magnitude[-2:, :].mean(0), magnitude[:, :2].mean(1), magnitude[:, -2:].mean(1))
-    return float(max(np.quantile(strip, EDGE_QUANTILE) for strip in strips))
+    strips = np.stack(
+        (magnitude[:2, :].mean(0), magnitude[-2:, :].mean(0), magnitude[:, :2].mean(1), magnitude[:, -2:].mean(1))
+    )
+    return float(np.sort(strips, axis=1)[:, int(EDGE_QUANTILE * (strips.shape[1] - 1))].max())
 
 
 def _trimmed_rms(residual: np.ndarray) -> float:
     """RMS of the residual without its ``LOCAL_CHANGE`` share of largest values."""
-    squared = np.sort((residual**2).ravel())
-    keep = squared[: int(round(squared.size * (1 - LOCAL_CHANGE)))]
-    return float(np.sqrt(keep.mean()))
+    squared = (residual**2).ravel()
+    keep = int(round(squared.size * (1 - LOCAL_CHANGE)))
+    return float(np.sqrt(np.partition(squared, keep - 1)[:keep].mean()))
+
+
+def _order_statistic(values: np.ndarray, share: float) -> float:
+    """The value below which ``share`` of ``values`` lie (the lower one; no interpolation)."""
+    k = int(share * (values.size - 1))
+    return float(np.partition(values, k)[k])
 
 
 def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
