@@ -57,3 +57,23 @@ def test_hash_symmetries_are_exact_bit_permutations() -> None:
         turned = dct_hash_of(np.ascontiguousarray(op(picture)))  # type: ignore[operator]
         assert dct_dihedral(value, name) == turned
         assert int(dct_dihedral_array(np.array([value], dtype=np.uint64), name)[0]) == turned
+
+
+def test_the_wider_low_radius_nominates_only_what_the_dct_hash_confirms() -> None:
+    from dam_dedupe.matcher import PRESETS
+    from dam_dedupe.matcher.grouping import CONFIRM_RADIUS, candidate_pairs
+
+    settings = PRESETS["balanced"]
+    rng = np.random.default_rng(9)
+    base = rng.integers(0, 2**63, 3, dtype=np.uint64)
+
+    def flipped(value: np.uint64, bits: int, offset: int = 0) -> np.uint64:
+        return value ^ np.uint64(sum(1 << (offset + b) for b in range(bits)))
+
+    # 0 and 1: low 7 bits apart (beyond candidate_radius), dct within CONFIRM_RADIUS: a crop.
+    # 0 and 2: low 7 bits apart too, but dct unrelated: the low hash alone is not enough.
+    low = np.array([base[0], flipped(base[0], settings.crop_radius), flipped(base[0], settings.crop_radius, 20)])
+    dct = np.array([base[1], flipped(base[1], CONFIRM_RADIUS), ~base[1] & np.uint64(2**63 - 1)])
+    centre = rng.integers(0, 2**63, 3, dtype=np.uint64)
+    found = {(i, j) for i, j, symmetry in candidate_pairs({"dct": dct, "low": low, "centre": centre}, settings)}
+    assert found == {(0, 1)}

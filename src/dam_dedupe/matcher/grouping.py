@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, flat, flat_level, flat_match, is_copy, judge
-from dam_dedupe.matcher.index import pairs_within
+from dam_dedupe.matcher.index import pairs_within, popcount
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
@@ -39,6 +39,8 @@ INDEX_THREADS = min(2, os.cpu_count() or 1)
 
 # One symmetry of each inverse pair: a pair related by rotate-270 is found as rotate-90 from the other side.
 SELF_INVERSE = frozenset({"rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse"})
+CONFIRM_RADIUS = 12
+"""Most ``dct`` bits in which a pair nominated by the ``low`` hash beyond ``candidate_radius`` may differ."""
 INDEXED_FAMILIES = ("dct", "low", "centre")
 """Hash families whose near neighbours are candidates (see :mod:`dam_dedupe.matcher.perceptual`)."""
 SEARCHED_SYMMETRIES = ("rotate-90", "rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse")
@@ -69,7 +71,8 @@ def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> li
     def join(task: tuple[str, str]) -> np.ndarray:
         family, symmetry = task
         if symmetry == "identity":
-            return pairs_within(codes[family], radius_of(family, settings))
+            found = pairs_within(codes[family], radius_of(family, settings))
+            return _confirmed(found, codes, family, settings)
         moved = dct_dihedral_array(codes["dct"], symmetry)
         found = pairs_within(codes["dct"], settings.transform_radius, queries=moved)
         if symmetry in SELF_INVERSE:
@@ -89,6 +92,19 @@ def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> li
         if symmetry != "identity":
             found.extend((int(i), int(j), symmetry) for i, j in pairs)
     return found
+
+
+def _confirmed(found: np.ndarray, codes: dict[str, np.ndarray], family: str, settings: MatchSettings) -> np.ndarray:
+    """``found`` (pairs within ``family``'s radius) without the pairs that are beyond
+    ``candidate_radius`` in ``family`` and beyond ``CONFIRM_RADIUS`` in ``dct``: the wider
+    ``crop_radius`` of the ``low`` hash (which has fewer independent bits) nominates a pair
+    only when a second family agrees."""
+    if not len(found) or radius_of(family, settings) <= settings.candidate_radius or "dct" not in codes:
+        return found
+    first, second = found[:, 0], found[:, 1]
+    near = popcount(codes[family][first] ^ codes[family][second]) <= settings.candidate_radius
+    agreed = popcount(codes["dct"][first] ^ codes["dct"][second]) <= CONFIRM_RADIUS
+    return found[near | agreed]
 
 
 def radius_of(family: str, settings: MatchSettings) -> int:

@@ -29,7 +29,9 @@ class MatchSettings:
             copies may differ for them to be considered at all; the index finds every pair
             within it. Larger finds more copies and costs more time (see ``docs/benchmarks.md``).
         crop_radius: the same for the ``low`` hash, which is made to survive crops: cropped
-            copies of fine textures need a little more room.
+            copies of fine textures need a little more room. A pair it nominates beyond
+            ``candidate_radius`` must also be within 12 bits in ``dct`` (the ``low`` hash's
+            bits are not independent, so by itself it nominates many unrelated pairs).
         transform_radius: the same for rotated and mirrored copies.
         max_residual: largest RMS difference of the aligned, normalised thumbnails outside
             the locally changed area (0 identical; about 1.4 unrelated).
