@@ -321,6 +321,26 @@ def test_apply_refuses_without_the_required_signoffs(lib: Library, tmp_path: Pat
     assert code == 0 and "applied 6" in out
 
 
+def test_the_planner_may_not_sign_their_own_plan_unless_the_config_allows(lib: Library, tmp_path: Path) -> None:
+    config = tmp_path / "dam-dedupe.toml"
+    config.write_text("", encoding="utf-8")
+    plan_file = str(tmp_path / "plan.json")
+    assert cli(lib, tmp_path, "plan", "--action", "tag", "--by", "ana", "-o", plan_file)[0] == 0
+    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "ana", "--role", "legal")
+    assert code == 1 and "ana made plan" in out and "may not sign it off" in out
+    code, out = cli(lib, tmp_path, "apply", plan_file)
+    assert code == 1 and "is not approved" in out
+
+    config.write_text("[governance]\nauthor_may_sign = true\n", encoding="utf-8")
+    assert cli(lib, tmp_path, "approve", plan_file, "--by", "ana", "--role", "legal")[0] == 0
+    config.write_text("", encoding="utf-8")  # the policy tightened after the sign-off
+    code, out = cli(lib, tmp_path, "apply", plan_file)
+    assert code == 1 and "is not approved" in out
+    config.write_text("[governance]\nauthor_may_sign = true\n", encoding="utf-8")
+    code, out = cli(lib, tmp_path, "apply", plan_file, "--out-dir", str(tmp_path))
+    assert code == 0 and "applied" in out
+
+
 def test_apply_refuses_a_plan_edited_after_signoff(lib: Library, tmp_path: Path) -> None:
     (tmp_path / "dam-dedupe.toml").write_text("", encoding="utf-8")
     plan_file = tmp_path / "plan.json"

@@ -18,14 +18,26 @@ from dam_dedupe.governance.runner import (
     action_plugin,
     undone_steps,
 )
-from dam_dedupe.governance.signoff import NotApproved, check_registered, missing_signoffs, required_roles
+from dam_dedupe.governance.signoff import (
+    NotApproved,
+    author_may_sign,
+    check_registered,
+    missing_signoffs,
+    required_roles,
+)
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
 
 
 def approval_problems(catalog: Catalog, config: Config, plan: Plan) -> list[str]:
-    """What the plan still lacks before it may be applied (empty when approved)."""
-    return missing_signoffs(catalog.signoffs(plan.id), required_roles(config))
+    """What the plan still lacks before it may be applied (empty when approved).
+
+    The author's own sign-offs do not count unless ``[governance] author_may_sign`` allows
+    them now (the setting may have changed since they were given)."""
+    signoffs = catalog.signoffs(plan.id)
+    if not author_may_sign(config):
+        signoffs = [s for s in signoffs if s.signed_by != plan.body.get("created_by")]
+    return missing_signoffs(signoffs, required_roles(config))
 
 
 def _run_to_continue(catalog: Catalog, plan: Plan) -> ActionRun | None:

@@ -6,7 +6,9 @@
     required_roles = ["it", "legal", "compliance"]
 
 Each role needs a sign-off by a different person (one person cannot fill two roles).
-With no ``required_roles``, one sign-off in any role is enough.
+With no ``required_roles``, one sign-off in any role is enough. The person who made a plan
+may not sign it off (four eyes), unless ``author_may_sign = true`` says a one-person team
+may.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ def required_roles(config: Config) -> tuple[str, ...]:
     if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
         raise ConfigError('[governance] required_roles must be a list of role names, e.g. ["it", "legal"]')
     return tuple(dict.fromkeys(roles))
+
+
+def author_may_sign(config: Config) -> bool:
+    """``[governance] author_may_sign``: whether the person who made a plan may sign it off (default no)."""
+    value = config.sections.get("governance", {}).get("author_may_sign", False)
+    if not isinstance(value, bool):
+        raise ConfigError("[governance] author_may_sign must be true or false")
+    return value
 
 
 def check_registered(catalog: Catalog, plan: Plan) -> None:
@@ -70,11 +80,17 @@ def approve(catalog: Catalog, config: Config, plan: Plan, by: str, role: str, no
     """Record ``by``'s sign-off of ``plan`` as ``role``; return what is still missing before ``apply``.
 
     Refuses a plan the catalog did not make, a role outside ``required_roles`` (when set),
-    and a second sign-off by the same person in the same role.
+    a second sign-off by the same person in the same role, and a sign-off by the plan's
+    author (unless :func:`author_may_sign`).
     """
     if not by.strip() or not role.strip():
         raise ConfigError("a sign-off needs who signs (--by) and in which role (--role)")
     check_registered(catalog, plan)
+    if by == plan.body.get("created_by") and not author_may_sign(config):
+        raise DamDedupeError(
+            f"{by} made plan {plan.id} and may not sign it off: someone else must "
+            "(a one-person team can allow it with [governance] author_may_sign = true)"
+        )
     roles = required_roles(config)
     if roles and role not in roles:
         raise ConfigError(f"role '{role}' is not one of the required roles {list(roles)} ([governance] in the config)")
