@@ -51,8 +51,10 @@ SAME_SIZE = 0.005
 SAME_SIZE_MARGIN = 0.01
 """Largest crop margin a side between two pictures of the same pixel size (see :func:`judge`)."""
 
-RELAXED_SYMMETRIES = 7
-"""Symmetries besides ``identity`` that :func:`relaxed_verdict` tries, likeliest first."""
+IDENTITY_PREFERENCE = 6
+"""Bits of ``dct`` distance by which :func:`relaxed_verdict` prefers trying a pair as it stands:
+a copy as it stands is reported ``near`` even when a symmetry of a near-symmetric picture fits
+as well, and a rotated copy is not first tried (and its crop searched) as it stands."""
 
 FLAT_TOLERANCE = 3.0
 """Largest difference of mean grey level, and of mean chroma, between two featureless copies."""
@@ -186,20 +188,26 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
 
 def relaxed_verdict(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Verdict | None:
     """The verdict :func:`compare` rests on for two comparable, different, non-flat fingerprints,
-    without the evidence: the verification under ``settings.relaxed()`` as they stand, then for
-    the ``RELAXED_SYMMETRIES`` likeliest other symmetries (by ``dct`` distance), or ``None``."""
+    without the evidence: the verification under ``settings.relaxed()`` for each symmetry (with
+    ``transforms``), likeliest first by ``dct`` distance, ``identity`` preferred by
+    ``IDENTITY_PREFERENCE`` bits; or ``None``. Every symmetry is tried: a rotated member of a
+    near-symmetric picture's group may be related to another member by any of them."""
     if not (comparable(a) and comparable(b)):
         return None
     symmetries = ["identity"]
     if settings.transforms:
-        turned = sorted((name for name in DIHEDRAL if name != "identity"), key=lambda name: dct_distance(a, b, name))
-        symmetries += turned[:RELAXED_SYMMETRIES]
+        symmetries = sorted(DIHEDRAL, key=lambda name: dct_distance(a, b, name) - _preference(name))
     relaxed = settings.relaxed()
     for symmetry in symmetries:
         verdict = judge(a, b, symmetry, relaxed)
         if verdict is not None:
             return verdict
     return None
+
+
+def _preference(symmetry: str) -> int:
+    """Bits of ``dct`` distance by which ``symmetry`` is tried earlier than its distance says."""
+    return IDENTITY_PREFERENCE if symmetry == "identity" else 0
 
 
 def is_copy(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> bool:
