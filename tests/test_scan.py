@@ -176,6 +176,24 @@ def test_fingerprints_of_an_older_kind_are_made_again_by_the_next_scan(tmp_path:
     assert build_report(catalog)["summary"]["images"] == first.listed  # the source not scanned keeps its image
 
 
+def test_reread_reads_unchanged_images_again_so_an_analyser_installed_since_sees_them(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    build_tree(root)
+    spec = SourceSpec(root.as_uri())
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    without = parse_config({"matching": {"preset": "exact"}, "analysis": {"disabled": ["faces", "rights"]}})
+    first = run_scan([spec], catalog, Host(), without, workers=1)
+    assert first.fingerprinted == first.listed and catalog.analyses() == {}
+
+    again = run_scan([spec], catalog, Host(), EXACT, workers=1)  # face detection now on: nothing is read
+    assert again.fingerprinted == 0 and catalog.analyses() == {}
+
+    reread = run_scan([spec], catalog, Host(), EXACT, workers=1, reread=True)
+    assert reread.fingerprinted == first.listed
+    analysed = catalog.analyses()
+    assert len(analysed) == first.listed and all("faces" in found for found in analysed.values())
+
+
 def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:
     root = tmp_path / "tree"
     build_tree(root)

@@ -81,7 +81,9 @@ def _print_summary(summary: ScanSummary) -> None:
     )
 
 
-def _scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None) -> None:
+def _scan(
+    obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool = False
+) -> None:
     config = obj.config
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
@@ -98,7 +100,7 @@ def _scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: s
         bar.update(done - bar.pos)
 
     try:
-        summary = run_scan(specs, catalog, obj.host, config, workers, progress=progress)
+        summary = run_scan(specs, catalog, obj.host, config, workers, progress=progress, reread=reread)
     finally:
         for bar in bars.values():
             bar.render_finish()
@@ -112,10 +114,11 @@ def _scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: s
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Fingerprinting processes [default: cores].")
 @click.option("--preset", type=str, default=None, help="Matching preset (exact, strict, balanced, loose).")
+@click.option("--reread", is_flag=True, help="Read unchanged images again too (after installing an analyser).")
 @click.pass_obj
-def scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None) -> None:
+def scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool) -> None:
     """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them."""
-    _scan(obj, sources, workers, preset)
+    _scan(obj, sources, workers, preset, reread)
 
 
 @main.command()

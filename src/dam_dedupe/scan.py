@@ -178,9 +178,10 @@ class FingerprintJob:
 class Scan:
     """One scan run over some sources; :func:`run_scan` is the way to use it."""
 
-    def __init__(self, catalog: Catalog, host: Host, config: Config, workers: int,
-                 executor_factory: ExecutorFactory, progress: Progress | None) -> None:  # fmt: skip
+    def __init__(self, catalog: Catalog, host: Host, config: Config, workers: int, executor_factory: ExecutorFactory,
+                 progress: Progress | None, reread: bool = False) -> None:  # fmt: skip
         self.catalog = catalog
+        self.reread = reread
         self.host = host
         self.config = config
         self.workers = workers
@@ -203,7 +204,9 @@ class Scan:
             for spec in specs:
                 source_id = self.catalog.source_id(spec)
                 self.catalog.clear_problems(source_id)
-                if renewed := self.catalog.renew_fingerprints_older_than(FINGERPRINT_VERSION, source_id):
+                if self.reread:
+                    log.info("%s: %d images will be read again", spec.label, self.catalog.renew_images(source_id))
+                elif renewed := self.catalog.renew_fingerprints_older_than(FINGERPRINT_VERSION, source_id):
                     log.info("%s: %d fingerprints of an older kind will be made again", spec.label, renewed)
                 try:
                     adapter = self.host.open_source(spec)
@@ -357,6 +360,7 @@ def run_scan(
     workers: int | None = None,
     executor_factory: ExecutorFactory = default_executor,
     progress: Progress | None = None,
+    reread: bool = False,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -368,12 +372,16 @@ def run_scan(
         workers: fingerprinting workers (default: ``config.workers``).
         executor_factory: builds the executor for ``workers`` (the seam for a distributed engine).
         progress: told of fingerprinting progress.
+        reread: read every present image of ``specs`` again, changed or not (so that an
+            analyser installed since sees them all).
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
     """
     config = config or Config()
-    scan = Scan(catalog, host, config, workers or config.workers or os.cpu_count() or 1, executor_factory, progress)
+    scan = Scan(
+        catalog, host, config, workers or config.workers or os.cpu_count() or 1, executor_factory, progress, reread
+    )
     run_id = catalog.begin_run([spec.uri for spec in specs])
     status = "interrupted"
     try:

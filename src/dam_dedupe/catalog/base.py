@@ -213,6 +213,9 @@ class Catalog(Protocol):
     def renew_fingerprints_older_than(self, version: int, source_id: int) -> int:
         """Mark a source's present images whose fingerprint is older than ``version`` as waiting to be read."""
 
+    def renew_images(self, source_id: int) -> int:
+        """Mark all of a source's present images as waiting to be read (``dam-dedupe scan --reread``)."""
+
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint."""
 

@@ -239,6 +239,14 @@ class SqliteCatalog:
         )
         return cur.rowcount
 
+    def renew_images(self, source_id: int) -> int:
+        """Mark all of a source's present images as waiting to be read (``dam-dedupe scan --reread``)."""
+        cur = self.conn.execute(
+            "UPDATE assets SET content = 'pending' WHERE source_id = ? AND state = 'present' AND content = 'image'",
+            (source_id,),
+        )
+        return cur.rowcount
+
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint (not an image, skipped, error)."""
         self.conn.execute(
