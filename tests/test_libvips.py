@@ -63,3 +63,30 @@ def test_what_libvips_cannot_decode_is_left_to_pillow() -> None:
         decode(io.BytesIO(truncated), len(truncated))
     small = encoded(photo((200, 150)), "PNG")
     assert reduce_with_vips(io.BytesIO(small), len(small), "PNG", 1) is None  # nothing to reduce
+
+
+def odd_modes() -> dict[str, Image.Image]:
+    """Large enough pictures (reduced by 4) in every mode a PNG can hold."""
+    rgb = photo((800, 600))
+    grey = rgb.convert("L")
+    only_alpha = Image.new("RGBA", rgb.size, (0, 0, 0, 0))
+    only_alpha.putalpha(grey)  # the whole picture in the alpha channel over flat black
+    return {
+        "L": grey,
+        "LA": Image.merge("LA", (grey, grey.point(lambda v: 255 - v // 2))),
+        "RGB": rgb,
+        "RGBA": only_alpha,
+        "P": rgb.quantize(128),
+        "I;16": Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257).astype(np.uint16)),
+    }
+
+
+@pytest.mark.parametrize("mode", list(odd_modes()))
+def test_every_png_mode_decodes_through_libvips_as_through_pillow(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encoded(odd_modes()[mode], "PNG")
+    through_vips = decode(io.BytesIO(data), len(data)).image
+    monkeypatch.setattr("dam_dedupe.imaging.reduce_with_vips", lambda *args: None)
+    through_pillow = decode(io.BytesIO(data), len(data)).image
+    assert through_vips.mode == through_pillow.mode and through_vips.size == through_pillow.size
+    difference = np.abs(np.asarray(through_vips, dtype=float) - np.asarray(through_pillow, dtype=float))
+    assert float(difference.mean()) < 1.0
