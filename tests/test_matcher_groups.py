@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 
@@ -208,3 +209,20 @@ def test_presets_and_config() -> None:
         matching_settings({"preset": "fuzzy"})
     with pytest.raises(ConfigError, match="no setting"):
         matching_settings({"max_distance": 3})
+
+
+def test_thumbnails_are_asked_for_only_where_a_pair_is_verified(original: Fingerprint) -> None:
+    # A million fingerprints need not hold a million 4 KiB thumbnails: the matcher asks for
+    # those of the candidate pairs only.
+    copy = COPIES["reencode"]()
+    others = [fingerprint(scene(seed)) for seed in (11, 12, 13)]
+    full = [original, *others, copy]
+    bare = [dataclasses.replace(fp, thumbnail=None) for fp in full]
+    asked: list[int] = []
+
+    def thumbnails(indices: list[int]) -> dict[int, bytes]:
+        asked.extend(indices)
+        return {i: full[i].thumbnail for i in indices if full[i].thumbnail}
+
+    assert find_groups(bare, BALANCED, thumbnails) == find_groups(full, BALANCED) == [[0, 4]]
+    assert sorted(asked) == [0, 4]

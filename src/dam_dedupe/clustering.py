@@ -10,6 +10,7 @@ from dam_dedupe.catalog import Catalog, StoredCluster
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import compare, find_groups
+from dam_dedupe.matcher.grouping import with_thumbnails
 from dam_dedupe.records import Cluster, Member
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,19 @@ def build_clusters(catalog: Catalog, config: Config, host: Host) -> list[Cluster
     """Match every present image, choose canonicals, explain each member, store and announce the clusters.
 
     An object listed under two overlapping sources is one asset (by URI), not two copies.
+    Thumbnails are loaded only for the images the matcher verifies and the clusters' members.
     """
-    images = list({asset.record.uri: asset for asset in reversed(catalog.images())}.values())[::-1]
+    listed = catalog.images(thumbnails=False)
+    images = list({asset.record.uri: asset for asset in reversed(listed)}.values())[::-1]
     fingerprints = [asset.fingerprint for asset in images if asset.fingerprint is not None]
     settings = config.matching
-    groups = find_groups(fingerprints, settings)
+
+    def thumbnails(indices: list[int]) -> dict[int, bytes]:
+        by_id = catalog.thumbnails(images[i].id for i in indices)
+        return {i: by_id[images[i].id] for i in indices if images[i].id in by_id}
+
+    groups = find_groups(fingerprints, settings, thumbnails)
+    fingerprints = with_thumbnails(fingerprints, (i for group in groups for i in group), thumbnails)
     rules = make_rules(config.authoritative)
     clusters: list[Cluster] = []
     stored: list[StoredCluster] = []

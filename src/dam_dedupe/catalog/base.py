@@ -222,8 +222,12 @@ class Catalog(Protocol):
     def store_fingerprint(self, asset_id: int, fp: Fingerprint) -> None:
         """Store an asset's fingerprint and mark it an image."""
 
-    def images(self) -> list[CatalogAsset]:
-        """Every present, fingerprinted image."""
+    def images(self, thumbnails: bool = True) -> list[CatalogAsset]:
+        """Every present, fingerprinted image; without the fingerprints' thumbnails when
+        ``thumbnails`` is false (:meth:`thumbnails` gives them when needed)."""
+
+    def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
+        """The stored thumbnails of these assets, by asset id."""
 
     def asset_by_uri(self, uri: str) -> CatalogAsset | None:
         """The asset with this URI, or ``None``."""

@@ -31,6 +31,9 @@ from dam_dedupe.catalog.migrations import migrate
 from dam_dedupe.errors import DamDedupeError
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 
+QUERY_CHUNK = 500
+"""Ids per ``IN (...)`` query, well under SQLite's limit on bound parameters."""
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -266,14 +269,30 @@ class SqliteCatalog:
             "UPDATE assets SET content = 'image', error = NULL, error_retry = 0 WHERE id = ?", (asset_id,)
         )
 
-    def images(self) -> list[CatalogAsset]:
-        """Every present, fingerprinted image, with its fingerprint."""
+    def images(self, thumbnails: bool = True) -> list[CatalogAsset]:
+        """Every present, fingerprinted image, with its fingerprint; without the fingerprints'
+        thumbnails when ``thumbnails`` is false (:meth:`thumbnails` gives them when needed)."""
+        thumbnail = "f.thumbnail" if thumbnails else "NULL AS thumbnail"
         rows = self.conn.execute(
             "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-            " f.perceptual, f.thumbnail, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+            f" f.perceptual, {thumbnail}, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
             " WHERE a.state = 'present' AND a.content = 'image' ORDER BY a.id"
         ).fetchall()
         return [self._asset(row) for row in rows]
+
+    def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
+        """The stored thumbnails of these assets, by asset id."""
+        ids = list(asset_ids)
+        found: dict[int, bytes] = {}
+        for start in range(0, len(ids), QUERY_CHUNK):
+            chunk = ids[start : start + QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT asset_id, thumbnail FROM fingerprints WHERE asset_id IN ({marks}) AND thumbnail IS NOT NULL",
+                chunk,
+            )
+            found.update((row["asset_id"], row["thumbnail"]) for row in rows)
+        return found
 
     def asset_by_uri(self, uri: str) -> CatalogAsset | None:
         """The asset with this URI (present or gone), with its fingerprint if it has one."""
@@ -323,8 +342,8 @@ class SqliteCatalog:
         """Assets (with fingerprints where they have one) by id."""
         wanted = list(ids)
         found: dict[int, CatalogAsset] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for start in range(0, len(wanted), QUERY_CHUNK):
+            chunk = wanted[start : start + QUERY_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
                 "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"

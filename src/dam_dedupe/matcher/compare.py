@@ -63,9 +63,10 @@ FLAT_TOLERANCE = 3.0
 def comparable(fp: Fingerprint) -> bool:
     """Whether a fingerprint can be matched perceptually: it is of the current kind (older
     ones, without a ``tone``, match only byte for byte until a scan renews them) and its
-    picture has some structure."""
+    picture has some structure. Its thumbnail may still have to be loaded (see
+    :func:`~dam_dedupe.matcher.find_groups`)."""
     tone = tone_of(fp.perceptual)
-    return bool(fp.thumbnail) and tone is not None and tone[1] >= FEATURELESS_STD
+    return "dct" in fp.perceptual and tone is not None and tone[1] >= FEATURELESS_STD
 
 
 def flat(fp: Fingerprint) -> bool:
@@ -134,7 +135,8 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
     if not (comparable(a) and comparable(b)) or abs(aspect) > settings.max_aspect_change:
         return None
     thumb_a, thumb_b = a.thumbnail, b.thumbnail
-    assert thumb_a is not None and thumb_b is not None  # comparable() checked them
+    if thumb_a is None or thumb_b is None:
+        raise ValueError("a fingerprint was compared without its thumbnail; load it first")
     chroma_a, chroma_b = a.perceptual.get("chroma"), b.perceptual.get("chroma")
     resized = not same_size(a, b, symmetry)
     margin = MAX_MARGIN if resized else SAME_SIZE_MARGIN

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from dam_dedupe.matcher.index import pairs_within, popcount
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
+
+ThumbnailSource = Callable[[list[int]], Mapping[int, bytes]]
+"""Gives the stored thumbnails of the fingerprints at some indices (see :func:`find_groups`)."""
 
 LINKAGE_SAMPLE = 40
 FLAT_WINDOW = 50
@@ -46,17 +50,22 @@ INDEXED_FAMILIES = ("dct", "low", "centre")
 SEARCHED_SYMMETRIES = ("rotate-90", "rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse")
 
 
-def find_groups(fingerprints: Sequence[Fingerprint], settings: MatchSettings) -> list[list[int]]:
+def find_groups(
+    fingerprints: Sequence[Fingerprint], settings: MatchSettings, thumbnails: ThumbnailSource | None = None
+) -> list[list[int]]:
     """Return groups of two or more indices into ``fingerprints`` that are copies of one image.
 
-    Every index is in at most one group; each group is sorted.
+    Every index is in at most one group; each group is sorted. With ``thumbnails``, the
+    fingerprints may come without their thumbnails: ``thumbnails`` is asked, by index, for
+    those of the fingerprints in candidate pairs only, so that matching a million images
+    does not hold a million thumbnails (4 KiB each) at once.
     """
     by_hash: dict[str, list[int]] = defaultdict(list)
     for index, fingerprint in enumerate(fingerprints):
         by_hash[fingerprint.sha256].append(index)
     nodes = list(by_hash.values())
     if settings.perceptual:
-        nodes = _merge_near(fingerprints, nodes, settings)
+        nodes = _merge_near(fingerprints, nodes, settings, thumbnails)
     return sorted(sorted(group) for group in nodes if len(group) > 1)
 
 
@@ -118,7 +127,10 @@ def _unique_rows(pairs: np.ndarray) -> np.ndarray:
 
 
 def _merge_near(
-    fingerprints: Sequence[Fingerprint], nodes: list[list[int]], settings: MatchSettings
+    fingerprints: Sequence[Fingerprint],
+    nodes: list[list[int]],
+    settings: MatchSettings,
+    thumbnails: ThumbnailSource | None,
 ) -> list[list[int]]:
     """Merge nodes (lists of byte-identical indices) that are verified copies, without chaining."""
     usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
@@ -130,13 +142,27 @@ def _merge_near(
         family: np.array([int(fingerprints[nodes[n][0]].perceptual[family], 16) for n in usable], dtype=np.uint64)
         for family in families
     }
-    for i, j, symmetry in candidate_pairs(codes, settings):
+    candidates = candidate_pairs(codes, settings)
+    if thumbnails is not None:
+        needed = {nodes[usable[k]][0] for i, j, _ in candidates for k in (i, j)}
+        fingerprints = with_thumbnails(fingerprints, needed, thumbnails)
+    for i, j, symmetry in candidates:
         a, b = fingerprints[nodes[usable[i]][0]], fingerprints[nodes[usable[j]][0]]
         verdict = judge(a, b, symmetry, settings)
         if verdict is not None:
             edges.append((verdict.trimmed_rms, usable[i], usable[j]))
     edges.sort()
     return _complete_linkage(fingerprints, nodes, edges, settings)
+
+
+def with_thumbnails(
+    fingerprints: Sequence[Fingerprint], indices: Iterable[int], thumbnails: ThumbnailSource
+) -> list[Fingerprint]:
+    """``fingerprints`` with the thumbnails of those at ``indices`` filled in from ``thumbnails``."""
+    filled = list(fingerprints)
+    for index, thumbnail in thumbnails(sorted(set(indices))).items():
+        filled[index] = replace(filled[index], thumbnail=thumbnail)
+    return filled
 
 
 def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> list[tuple[float, int, int]]:
