@@ -318,7 +318,7 @@ def test_apply_refuses_without_the_required_signoffs(lib: Library, tmp_path: Pat
 
     assert cli(lib, tmp_path, "approve", plan_file, "--by", "kim", "--role", "it")[0] == 0
     code, out = cli(lib, tmp_path, "apply", plan_file, "--out-dir", str(tmp_path))
-    assert code == 0 and "applied 6" in out
+    assert code == 0 and "applied 6" in out and "scan the sources again" in out
 
 
 def test_the_planner_may_not_sign_their_own_plan_unless_the_config_allows(lib: Library, tmp_path: Path) -> None:

@@ -60,6 +60,9 @@ Parameters of the built-in actions:
 An unknown parameter is refused with the list the action accepts."""
 
 
+RESCAN_HINT = "the catalog and its reports show the stores as last scanned: scan the sources again to see this"
+
+
 @click.command("plan", epilog=PLAN_EPILOG)
 @click.option("--action", required=True, help="The action: tag, quarantine, redirect (see 'dam-dedupe plugins').")
 @click.option(
@@ -153,6 +156,7 @@ def apply_command(obj: Context, plan_file: Path, dry_run: bool, by: str | None, 
         click.echo(f"dry run: {report.count('would')} steps would run, {report.count('skipped')} would be skipped")
     else:
         click.echo(f"run {report.run_id}: {_summary(report)}; undo with: dam-dedupe undo {report.run_id}")
+        click.echo(RESCAN_HINT)
 
 
 @click.command("undo")
@@ -171,6 +175,7 @@ def undo_command(obj: Context, run_id: str, dry_run: bool, by: str | None) -> No
         click.echo(note)
     if not dry_run:
         click.echo(f"undo run {report.run_id}: {_summary(report)}")
+        click.echo(RESCAN_HINT)
 
 
 @click.command("runs")
