@@ -367,7 +367,7 @@ def test_a_plan_is_applied_once_and_undone_once(lib: Library, tmp_path: Path) ->
     plan_file = tmp_path / "plan.json"
     write_plan(approved(lib, "quarantine"), plan_file)
     code, out = cli(lib, tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path))
-    run_id = out.strip().splitlines()[-1].split()[1].rstrip(":")
+    run_id = next(line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("run "))
 
     code, out = cli(lib, tmp_path, "apply", str(plan_file))
     assert code == 1 and f"already applied in run {run_id}" in out
