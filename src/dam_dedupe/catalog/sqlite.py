@@ -282,17 +282,15 @@ class SqliteCatalog:
 
     def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored thumbnails of these assets, by asset id."""
-        ids = list(asset_ids)
-        found: dict[int, bytes] = {}
-        for start in range(0, len(ids), QUERY_CHUNK):
-            chunk = ids[start : start + QUERY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                f"SELECT asset_id, thumbnail FROM fingerprints WHERE asset_id IN ({marks}) AND thumbnail IS NOT NULL",
-                chunk,
-            )
-            found.update((row["asset_id"], row["thumbnail"]) for row in rows)
-        return found
+        query = "SELECT asset_id, thumbnail FROM fingerprints WHERE asset_id IN ({marks}) AND thumbnail IS NOT NULL"
+        return {row["asset_id"]: row["thumbnail"] for row in self._rows_by_id(query, asset_ids)}
+
+    def _rows_by_id(self, query: str, ids: Iterable[int]) -> Iterator[sqlite3.Row]:
+        """The rows of ``query`` (its ``{marks}`` stands for the ids) for ``ids``, ``QUERY_CHUNK`` ids a query."""
+        wanted = list(ids)
+        for start in range(0, len(wanted), QUERY_CHUNK):
+            chunk = wanted[start : start + QUERY_CHUNK]
+            yield from self.conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
 
     def asset_by_uri(self, uri: str) -> CatalogAsset | None:
         """The asset with this URI (present or gone), with its fingerprint if it has one."""
@@ -340,20 +338,12 @@ class SqliteCatalog:
 
     def assets_by_id(self, ids: Iterable[int]) -> dict[int, CatalogAsset]:
         """Assets (with fingerprints where they have one) by id."""
-        wanted = list(ids)
-        found: dict[int, CatalogAsset] = {}
-        for start in range(0, len(wanted), QUERY_CHUNK):
-            chunk = wanted[start : start + QUERY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-                f" f.perceptual, f.thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
-                f" WHERE a.id IN ({marks})",
-                chunk,
-            )
-            for row in rows:
-                found[row["id"]] = self._asset(row)
-        return found
+        query = (
+            "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+            " f.perceptual, f.thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+            " WHERE a.id IN ({marks})"
+        )
+        return {row["id"]: self._asset(row) for row in self._rows_by_id(query, ids)}
 
     # -- what went wrong and totals ------------------------------------------------------------
 

@@ -189,7 +189,7 @@ def describe(image: Image.Image) -> tuple[dict[str, str], bytes]:
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     grey = rgb.convert("F").resize((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
     fine = np.asarray(grey, dtype=np.float32)
-    half = fine.reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
+    half = _halve(fine)
     mean, std = robust_tone(fine)
     hashes = {
         "dct": f"{dct_hash_of(half):016x}",
