@@ -338,7 +338,7 @@ class AzureBlobAdapter(SourceAdapter):
             raise
         return copied
 
-    def delete(self, record: AssetRecord) -> None:
+    def delete(self, record: AssetRecord) -> dict[str, str]:
         """Delete the blob only if its ETag is still the one in ``record``; blobs with snapshots are refused."""
         from azure.core import MatchConditions
 
@@ -347,6 +347,7 @@ class AzureBlobAdapter(SourceAdapter):
             conditions = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}
         blob = self._blob(record.key)
         self._call(lambda: blob.delete_blob(**conditions), errs.WRITE, record.key, conditioned=record.key)
+        return {}
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Upload a small blob (a redirect stub) with its Content-MD5; ``metadata`` becomes its tags."""

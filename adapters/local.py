@@ -189,7 +189,7 @@ class LocalAdapter(SourceAdapter):
         shutil.move(src, dest)
         return self.record_for(dest, dest.stat())
 
-    def delete(self, record: AssetRecord) -> None:
+    def delete(self, record: AssetRecord) -> dict[str, str]:
         """Remove the file, refusing if it changed since ``record`` was taken."""
         current = self.stat(record.key)
         if current is None:
@@ -197,6 +197,7 @@ class LocalAdapter(SourceAdapter):
         if (current.size, current.etag) != (record.size, record.etag):
             raise AssetError("the file changed since it was checked; not deleted")
         self.path_for(record.key).unlink()
+        return {}
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Write a small file; ``metadata`` goes into its tags."""

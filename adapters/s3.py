@@ -459,7 +459,7 @@ class S3Adapter(SourceAdapter):
         self.delete(record)
         return moved
 
-    def delete(self, record: AssetRecord) -> None:
+    def delete(self, record: AssetRecord) -> dict[str, str]:
         """Delete the version in ``record``: by ``VersionId`` on versioned buckets, else only if its ETag still matches.
 
         On a versioned bucket this removes that version for good (no delete marker); the
@@ -479,6 +479,7 @@ class S3Adapter(SourceAdapter):
             permission = "s3:DeleteObject"
         op = self._object_op("delete", object_key, permission)
         self._call(lambda: self.client.delete_object(**request), op, asset=True)
+        return {}
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Write a small object; ``metadata`` becomes its tags (the overflow in metadata, as in :meth:`set_tags`)."""

@@ -471,7 +471,7 @@ class GraphDriveAdapter(SourceAdapter):
             time.sleep(wait)
             wait = min(wait * 2, 5.0)
 
-    def delete(self, record: AssetRecord) -> None:
+    def delete(self, record: AssetRecord) -> dict[str, str]:
         """Delete the item (to the site's recycle bin) if its content is still what ``record`` describes."""
         current = self.stat(record.key)
         if current is None:
@@ -484,6 +484,7 @@ class GraphDriveAdapter(SourceAdapter):
             self.client.request("DELETE", self._item_path(current), what=what, headers=headers).close()
         except GraphError as exc:
             raise self._write_error(exc, what) from exc
+        return {}
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Upload a small file (a ``.url`` redirect stub) at ``key``; never overwrite. ``metadata`` becomes its tags."""

@@ -79,39 +79,72 @@ class SourceAdapter(abc.ABC):
     # -- state checks for the governance workflow ---------------------------------------
 
     def stat(self, key: str) -> AssetRecord | None:
-        """Return the current record for ``key``, or ``None`` if there is no such object.
+        """Return the current record for ``key``, or ``None`` if it is gone.
 
-        ``apply`` uses it to check an asset is still in the state a plan expects.
+        **Gone** means the key has no current object: nothing there, or (on a versioned
+        store) a delete marker is current. ``apply`` uses it to check an asset is still in
+        the state a plan expects. Raise :class:`~dam_dedupe.errors.TransientError` when the
+        store cannot answer now; never answer ``None`` for "could not tell".
         """
         raise UnsupportedOperation(self.scheme, "stat")
 
     # -- write side, for action plugins ---------------------------------------------------
+    #
+    # Every write primitive below keeps four promises, which the action plugins rely on:
+    # - conditional: it acts on exactly the version the record names (etag, version id),
+    #   and raises AssetError, changing nothing, if the store now holds another;
+    # - never overwriting: a write to a key that holds an object raises AssetError;
+    # - safe to retry: a call repeated after its answer was lost either finds the work
+    #   done (delete: gone is success) or fails without harm (copy: the destination is
+    #   occupied, and the caller checks its hash);
+    # - whole or nothing: a destination either does not exist or holds the complete
+    #   object (temp-then-rename on disk, one request on object stores).
+    # A failure that may pass raises TransientError; AssetGone means the object named is
+    # not there; every other AssetError is final.
+
+    native_move: ClassVar[bool] = False
+    """``True`` if :meth:`move` relocates the same object in the store (keeping its id,
+    version history, sharing and metadata) in one step; actions then move instead of
+    copy-and-delete."""
 
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
         """Return the store-level tags or metadata the tag action manages."""
         raise UnsupportedOperation(self.scheme, "get_tags")
 
     def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
-        """Replace the store-level tags with ``tags`` (callers merge first, see ``get_tags``)."""
+        """Replace the store-level tags with ``tags`` (callers merge first, see ``get_tags``). Idempotent."""
         raise UnsupportedOperation(self.scheme, "set_tags")
 
     def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Copy an asset to ``dest_key`` in the same store, server-side where the store can; return the copy."""
+        """Copy the version ``record`` names to ``dest_key`` in the same store; return the copy's record.
+
+        Server-side where the store can, carrying over content type, user metadata, tags,
+        storage class and encryption settings, so that a copy back is the object as it was.
+        Conditional on the source's version; never overwrites ``dest_key``.
+        """
         raise UnsupportedOperation(self.scheme, "copy")
 
     def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Move an asset to ``dest_key``; return its new record."""
+        """Move the version ``record`` names to ``dest_key``; return its new record.
+
+        Conditional on the version, never overwriting. Only stores with :attr:`native_move`
+        keep the object's identity; elsewhere it may be copy-then-delete.
+        """
         raise UnsupportedOperation(self.scheme, "move")
 
-    def delete(self, record: AssetRecord) -> None:
-        """Delete exactly the version described by ``record``.
+    def delete(self, record: AssetRecord) -> dict[str, str]:
+        """Remove the object at ``record.key`` if it is still the version ``record`` names.
 
-        Only the governance workflow calls it, and only after a verified quarantine copy exists.
+        Idempotent: an object already gone is success (a retried delete whose first
+        attempt succeeded must not fail). On a versioned store it hides the object behind
+        a delete marker and destroys no version. Returns what the caller journals about
+        the removal (``{"delete_marker": VERSION_ID}`` on versioned S3), else ``{}``.
+        Only the governance workflow calls it, and only after a verified copy exists.
         """
         raise UnsupportedOperation(self.scheme, "delete")
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
-        """Write a small object (a redirect stub, a manifest) at ``key``; return its record."""
+        """Write a small object (a redirect stub, a manifest) at ``key``; return its record. Never overwrites."""
         raise UnsupportedOperation(self.scheme, "write_object")
 
     def close(self) -> None:

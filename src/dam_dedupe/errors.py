@@ -46,5 +46,14 @@ class AssetGone(AssetError):
     """The asset existed when listed and is gone now."""
 
 
+class TransientError(AssetError):
+    """A failure that may pass (network, throttling, retries exhausted, a store briefly away).
+
+    A governance step that raises it is left resumable (running ``apply`` or ``undo`` again
+    continues it); a scan records it against the asset and tries again on the next scan.
+    Every other :class:`AssetError` is final.
+    """
+
+
 class ConfigError(DamDedupeError):
     """``dam-dedupe.toml`` or a command-line option is wrong."""

@@ -64,6 +64,10 @@ class AssetRecord:
         version_id: the store's version identifier on versioned stores, else ``None``.
         name: the display name, normally the last path segment.
         metadata: store-level metadata or tags read during listing, if cheap to get; may be empty.
+        object_id: what the store says is one object, so that one object reached under two
+            URIs is never two assets: ``dev:inode`` for a local file, the drive id and item id
+            on SharePoint, the case-folded account, container and name on Azure, bucket and key
+            on S3; ``None`` when the adapter cannot tell.
     """
 
     source: str
@@ -76,6 +80,7 @@ class AssetRecord:
     version_id: str | None = None
     name: str = ""
     metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    object_id: str | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
