@@ -1,7 +1,12 @@
-"""The ``dam-dedupe`` command line."""
+"""The ``dam-dedupe`` command line.
+
+Exit codes a script can rely on (``docs/cli.md``): :data:`EXIT_OK`, :data:`EXIT_FAILED`,
+:data:`EXIT_USAGE` and, for ``scan``, :data:`EXIT_SOURCES_FAILED`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import replace
@@ -14,20 +19,36 @@ from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings
 from dam_dedupe.decisions_cli import decisions
-from dam_dedupe.errors import DamDedupeError, MissingExtra
+from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
 from dam_dedupe.host import Host
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
 from dam_dedupe.sample import make_sample_library
 from dam_dedupe.scan import run_scan
 
+EXIT_OK = 0
+"""The command did all it was asked."""
+EXIT_FAILED = 1
+"""The command failed (a missing catalog, a store that refused, a file that cannot be written)."""
+EXIT_USAGE = 2
+"""The command line or ``dam-dedupe.toml`` is wrong; nothing was done."""
+EXIT_SOURCES_FAILED = 3
+"""``scan``: at least one source could not be scanned (whole or in part); what could be read is stored."""
+
+DEMO_CATALOG = "dam-dedupe-demo.sqlite"
+
 
 class Context:
-    """What every command shares: the configuration, the catalog path and the plugins."""
+    """What every command shares: the configuration, the catalog path and the plugins.
 
-    def __init__(self, config: Config, catalog_path: str) -> None:
+    ``catalog_named`` says whether the user chose the catalog (``--catalog`` or ``[catalog] path``);
+    ``demo`` keeps out of a catalog nobody named, so that it never mixes samples into real data.
+    """
+
+    def __init__(self, config: Config, catalog_path: str, catalog_named: bool = False) -> None:
         self.config = config
         self.catalog_path = catalog_path
+        self.catalog_named = catalog_named
         self._host: Host | None = None
 
     @property
@@ -37,19 +58,57 @@ class Context:
             self._host = Host()
         return self._host
 
-    def catalog(self) -> SqliteCatalog:
-        """Open the catalog."""
+    def catalog(self, create: bool = False) -> SqliteCatalog:
+        """Open the catalog; only ``scan`` and ``demo`` may create it (a mistyped name must not look empty)."""
+        if not create and not Path(self.catalog_path).exists():
+            raise DamDedupeError(
+                f"there is no catalog at {self.catalog_path}; scan first (dam-dedupe scan SOURCE...), "
+                "or name an existing catalog with --catalog"
+            )
         return open_catalog(self.catalog_path)
 
 
+class Failure(click.ClickException):
+    """A one-line message on stderr, exit :data:`EXIT_FAILED`."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageFailure(Failure):
+    """The command line or configuration is wrong: exit :data:`EXIT_USAGE`."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourcesFailed(Failure):
+    """A scan stored what it could but some source failed: exit :data:`EXIT_SOURCES_FAILED`."""
+
+    exit_code = EXIT_SOURCES_FAILED
+
+
 class FriendlyGroup(click.Group):
-    """Turns the product's own errors into a one-line message and exit status 1, never a traceback."""
+    """Turns every user mistake into a one-line message and an exit code, never a traceback.
+
+    The product's own errors and the system's (a folder that does not exist for ``-o``) are
+    messages; anything else is a bug, shown as one line unless ``-v`` asks for the traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:
+            raise UsageFailure(str(exc)) from exc
         except DamDedupeError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise Failure(str(exc)) from exc
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise Failure(f"{exc.strerror or exc}{where}") from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.INFO):
+                raise
+            raise Failure(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)") from exc
 
 
 @click.group(cls=FriendlyGroup)
@@ -69,9 +128,9 @@ def main(ctx: click.Context, catalog_path: str | None, config_path: str | None, 
     try:
         config = load_config(config_path)
     except DamDedupeError as exc:
-        raise click.ClickException(str(exc)) from exc
-    catalog = catalog_path or config.sections.get("catalog", {}).get("path", DEFAULT_CATALOG)
-    ctx.obj = Context(config, catalog)
+        raise UsageFailure(str(exc)) from exc
+    configured = config.sections.get("catalog", {}).get("path")
+    ctx.obj = Context(config, catalog_path or configured or DEFAULT_CATALOG, bool(catalog_path or configured))
 
 
 def _print_summary(summary: ScanSummary) -> None:
@@ -83,12 +142,17 @@ def _print_summary(summary: ScanSummary) -> None:
 
 def _scan(
     obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool = False
-) -> None:
+) -> ScanSummary:
     config = obj.config
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
     specs = [config.source(s) for s in sources]
-    catalog = obj.catalog()
+    for spec in specs:
+        # an unknown scheme is a usage error, found before any work; a missing SDK is a source that fails
+        # (the scan records it, scans the others and exits 3)
+        with contextlib.suppress(MissingExtra):
+            obj.host.adapter_class(spec.uri)
+    catalog = obj.catalog(create=True)
     bars: dict[str, Any] = {}
 
     def progress(label: str, done: int, total: int) -> None:
@@ -106,8 +170,17 @@ def _scan(
             bar.render_finish()
         catalog.close()
     _print_summary(summary)
-    report_hint = "dam-dedupe report --format html -o report.html"
-    click.echo(f"catalog: {obj.catalog_path}; see the clusters with: {report_hint}")
+    return summary
+
+
+def _failed_sources(summary: ScanSummary) -> None:
+    """Say which sources failed and exit with :data:`EXIT_SOURCES_FAILED` (a nightly job must notice)."""
+    if summary.failed_sources:
+        names = ", ".join(summary.failed_sources)
+        raise SourcesFailed(
+            f"{len(summary.failed_sources)} of {len(summary.sources)} sources could not be scanned completely "
+            f"({names}); what could be read is in the catalog, the reasons are in the report's errors"
+        )
 
 
 @main.command()
@@ -117,8 +190,25 @@ def _scan(
 @click.option("--reread", is_flag=True, help="Read unchanged images again too (after installing an analyser).")
 @click.pass_obj
 def scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool) -> None:
-    """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them."""
-    _scan(obj, sources, workers, preset, reread)
+    """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them.
+
+    Exits 3 if any source could not be scanned completely (see docs/cli.md).
+    """
+    summary = _scan(obj, sources, workers, preset, reread)
+    click.echo(f"catalog: {obj.catalog_path}; see the clusters with: {_report_hint(obj)}")
+    _failed_sources(summary)
+
+
+def check_output(output: str) -> None:
+    """Refuse an ``-o`` file whose folder does not exist before any work is done (and any audit entry made)."""
+    folder = Path(output).parent
+    if not folder.is_dir():
+        raise UsageFailure(f"cannot write {output}: the folder {folder} does not exist")
+
+
+def _report_hint(obj: Context, output: str = "dam-dedupe-report.html") -> str:
+    catalog = f"--catalog {obj.catalog_path} " if obj.catalog_path != DEFAULT_CATALOG else ""
+    return f"dam-dedupe {catalog}report --format html -o {output}"
 
 
 @main.command()
@@ -145,6 +235,7 @@ def match(obj: Context, preset: str | None) -> None:
 @click.pass_obj
 def report(obj: Context, fmt: str, table: str, output: str) -> None:
     """Write the catalog's clusters, canonicals, registers and errors as JSON, CSV or HTML."""
+    check_output(output)
     settings = ReportSettings.from_config(obj.config)
     catalog = obj.catalog()
     try:
@@ -192,7 +283,14 @@ def plugins(obj: Context) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="dam-dedupe-report.html", show_default=True)
 @click.pass_obj
 def demo(obj: Context, directory: str, output: str) -> None:
-    """Make a sample library, scan it into the catalog and write an HTML report: the quick start."""
+    """Make a sample library, scan it into a catalog of its own and write an HTML report: the quick start.
+
+    The catalog is ``dam-dedupe-demo.sqlite`` unless one is named, so a real catalog in the
+    current folder is never mixed with samples.
+    """
+    check_output(output)
+    if not obj.catalog_named:
+        obj.catalog_path = DEMO_CATALOG
     root = make_sample_library(Path(directory))
     click.echo(f"sample library: {root}")
     # the sample's brand folder plays the authorised library, so its copies are proposed as canonical
@@ -203,7 +301,12 @@ def demo(obj: Context, directory: str, output: str) -> None:
         write_report(catalog, "html", output, ReportSettings.from_config(obj.config))
     finally:
         catalog.close()
+    click.echo("errors are expected: the sample holds three broken files on purpose (empty, truncated, not an image)")
     click.echo(f"report: {Path(output).resolve()}")
+    click.echo(
+        f"next: open the report; plan a clean-up with "
+        f"dam-dedupe --catalog {obj.catalog_path} plan --action quarantine -o plan.json"
+    )
 
 
 # The governance workflow (plan, approve, apply, undo, runs, audit) lives in its own package.

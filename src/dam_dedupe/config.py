@@ -6,12 +6,14 @@ the defaults below. An example with every key is in ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dam_dedupe import config_schema
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.matcher import PRESETS, MatchSettings
 from dam_dedupe.records import SourceSpec
@@ -44,9 +46,22 @@ class Config:
     path: Path | None = None
 
     def source(self, name_or_uri: str) -> SourceSpec:
-        """Resolve a command-line source: a configured name, a URI, or a plain path."""
+        """Resolve a command-line source: a configured name, a URI, or a plain path.
+
+        A bare word that is neither a configured name nor an existing folder is a mistyped
+        name, refused with the nearest configured one, not scanned as an empty folder.
+        """
         if name_or_uri in self.sources:
             return self.sources[name_or_uri]
+        bare_word = "://" not in name_or_uri and os.sep not in name_or_uri and "/" not in name_or_uri
+        if bare_word and not Path(name_or_uri).exists():
+            close = difflib.get_close_matches(name_or_uri, list(self.sources), n=1)
+            known = f"did you mean {close[0]}? " if close else ""
+            where = f"{self.path}" if self.path else "dam-dedupe.toml (none was read)"
+            raise ConfigError(
+                f"no source named {name_or_uri!r} in {where} and no folder of that name here; "
+                f"{known}configured sources: {sorted(self.sources) or 'none'}"
+            )
         uri = normalise_uri(name_or_uri)
         for spec in self.sources.values():
             if spec.uri == uri:
@@ -86,7 +101,8 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
-    """Build a :class:`Config` from parsed TOML, checking what it can."""
+    """Build a :class:`Config` from parsed TOML, after checking it against the schema (:mod:`config_schema`)."""
+    config_schema.validate(data, path)
     sources: dict[str, SourceSpec] = {}
     authoritative: list[str] = []
     for name, table in data.get("sources", {}).items():

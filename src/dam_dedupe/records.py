@@ -192,6 +192,8 @@ class ScanSummary:
         gone: assets seen before and missing now.
         errors: assets or folders that failed, with a reason recorded in the catalog.
         skipped: files not considered images (by extension and content), not read further.
+        failed_sources: the URIs of sources that could not be scanned completely (not reachable,
+            no adapter or SDK, a listing that stopped part-way); their problems are in the catalog.
     """
 
     run_id: int
@@ -202,6 +204,7 @@ class ScanSummary:
     gone: int
     errors: int
     skipped: int
+    failed_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

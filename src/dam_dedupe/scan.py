@@ -190,6 +190,7 @@ class Scan:
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
         self._excludes: tuple[str, ...] = ()
+        self.failed_sources: list[str] = []
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
@@ -212,6 +213,7 @@ class Scan:
                     adapter = self.host.open_source(spec)
                 except DamDedupeError as exc:
                     self._problem(run_id, source_id, spec.uri, str(exc))
+                    self.failed_sources.append(spec.uri)
                     continue
                 opened.append((adapter, spec, source_id))
                 self._cursor = None
@@ -255,6 +257,8 @@ class Scan:
                 self._record_listing(batch, source_id, run_id)
                 batch = []
         self._record_listing(batch, source_id, run_id)
+        if not complete:
+            self.failed_sources.append(spec.uri)
         cursor = self._cursor
         if complete and (cursor is None or cursor.full):
             # only a complete listing may say what is gone: a store that vanished mid-scan marks nothing gone
@@ -392,6 +396,6 @@ def run_scan(
         catalog.finish_run(run_id, scan.counts, status)
     c = scan.counts
     summary = ScanSummary(run_id, tuple(s.uri for s in specs), c.listed, c.fingerprinted, c.unchanged, c.gone,
-                          c.errors, c.skipped)  # fmt: skip
+                          c.errors, c.skipped, tuple(scan.failed_sources))  # fmt: skip
     host.hook.dam_dedupe_scan_finished(summary=summary)
     return summary

@@ -4,7 +4,8 @@
 ``register`` is the personal-data register, one row per location of every flagged
 image; ``sources`` has one row per source with its costs and counts; ``summary`` has
 one ``key,value`` row per total. Text that a spreadsheet would run as a formula (a file
-name starting with ``=``, say) is written with a leading ``'``.
+name starting with ``=``, say) is written with a leading ``'``. Lists are joined with ``;``
+and numbers are written in fixed-point (``0.000087``, never ``8.7e-05``), as spreadsheets read them.
 """
 
 from __future__ import annotations
@@ -27,8 +28,19 @@ TABLES = ("members", "register", "sources", "summary")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _fixed(value: float) -> str:
+    """A number in fixed-point with at least two and at most six decimals (money and ratios alike)."""
+    text = f"{value:.6f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
 def _cell(value: Any) -> Any:
-    """A value safe to open in a spreadsheet: text that would start a formula gets a leading quote."""
+    """A value a spreadsheet reads as meant: lists joined, numbers fixed-point, formulas defused."""
+    if isinstance(value, list | tuple):
+        value = "; ".join(str(item) for item in value)
+    if isinstance(value, float):
+        return _fixed(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value

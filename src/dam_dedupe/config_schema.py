@@ -1,0 +1,141 @@
+"""The schema of ``dam-dedupe.toml``, checked as a whole before any work starts.
+
+One typo (``[governence]``) must not silently drop the sign-off policy, and a wrong type
+(``workers = "two"``) must not surface as a traceback half way through a scan. pydantic
+checks every key against these models; :func:`validate` turns its findings into one
+message naming the file, the key and, for an unknown name, the nearest known one.
+
+Source tables hold adapter options besides the keys listed here (``follow_symlinks``,
+``etag_is_md5``, …), so they accept other keys; ``[analysis.NAME]`` tables belong to
+their analysers.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from dam_dedupe.errors import ConfigError
+
+
+class _Table(BaseModel):
+    """A table whose keys are all known: anything else is a typo."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CatalogTable(_Table):
+    path: str | None = None
+
+
+class ScanTable(_Table):
+    workers: int | None = Field(default=None, ge=1)
+    exclude: list[str] = []
+
+
+class GovernanceTable(_Table):
+    required_roles: list[str] = []
+    author_may_sign: StrictBool = False
+
+
+class PolicyTable(_Table):
+    canonical: list[str] | None = None
+    authoritative: list[str] = []
+
+
+class ReportTable(_Table):
+    currency: str | None = None
+    price_per_gb_month: float | None = Field(default=None, ge=0)
+    risk_tiers: list[str] | None = None
+
+
+class AnalysisTable(BaseModel):
+    """``disabled`` is the host's; every other key is an analyser's own table."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    disabled: list[str] = []
+
+
+class SourceTable(BaseModel):
+    """The keys every source shares; the adapter's own options are allowed beside them."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    uri: str
+    authoritative: StrictBool = False
+    residency: str | None = None
+    risk_tier: str | None = None
+    department: str | None = None
+    price_per_gb_month: float | None = Field(default=None, ge=0)
+    exclude: list[str] | str | None = None
+
+
+class ConfigFile(_Table):
+    """The whole file; every section is optional."""
+
+    catalog: CatalogTable = CatalogTable()
+    scan: ScanTable = ScanTable()
+    matching: dict[str, Any] = {}
+    governance: GovernanceTable = GovernanceTable()
+    policy: PolicyTable = PolicyTable()
+    report: ReportTable = ReportTable()
+    analysis: AnalysisTable = AnalysisTable()
+    sources: dict[str, SourceTable] = {}
+
+
+def _known_keys(location: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed in the table at ``location`` (for a "did you mean" suggestion)."""
+    model: type[BaseModel] = ConfigFile
+    for part in location[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _where(location: tuple[str | int, ...]) -> str:
+    """A key's place as a TOML reader sees it: ``[scan] workers``, ``[sources.x] uri``, ``[governence]``."""
+    parts = [str(p) for p in location]
+    if len(parts) == 1:
+        return f"[{parts[0]}]"
+    return f"[{'.'.join(parts[:-1])}] {parts[-1]}"
+
+
+def _describe(error: Any) -> str:
+    location = tuple(error["loc"])
+    where = _where(location)
+    if error["type"] == "extra_forbidden":
+        kind = "section" if len(location) == 1 else "key"
+        close = difflib.get_close_matches(str(location[-1]), _known_keys(location), n=1, cutoff=0.6)
+        hint = f"; did you mean {_where((*location[:-1], close[0]))}?" if close else ""
+        return f"unknown {kind} {where}{hint}"
+    if error["type"] == "missing":
+        return f"{where} is required"
+    value = error.get("input")
+    return f"{where} = {value!r}: {error['msg'].lower()}"
+
+
+def _risk_tier_problems(config: ConfigFile) -> list[str]:
+    """Sources whose ``risk_tier`` is not one of ``[report] risk_tiers`` (caught now, not at report time)."""
+    from dam_dedupe.report.settings import DEFAULT_RISK_TIERS  # the report package imports this module's user
+
+    tiers = config.report.risk_tiers or list(DEFAULT_RISK_TIERS)
+    return [
+        f"[sources.{name}] risk_tier = {table.risk_tier!r} is not one of [report] risk_tiers {tiers}"
+        for name, table in config.sources.items()
+        if table.risk_tier is not None and table.risk_tier not in tiers
+    ]
+
+
+def validate(data: dict[str, Any], path: Path | None) -> None:
+    """Check parsed TOML against the schema; raise :class:`ConfigError` listing every problem."""
+    try:
+        problems = _risk_tier_problems(ConfigFile.model_validate(data))
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+    if problems:
+        raise ConfigError(f"{path or 'configuration'}: " + "; ".join(problems))

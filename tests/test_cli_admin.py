@@ -1,0 +1,117 @@
+"""An admin's everyday mistakes: each is a one-line message and an exit code a script can rely on."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import picture, run_cli, save
+
+USAGE, FAILED, SOURCES_FAILED = 2, 1, 3
+
+
+def fails(tmp_path: Path, *args: str) -> tuple[int, str]:
+    result = run_cli(*args, cwd=tmp_path, check=False)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stderr
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    data = save(picture(3), root / "海報.jpg").read_bytes()
+    (root / "copy.jpg").write_bytes(data)
+    return root
+
+
+def test_a_source_that_fails_makes_the_scan_exit_3_and_the_others_are_still_scanned(
+    tmp_path: Path, library: Path
+) -> None:
+    code, err = fails(tmp_path, "scan", "--workers", "1", str(library), str(tmp_path / "no" / "such" / "folder"))
+    assert code == SOURCES_FAILED
+    assert "1 of 2 sources could not be scanned completely" in err and "such/folder" in err
+    report = run_cli("report", "--format", "csv", "-o", "r.csv", cwd=tmp_path)
+    assert report.returncode == 0
+    with (tmp_path / "r.csv").open(encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["role"] for r in rows} == {"canonical", "duplicate", "error"}  # the good source was stored
+
+
+def test_a_clean_scan_exits_0(tmp_path: Path, library: Path) -> None:
+    assert run_cli("scan", "--workers", "1", str(library), cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[governence]\nrequired_roles = ['legal']\n", "unknown section [governence]; did you mean [governance]?"),
+        ("[scan]\nworkers = 'two'\n", "[scan] workers = 'two': input should be a valid integer"),
+        ("[scan]\nworkers = 0\n", "[scan] workers = 0: input should be greater than or equal to 1"),
+        ("[governance]\nauthor_may_sing = true\n", "unknown key [governance] author_may_sing; did you mean"),
+        ("[sources.x]\nuri = '/srv'\nrisk_tier = 'top'\n", "risk_tier = 'top' is not one of [report] risk_tiers"),
+        ("[sources.x]\nauthoritative = true\n", "[sources.x] uri is required"),
+    ],
+)
+def test_configuration_mistakes_are_found_before_any_work(
+    tmp_path: Path, library: Path, toml: str, expected: str
+) -> None:
+    (tmp_path / "dam-dedupe.toml").write_text(toml, encoding="utf-8")
+    code, err = fails(tmp_path, "scan", str(library))
+    assert code == USAGE
+    assert expected in err and "dam-dedupe.toml" in err
+    assert not (tmp_path / "dam-dedupe.sqlite").exists()  # nothing was done
+
+
+def test_an_unknown_scheme_or_a_mistyped_source_name_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "dam-dedupe.toml").write_text("[sources.brand-sharepoint]\nuri = '/srv/brand'\n", encoding="utf-8")
+    code, err = fails(tmp_path, "scan", "gs://bucket")
+    assert code == USAGE and "no installed adapter serves 'gs://'" in err
+    code, err = fails(tmp_path, "scan", "brand-sharpoint")
+    assert code == USAGE and "did you mean brand-sharepoint?" in err
+    assert not (tmp_path / "dam-dedupe.sqlite").exists()
+
+
+def test_a_mistyped_catalog_is_refused_not_reported_empty(tmp_path: Path, library: Path) -> None:
+    run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
+    code, err = fails(tmp_path, "--catalog", "dam-dedup.sqlite", "report", "-o", "r.html")
+    assert code == FAILED and "there is no catalog at dam-dedup.sqlite" in err
+    assert not (tmp_path / "dam-dedup.sqlite").exists() and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("fmt", ["html", "json", "csv"])
+def test_output_into_a_missing_folder_is_a_message(tmp_path: Path, library: Path, fmt: str) -> None:
+    run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
+    code, err = fails(tmp_path, "report", "--format", fmt, "-o", f"missing/r.{fmt}")
+    assert code == USAGE and "the folder missing does not exist" in err
+
+
+def test_demo_into_a_missing_folder_does_nothing(tmp_path: Path) -> None:
+    code, err = fails(tmp_path, "demo", "-o", "missing/report.html")
+    assert code == USAGE and "the folder missing does not exist" in err
+    assert not (tmp_path / "dam-dedupe-sample").exists()
+
+
+def test_demo_never_writes_into_the_catalog_beside_it(tmp_path: Path, library: Path) -> None:
+    run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
+    before = (tmp_path / "dam-dedupe.sqlite").read_bytes()
+    demo = run_cli("demo", cwd=tmp_path)
+    assert "on purpose" in demo.stdout  # the sample's broken files are said to be deliberate
+    assert (tmp_path / "dam-dedupe.sqlite").read_bytes() == before
+    assert (tmp_path / "dam-dedupe-demo.sqlite").exists()
+
+
+def test_csv_joins_lists_and_writes_money_in_fixed_point(tmp_path: Path, library: Path) -> None:
+    big = picture(3, (1200, 900))
+    save(big, library / "big.jpg")
+    save(big.resize((600, 450)), library / "small.jpg")
+    run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
+    run_cli("report", "--format", "csv", "-o", "m.csv", cwd=tmp_path)
+    run_cli("report", "--format", "csv", "--table", "sources", "-o", "s.csv", cwd=tmp_path)
+    with (tmp_path / "m.csv").open(encoding="utf-8-sig") as f:
+        relations = [r["relation"] for r in csv.DictReader(f) if r["role"] == "duplicate"]
+    assert any("resized" in r for r in relations) and not any("[" in r for r in relations)
+    with (tmp_path / "s.csv").open(encoding="utf-8-sig") as f:
+        [source] = list(csv.DictReader(f))
+    assert "e-" not in source["monthly_cost"] and float(source["monthly_cost"]) > 0
