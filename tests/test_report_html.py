@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.report_library import MARKUP_NAME, AuditLibrary, run, scanned  # noqa: F401
 from tests.servers.chromium import Chromium, Page, chromium  # noqa: F401
 
@@ -156,3 +157,40 @@ def test_review_decisions_export_and_import(
         ("canonical", "astronaut%20copy.png")
     ]
     assert report["summary"]["decided_clusters"] == 1
+
+
+@pytest.mark.parametrize("width", [390, 768, 1440])
+def test_the_page_fits_phone_tablet_and_wide_screens(page: Page, width: int, tmp_path: Path) -> None:
+    reset(page)
+    page.send("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=width < 700)
+    try:
+        page.drain()
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
+        charts_out = page.evaluate(
+            "[...document.querySelectorAll('svg[role=img]')].filter(s => s.getBoundingClientRect().right >"
+            " document.documentElement.clientWidth + 1).length"
+        )
+        assert charts_out == 0, f"{charts_out} charts are cut off at {width}px"
+        page.screenshot(tmp_path / f"report-{width}.png", full_page=True)  # kept as the test's artefact
+        assert (tmp_path / f"report-{width}.png").stat().st_size > 0
+    finally:
+        page.send("Emulation.clearDeviceMetricsOverride")
+
+
+def test_copies_are_explained_in_words_with_the_measurements_one_click_away(chromium: Chromium, tmp_path: Path) -> None:
+    run_cli("demo", cwd=tmp_path)  # the sample holds resized, converted and re-encoded copies
+    tab = chromium.new_page()
+    try:
+        tab.navigate((tmp_path / "dam-dedupe-report.html").as_uri())
+        tab.evaluate("window.damDedupeReport.ready")
+        words = tab.evaluate("[...document.querySelectorAll('.member .words')].map(n => n.textContent)")
+        relations = tab.evaluate("[...document.querySelectorAll('.member .relation')].map(n => n.textContent)")
+        details = tab.evaluate("document.querySelectorAll('.member details.evidence').length")
+    finally:
+        tab.close()
+    assert any(w.startswith("byte-identical") for w in words)
+    assert any("resized to" in w for w in words) and any("converted from JPEG to PNG" in w for w in words)
+    assert not any("{" in w for w in words)  # no raw JSON in a card
+    assert any(", " in r for r in relations) and not any("resizedconverted" in r for r in relations)
+    assert details > 0

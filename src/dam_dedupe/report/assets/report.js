@@ -115,11 +115,47 @@
     return canvas;
   }
 
-  function evidenceText(evidence) {
-    return Object.keys(evidence || {}).filter(function (k) { return k !== 'relation'; }).map(function (k) {
-      var v = evidence[k];
-      return k + ': ' + (typeof v === 'object' ? JSON.stringify(v) : v);
-    }).join(' · ');
+  function pct(x) { return Math.round(x * 100) + '%'; }
+
+  // The evidence in words a reviewer can judge ("resized to 50%, converted from JPEG to PNG, 4% cropped on the
+  // left"); the measurements stay one click away for an auditor.
+  function evidenceWords(ev) {
+    if (!ev || ev.relation === 'canonical') return '';
+    if (ev.sha256) return 'byte-identical (SHA-256 ' + ev.sha256.slice(0, 12) + '…)';
+    var words = [];
+    var a = ev.size && ev.size.a, b = ev.size && ev.size.b;
+    if (ev.symmetry && ev.symmetry !== 'identity') words.push('turned or mirrored (' + ev.symmetry + ')');
+    if (ev.crop && ev.crop.margins) {
+      var m = ev.crop.margins, sides = ['left', 'top', 'right', 'bottom'], cut = [];
+      m.forEach(function (v, i) { if (v >= 0.005) cut.push(pct(v) + ' ' + sides[i]); });
+      words.push((ev.crop.of === 'second' ? 'cropped ' : 'the canonical is the crop, ') + (cut.join(', ') || 'slightly'));
+    } else if (a && b && (a[0] !== b[0] || a[1] !== b[1])) {
+      words.push((b[0] * b[1] < a[0] * a[1] ? 'resized to ' : 'enlarged to ') + pct(b[0] / a[0]) + ' (' + b[0] + '×' + b[1] + ')');
+    }
+    if (ev.format && ev.format.a !== ev.format.b) words.push('converted from ' + ev.format.a + ' to ' + ev.format.b);
+    else if (ev.format) words.push('re-encoded');
+    (ev.relation || []).forEach(function (r) {
+      if (/^(greyscale|colourised|colour-shifted|brightness|contrast|locally edited)/.test(r)) words.push(r);
+    });
+    if (ev.thumbnail && ev.thumbnail.changed_area > 0.004) words.push('changed area ' + pct(ev.thumbnail.changed_area));
+    return words.join(', ');
+  }
+
+  function evidenceDetails(ev) {
+    if (!ev || !ev.hashes) return null;
+    var rows = Object.keys(ev.hashes).map(function (k) {
+      var h = ev.hashes[k];
+      return k + ' hash: ' + (h.distance === null ? 'n/a' : h.distance + ' of ' + h.bits + ' bits differ');
+    });
+    if (ev.thumbnail) rows.push('thumbnail residual ' + ev.thumbnail.residual + ' (all ' + ev.thumbnail.residual_all + '), edge strip ' + ev.thumbnail.edge_strip);
+    if (ev.fine) rows.push('fine residual ' + ev.fine.residual + ', hotspot ' + ev.fine.hotspot);
+    if (ev.colour_distance !== null && ev.colour_distance !== undefined) rows.push('colour distance ' + ev.colour_distance);
+    return el('details', { class: 'evidence' }, el('summary', null, 'measurements'), el('div', null, rows.join('\n')));
+  }
+
+  function relationText(ev) {
+    var r = ev && ev.relation;
+    return Array.isArray(r) ? r.join(', ') : (r && r !== 'canonical' ? r : '');
   }
 
   function factsText(m) {
@@ -140,13 +176,15 @@
     var role = canonical ? (r.canonical ? 'canonical (reviewer)' : 'canonical') : m.match;
     var node = el('div', { class: 'member' + (canonical ? ' canonical' : '') + (excluded ? ' excluded' : ''), 'data-uri': m.uri },
       thumbnail(m.t),
-      el('span', { class: 'role' }, role), ' ', (m.evidence && m.evidence.relation) || '',
+      el('span', { class: 'role' }, role), ' ', el('span', { class: 'relation' }, relationText(m.evidence)),
       el('div', null, el('b', { class: 'name' }, m.name)),
       el('div', { class: 'path' }, m.path),
-      el('div', null, m.source_name + (m.residency ? ' (' + m.residency + ')' : '')),
+      m.source_name && m.path.indexOf(m.source_name) !== 0
+        ? el('div', null, m.source_name + (m.residency ? ' (' + m.residency + ')' : '')) : '',
       el('div', null, size(m.size) + (m.width ? ' · ' + m.width + '×' + m.height + ' ' + (m.format || '') : '')),
       el('div', { class: 'muted' }, 'modified ' + (m.modified || 'unknown')),
-      el('div', { class: 'muted' }, evidenceText(m.evidence)),
+      el('div', { class: 'words' }, evidenceWords(m.evidence)),
+      evidenceDetails(m.evidence) || '',
       el('div', { class: 'facts' }, factsText(m)));
     if (!canonical) {
       node.append(el('button', { type: 'button', class: 'make-canonical', onclick: function () {
