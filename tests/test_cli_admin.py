@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,14 @@ def test_csv_joins_lists_and_writes_money_in_fixed_point(tmp_path: Path, library
     with (tmp_path / "s.csv").open(encoding="utf-8-sig") as f:
         [source] = list(csv.DictReader(f))
     assert "e-" not in source["monthly_cost"] and float(source["monthly_cost"]) > 0
+
+
+def test_scan_json_is_one_object_a_script_can_read(tmp_path: Path, library: Path) -> None:
+    result = run_cli(
+        "scan", "--json", "--workers", "1", str(library), str(tmp_path / "gone"), cwd=tmp_path, check=False
+    )
+    assert result.returncode == SOURCES_FAILED
+    summary = json.loads(result.stdout)
+    assert summary["listed"] == 2 and summary["fingerprinted"] == 2
+    assert summary["failed_sources"] == [(tmp_path / "gone").resolve().as_uri()]
+    assert summary["catalog"] == "dam-dedupe.sqlite"

@@ -7,9 +7,10 @@ Exit codes a script can rely on (``docs/cli.md``): :data:`EXIT_OK`, :data:`EXIT_
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,12 @@ def _print_summary(summary: ScanSummary) -> None:
 
 
 def _scan(
-    obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool = False
+    obj: Context,
+    sources: tuple[str, ...],
+    workers: int | None,
+    preset: str | None,
+    reread: bool = False,
+    quiet: bool = False,
 ) -> ScanSummary:
     config = obj.config
     if preset:
@@ -169,7 +175,8 @@ def _scan(
         for bar in bars.values():
             bar.render_finish()
         catalog.close()
-    _print_summary(summary)
+    if not quiet:
+        _print_summary(summary)
     return summary
 
 
@@ -188,14 +195,20 @@ def _failed_sources(summary: ScanSummary) -> None:
 @click.option("--workers", type=click.IntRange(1), default=None, help="Fingerprinting processes [default: cores].")
 @click.option("--preset", type=str, default=None, help="Matching preset (exact, strict, balanced, loose).")
 @click.option("--reread", is_flag=True, help="Read unchanged images again too (after installing an analyser).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (for scripts).")
 @click.pass_obj
-def scan(obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool) -> None:
+def scan(
+    obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool, as_json: bool
+) -> None:
     """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them.
 
     Exits 3 if any source could not be scanned completely (see docs/cli.md).
     """
-    summary = _scan(obj, sources, workers, preset, reread)
-    click.echo(f"catalog: {obj.catalog_path}; see the clusters with: {_report_hint(obj)}")
+    summary = _scan(obj, sources, workers, preset, reread, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps({"catalog": obj.catalog_path, **asdict(summary)}, ensure_ascii=False))
+    else:
+        click.echo(f"catalog: {obj.catalog_path}; see the clusters with: {_report_hint(obj)}")
     _failed_sources(summary)
 
 
