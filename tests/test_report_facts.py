@@ -154,6 +154,6 @@ def test_an_unknown_risk_tier_is_refused_naming_the_tiers(tmp_path: Path) -> Non
     config.write_text('[sources.web]\nuri = "/srv/web"\nrisk_tier = "public"\n', encoding="utf-8")
     result = CliRunner().invoke(main, ["--config", str(config), "--catalog", str(tmp_path / "c.sqlite"),
                                        "report", "--format", "json", "-o", str(tmp_path / "r.json")])  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a configuration mistake, found before any work
     assert "[sources.web] risk_tier = 'public' is not one of [report] risk_tiers" in result.output
     assert "external-facing" in result.output

@@ -156,7 +156,7 @@ def _source_table(report: dict[str, Any]) -> str:
             "Monthly cost", "Showing people", "Licensed")  # fmt: skip
     rows = "".join(
         "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
-            s["name"], s["residency"] or "not set", s["risk_tier"] or "not set", s["department"],
+            s["name"], s["residency"] or "not set", s["risk_tier"] or "not set", s["department"] or "not set",
             money(s["price_per_gb_month"], currency), s["duplicate_copies"], size_text(s["reclaimable_bytes"]),
             money(s["monthly_cost"], currency), s["personal_data_images"], s["licensed_images"])) + "</tr>"
         for s in report["sources"]

@@ -11,7 +11,7 @@ Read from ``dam-dedupe.toml``::
     uri = "s3://hk-marketing"
     residency = "HK"                 # where the data is held (a jurisdiction label)
     risk_tier = "external-facing"    # one of [report] risk_tiers
-    department = "Marketing"         # defaults to the source name
+    department = "Marketing"         # defaults to the source's name in dam-dedupe.toml
     price_per_gb_month = 0.025       # overrides the default for this source
 """
 
@@ -42,7 +42,7 @@ class SourceFacts:
         risk_tier: its risk tier, or ``None``.
         risk_rank: position of the tier in ``risk_tiers`` (0 is highest risk); sources with no
             tier rank after every tier.
-        department: the owning department (defaults to the name).
+        department: the owning department (defaults to the configured source name, else empty).
         price_per_gb_month: what storing one GB here costs for a month, in the report's currency.
     """
 
@@ -101,7 +101,7 @@ class ReportSettings:
             residency=str(residency) if residency else None,
             risk_tier=str(tier) if tier else None,
             risk_rank=self.risk_tiers.index(str(tier)) if tier in self.risk_tiers else len(self.risk_tiers),
-            department=str(spec.option("department") or name),
+            department=str(spec.option("department") or spec.name or ""),  # never the URI: "not set" says more
             price_per_gb_month=float(price) if price is not None else self.price_per_gb_month,  # type: ignore[arg-type]
         )
 
