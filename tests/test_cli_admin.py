@@ -127,3 +127,30 @@ def test_scan_json_is_one_object_a_script_can_read(tmp_path: Path, library: Path
     assert summary["listed"] == 2 and summary["fingerprinted"] == 2
     assert summary["failed_sources"] == [(tmp_path / "gone").resolve().as_uri()]
     assert summary["catalog"] == "dam-dedupe.sqlite"
+
+
+def test_a_mistyped_source_can_be_forgotten_and_the_audit_log_says_so(tmp_path: Path, library: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "same.jpg").write_bytes((library / "copy.jpg").read_bytes())
+    run_cli("scan", "--workers", "1", str(library), str(other), "no/such", cwd=tmp_path, check=False)
+
+    run_cli("sources", "forget", "no/such", "--by", "ana", "--reason", "typo", cwd=tmp_path)
+    run_cli("sources", "forget", str(other), "--by", "ana", cwd=tmp_path)
+    listing = run_cli("sources", cwd=tmp_path).stdout
+    assert "other  0 present, 1 gone, forgotten" in listing and "no/such  0 present, 0 gone, forgotten" in listing
+
+    run_cli("report", "--format", "json", "-o", "r.json", cwd=tmp_path)
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert [s["uri"] for s in report["sources"]] == [library.resolve().as_uri()]
+    assert report["errors"] == []  # the typo's listing error left the report with it
+    [cluster] = report["clusters"]
+    assert all(m["uri"].startswith(library.resolve().as_uri()) for m in cluster["members"])
+
+    run_cli("audit", "export", "-o", "audit.csv", cwd=tmp_path)
+    with (tmp_path / "audit.csv").open(encoding="utf-8-sig") as f:
+        forgotten = [row for row in csv.DictReader(f) if row["event"] == "source_forgotten"]
+    assert len(forgotten) == 2 and all(row["actor"] == "ana" for row in forgotten)
+
+    run_cli("scan", "--workers", "1", str(other), cwd=tmp_path)  # scanning it again brings it back
+    assert "other  1 present, 0 gone, last scanned" in run_cli("sources", cwd=tmp_path).stdout

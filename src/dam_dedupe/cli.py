@@ -18,12 +18,14 @@ import click
 
 from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
 from dam_dedupe.clustering import build_clusters
-from dam_dedupe.config import Config, load_config, matching_settings
+from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
 from dam_dedupe.decisions_cli import decisions
 from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
+from dam_dedupe.governance import audit
 from dam_dedupe.host import Host
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
+from dam_dedupe.report.build import display_path
 from dam_dedupe.sample import make_sample_library
 from dam_dedupe.scan import run_scan
 
@@ -320,6 +322,45 @@ def demo(obj: Context, directory: str, output: str) -> None:
         f"next: open the report; plan a clean-up with "
         f"dam-dedupe --catalog {obj.catalog_path} plan --action quarantine -o plan.json"
     )
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def sources(ctx: click.Context) -> None:
+    """List the catalog's sources; 'sources forget' takes a mistyped or retired one out of the reports."""
+    if ctx.invoked_subcommand is not None:
+        return
+    catalog = ctx.obj.catalog()
+    try:
+        overview = catalog.source_overview()
+    finally:
+        catalog.close()
+    for s in overview:
+        state = f"forgotten {s.forgotten}" if s.forgotten else f"last scanned {s.last_scanned or 'never'}"
+        name = f"{s.name}: " if s.name and s.name != s.uri else ""
+        click.echo(f"{name}{display_path(s.uri)}  {s.present} present, {s.gone} gone, {state}")
+
+
+@sources.command("forget")
+@click.argument("source")
+@click.option("--by", "actor", required=True, help="Who forgets it (recorded in the audit log).")
+@click.option("--reason", default="", help="Why, for the audit log.")
+@click.pass_obj
+def forget(obj: Context, source: str, actor: str, reason: str) -> None:
+    """Leave SOURCE (a name, URI or path) out of matching and reports until it is scanned again.
+
+    Its assets are marked gone, never deleted, and the audit log records who forgot it, when and why.
+    """
+    uri = obj.config.sources[source].uri if source in obj.config.sources else normalise_uri(source)
+    catalog = obj.catalog()
+    try:
+        with catalog.transaction():
+            count = catalog.forget_source(uri)
+            audit.record(catalog, actor, "source_forgotten", detail={"uri": uri, "assets": count, "reason": reason})
+        build_clusters(catalog, obj.config, obj.host)
+    finally:
+        catalog.close()
+    click.echo(f"forgot {display_path(uri)}: {count} assets marked gone; a scan of it brings it back")
 
 
 # The governance workflow (plan, approve, apply, undo, runs, audit) lives in its own package.

@@ -13,6 +13,7 @@ from dam_dedupe.catalog.base import (
     ReviewDecision,
     RunCounts,
     SignOff,
+    SourceOverview,
     StoredCluster,
 )
 from dam_dedupe.catalog.sqlite import SqliteCatalog
@@ -31,6 +32,7 @@ __all__ = [
     "ReviewDecision",
     "RunCounts",
     "SignOff",
+    "SourceOverview",
     "StoredCluster",
     "open_catalog",
 ]

@@ -22,6 +22,27 @@ DecisionKind = Literal["exclude", "keep_all", "not_duplicates", "exclude_member"
 
 
 @dataclass(frozen=True, slots=True)
+class SourceOverview:
+    """One source as ``dam-dedupe sources`` lists it.
+
+    Attributes:
+        uri: the source's URI.
+        name: its configured name, or empty.
+        present: assets listed by its latest scan.
+        gone: assets seen once and missing now (or forgotten).
+        last_scanned: when a scan last listed it, ISO 8601 UTC, or ``None``.
+        forgotten: when an admin forgot it, or ``None`` while it is in use.
+    """
+
+    uri: str
+    name: str
+    present: int
+    gone: int
+    last_scanned: str | None
+    forgotten: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AssetState:
     """Where an asset stands in the catalog.
 
@@ -269,7 +290,17 @@ class Catalog(Protocol):
         """Totals over assets: ``assets``, ``images``, ``gone``, ``skipped``."""
 
     def sources(self) -> list[SourceSpec]:
-        """Every source the catalog has seen."""
+        """Every source the catalog has seen and not been told to forget."""
+
+    def source_overview(self) -> list[SourceOverview]:
+        """Every source with its asset counts and state, forgotten ones included, for ``dam-dedupe sources``."""
+
+    def forget_source(self, uri: str) -> int:
+        """Leave a source out of matching and reports until it is scanned again; return how many assets it had.
+
+        Its assets are marked gone (never deleted: the catalog still says what was there), its
+        listing problems leave the report. The caller records the audit entry in the same transaction.
+        """
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
 

@@ -182,6 +182,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE fingerprints ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     """,
+    # 6: a source an admin forgot (``dam-dedupe sources forget``): left out of reports until scanned again.
+    """
+    ALTER TABLE sources ADD COLUMN forgotten TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,6 +25,7 @@ from dam_dedupe.catalog.base import (
     ReviewDecision,
     RunCounts,
     SignOff,
+    SourceOverview,
     StoredCluster,
 )
 from dam_dedupe.catalog.migrations import migrate
@@ -88,7 +89,8 @@ class SqliteCatalog:
     def source_id(self, spec: SourceSpec) -> int:
         """The id of a source, recorded on first use."""
         self.conn.execute(
-            "INSERT INTO sources (uri, name) VALUES (?, ?) ON CONFLICT (uri) DO UPDATE SET name = excluded.name",
+            "INSERT INTO sources (uri, name) VALUES (?, ?)"
+            " ON CONFLICT (uri) DO UPDATE SET name = excluded.name, forgotten = NULL",  # scanned again: back in use
             (spec.uri, spec.name),
         )
         return int(self.conn.execute("SELECT id FROM sources WHERE uri = ?", (spec.uri,)).fetchone()[0])
@@ -360,7 +362,8 @@ class SqliteCatalog:
             CatalogProblem(row["uri"], row["reason"], "listing")
             for row in self.conn.execute(
                 "SELECT p.uri, p.reason FROM problems p WHERE p.run_id ="
-                " (SELECT MAX(q.run_id) FROM problems q WHERE q.source_id = p.source_id) ORDER BY p.id"
+                " (SELECT MAX(q.run_id) FROM problems q WHERE q.source_id = p.source_id)"
+                " AND p.source_id IN (SELECT id FROM sources WHERE forgotten IS NULL) ORDER BY p.id"
             )
         ]
         return found
@@ -374,8 +377,41 @@ class SqliteCatalog:
         return {key: int(row[key] or 0) for key in ("assets", "images", "gone", "skipped")}
 
     def sources(self) -> list[SourceSpec]:
-        """Every source the catalog has seen."""
-        return [SourceSpec(row["uri"], row["name"]) for row in self.conn.execute("SELECT uri, name FROM sources")]
+        """Every source the catalog has seen and not been told to forget."""
+        rows = self.conn.execute("SELECT uri, name FROM sources WHERE forgotten IS NULL")
+        return [SourceSpec(row["uri"], row["name"]) for row in rows]
+
+    def source_overview(self) -> list[SourceOverview]:
+        """Every source with its asset counts and state, forgotten ones included."""
+        started = dict(self.conn.execute("SELECT id, started FROM scan_runs").fetchall())
+        rows = self.conn.execute(
+            "SELECT s.uri, s.name, s.forgotten, SUM(a.state = 'present') AS present, SUM(a.state = 'gone') AS gone,"
+            " MAX(a.last_seen_run) AS last_run FROM sources s LEFT JOIN assets a ON a.source_id = s.id"
+            " GROUP BY s.id ORDER BY s.uri"
+        )
+        return [
+            SourceOverview(
+                row["uri"],
+                row["name"],
+                int(row["present"] or 0),
+                int(row["gone"] or 0),
+                started.get(row["last_run"]),
+                row["forgotten"],
+            )
+            for row in rows
+        ]
+
+    def forget_source(self, uri: str) -> int:
+        """Mark a source forgotten and its present assets gone; return how many assets it had."""
+        row = self.conn.execute("SELECT id FROM sources WHERE uri = ?", (uri,)).fetchone()
+        if row is None:
+            raise DamDedupeError(f"the catalog has no source {uri}")
+        self.conn.execute("UPDATE sources SET forgotten = ? WHERE id = ?", (_now(), row[0]))
+        cursor = self.conn.execute(
+            "UPDATE assets SET state = 'gone', gone_run = NULL WHERE source_id = ? AND state = 'present'", (row[0],)
+        )
+        self.conn.execute("UPDATE sources SET cursor = NULL WHERE id = ?", (row[0],))  # a later scan lists it all
+        return cursor.rowcount
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
 
