@@ -308,12 +308,12 @@ def test_apply_refuses_without_the_required_signoffs(lib: Library, tmp_path: Pat
     assert code == 0 and "not approved yet" in out and "6 steps would run" in out
 
     assert cli(lib, tmp_path, "approve", plan_file, "--by", "lee", "--role", "legal")[0] == 0
-    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "lee", "--role", "it")
-    assert code == 0 and "different people" in out  # one person may not fill two roles
+    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", " Lee ", "--role", "it")
+    assert code == 1 and "one role per person" in out  # refused before it is recorded, whatever the spelling
     code, out = cli(lib, tmp_path, "apply", plan_file)
-    assert code == 1 and "different people" in out
-    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "lee", "--role", "janitor")
-    assert code == 1 and "not one of the required roles" in out
+    assert code == 1 and "a sign-off as it" in out
+    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "kai", "--role", "janitor")
+    assert code == 2 and "not one of the plan's required roles" in out  # a usage mistake
     assert tree_state(lib.root) == start
 
     assert cli(lib, tmp_path, "approve", plan_file, "--by", "kim", "--role", "it")[0] == 0
@@ -321,24 +321,28 @@ def test_apply_refuses_without_the_required_signoffs(lib: Library, tmp_path: Pat
     assert code == 0 and "applied 6" in out and "scan the sources again" in out
 
 
-def test_the_planner_may_not_sign_their_own_plan_unless_the_config_allows(lib: Library, tmp_path: Path) -> None:
+def test_the_planner_may_not_sign_their_own_plan_unless_the_policy_allows(lib: Library, tmp_path: Path) -> None:
     config = tmp_path / "dam-dedupe.toml"
     config.write_text("", encoding="utf-8")
     plan_file = str(tmp_path / "plan.json")
     assert cli(lib, tmp_path, "plan", "--action", "tag", "--by", "ana", "-o", plan_file)[0] == 0
-    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "ana", "--role", "legal")
+    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "ANA", "--role", "legal")
     assert code == 1 and "ana made plan" in out and "may not sign it off" in out
     code, out = cli(lib, tmp_path, "apply", plan_file)
     assert code == 1 and "is not approved" in out
+    config.write_text("[governance]\nauthor_may_sign = true\n", encoding="utf-8")  # a laxer config later
+    code, out = cli(lib, tmp_path, "approve", plan_file, "--by", "ana", "--role", "legal")
+    assert code == 1 and "may not sign it off" in out  # the plan's own policy still holds
 
-    config.write_text("[governance]\nauthor_may_sign = true\n", encoding="utf-8")
-    assert cli(lib, tmp_path, "approve", plan_file, "--by", "ana", "--role", "legal")[0] == 0
+    other = str(tmp_path / "other.json")  # a plan made under author_may_sign = true
+    assert cli(lib, tmp_path, "plan", "--action", "tag", "--by", "ana", "-o", other)[0] == 0
+    assert cli(lib, tmp_path, "approve", other, "--by", "ana", "--role", "legal")[0] == 0
     config.write_text("", encoding="utf-8")  # the policy tightened after the sign-off
-    code, out = cli(lib, tmp_path, "apply", plan_file)
+    code, out = cli(lib, tmp_path, "apply", other)
     assert code == 1 and "is not approved" in out
     config.write_text("[governance]\nauthor_may_sign = true\n", encoding="utf-8")
-    code, out = cli(lib, tmp_path, "apply", plan_file, "--out-dir", str(tmp_path))
-    assert code == 0 and "applied" in out
+    code, out = cli(lib, tmp_path, "apply", other, "--out-dir", str(tmp_path))
+    assert code == 0 and "applied" in out and "policy: roles any one sign-off; the author may sign" in out
 
 
 def test_apply_refuses_a_plan_edited_after_signoff(lib: Library, tmp_path: Path) -> None:

@@ -68,7 +68,15 @@ class Context:
                 f"there is no catalog at {self.catalog_path}; scan first (dam-dedupe scan SOURCE...), "
                 "or name an existing catalog with --catalog"
             )
-        return open_catalog(self.catalog_path)
+        catalog = open_catalog(self.catalog_path)
+        catalog.audit_anchor = self.audit_anchor
+        return catalog
+
+    @property
+    def audit_anchor(self) -> Path:
+        """Where the audit chain's head is anchored: ``[governance] audit_anchor``, else ``CATALOG.anchor``."""
+        configured = self.config.sections.get("governance", {}).get("audit_anchor")
+        return Path(configured).expanduser() if configured else Path(self.catalog_path + ".anchor")
 
 
 class Failure(click.ClickException):
@@ -370,10 +378,12 @@ from dam_dedupe.governance.commands import (  # noqa: E402
     audit_group,
     plan_command,
     runs_command,
+    sign_command,
     undo_command,
 )
 
 main.add_command(plan_command)
+main.add_command(sign_command)
 main.add_command(approve_command)
 main.add_command(apply_command)
 main.add_command(undo_command)

@@ -39,6 +39,10 @@ class ScanTable(_Table):
 class GovernanceTable(_Table):
     required_roles: list[str] = []
     author_may_sign: StrictBool = False
+    signatures: str | None = None
+    allowed_signers: str | None = None
+    allowed_actions: list[str] = []
+    audit_anchor: str | None = None
 
 
 class PolicyTable(_Table):

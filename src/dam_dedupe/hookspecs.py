@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from dam_dedupe.action import ActionPlugin, ActionStep
     from dam_dedupe.adapter import SourceAdapter
     from dam_dedupe.analysis import Analysis
+    from dam_dedupe.governance.signatures import SignatureScheme
     from dam_dedupe.records import AssetRecord, CanonicalChoice, Cluster, Member, ScanSummary
 
 PROJECT_NAME = "dam_dedupe"
@@ -59,6 +60,15 @@ def dam_dedupe_actions() -> list[type[ActionPlugin]]:
 
     Return a list of :class:`~dam_dedupe.action.ActionPlugin` subclasses, each known by
     its ``name`` attribute, which ``dam-dedupe plan --action NAME`` selects.
+    """
+
+
+@hookspec
+def dam_dedupe_signature_schemes() -> list[type[SignatureScheme]]:
+    """Contribute ways to sign plans off (OpenSSH signatures are built in).
+
+    Return a list of :class:`~dam_dedupe.governance.signatures.SignatureScheme` subclasses,
+    each known by its ``name``, which ``[governance] signatures = "NAME"`` selects.
     """
 
 

@@ -21,6 +21,7 @@ from dam_dedupe.records import SourceSpec
 
 if TYPE_CHECKING:
     from dam_dedupe.action import ActionPlugin
+    from dam_dedupe.governance.signatures import SignatureScheme
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,17 @@ class Host:
             for cls in contributed:
                 if cls.name in found and found[cls.name] is not cls:
                     raise DamDedupeError(f"two plugins provide the '{cls.name}' action")
+                found[cls.name] = cls
+        return found
+
+    @cached_property
+    def signature_schemes(self) -> dict[str, type[SignatureScheme]]:
+        """Sign-off signature schemes by name, from every plugin."""
+        found: dict[str, type[SignatureScheme]] = {}
+        for contributed in self.pm.hook.dam_dedupe_signature_schemes():
+            for cls in contributed:
+                if cls.name in found and found[cls.name] is not cls:
+                    raise DamDedupeError(f"two plugins provide the '{cls.name}' signature scheme")
                 found[cls.name] = cls
         return found
 

@@ -136,6 +136,23 @@ class SignOff:
 
 
 @dataclass(frozen=True, slots=True)
+class GovernanceRecords:
+    """What the governance tables hold, which ``audit verify`` checks against the audit chain.
+
+    Attributes:
+        plans: every registered plan id.
+        signoffs: every sign-off row.
+        steps: every journaled step outcome, as (run id, step index).
+        guards: whether the triggers that make the audit log append-only are still in place.
+    """
+
+    plans: list[str]
+    signoffs: list[SignOff]
+    steps: list[tuple[str, int]]
+    guards: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRun:
     """One ``apply`` or ``undo`` of a plan.
 
@@ -321,6 +338,9 @@ class Catalog(Protocol):
 
     def signoffs(self, plan_id: str) -> list[SignOff]:
         """Every sign-off of a plan, oldest first."""
+
+    def governance_records(self) -> GovernanceRecords:
+        """Everything the governance tables hold, for ``audit verify`` to check against the chain."""
 
     def begin_action_run(self, run: ActionRun) -> None:
         """Record the start of an apply or undo run."""

@@ -7,6 +7,7 @@ intact; the next scan reads only what was not fingerprinted yet.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from dam_dedupe.catalog.base import (
     AuditEntry,
     CatalogAsset,
     CatalogProblem,
+    GovernanceRecords,
     JournalEntry,
     ReviewDecision,
     RunCounts,
@@ -68,6 +70,9 @@ class SqliteCatalog:
         self.conn.execute("PRAGMA synchronous = NORMAL")
         migrate(self.conn)
         self._source_uris: dict[int, str] = {}
+        self.audit_anchor: Path | None = None
+        """Where the audit chain's head is written after every committed entry (``[governance] audit_anchor``)."""
+        self._new_head: AuditEntry | None = None
 
     def close(self) -> None:
         """Close the connection."""
@@ -81,8 +86,21 @@ class SqliteCatalog:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._new_head = None
             raise
         self.conn.execute("COMMIT")
+        if self._new_head is not None:
+            self._anchor(self._new_head)
+
+    def _anchor(self, head: AuditEntry) -> None:
+        """Append the chain's new head to the anchor file, durably, once the entry it names is committed."""
+        self._new_head = None
+        if self.audit_anchor is None:
+            return
+        with self.audit_anchor.open("a", encoding="ascii") as anchor:
+            anchor.write(f"{head.seq} {head.hash}\n")
+            anchor.flush()
+            os.fsync(anchor.fileno())
 
     # -- sources and runs ----------------------------------------------------------------
 
@@ -458,6 +476,20 @@ class SqliteCatalog:
         )
         return [SignOff(*row) for row in rows]
 
+    def governance_records(self) -> GovernanceRecords:
+        """Everything the governance tables hold, for ``audit verify`` to check against the chain."""
+        plans = [row[0] for row in self.conn.execute("SELECT id FROM plans ORDER BY id")]
+        signoffs = [
+            SignOff(*row)
+            for row in self.conn.execute("SELECT plan_id, signed_by, role, note, at FROM signoffs ORDER BY id")
+        ]
+        steps = [
+            (row[0], int(row[1]))
+            for row in self.conn.execute("SELECT run_id, step FROM journal WHERE phase = 'after' ORDER BY run_id, step")
+        ]
+        guards = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        return GovernanceRecords(plans, signoffs, steps, {"audit_log_no_update", "audit_log_no_delete"} <= guards)
+
     def begin_action_run(self, run: ActionRun) -> None:
         """Record the start of an apply or undo run."""
         self.conn.execute(
@@ -515,6 +547,7 @@ class SqliteCatalog:
             (entry.seq, entry.at, entry.actor, entry.event, entry.plan_id, entry.run_id,
              json.dumps(entry.detail, ensure_ascii=False, sort_keys=True), entry.prev_hash, entry.hash),
         )  # fmt: skip
+        self._new_head = entry
 
     def audit_entries(self) -> list[AuditEntry]:
         """The whole audit log, oldest first."""

@@ -18,30 +18,17 @@ from dam_dedupe.governance.runner import (
     action_plugin,
     undone_steps,
 )
-from dam_dedupe.governance.signoff import (
-    NotApproved,
-    author_may_sign,
-    check_registered,
-    missing_signoffs,
-    required_roles,
-)
+from dam_dedupe.governance.signoff import NotApproved, approval_problems, check_registered
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
 
 
-def approval_problems(catalog: Catalog, config: Config, plan: Plan) -> list[str]:
-    """What the plan still lacks before it may be applied (empty when approved).
-
-    The author's own sign-offs do not count unless ``[governance] author_may_sign`` allows
-    them now (the setting may have changed since they were given)."""
-    signoffs = catalog.signoffs(plan.id)
-    if not author_may_sign(config):
-        signoffs = [s for s in signoffs if s.signed_by != plan.body.get("created_by")]
-    return missing_signoffs(signoffs, required_roles(config))
-
-
 def _run_to_continue(catalog: Catalog, plan: Plan) -> ActionRun | None:
-    """The plan's interrupted apply run, or ``None``; refuses a plan already applied and not undone."""
+    """The plan's interrupted apply run, or ``None``; a plan is applied once.
+
+    A plan applied and then undone is not applied again on its old sign-offs: the stores
+    have changed since it was made, so a new plan from a fresh scan needs new sign-offs.
+    """
     runs = catalog.action_runs(plan.id)
     applies = [r for r in runs if r.kind == "apply"]
     if not applies:
@@ -54,6 +41,11 @@ def _run_to_continue(catalog: Catalog, plan: Plan) -> ActionRun | None:
         raise DamDedupeError(
             f"plan {plan.id} was already applied in run {last.id}; undo it with 'dam-dedupe undo {last.id}'"
             " or make a new plan"
+        )
+    if applied:
+        raise DamDedupeError(
+            f"plan {plan.id} was applied in run {last.id} and undone; a plan is applied once: scan again, "
+            "make a new plan and have it signed off again"
         )
     return None
 
@@ -77,14 +69,15 @@ def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str
     say = echo or (lambda _line: None)
     check_registered(catalog, plan)
     plugin = action_plugin(host, plan)
-    missing = approval_problems(catalog, config, plan)
+    policy, missing = approval_problems(catalog, config, host, plan)
+    say(f"policy: {policy.describe()}")
     stores = AdapterPool(host, config)
     try:
         if dry_run:
             return _dry_run(plan, stores, missing, say)
         if missing:
             raise NotApproved(f"plan {plan.id} is not approved: it still needs {', '.join(missing)} "
-                              f"('dam-dedupe approve PLAN --by NAME --role ROLE')")  # fmt: skip
+                              f"('dam-dedupe approve PLAN --role ROLE')")  # fmt: skip
         with catalog.run_lock():
             return _apply(catalog, host, plan, plugin, stores, by, out_dir, say)
     finally:

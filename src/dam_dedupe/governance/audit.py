@@ -3,10 +3,14 @@
 Each entry carries the hash of the one before it, and its own hash covers every field
 and that link. Editing an entry breaks its own hash; deleting one breaks the link of the
 next (and leaves a gap in the sequence). Deleting the newest entries leaves a valid but
-shorter chain: that is caught by keeping the head hash that ``dam-dedupe audit verify``
-prints somewhere else (a ticket, an email) and passing it back with ``--head``.
-The catalog also refuses ``UPDATE`` and ``DELETE`` on the table, so only a deliberate
-edit of the file can change it, and that edit is what ``verify`` detects.
+shorter chain: that is caught by the *anchor*, a file outside the catalog to which the
+chain's head (``SEQ HASH``) is appended after every committed entry
+(``[governance] audit_anchor``, by default ``CATALOG.anchor``; keep it on another machine
+or a write-once store), and by ``dam-dedupe audit verify --anchor FILE``.
+
+The plans, sign-offs and journal tables are caches of what the chain says: ``verify``
+checks that each of their rows has its chained entry, so a row inserted by hand (a forged
+sign-off) is found, and that the triggers that make the log append-only are in place.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dam_dedupe.catalog import AuditEntry, Catalog
+from dam_dedupe.catalog import AuditEntry, Catalog, GovernanceRecords
+from dam_dedupe.governance.signatures import person
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first entry."""
@@ -72,6 +77,38 @@ def verify(entries: list[AuditEntry], head: str | None = None) -> list[str]:
         prev, expected_seq = entry.hash, entry.seq + 1
     if head is not None and head not in {entry.hash for entry in entries}:
         problems.append(f"the log no longer holds the entry with hash {head}: it was truncated or rewritten")
+    return problems
+
+
+def verify_anchor(entries: list[AuditEntry], anchor: str) -> list[str]:
+    """Check the log against an anchor file's lines (``SEQ HASH``): every anchored head must still be in it."""
+    by_seq = {entry.seq: entry.hash for entry in entries}
+    problems = []
+    for number, line in enumerate(anchor.splitlines(), start=1):
+        seq_text, _, head = line.strip().partition(" ")
+        if not seq_text.isdigit() or len(head) != 64:
+            problems.append(f"anchor line {number} is not 'SEQ HASH': {line!r}")
+        elif by_seq.get(int(seq_text)) != head:
+            state = "is missing (the log was cut)" if int(seq_text) not in by_seq else "was rewritten"
+            problems.append(f"anchored entry {seq_text} {state}")
+    return problems
+
+
+def cross_check(entries: list[AuditEntry], records: GovernanceRecords) -> list[str]:
+    """Check the governance tables against the chain: every row needs the entry that recorded it."""
+    problems = [] if records.guards else ["the triggers that keep the audit log append-only were removed"]
+    planned = {e.plan_id for e in entries if e.event == "plan"}
+    problems += [f"plan {plan} has no 'plan' entry in the audit log" for plan in records.plans if plan not in planned]
+    approved = {(e.plan_id, str(e.detail.get("identity") or person(e.actor)), e.detail.get("role")) for e in entries
+                if e.event == "approve"}  # fmt: skip
+    problems += [
+        f"the sign-off of plan {s.plan_id} by {s.signed_by} as {s.role} is not in the audit log (inserted by hand)"
+        for s in records.signoffs
+        if (s.plan_id, person(s.signed_by), s.role) not in approved
+    ]
+    stepped = {(e.run_id, e.detail.get("step")) for e in entries if e.event == "step"}
+    problems += [f"step {step} of run {run} has no 'step' entry in the audit log" for run, step in records.steps
+                 if (run, step) not in stepped]  # fmt: skip
     return problems
 
 

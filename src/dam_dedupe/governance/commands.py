@@ -18,6 +18,8 @@ from dam_dedupe.governance.apply import apply_plan
 from dam_dedupe.governance.plan import read_plan, write_plan
 from dam_dedupe.governance.planner import Selection, make_plan
 from dam_dedupe.governance.runner import RunReport
+from dam_dedupe.governance.signatures import plan_message
+from dam_dedupe.governance.signoff import Policy, effective_policy, scheme
 from dam_dedupe.governance.signoff import approve as record_signoff
 from dam_dedupe.governance.undo import undo_run
 
@@ -98,6 +100,8 @@ def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tu
                  matches: tuple[str, ...], clusters: tuple[str, ...], min_confidence: float,
                  decisions_path: Path | None, by: str | None, output: Path) -> None:  # fmt: skip
     """Write a reviewable plan of what ACTION would do to the catalog's duplicates."""
+    if not output.parent.is_dir():  # before the plan is registered and audited
+        raise ConfigError(f"cannot write {output}: the folder {output.parent} does not exist")
     config, host = obj.config, obj.host
     selection = Selection(tuple(config.source(s).uri for s in sources), matches, clusters, min_confidence)
     decisions = read_decisions(decisions_path) if decisions_path else None
@@ -109,24 +113,53 @@ def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tu
     write_plan(plan, output)
     click.echo(f"plan {plan.id}: {len(plan.body['steps'])} steps over {len(plan.body['clusters'])} clusters, "
                f"{len(plan.body['excluded'])} copies or clusters left out; wrote {output}")  # fmt: skip
-    click.echo(f"next: dam-dedupe approve {output} --by NAME --role ROLE")
+    if not plan.body["steps"]:
+        click.echo("nothing to approve: the plan has no steps (see what was left out in the plan file)")
+        return
+    policy = effective_policy(plan, config)
+    roles = ", ".join(policy.required_roles) or "any one role"
+    how = "--signature SIG (made with 'dam-dedupe sign')" if policy.signatures else "--by NAME"
+    click.echo(f"next: sign-offs in the roles {roles}, each by a different person: "
+               f"dam-dedupe approve {output} --role ROLE {how}")  # fmt: skip
+
+
+@click.command("sign")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key", required=True, type=click.Path(dir_okay=False), help="Your private key (OpenSSH).")
+@click.option("--role", required=True, help="The role you sign in.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Signature file to write (give it to whoever records the sign-off).")  # fmt: skip
+@click.pass_obj
+def sign_command(obj: Context, plan_file: Path, key: str, role: str, output: Path) -> None:
+    """Sign PLAN_FILE in ROLE with your own key; no catalog is needed (a reviewer's laptop will do)."""
+    plan = read_plan(plan_file)
+    policy = effective_policy(plan, obj.config)
+    signer = scheme(obj.host, obj.config, policy) or scheme(obj.host, obj.config, Policy(signatures="ssh"))
+    assert signer is not None
+    output.write_text(signer.sign(plan_message(plan), key, role), encoding="ascii")
+    click.echo(f"signed plan {plan.id} as {role}: {output}")
 
 
 @click.command("approve")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--by", required=True, help="Who signs off.")
-@click.option("--role", required=True, help="In which role (see [governance] required_roles).")
+@click.option("--role", required=True, help="In which role (the plan's required roles).")
+@click.option("--signature", "signature_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The signature 'dam-dedupe sign' (or ssh-keygen -Y sign) made.")  # fmt: skip
+@click.option("--by", default=None, help="Who signs off (with signatures, the key says who; --by must agree).")
 @click.option("--note", default="", help="A note kept with the sign-off.")
 @click.pass_obj
-def approve_command(obj: Context, plan_file: Path, by: str, role: str, note: str) -> None:
-    """Sign off PLAN_FILE as BY in ROLE."""
+def approve_command(obj: Context, plan_file: Path, role: str, signature_file: Path | None, by: str | None,
+                    note: str) -> None:  # fmt: skip
+    """Record a sign-off of PLAN_FILE in ROLE."""
     plan = read_plan(plan_file)
+    signature = signature_file.read_text(encoding="ascii") if signature_file else None
     catalog = obj.catalog()
     try:
-        missing = record_signoff(catalog, obj.config, plan, by, role, note)
+        missing = record_signoff(catalog, obj.config, plan, by, role, note, signature, obj.host)
+        who = catalog.signoffs(plan.id)[-1].signed_by
     finally:
         catalog.close()
-    click.echo(f"{by} signed off plan {plan.id} as {role}")
+    click.echo(f"{who} signed off plan {plan.id} as {role}")
     click.echo(f"still needed before apply: {', '.join(missing)}" if missing else "the plan may now be applied")
 
 
@@ -199,19 +232,27 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @click.option("--head", default=None, help="A hash printed by an earlier verify: the log must still hold it.")
+@click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The anchor file kept outside the catalog [default: the configured one, if it exists].")  # fmt: skip
 @click.pass_obj
-def audit_verify(obj: Context, head: str | None) -> None:
-    """Check the audit log's hash chain; exit 1 naming every broken entry."""
+def audit_verify(obj: Context, head: str | None, anchor_file: Path | None) -> None:
+    """Check the audit log's chain, its anchor and the tables it vouches for; exit 1 naming every problem."""
+    anchor = anchor_file or obj.audit_anchor
+    if anchor_file is not None and not anchor_file.is_file():
+        raise ConfigError(f"the anchor file {anchor_file} does not exist")
     catalog = obj.catalog()
     try:
         entries = catalog.audit_entries()
+        problems = audit.verify(entries, head) + audit.cross_check(entries, catalog.governance_records())
     finally:
         catalog.close()
-    problems = audit.verify(entries, head)
+    if anchor.is_file():
+        problems += audit.verify_anchor(entries, anchor.read_text(encoding="ascii"))
     if problems:
         raise click.ClickException("the audit log was tampered with:\n  " + "\n  ".join(problems))
     last = entries[-1].hash if entries else audit.GENESIS
-    click.echo(f"audit log intact: {len(entries)} entries; head {last} (keep it to check later with --head)")
+    anchored = f"; matches the anchor {anchor}" if anchor.is_file() else "; no anchor file to check it against"
+    click.echo(f"audit log intact: {len(entries)} entries; head {last}{anchored}")
 
 
 @audit_group.command("export")
@@ -219,6 +260,8 @@ def audit_verify(obj: Context, head: str | None) -> None:
 @click.pass_obj
 def audit_export(obj: Context, output: Path) -> None:
     """Write the audit log as CSV."""
+    if not output.parent.is_dir():
+        raise ConfigError(f"cannot write {output}: the folder {output.parent} does not exist")
     catalog = obj.catalog()
     try:
         entries = catalog.audit_entries()

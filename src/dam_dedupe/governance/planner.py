@@ -15,6 +15,7 @@ from dam_dedupe.decisions import CLUSTER_DECISIONS, Decisions
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import audit
 from dam_dedupe.governance.plan import SCHEMA, Plan, canonical_json
+from dam_dedupe.governance.signoff import policy_for_plan
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
 
@@ -237,6 +238,7 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
         "params": checked,
         "created": audit.now(),
         "created_by": by,
+        "policy": policy_for_plan(host, config, action),
         "selection": dataclasses.asdict(selection),
         "decisions": None if decisions is None else {
             "exported_by": decisions.exported_by, "exported_at": decisions.exported_at,
