@@ -7,9 +7,9 @@ same path a vendor's package takes; nothing is registered by import here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import pluggy
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from dam_dedupe.governance.signatures import SignatureScheme
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
@@ -55,38 +57,17 @@ class Host:
     @cached_property
     def adapters(self) -> dict[str, type[SourceAdapter]]:
         """Adapter classes by URI scheme, from every plugin."""
-        found: dict[str, type[SourceAdapter]] = {}
-        for contributed in self.pm.hook.dam_dedupe_adapters():
-            for cls in contributed:
-                if cls.scheme in found and found[cls.scheme] is not cls:
-                    raise DamDedupeError(
-                        f"two plugins serve the '{cls.scheme}' scheme: "
-                        f"{found[cls.scheme].__module__} and {cls.__module__}"
-                    )
-                found[cls.scheme] = cls
-        return found
+        return _by_name(self.pm.hook.dam_dedupe_adapters(), lambda cls: cls.scheme, "the '{}' scheme")
 
     @cached_property
     def actions(self) -> dict[str, type[ActionPlugin]]:
         """Action plugin classes by name, from every plugin."""
-        found: dict[str, type[ActionPlugin]] = {}
-        for contributed in self.pm.hook.dam_dedupe_actions():
-            for cls in contributed:
-                if cls.name in found and found[cls.name] is not cls:
-                    raise DamDedupeError(f"two plugins provide the '{cls.name}' action")
-                found[cls.name] = cls
-        return found
+        return _by_name(self.pm.hook.dam_dedupe_actions(), lambda cls: cls.name, "the '{}' action")
 
     @cached_property
     def signature_schemes(self) -> dict[str, type[SignatureScheme]]:
         """Sign-off signature schemes by name, from every plugin."""
-        found: dict[str, type[SignatureScheme]] = {}
-        for contributed in self.pm.hook.dam_dedupe_signature_schemes():
-            for cls in contributed:
-                if cls.name in found and found[cls.name] is not cls:
-                    raise DamDedupeError(f"two plugins provide the '{cls.name}' signature scheme")
-                found[cls.name] = cls
-        return found
+        return _by_name(self.pm.hook.dam_dedupe_signature_schemes(), lambda cls: cls.name, "the '{}' signature scheme")
 
     def plugin_name(self, obj: object) -> str:
         """The name a plugin was registered under (its entry-point name), for messages."""
@@ -109,6 +90,18 @@ class Host:
     def open_source(self, spec: SourceSpec) -> SourceAdapter:
         """Build the adapter instance for a configured source."""
         return self.adapter_class(spec.uri)(spec)
+
+
+def _by_name(contributions: Iterable[Iterable[T]], name: Callable[[T], str], what: str) -> dict[str, T]:
+    """Index what plugins contributed by name; two plugins claiming one name is an error naming both."""
+    found: dict[str, T] = {}
+    for contributed in contributions:
+        for cls in contributed:
+            key = name(cls)
+            if key in found and found[key] is not cls:
+                raise DamDedupeError(f"two plugins provide {what.format(key)}: {found[key]!r} and {cls!r}")
+            found[key] = cls
+    return found
 
 
 def scheme_of(uri: str) -> str:
