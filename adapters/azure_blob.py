@@ -23,7 +23,7 @@ sovereign clouds, :mod:`dam_dedupe.adapters.azure_tags` for the tag limit, and
 
 Source options: ``auth``, ``cloud``, ``endpoint_suffix``, ``authority_host``,
 ``blob_endpoint``, ``audience``, ``page_size``, ``chunk_size``, ``read_ahead``,
-``retry_attempts``, ``connect_timeout``, ``read_timeout``, ``copy_timeout``.
+``retry_attempts``, ``max_retry_wait``, ``connect_timeout``, ``read_timeout``, ``copy_timeout``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dam_dedupe.adapters.azure_stream import RangedReader
 from dam_dedupe.adapters.azure_tags import fallback_tags, merge_metadata, split_tags
 from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
-from dam_dedupe.retrying import DEFAULT_ATTEMPTS
+from dam_dedupe.retrying import DEFAULT_ATTEMPTS, RetryPolicy
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
@@ -89,7 +89,7 @@ class AzureBlobAdapter(SourceAdapter):
         self.page_size = _int_option(spec, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         self.chunk_size = _int_option(spec, "chunk_size", DEFAULT_CHUNK_SIZE, 64 * 1024, 256 * 1024 * 1024)
         self.read_ahead = _int_option(spec, "read_ahead", 2, 1, 16)
-        self.attempts = _int_option(spec, "retry_attempts", DEFAULT_ATTEMPTS, 1, 50)
+        self.retry = RetryPolicy.for_source(spec, _int_option(spec, "retry_attempts", DEFAULT_ATTEMPTS, 1, 50))
         self.connect_timeout = _int_option(spec, "connect_timeout", 20, 1, 600)
         self.read_timeout = _int_option(spec, "read_timeout", 60, 1, 3600)
         self.copy_timeout = _int_option(spec, "copy_timeout", 600, 1, 86400)
@@ -143,7 +143,7 @@ class AzureBlobAdapter(SourceAdapter):
         from azure.core.exceptions import AzureError
 
         try:
-            return errs.call(fn, f"{op.verb} {self._where(key)}", self.attempts)
+            return errs.call(fn, f"{op.verb} {self._where(key)}", self.retry)
         except AzureError as exc:
             failure = errs.asset_failure(exc, op, self._where(key), self.endpoint)
             if conditioned is not None and isinstance(failure, AssetError):
@@ -219,7 +219,7 @@ class AzureBlobAdapter(SourceAdapter):
             return blobs, getattr(pager, "continuation_token", None) or None
 
         try:
-            return errs.call(fetch, f"list {self.spec.uri}", self.attempts)
+            return errs.call(fetch, f"list {self.spec.uri}", self.retry)
         except AzureError as exc:
             if "tags" in include and errs.error_code(exc) in errs.ROLE_CODES:
                 raise _TagsRefused from exc

@@ -13,13 +13,11 @@ from typing import TypeVar
 
 from dam_dedupe.adapters.azure_connect import scrub
 from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError
-from dam_dedupe.retrying import call_with_retries
+from dam_dedupe.retrying import RetryPolicy, call_with_retries
 
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-MAX_HINT_SECONDS = 60.0
-"""A ``Retry-After`` hint longer than this is capped so one blob never stalls a scan for long."""
 
 ROLE_CODES = frozenset(
     {"AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"}
@@ -75,7 +73,10 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """The wait the service asked for, in seconds (``x-ms-retry-after-ms``, ``Retry-After``), capped."""
+    """The wait the service asked for, in seconds (``x-ms-retry-after-ms``, ``Retry-After``).
+
+    The source's :class:`~dam_dedupe.retrying.RetryPolicy` caps it (``max_retry_wait``).
+    """
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if not headers:
@@ -85,15 +86,15 @@ def retry_after(exc: BaseException) -> float | None:
         if value is None:
             continue
         try:
-            return min(float(value) / scale, MAX_HINT_SECONDS)
+            return float(value) / scale
         except ValueError:
             continue
     return None
 
 
-def call(fn: Callable[[], T], what: str, attempts: int) -> T:
-    """Call ``fn`` with the shared retry policy; ``what`` names it in log lines."""
-    return call_with_retries(fn, is_transient=is_transient, retry_after=retry_after, attempts=attempts, what=what)
+def call(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
+    """Call ``fn`` (an idempotent request) with the source's retry policy; ``what`` names it in log lines."""
+    return call_with_retries(fn, is_transient=is_transient, retry_after=retry_after, policy=policy, what=what)
 
 
 CONDITION_CODES = frozenset({"ConditionNotMet", "SourceConditionNotMet", "TargetConditionNotMet"})
