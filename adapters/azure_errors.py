@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dam_dedupe.adapters.azure_connect import scrub
-from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError, TransientError
 from dam_dedupe.retrying import RetryPolicy, call_with_retries
 
 T = TypeVar("T")
@@ -163,8 +163,12 @@ def source_failure(exc: BaseException, op: Operation, where: str, endpoint: str)
 def asset_failure(exc: BaseException, op: Operation, where: str, endpoint: str) -> DamDedupeError:
     """The error to raise for a failed request about one blob: gone, changed, or another failure.
 
-    Failures that would hit every blob (see :func:`source_failure`) become :class:`SourceError`.
+    Failures that would hit every blob (see :func:`source_failure`) become :class:`SourceError`;
+    a service still busy or failing, or a network still down, after the retries is a
+    :class:`TransientError`, so that a governance step stays resumable.
     """
+    if is_transient(exc):
+        return TransientError(f"cannot {op.verb} for {where} now, after the retries: {describe(exc)} ({endpoint})")
     whole = source_failure(exc, op, where, endpoint)
     if whole is not None:
         return whole
