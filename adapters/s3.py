@@ -498,6 +498,8 @@ class S3Adapter(SourceAdapter):
                 request["IfNoneMatch"] = "*"
             self._call(lambda: self.client.copy_object(**request), op, asset=True)
             return
+        if extra.pop("BucketKeyEnabled", None) is not None:  # boto3's multipart copy cannot pass it on
+            log.info("%s: the copy takes the bucket's S3 Bucket Key setting (a multipart copy cannot set it)", op.what)
         config = TransferConfig(
             multipart_threshold=COPY_MULTIPART_THRESHOLD,
             multipart_chunksize=COPY_PART_SIZE,

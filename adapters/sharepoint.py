@@ -493,10 +493,11 @@ class GraphDriveAdapter(SourceAdapter):
         (repeated only after a 429); after a lost answer the destination is looked up
         instead, and a copy Graph made meanwhile is returned if its content matches.
         """
+        what = f"copy of {record.key} to {dest_key}"
+        self._check_unchanged(record, what)
         if self.stat(dest_key) is not None:
             raise AssetError(f"will not overwrite {self.uri_for(dest_key)}")
         parent = self._ensure_folder(posixpath.dirname(dest_key))
-        what = f"copy of {record.key} to {dest_key}"
         body = {"parentReference": {"driveId": self.drive_id, "id": parent}, "name": posixpath.basename(dest_key)}
         try:
             response = self.client.request(
@@ -518,6 +519,20 @@ class GraphDriveAdapter(SourceAdapter):
                     return landed
             raise failure from exc
         return self.record_for(item, dest_key)
+
+    def _check_unchanged(self, record: AssetRecord, what: str) -> None:
+        """Refuse unless the record's item still holds the content listed (its cTag and size).
+
+        Graph's copy takes no ``If-Match``, so this is checked just before; the copy's hash
+        is what the caller verifies.
+        """
+        try:
+            item = self.client.json("GET", self._item_path(record), what=f"the item {record.key}")
+        except GraphError as exc:
+            raise self._write_error(exc, what) from exc
+        current = self.record_for(item, record.key)
+        if _ctag(current) != _ctag(record) or current.size != record.size or current.store_hash != record.store_hash:
+            raise AssetError(f"{what}: the item's content changed since it was listed; not copied")
 
     def _await_copy(self, monitor: str, what: str) -> str:
         """Poll a copy's monitor URL (pre-authenticated) until it completes; return the new item's id."""

@@ -551,14 +551,26 @@ def test_objects_from_5_gib_are_copied_part_by_part(
     monkeypatch.setattr(s3_module, "COPY_PART_SIZE", 5 * MIB)
     bucket = new_bucket()
     body = b"x" * (6 * MIB)
-    s3_admin.put_object(Bucket=bucket, Key="a.tif", Body=body, ContentType="image/tiff", Tagging="t=1")
-    adapter = adapter_for(f"s3://{bucket}")
+    key_id = "arn:aws:kms:us-east-1:123456789012:key/multipart"
+    s3_admin.put_object(
+        Bucket=bucket,
+        Key="a.tif",
+        Body=body,
+        ContentType="image/tiff",
+        Tagging="t=1",
+        StorageClass="GLACIER_IR",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key_id,
+        BucketKeyEnabled=True,
+    )
+    adapter = adapter_for(f"s3://{bucket}", etag_is_md5=False)
     record = records_of(adapter)["a.tif"]
 
     copied = adapter.copy(record, "copy.tif")
 
     assert copied.etag is not None and copied.etag.endswith("-2") and copied.store_hash is None
-    assert s3_admin.head_object(Bucket=bucket, Key="copy.tif")["ContentType"] == "image/tiff"
+    head = s3_admin.head_object(Bucket=bucket, Key="copy.tif")
+    assert (head["ContentType"], head["StorageClass"], head["SSEKMSKeyId"]) == ("image/tiff", "GLACIER_IR", key_id)
     assert s3_tags_of(s3_admin, bucket, "copy.tif") == {"t": "1"}
     assert read_all(adapter, copied) == body
 
