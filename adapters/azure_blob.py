@@ -307,8 +307,9 @@ class AzureBlobAdapter(SourceAdapter):
         Copy Blob carries the content settings (type, encoding, disposition, cache control,
         Content-MD5) and user metadata over by itself; the index tags and the access tier
         are read from the source and set on the copy in the same request. The destination
-        is written only if missing (``If-None-Match: *``): a retry after a lost answer is
-        refused as occupied and the caller checks the copy's hash. A copy that does not
+        is written only if missing (``If-None-Match: *``): a retry after a lost answer finds
+        it taken, and it is returned when it holds the source's bytes (size and Content-MD5),
+        else refused, and the caller checks the copy's hash. A copy that does not
         finish is aborted and its blob removed, so a destination is whole or absent.
         """
         from azure.core import MatchConditions
@@ -329,12 +330,19 @@ class AzureBlobAdapter(SourceAdapter):
             from azure.storage.blob import StandardBlobTier
 
             options["standard_blob_tier"] = StandardBlobTier(str(props.blob_tier))
-        started = self._call(
-            lambda: dest.start_copy_from_url(source.url, **options),
-            errs.WRITE,
-            dest_key,
-            conditioned=record.key,
-        )
+        try:
+            started = self._call(
+                lambda: dest.start_copy_from_url(source.url, **options),
+                errs.WRITE,
+                dest_key,
+                conditioned=record.key,
+            )
+        except AssetError:
+            landed = self.stat(dest_key)
+            same = landed is not None and landed.size == record.size and landed.store_hash == record.store_hash
+            if same and landed is not None and landed.store_hash is not None:
+                return landed  # an earlier attempt copied it and its answer was lost
+            raise
         if started.get("copy_status") != "success":
             self._wait_for_copy(dest, dest_key, str(started.get("copy_id") or ""))
         copied = self.stat(dest_key)

@@ -518,6 +518,9 @@ class S3Adapter(SourceAdapter):
     def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
         """Copy exactly the version listed to ``dest_key`` server-side, as it is; never overwrite.
 
+        A copy repeated after a lost answer finds the destination taken; when it holds the
+        source's bytes (same size and MD5) that is success, else it is refused.
+
         The copy reads the listed version (``CopySource`` with its ``VersionId``, on the
         condition of its ETag) and keeps its content type and other headers, user metadata,
         tags (that version's), storage class and encryption (SSE-S3, or SSE-KMS with its key
@@ -548,7 +551,13 @@ class S3Adapter(SourceAdapter):
             "s3:PutObjectTagging on the copy (and kms:Decrypt, kms:GenerateDataKey on an SSE-KMS key)",
             self.arn(source_key),
         )
-        self._server_copy(source, dest_object, extra, op, size=int(head["ContentLength"]))
+        try:
+            self._server_copy(source, dest_object, extra, op, size=int(head["ContentLength"]))
+        except AssetError:
+            landed = self.stat(dest_key)
+            if landed is not None and _same_content(landed, record):
+                return landed  # an earlier attempt copied it and its answer was lost
+            raise
         return self._stat_after_write(dest_key)
 
     @staticmethod
@@ -662,6 +671,11 @@ class S3Adapter(SourceAdapter):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _same_content(copy: AssetRecord, source: AssetRecord) -> bool:
+    """Whether a copy certainly holds the source's bytes: same size and the same MD5 store hash."""
+    return copy.size == source.size and copy.store_hash is not None and copy.store_hash == source.store_hash
 
 
 class _Changed(Exception):

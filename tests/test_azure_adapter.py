@@ -468,6 +468,19 @@ def test_copy_keeps_content_settings_metadata_tags_and_tier(container: Container
     assert copied.store_hash == record.store_hash
 
 
+def test_a_copy_whose_answer_is_lost_is_found_done(container: ContainerClient, proxy: FaultProxy) -> None:
+    container.upload_blob("src.jpg", b"original image")
+    adapter = adapter_for(container)
+    record = records(adapter)["src.jpg"]
+    proxy.lose_next = {"PUT": 1}  # Azurite copies, the adapter sees 503; its retry is answered 409
+
+    copied = adapter.copy(record, "quarantine/src.jpg")
+
+    assert copied.store_hash == record.store_hash
+    assert proxy.count("PUT", "/quarantine/src.jpg") == 2
+    assert container.download_blob("quarantine/src.jpg").readall() == b"original image"
+
+
 def test_write_object_never_overwrites_and_survives_a_lost_answer(
     container: ContainerClient, proxy: FaultProxy
 ) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -265,6 +266,23 @@ def test_a_dropped_connection_resumes_from_where_it_stopped(
     assert s3_env.range_headers[1] != "bytes=0-"
 
 
+def test_reading_the_first_bytes_does_not_download_the_object(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="huge.tif", Body=b"II*\x00" + b"\x00" * (64 * MIB))
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["huge.tif"]
+
+    with adapter.open(record) as stream:
+        assert stream.read(4) == b"II*\x00"
+
+    deadline = time.monotonic() + 10
+    while not s3_env.object_bytes_sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert s3_env.object_bytes_sent and s3_env.object_bytes_sent[0] < 16 * MIB  # of 64 MiB: the rest never came
+
+
 def test_throttling_is_retried_until_everything_is_read(
     s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
 ) -> None:
@@ -502,6 +520,21 @@ def test_copy_reads_the_exact_version_listed(s3_env: FaultProxy, s3_admin: Any, 
 
     assert read_all(adapter, again) == b"listed"
     assert s3_tags_of(s3_admin, bucket, "q/b.jpg") == {"v": "1"}
+
+
+def test_a_copy_whose_answer_is_lost_succeeds_on_retry(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"the only copy", Tagging="t=1")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["a.jpg"]
+    s3_env.lose_answers = {"PUT": 1}  # moto copies, the adapter sees a 503
+
+    copied = adapter.copy(record, "q/a.jpg")
+
+    assert copied.store_hash == record.store_hash and read_all(adapter, copied) == b"the only copy"
+    assert s3_tags_of(s3_admin, bucket, "q/a.jpg") == {"t": "1"}
 
 
 def test_write_object_never_overwrites_and_survives_a_lost_answer(
