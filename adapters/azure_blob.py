@@ -283,7 +283,12 @@ class AzureBlobAdapter(SourceAdapter):
         return {**fallback_tags(props.metadata or {}), **dict(tags)}
 
     def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
-        """Write up to 10 index tags, the rest to the metadata fallback (which changes the ETag)."""
+        """Write up to 10 index tags, the rest to the metadata fallback (which changes the ETag).
+
+        The metadata write is conditioned on the ETag just read; when it is refused because a
+        retry after a lost answer found its own write done (the metadata already as wanted),
+        that is success.
+        """
         from azure.core import MatchConditions
 
         blob = self._blob(record.key)
@@ -292,12 +297,18 @@ class AzureBlobAdapter(SourceAdapter):
         props = self._call(lambda: blob.get_blob_properties(), errs.READ, record.key)
         current = dict(props.metadata or {})
         wanted = merge_metadata(current, fallback)
-        if wanted != current:
+        if wanted == current:
+            return
+        try:
             self._call(
                 lambda: blob.set_blob_metadata(wanted, etag=props.etag, match_condition=MatchConditions.IfNotModified),
                 errs.WRITE,
                 record.key,
             )
+        except AssetError:
+            after = self._call(lambda: blob.get_blob_properties(), errs.READ, record.key)
+            if dict(after.metadata or {}) != wanted:
+                raise  # not a retry that found its own write done: the blob changed meanwhile
 
     # -- copy, move, delete, write ---------------------------------------------------------------------
 

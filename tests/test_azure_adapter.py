@@ -359,6 +359,19 @@ def test_tags_beyond_the_index_limit_fall_back_to_metadata(container: ContainerC
     assert blob.get_blob_properties().metadata == {"owner": "comms"}
 
 
+def test_a_metadata_write_whose_answer_is_lost_is_found_done(container: ContainerClient, proxy: FaultProxy) -> None:
+    container.upload_blob("a.jpg", b"a", metadata={"owner": "brand"})
+    adapter = adapter_for(container)
+    record = records(adapter)["a.jpg"]
+    tags = {"dam-duplicate-of": "azure://devstoreaccount1/photos/canonical.jpg, near"}  # not an index tag
+    proxy.lose_next = {"PUT": 2}  # the index tags, then the metadata: each done, each answered 503
+
+    adapter.set_tags(record, tags)
+
+    assert adapter.get_tags(record) == tags
+    assert container.get_blob_client("a.jpg").get_blob_properties().metadata["owner"] == "brand"
+
+
 def test_index_tags_leave_the_etag_alone_so_a_rescan_reads_nothing(
     container: ContainerClient, proxy: FaultProxy
 ) -> None:
