@@ -44,7 +44,7 @@ from dam_dedupe.adapters import azure_errors as errs
 from dam_dedupe.adapters.azure_connect import BlobLocation, blob_endpoint, make_service_client, parse_location
 from dam_dedupe.adapters.azure_stream import RangedReader
 from dam_dedupe.adapters.azure_tags import fallback_tags, merge_metadata, split_tags
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError, TransientError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from dam_dedupe.retrying import DEFAULT_ATTEMPTS, RetryPolicy
 
@@ -153,7 +153,7 @@ class AzureBlobAdapter(SourceAdapter):
             return errs.call(fn, f"{op.verb} {self._where(key)}", self.retry)
         except AzureError as exc:
             failure = errs.asset_failure(exc, op, self._where(key), self.endpoint)
-            if conditioned is not None and isinstance(failure, AssetError):
+            if conditioned is not None and isinstance(failure, AssetError) and not isinstance(failure, TransientError):
                 where = self._where(conditioned)
                 if self.stat(conditioned) is None:
                     raise AssetGone(f"the blob is gone: {where}") from exc

@@ -73,6 +73,7 @@ class GraphDriveAdapter(SourceAdapter):
 
     extra = "sharepoint"
     supports_changes = True
+    native_move = True  # a PATCH of parentReference and name keeps the item: id, versions, sharing
     permission_hint: ClassVar[str] = ""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -441,8 +442,6 @@ class GraphDriveAdapter(SourceAdapter):
                     "with Graph (POST /sites/{site-id}/lists/{list-id}/columns); see docs/adapters/sharepoint.md"
                 ) from exc
             raise self._write_error(exc, what) from exc
-
-    native_move = True
 
     def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
         """Move the item to ``dest_key`` server-side (creating folders); it keeps its id, versions and sharing.

@@ -25,7 +25,7 @@ from azure.storage.blob import (
 
 from dam_dedupe.adapters.azure_blob import AzureBlobAdapter
 from dam_dedupe.adapters.azure_tags import FALLBACK_METADATA_KEY
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError, TransientError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from tests.servers.azurite import (  # noqa: F401
@@ -307,6 +307,22 @@ def test_a_long_retry_hint_is_capped_by_max_retry_wait_and_said_once(
 
     assert 1.0 <= time.monotonic() - started < 5
     assert caplog.text.count("max_retry_wait") == 1
+
+
+def test_a_service_still_busy_after_the_retries_is_transient_never_gone(
+    container: ContainerClient, proxy: FaultProxy
+) -> None:
+    container.upload_blob("x.jpg", b"x")
+    adapter = adapter_for(container, retry_attempts=2)
+    record = records(adapter)["x.jpg"]
+    proxy.fault_rate, proxy.retry_after_ms = 1.0, 10
+
+    with pytest.raises(TransientError, match="ServerBusy"):
+        adapter.stat("x.jpg")
+    with pytest.raises(TransientError):
+        adapter.delete(record)
+    proxy.reset()
+    assert adapter.stat("x.jpg") == record
 
 
 def test_a_bad_max_retry_wait_is_a_config_error(container: ContainerClient) -> None:
