@@ -150,6 +150,21 @@ def test_versioned_bucket_delete_places_a_marker_and_destroys_no_version(
     assert read_all(adapter, adapter.stat("k.jpg")) == b"new"
 
 
+def test_a_hidden_version_can_be_copied_back_to_its_own_key(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket(versioned=True)
+    s3_admin.put_object(Bucket=bucket, Key="k.jpg", Body=b"the original", Tagging="t=1")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["k.jpg"]
+    adapter.delete(record)
+
+    restored = adapter.copy(record, "k.jpg")  # the key is gone (a marker is current), so this never overwrites
+
+    assert read_all(adapter, restored) == b"the original" and s3_tags_of(s3_admin, bucket, "k.jpg") == {"t": "1"}
+    assert restored.version_id != record.version_id and adapter.stat("k.jpg") == restored
+
+
 def test_versioned_delete_refuses_when_another_version_is_current(
     s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
 ) -> None:
