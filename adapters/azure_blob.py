@@ -23,11 +23,12 @@ sovereign clouds, :mod:`dam_dedupe.adapters.azure_tags` for the tag limit, and
 
 Source options: ``auth``, ``cloud``, ``endpoint_suffix``, ``authority_host``,
 ``blob_endpoint``, ``audience``, ``page_size``, ``chunk_size``, ``read_ahead``,
-``retry_attempts``, ``connect_timeout``, ``read_timeout``, ``copy_timeout``.
+``retry_attempts``, ``max_retry_wait``, ``connect_timeout``, ``read_timeout``, ``copy_timeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import mimetypes
@@ -43,9 +44,9 @@ from dam_dedupe.adapters import azure_errors as errs
 from dam_dedupe.adapters.azure_connect import BlobLocation, blob_endpoint, make_service_client, parse_location
 from dam_dedupe.adapters.azure_stream import RangedReader
 from dam_dedupe.adapters.azure_tags import fallback_tags, merge_metadata, split_tags
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError, TransientError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
-from dam_dedupe.retrying import DEFAULT_ATTEMPTS
+from dam_dedupe.retrying import DEFAULT_ATTEMPTS, RetryPolicy
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
@@ -72,6 +73,12 @@ def _int_option(spec: SourceSpec, name: str, default: int, low: int, high: int) 
     return value
 
 
+def _if_unchanged() -> Any:
+    from azure.core import MatchConditions
+
+    return MatchConditions.IfNotModified
+
+
 class _TagsRefused(Exception):
     """Listing with index tags was refused: the identity may list blobs but not read their tags."""
 
@@ -89,7 +96,7 @@ class AzureBlobAdapter(SourceAdapter):
         self.page_size = _int_option(spec, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         self.chunk_size = _int_option(spec, "chunk_size", DEFAULT_CHUNK_SIZE, 64 * 1024, 256 * 1024 * 1024)
         self.read_ahead = _int_option(spec, "read_ahead", 2, 1, 16)
-        self.attempts = _int_option(spec, "retry_attempts", DEFAULT_ATTEMPTS, 1, 50)
+        self.retry = RetryPolicy.for_source(spec, _int_option(spec, "retry_attempts", DEFAULT_ATTEMPTS, 1, 50))
         self.connect_timeout = _int_option(spec, "connect_timeout", 20, 1, 600)
         self.read_timeout = _int_option(spec, "read_timeout", 60, 1, 3600)
         self.copy_timeout = _int_option(spec, "copy_timeout", 600, 1, 86400)
@@ -143,10 +150,10 @@ class AzureBlobAdapter(SourceAdapter):
         from azure.core.exceptions import AzureError
 
         try:
-            return errs.call(fn, f"{op.verb} {self._where(key)}", self.attempts)
+            return errs.call(fn, f"{op.verb} {self._where(key)}", self.retry)
         except AzureError as exc:
             failure = errs.asset_failure(exc, op, self._where(key), self.endpoint)
-            if conditioned is not None and isinstance(failure, AssetError):
+            if conditioned is not None and isinstance(failure, AssetError) and not isinstance(failure, TransientError):
                 where = self._where(conditioned)
                 if self.stat(conditioned) is None:
                     raise AssetGone(f"the blob is gone: {where}") from exc
@@ -177,7 +184,12 @@ class AzureBlobAdapter(SourceAdapter):
             version_id=blob.version_id,
             name=blob.name.rsplit("/", 1)[-1],
             metadata=metadata,
+            object_id=self.object_id(blob.name),
         )
+
+    def object_id(self, blob_name: str) -> str:
+        """What Azure says is one blob: ``azure:ACCOUNT/CONTAINER/NAME``, account and container case-folded."""
+        return f"azure:{self.location.account}/{self.location.container}/{blob_name}"
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -219,7 +231,7 @@ class AzureBlobAdapter(SourceAdapter):
             return blobs, getattr(pager, "continuation_token", None) or None
 
         try:
-            return errs.call(fetch, f"list {self.spec.uri}", self.attempts)
+            return errs.call(fetch, f"list {self.spec.uri}", self.retry)
         except AzureError as exc:
             if "tags" in include and errs.error_code(exc) in errs.ROLE_CODES:
                 raise _TagsRefused from exc
@@ -271,7 +283,12 @@ class AzureBlobAdapter(SourceAdapter):
         return {**fallback_tags(props.metadata or {}), **dict(tags)}
 
     def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
-        """Write up to 10 index tags, the rest to the metadata fallback (which changes the ETag)."""
+        """Write up to 10 index tags, the rest to the metadata fallback (which changes the ETag).
+
+        The metadata write is conditioned on the ETag just read; when it is refused because a
+        retry after a lost answer found its own write done (the metadata already as wanted),
+        that is success.
+        """
         from azure.core import MatchConditions
 
         blob = self._blob(record.key)
@@ -280,56 +297,94 @@ class AzureBlobAdapter(SourceAdapter):
         props = self._call(lambda: blob.get_blob_properties(), errs.READ, record.key)
         current = dict(props.metadata or {})
         wanted = merge_metadata(current, fallback)
-        if wanted != current:
+        if wanted == current:
+            return
+        try:
             self._call(
                 lambda: blob.set_blob_metadata(wanted, etag=props.etag, match_condition=MatchConditions.IfNotModified),
                 errs.WRITE,
                 record.key,
             )
+        except AssetError:
+            after = self._call(lambda: blob.get_blob_properties(), errs.READ, record.key)
+            if dict(after.metadata or {}) != wanted:
+                raise  # not a retry that found its own write done: the blob changed meanwhile
 
     # -- copy, move, delete, write ---------------------------------------------------------------------
 
     def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Server-side copy of exactly the listed ETag to a new blob; never overwrites; index tags go along."""
+        """Server-side copy of exactly the listed ETag to a new blob; never overwrites.
+
+        Copy Blob carries the content settings (type, encoding, disposition, cache control,
+        Content-MD5) and user metadata over by itself; the index tags and the access tier
+        are read from the source and set on the copy in the same request. The destination
+        is written only if missing (``If-None-Match: *``): a retry after a lost answer finds
+        it taken, and it is returned when it holds the source's bytes (size and Content-MD5),
+        else refused, and the caller checks the copy's hash. A copy that does not
+        finish is aborted and its blob removed, so a destination is whole or absent.
+        """
         from azure.core import MatchConditions
 
         source, dest = self._blob(record.key), self._blob(dest_key)
+        props = self._call(lambda: source.get_blob_properties(), errs.READ, record.key)
+        if record.etag and _quoted(props.etag) != record.etag:
+            raise AssetError(f"the blob changed since it was listed; not touched: {self._where(record.key)}")
         try:
             tags = dict(self._call(lambda: source.get_blob_tags(), errs.TAGS, record.key))
         except SourceError as exc:
             log.warning("%s: copying without index tags: %s", self._where(record.key), exc)
             tags = {}
-        conditions: dict[str, Any] = {"match_condition": MatchConditions.IfMissing}
+        options: dict[str, Any] = {"match_condition": MatchConditions.IfMissing, "tags": tags or None}
         if record.etag:
-            conditions.update(source_etag=record.etag, source_match_condition=MatchConditions.IfNotModified)
-        started = self._call(
-            lambda: dest.start_copy_from_url(source.url, tags=tags or None, **conditions),
-            errs.WRITE,
-            dest_key,
-            conditioned=record.key,
-        )
+            options.update(source_etag=record.etag, source_match_condition=MatchConditions.IfNotModified)
+        if props.blob_tier and not props.blob_tier_inferred:
+            from azure.storage.blob import StandardBlobTier
+
+            options["standard_blob_tier"] = StandardBlobTier(str(props.blob_tier))
+        try:
+            started = self._call(
+                lambda: dest.start_copy_from_url(source.url, **options),
+                errs.WRITE,
+                dest_key,
+                conditioned=record.key,
+            )
+        except AssetError:
+            landed = self.stat(dest_key)
+            same = landed is not None and landed.size == record.size and landed.store_hash == record.store_hash
+            if same and landed is not None and landed.store_hash is not None:
+                return landed  # an earlier attempt copied it and its answer was lost
+            raise
         if started.get("copy_status") != "success":
-            self._wait_for_copy(dest, dest_key)
+            self._wait_for_copy(dest, dest_key, str(started.get("copy_id") or ""))
         copied = self.stat(dest_key)
         if copied is None or copied.size != record.size:
             raise AssetError(f"the copy at {self._where(dest_key)} is missing or incomplete")
         return copied
 
-    def _wait_for_copy(self, dest: BlobClient, dest_key: str) -> None:
+    def _wait_for_copy(self, dest: BlobClient, dest_key: str, copy_id: str) -> None:
+        """Wait for a pending copy; one that fails or runs past ``copy_timeout`` is aborted and its blob removed."""
         deadline = time.monotonic() + self.copy_timeout
         while True:
             props = self._call(lambda: dest.get_blob_properties(), errs.READ, dest_key)
             status = props.copy.status
             if status == "success":
                 return
-            if status != "pending":
-                raise AssetError(f"the copy to {self._where(dest_key)} ended {status}: {props.copy.status_description}")
-            if time.monotonic() > deadline:
-                raise AssetError(f"the copy to {self._where(dest_key)} did not finish in {self.copy_timeout} s")
+            if status != "pending" or time.monotonic() > deadline:
+                break
             time.sleep(1.0)
+        if status == "pending" and copy_id:
+            self._call(lambda: dest.abort_copy(copy_id), errs.WRITE, dest_key)
+        etag, description = props.etag, props.copy.status_description
+        self._call(lambda: dest.delete_blob(etag=etag, match_condition=_if_unchanged()), errs.WRITE, dest_key)
+        if status == "pending":
+            raise AssetError(f"the copy to {self._where(dest_key)} did not finish in {self.copy_timeout} s")
+        raise AssetError(f"the copy to {self._where(dest_key)} ended {status}: {description}")
 
     def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Copy, then delete the source if it is still the listed ETag; if it is not, remove the copy again."""
+        """Copy, then delete the source if it is still the listed ETag; if it is not, remove the copy again.
+
+        Azure has no native move for blobs (:attr:`native_move` is false): the copy is a new blob.
+        """
         copied = self.copy(record, dest_key)
         try:
             self.delete(record)
@@ -339,32 +394,57 @@ class AzureBlobAdapter(SourceAdapter):
         return copied
 
     def delete(self, record: AssetRecord) -> dict[str, str]:
-        """Delete the blob only if its ETag is still the one in ``record``; blobs with snapshots are refused."""
-        from azure.core import MatchConditions
+        """Delete the blob only if its ETag is still the one in ``record``; already gone is success.
 
+        A retried delete whose first attempt succeeded is answered 404, which is success.
+        Blobs with snapshots are refused. On accounts with blob versioning or soft delete the
+        blob becomes a previous version or soft-deleted rather than destroyed; either way
+        there is nothing for the caller to journal (``{}``).
+        """
         conditions: dict[str, Any] = {}
         if record.etag:
-            conditions = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}
+            conditions = {"etag": record.etag, "match_condition": _if_unchanged()}
         blob = self._blob(record.key)
-        self._call(lambda: blob.delete_blob(**conditions), errs.WRITE, record.key, conditioned=record.key)
+        with contextlib.suppress(AssetGone):  # already gone, as after a retried delete whose answer was lost
+            self._call(lambda: blob.delete_blob(**conditions), errs.WRITE, record.key, conditioned=record.key)
         return {}
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
-        """Upload a small blob (a redirect stub) with its Content-MD5; ``metadata`` becomes its tags."""
+        """Upload a small blob (a redirect stub) with its Content-MD5, tags and all in one request; never overwrite.
+
+        ``metadata`` becomes its index tags (the overflow in the metadata fallback, see
+        :mod:`azure_tags`). A retry after a lost answer finds the blob there: if it holds
+        exactly these bytes (its Content-MD5), the earlier attempt wrote it and it is returned.
+        """
         from azure.storage.blob import ContentSettings
 
+        digest = md5(data).digest()
         settings = ContentSettings(
             content_type=mimetypes.guess_type(key)[0] or "application/octet-stream",
-            content_md5=bytearray(md5(data).digest()),
+            content_md5=bytearray(digest),
         )
+        index, fallback = split_tags(metadata or {})
         blob = self._blob(key)
-        self._call(lambda: blob.upload_blob(data, overwrite=True, content_settings=settings), errs.WRITE, key)
+        try:
+            self._call(
+                lambda: blob.upload_blob(
+                    data,
+                    overwrite=False,
+                    content_settings=settings,
+                    tags=index or None,
+                    metadata=merge_metadata({}, fallback) or None,
+                ),
+                errs.WRITE,
+                key,
+            )
+        except AssetError as exc:
+            existing = self.stat(key)
+            if existing is not None and existing.store_hash == f"md5:{digest.hex()}":
+                return existing  # an earlier attempt wrote it and its answer was lost
+            raise exc
         record = self.stat(key)
         if record is None:
             raise AssetError(f"the blob written at {self._where(key)} is not there")
-        if metadata:
-            self.set_tags(record, metadata)
-            record = self.stat(key) or record
         return record
 
     def close(self) -> None:

@@ -81,7 +81,12 @@ class BlobLocation:
 
 
 def parse_location(uri: str) -> BlobLocation:
-    """Split ``azure://ACCOUNT/CONTAINER[/PREFIX]`` (percent-escapes allowed) into its parts."""
+    """Split ``azure://ACCOUNT/CONTAINER[/PREFIX]`` (percent-escapes allowed) into its parts.
+
+    The account and container are case-folded (Azure names are lowercase), so
+    ``azure://MyAccount/Photos`` and ``azure://myaccount/photos`` are one source with one
+    set of record URIs; blob names keep their case, which Azure distinguishes.
+    """
     parts = urlsplit(uri)
     if parts.scheme.lower() != "azure" or not parts.netloc:
         raise ConfigError(f"not an Azure Blob URI: {uri!r} (expected azure://ACCOUNT/CONTAINER/PREFIX)")
@@ -90,7 +95,8 @@ def parse_location(uri: str) -> BlobLocation:
         raise ConfigError(f"no container named in {uri!r} (expected azure://ACCOUNT/CONTAINER/PREFIX)")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    return BlobLocation(account=parts.netloc, container=container, prefix=prefix)
+    # Account and container names are lowercase in Azure; any spelling of them names one source.
+    return BlobLocation(account=parts.netloc.lower(), container=container.lower(), prefix=prefix)
 
 
 def _option(spec: SourceSpec, name: str, env: str | None = None) -> str | None:
@@ -172,7 +178,7 @@ def make_service_client(spec: SourceSpec, location: BlobLocation, **client_optio
     if mode == "connection_string":
         connection_string = _required_env(CONNECTION_STRING_ENV, mode)
         named = _connection_string_account(connection_string)
-        if named is not None and named != location.account:
+        if named is not None and named.lower() != location.account:
             raise SourceError(
                 f"{CONNECTION_STRING_ENV} is for account '{named}', but the source names account "
                 f"'{location.account}'; use the connection string of '{location.account}'"

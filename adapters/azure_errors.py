@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dam_dedupe.adapters.azure_connect import scrub
-from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError
-from dam_dedupe.retrying import call_with_retries
+from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError, TransientError
+from dam_dedupe.retrying import RetryPolicy, call_with_retries
 
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-MAX_HINT_SECONDS = 60.0
-"""A ``Retry-After`` hint longer than this is capped so one blob never stalls a scan for long."""
 
 ROLE_CODES = frozenset(
     {"AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"}
@@ -75,7 +73,10 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """The wait the service asked for, in seconds (``x-ms-retry-after-ms``, ``Retry-After``), capped."""
+    """The wait the service asked for, in seconds (``x-ms-retry-after-ms``, ``Retry-After``).
+
+    The source's :class:`~dam_dedupe.retrying.RetryPolicy` caps it (``max_retry_wait``).
+    """
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if not headers:
@@ -85,15 +86,15 @@ def retry_after(exc: BaseException) -> float | None:
         if value is None:
             continue
         try:
-            return min(float(value) / scale, MAX_HINT_SECONDS)
+            return float(value) / scale
         except ValueError:
             continue
     return None
 
 
-def call(fn: Callable[[], T], what: str, attempts: int) -> T:
-    """Call ``fn`` with the shared retry policy; ``what`` names it in log lines."""
-    return call_with_retries(fn, is_transient=is_transient, retry_after=retry_after, attempts=attempts, what=what)
+def call(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
+    """Call ``fn`` (an idempotent request) with the source's retry policy; ``what`` names it in log lines."""
+    return call_with_retries(fn, is_transient=is_transient, retry_after=retry_after, policy=policy, what=what)
 
 
 CONDITION_CODES = frozenset({"ConditionNotMet", "SourceConditionNotMet", "TargetConditionNotMet"})
@@ -162,8 +163,12 @@ def source_failure(exc: BaseException, op: Operation, where: str, endpoint: str)
 def asset_failure(exc: BaseException, op: Operation, where: str, endpoint: str) -> DamDedupeError:
     """The error to raise for a failed request about one blob: gone, changed, or another failure.
 
-    Failures that would hit every blob (see :func:`source_failure`) become :class:`SourceError`.
+    Failures that would hit every blob (see :func:`source_failure`) become :class:`SourceError`;
+    a service still busy or failing, or a network still down, after the retries is a
+    :class:`TransientError`, so that a governance step stays resumable.
     """
+    if is_transient(exc):
+        return TransientError(f"cannot {op.verb} for {where} now, after the retries: {describe(exc)} ({endpoint})")
     whole = source_failure(exc, op, where, endpoint)
     if whole is not None:
         return whole

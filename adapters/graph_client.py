@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dam_dedupe.errors import ConfigError, SourceError
-from dam_dedupe.retrying import call_with_retries
+from dam_dedupe.retrying import RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
     import requests
@@ -336,14 +336,19 @@ class TokenSource:
 class GraphClient:
     """Calls Graph with app-only tokens, retrying throttled and briefly failing requests.
 
-    A 429 or 503 waits exactly what ``Retry-After`` asks; other transient failures back
-    off with jitter; attempts are bounded (:func:`dam_dedupe.retrying.call_with_retries`).
+    A 429 or 503 waits what ``Retry-After`` asks, up to the source's ``max_retry_wait``;
+    other transient failures back off with jitter; attempts are bounded
+    (:func:`dam_dedupe.retrying.call_with_retries`). Only idempotent requests are repeated
+    after a failure that may have acted (see ``idempotent``).
     A 401 ``InvalidAuthenticationToken`` drops the cached token and repeats the request
     once with a new one. Built lazily: nothing is contacted until the first request.
     """
 
-    def __init__(self, settings: GraphSettings, environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self, settings: GraphSettings, environ: Mapping[str, str] = os.environ, retry: RetryPolicy | None = None
+    ) -> None:
         self.settings = settings
+        self.retry = retry or RetryPolicy()
         self._environ = environ
         self._session: requests.Session | None = None
         self._tokens: TokenSource | None = None
@@ -373,6 +378,7 @@ class GraphClient:
         *,
         what: str,
         authenticated: bool = True,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request, with retries; return the response, or raise :class:`GraphError` for a 4xx/5xx.
@@ -382,6 +388,9 @@ class GraphClient:
             path: a path under ``/v1.0`` or an absolute URL (a ``@odata.nextLink``, a download URL).
             what: names the call in log and error messages; never a URL that carries a credential.
             authenticated: send the bearer token; ``False`` for pre-authenticated download and monitor URLs.
+            idempotent: ``False`` for a request that must not be sent twice (a ``POST`` that creates
+                something): it is repeated only after a 429, which Graph answers without acting;
+                after any other failure the caller checks the store instead of sending it again.
             kwargs: passed to :meth:`requests.Session.request` (``json``, ``data``, ``headers``, ``stream``, …).
         """
         import requests
@@ -406,7 +415,11 @@ class GraphClient:
 
         try:
             response = call_with_retries(
-                attempt, is_transient=_is_transient, retry_after=_retry_after, what=f"Graph {method} {what}"
+                attempt,
+                is_transient=_is_transient if idempotent else _is_throttled,
+                retry_after=_retry_after,
+                policy=self.retry,
+                what=f"Graph {method} {what}",
             )
         except _Transient as exc:
             raise GraphError.from_response(exc.response) from None
@@ -460,6 +473,11 @@ def _token_refused(response: requests.Response) -> bool:
 
 def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _Transient | _Unreachable)
+
+
+def _is_throttled(exc: BaseException) -> bool:
+    """A 429: Graph turned the request away without acting on it, so even a non-idempotent one may be repeated."""
+    return isinstance(exc, _Transient) and exc.response.status_code == 429
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -3,7 +3,8 @@
 Credentials, region and endpoint come from boto3's standard chain (profiles, environment
 variables, SSO, instance and task roles, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``);
 the source options ``profile``, ``region`` and ``endpoint_url`` override it, and
-``retry_attempts`` bounds the attempts per request, and ``etag_is_md5 = false`` tells it
+``retry_attempts`` bounds the attempts per request, ``max_retry_wait`` caps a ``Retry-After`` hint
+(seconds, default 60), and ``etag_is_md5 = false`` tells it
 that single-part ETags are not MD5s (buckets encrypted with SSE-KMS or SSE-C). ``docs/adapters/s3.md`` is the
 user's guide, with the IAM policies.
 
@@ -28,6 +29,7 @@ botocore's own retries are off; every request goes through
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import io
 import logging
@@ -36,14 +38,24 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
+from urllib.parse import urlsplit
 
 from dam_dedupe import hookimpl
 from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.adapters import s3_tags
-from dam_dedupe.adapters.s3_errors import ACCESS_CODES, Operation, error_code, explain, is_transient
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra
+from dam_dedupe.adapters.s3_errors import (
+    ACCESS_CODES,
+    CHANGED_CODES,
+    GONE_CODES,
+    Operation,
+    delete_marker_of,
+    error_code,
+    explain,
+    is_transient,
+)
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, TransientError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
-from dam_dedupe.retrying import DEFAULT_ATTEMPTS, call_with_retries
+from dam_dedupe.retrying import DEFAULT_ATTEMPTS, RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,7 @@ MAX_CONNECTIONS = 4
 READ_BUFFER = 1024 * 1024
 
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn")
 _FULL_OBJECT_ALGORITHMS = ("SHA256", "SHA1", "CRC64NVME", "CRC32C", "CRC32")
 _KEPT_ON_REWRITE = (
     "ContentType",
@@ -69,6 +82,7 @@ _KEPT_ON_REWRITE = (
     "StorageClass",
     "ServerSideEncryption",
     "SSEKMSKeyId",
+    "BucketKeyEnabled",
 )
 
 
@@ -147,7 +161,7 @@ class S3Adapter(SourceAdapter):
         self.profile = _text_option(spec, "profile")
         self.region = _text_option(spec, "region")
         self.endpoint_url = _text_option(spec, "endpoint_url")
-        self.attempts = _attempts_option(spec)
+        self.retry = RetryPolicy.for_source(spec, _attempts_option(spec))
         self.etag_is_md5 = spec.option("etag_is_md5", True) is not False
         self._client: Any = None
 
@@ -202,9 +216,9 @@ class S3Adapter(SourceAdapter):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return call_with_retries(fn, is_transient=is_transient, attempts=self.attempts, what=op.what)
+            return call_with_retries(fn, is_transient=is_transient, policy=self.retry, what=op.what)
         except (BotoCoreError, ClientError) as exc:
-            raise explain(exc, op, asset=asset, attempts=self.attempts) from exc
+            raise explain(exc, op, asset=asset, attempts=self.retry.attempts) from exc
 
     def _object_op(self, what: str, object_key: str, permission: str, hint: str = "") -> Operation:
         return Operation(f"{what} {self.uri_of(object_key)}", permission, self.arn(object_key), hint)
@@ -233,20 +247,20 @@ class S3Adapter(SourceAdapter):
             answer = call_with_retries(
                 lambda: self.client.get_bucket_versioning(Bucket=self.bucket),
                 is_transient=is_transient,
-                attempts=self.attempts,
+                policy=self.retry,
                 what=op.what,
             )
         except ClientError as exc:
             if error_code(exc) not in ACCESS_CODES:
-                raise explain(exc, op, asset=False, attempts=self.attempts) from exc
+                raise explain(exc, op, asset=False, attempts=self.retry.attempts) from exc
             log.warning(
-                "no s3:GetBucketVersioning on %s: listing without version ids, so a delete will add a delete "
-                "marker rather than remove the exact version",
+                "no s3:GetBucketVersioning on %s: listing without version ids, so writes are conditional on "
+                "the ETag only, not on the exact version",
                 self.arn(),
             )
             return False
         except BotoCoreError as exc:
-            raise explain(exc, op, asset=False, attempts=self.attempts) from exc
+            raise explain(exc, op, asset=False, attempts=self.retry.attempts) from exc
         return answer.get("Status") in ("Enabled", "Suspended")
 
     def _object_pages(self) -> Iterator[list[dict[str, Any]]]:
@@ -310,7 +324,20 @@ class S3Adapter(SourceAdapter):
             etag=etag,
             version_id=version_id,
             name=object_key.rsplit("/", 1)[-1],
+            object_id=self.object_id(object_key),
         )
+
+    def object_id(self, object_key: str) -> str:
+        """What S3 says is one object: ``s3:BUCKET/KEY`` on AWS, ``s3:HOST/BUCKET/KEY`` on another endpoint.
+
+        Bucket names are unique within an AWS partition, so the bucket and key name the object
+        whatever region or URI spelling reached it; an S3-compatible store (MinIO, Ceph) has its
+        own namespace, named by its endpoint's host and port.
+        """
+        host = (urlsplit(str(self.client.meta.endpoint_url)).netloc or "").lower()
+        if host.endswith(_AWS_HOSTS):
+            return f"s3:{self.bucket}/{object_key}"
+        return f"s3:{host}/{self.bucket}/{object_key}"
 
     # -- reading and state ------------------------------------------------------------------------
 
@@ -324,24 +351,62 @@ class S3Adapter(SourceAdapter):
         raw.start()
         return io.BufferedReader(raw, buffer_size=READ_BUFFER)
 
-    def _head(self, object_key: str) -> dict[str, Any]:
+    def _head(self, object_key: str, version_id: str | None = None) -> dict[str, Any]:
+        """``HeadObject`` of the current version, or of ``version_id``, with retries."""
         op = self._object_op(
             "read the properties of",
             object_key,
-            "s3:GetObject",
+            "s3:GetObject" + (" and s3:GetObjectVersion" if version_id else ""),
             hint="without s3:ListBucket, S3 also answers 403 for an object that does not exist",
         )
-        return self._call(
-            lambda: self.client.head_object(Bucket=self.bucket, Key=object_key, ChecksumMode="ENABLED"), op, asset=True
-        )
+        return self._call(lambda: self._head_once(object_key, version_id), op, asset=True)
+
+    def _head_once(self, object_key: str, version_id: str | None = None) -> dict[str, Any]:
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key, "ChecksumMode": "ENABLED"}
+        if version_id:
+            request["VersionId"] = version_id
+        return dict(self.client.head_object(**request))
+
+    def _current_once(self, object_key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """One ``HEAD`` of the current version: ``(head, None)``, or ``(None, marker id)`` when it is gone.
+
+        The marker id is the version id of the delete marker that is current, if one is.
+        Other failures raise botocore's exception, for the caller's retries.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._head_once(object_key), None
+        except ClientError as exc:
+            if error_code(exc) not in GONE_CODES:
+                raise
+            marker = delete_marker_of(exc)
+            if marker == "":  # some stores say a marker is current without naming it
+                marker = self._latest_marker_once(object_key)
+            return None, marker
+
+    def _latest_marker_once(self, object_key: str) -> str | None:
+        """The version id of the delete marker that is the current version of ``object_key``, if any."""
+        answer = self.client.list_object_versions(Bucket=self.bucket, Prefix=object_key, MaxKeys=50)
+        for marker in answer.get("DeleteMarkers", []):
+            if marker["Key"] == object_key and marker.get("IsLatest"):
+                return str(marker["VersionId"])
+        return None
 
     def stat(self, key: str) -> AssetRecord | None:
-        """The current record of ``key`` from a ``HEAD`` request, or ``None`` if there is no such object."""
+        """The current record of ``key`` from a ``HEAD`` request, or ``None`` if it is gone.
+
+        Gone means no such key, or a delete marker is its current version. A store that
+        cannot answer raises :class:`~dam_dedupe.errors.TransientError` once retries run out.
+        """
         object_key = self.object_key(key)
         try:
             head = self._head(object_key)
         except AssetGone:
             return None
+        return self._record_of_head(object_key, head)
+
+    def _record_of_head(self, object_key: str, head: Mapping[str, Any]) -> AssetRecord:
         etag = _bare(head.get("ETag"))
         store_hash = self._etag_hash(etag) or checksum_store_hash(head)
         size, modified = head["ContentLength"], head.get("LastModified")
@@ -410,20 +475,36 @@ class S3Adapter(SourceAdapter):
         op = self._object_op(
             "rewrite the metadata of", object_key, "s3:PutObject, s3:GetObject and s3:PutObjectTagging"
         )
-        self._server_copy(object_key, object_key, extra, op)
+        source = {"Bucket": self.bucket, "Key": object_key}
+        self._server_copy(source, object_key, extra, op, size=int(head["ContentLength"]))
 
     # -- copies, moves, deletes, writes -------------------------------------------------------------
 
-    def _server_copy(self, source_key: str, dest_key: str, extra: dict[str, Any], op: Operation) -> None:
-        """Copy inside the bucket with boto3's managed copy: one ``CopyObject``, or a multipart copy from 5 GiB."""
+    def _server_copy(
+        self, source: dict[str, str], dest_key: str, extra: dict[str, Any], op: Operation, *, size: int
+    ) -> None:
+        """Copy inside the bucket: one ``CopyObject``, or boto3's multipart copy from 5 GiB.
+
+        A copy to another key carries ``If-None-Match: *``, so a destination written
+        meanwhile is refused by the store itself and a retry after a lost answer fails
+        without harm. The multipart copy (``UploadPartCopy``) has no such condition; the
+        caller checked that the destination was free just before.
+        """
         from boto3.s3.transfer import TransferConfig
 
+        if size < COPY_MULTIPART_THRESHOLD:
+            request = {"Bucket": self.bucket, "Key": dest_key, "CopySource": source, **extra}
+            if source["Key"] != dest_key:
+                request["IfNoneMatch"] = "*"
+            self._call(lambda: self.client.copy_object(**request), op, asset=True)
+            return
+        if extra.pop("BucketKeyEnabled", None) is not None:  # boto3's multipart copy cannot pass it on
+            log.info("%s: the copy takes the bucket's S3 Bucket Key setting (a multipart copy cannot set it)", op.what)
         config = TransferConfig(
             multipart_threshold=COPY_MULTIPART_THRESHOLD,
             multipart_chunksize=COPY_PART_SIZE,
             max_concurrency=MAX_CONNECTIONS,
         )
-        source = {"Bucket": self.bucket, "Key": source_key}
         self._call(
             lambda: self.client.copy(source, self.bucket, dest_key, ExtraArgs=extra, Config=config), op, asset=True
         )
@@ -435,54 +516,130 @@ class S3Adapter(SourceAdapter):
         return record
 
     def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Copy the object as listed to ``dest_key`` server-side, with its metadata and tags; never overwrite."""
+        """Copy exactly the version listed to ``dest_key`` server-side, as it is; never overwrite.
+
+        A copy repeated after a lost answer finds the destination taken; when it holds the
+        source's bytes (same size and MD5) that is success, else it is refused.
+
+        The copy reads the listed version (``CopySource`` with its ``VersionId``, on the
+        condition of its ETag) and keeps its content type and other headers, user metadata,
+        tags (that version's), storage class and encryption (SSE-S3, or SSE-KMS with its key
+        and bucket-key setting). An object encrypted with a customer key (SSE-C) is refused:
+        it cannot be copied without the key, which dam-dedupe never holds.
+        """
+        source_key, dest_object = self.object_key(record.key), self.object_key(dest_key)
+        head = self._head(source_key, record.version_id)
+        if record.etag and _bare(head.get("ETag")) != record.etag:
+            raise AssetError(f"{record.uri} changed since it was listed; not copied")
+        if head.get("SSECustomerAlgorithm"):
+            raise AssetError(
+                f"{record.uri} is encrypted with a customer-provided key (SSE-C): S3 cannot copy it without that "
+                "key, which dam-dedupe does not hold; leave it out of the plan or re-encrypt it with SSE-S3 or SSE-KMS"
+            )
         if self.stat(dest_key) is not None:
-            raise AssetError(f"will not overwrite {self.uri_of(self.object_key(dest_key))}")
-        extra: dict[str, Any] = {"MetadataDirective": "COPY", "TaggingDirective": "COPY"}
+            raise AssetError(f"will not overwrite {self.uri_of(dest_object)}")
+        source = {"Bucket": self.bucket, "Key": source_key}
+        if record.version_id:
+            source["VersionId"] = record.version_id
+        extra = self._kept_on_copy(head)
+        extra.update(MetadataDirective="COPY", TaggingDirective="COPY")
         if record.etag:
             extra["CopySourceIfMatch"] = _quoted(record.etag)
-        source_key = self.object_key(record.key)
         op = Operation(
-            f"copy {record.uri} to {self.uri_of(self.object_key(dest_key))}",
-            "s3:GetObject and s3:GetObjectTagging on the source, s3:PutObject and s3:PutObjectTagging on the copy",
+            f"copy {record.uri} to {self.uri_of(dest_object)}",
+            "s3:GetObject, s3:GetObjectVersion and s3:GetObjectTagging on the source, s3:PutObject and "
+            "s3:PutObjectTagging on the copy (and kms:Decrypt, kms:GenerateDataKey on an SSE-KMS key)",
             self.arn(source_key),
         )
-        self._server_copy(source_key, self.object_key(dest_key), extra, op)
+        try:
+            self._server_copy(source, dest_object, extra, op, size=int(head["ContentLength"]))
+        except AssetError:
+            landed = self.stat(dest_key)
+            if landed is not None and _same_content(landed, record):
+                return landed  # an earlier attempt copied it and its answer was lost
+            raise
         return self._stat_after_write(dest_key)
 
-    def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Copy to ``dest_key``, then delete exactly the version copied; return the new record.
+    @staticmethod
+    def _kept_on_copy(head: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``CopyObject`` does not carry over by itself: storage class and encryption settings.
 
-        If the delete fails the copy stays and the error is raised.
+        S3 gives a copy the bucket's default storage class and encryption unless told; a
+        ``HEAD`` shows no storage class for STANDARD.
+        """
+        kept: dict[str, Any] = {}
+        if head.get("StorageClass"):
+            kept["StorageClass"] = head["StorageClass"]
+        if head.get("ServerSideEncryption"):
+            kept["ServerSideEncryption"] = head["ServerSideEncryption"]
+        if head.get("SSEKMSKeyId"):
+            kept["SSEKMSKeyId"] = head["SSEKMSKeyId"]
+        if head.get("BucketKeyEnabled") is not None and head.get("SSEKMSKeyId"):
+            kept["BucketKeyEnabled"] = bool(head["BucketKeyEnabled"])
+        return kept
+
+    def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
+        """Copy to ``dest_key``, then delete the version copied (a delete marker on versioned buckets).
+
+        S3 has no native move (:attr:`native_move` is false): the copy is a new object. If the
+        delete fails the copy stays and the error is raised.
         """
         moved = self.copy(record, dest_key)
         self.delete(record)
         return moved
 
     def delete(self, record: AssetRecord) -> dict[str, str]:
-        """Delete the version in ``record``: by ``VersionId`` on versioned buckets, else only if its ETag still matches.
+        """Remove the object at ``record.key`` if it is still the version listed; already gone is success.
 
-        On a versioned bucket this removes that version for good (no delete marker); the
-        governance workflow calls it only once a verified copy exists.
+        Each attempt first reads the current version (``HEAD``): gone (no key, or a delete
+        marker current) is success, so a retry after a lost answer never fails; another
+        version or ETag refuses and changes nothing. Then a ``DeleteObject`` without a
+        version id, ``If-Match`` the ETag: on a versioned bucket that places a delete marker
+        and destroys no version, and the marker's version id is returned for the journal
+        (``{"delete_marker": ID}``); on an unversioned bucket the object is removed (``{}``).
         """
+        from botocore.exceptions import BotoCoreError, ClientError
+
         object_key = self.object_key(record.key)
-        request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
-        if record.version_id:
-            request["VersionId"] = record.version_id
-            permission = "s3:DeleteObjectVersion"
-        else:
-            current = self._head(object_key)
-            if record.etag and _bare(current.get("ETag")) != record.etag:
-                raise AssetError("the object changed since it was checked; not deleted")
+
+        def attempt() -> dict[str, str]:
+            head, marker = self._current_once(object_key)
+            if head is None:
+                return {"delete_marker": marker} if marker else {}
+            if record.version_id and head.get("VersionId") != record.version_id:
+                raise _Changed
+            if record.etag and _bare(head.get("ETag")) != record.etag:
+                raise _Changed
+            request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
             if record.etag:
                 request["IfMatch"] = _quoted(record.etag)
-            permission = "s3:DeleteObject"
-        op = self._object_op("delete", object_key, permission)
-        self._call(lambda: self.client.delete_object(**request), op, asset=True)
-        return {}
+            try:
+                answer = self.client.delete_object(**request)
+            except ClientError as exc:
+                if error_code(exc) in GONE_CODES:
+                    return {}
+                if error_code(exc) in CHANGED_CODES:
+                    raise _Changed from exc
+                raise
+            if answer.get("DeleteMarker") and answer.get("VersionId"):
+                return {"delete_marker": str(answer["VersionId"])}
+            return {}
+
+        op = self._object_op("delete", object_key, "s3:DeleteObject")
+        try:
+            return call_with_retries(attempt, is_transient=is_transient, policy=self.retry, what=op.what)
+        except _Changed:
+            raise AssetError(f"{record.uri} changed since it was checked; not deleted") from None
+        except (BotoCoreError, ClientError) as exc:
+            raise explain(exc, op, asset=True, attempts=self.retry.attempts) from exc
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
-        """Write a small object; ``metadata`` becomes its tags (the overflow in metadata, as in :meth:`set_tags`)."""
+        """Write a small object, never overwriting (``If-None-Match: *``); ``metadata`` becomes its tags.
+
+        The overflow beyond S3's tag limits goes into its metadata, as in :meth:`set_tags`. A
+        retry after a lost answer finds the key taken: if it holds exactly these bytes (its
+        MD5), the earlier attempt wrote it and its record is returned.
+        """
         object_key = self.object_key(key)
         s3_part, overflow = s3_tags.split_tags(metadata or {}, ())
         request: dict[str, Any] = {
@@ -490,6 +647,7 @@ class S3Adapter(SourceAdapter):
             "Key": object_key,
             "Body": data,
             "ContentType": mimetypes.guess_type(key)[0] or "application/octet-stream",
+            "IfNoneMatch": "*",
         }
         if s3_part:
             request["Tagging"] = s3_tags.tagging_header(s3_part)
@@ -497,7 +655,15 @@ class S3Adapter(SourceAdapter):
             request["Metadata"] = {s3_tags.METADATA_KEY: s3_tags.encode_overflow(overflow)}
         permission = "s3:PutObject and s3:PutObjectTagging" if s3_part else "s3:PutObject"
         op = self._object_op("write", object_key, permission)
-        self._call(lambda: self.client.put_object(**request), op, asset=True)
+        try:
+            self._call(lambda: self.client.put_object(**request), op, asset=True)
+        except AssetError as exc:
+            existing = self.stat(key)
+            if existing is not None and existing.etag == hashlib.md5(data).hexdigest():
+                return existing  # an earlier attempt wrote it and its answer was lost
+            if isinstance(exc, TransientError):
+                raise
+            raise AssetError(f"will not overwrite {self.uri_of(object_key)}: {exc}") from exc
         return self._stat_after_write(key)
 
     def close(self) -> None:
@@ -505,6 +671,15 @@ class S3Adapter(SourceAdapter):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _same_content(copy: AssetRecord, source: AssetRecord) -> bool:
+    """Whether a copy certainly holds the source's bytes: same size and the same MD5 store hash."""
+    return copy.size == source.size and copy.store_hash is not None and copy.store_hash == source.store_hash
+
+
+class _Changed(Exception):
+    """The object is no longer the version a write was conditioned on."""
 
 
 class _ObjectStream(io.RawIOBase):

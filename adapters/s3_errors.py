@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError, TransientError
 
 TRANSIENT_CODES = frozenset(
     {
@@ -83,6 +83,19 @@ def http_status(exc: BaseException) -> int | None:
     return int(status) if status else None
 
 
+def delete_marker_of(exc: BaseException) -> str | None:
+    """What a 404 answer says of a delete marker: ``None`` if none is current, else its version id
+    (``x-amz-version-id``), or ``""`` when the answer says a marker is current without naming it."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    if str(headers.get("x-amz-delete-marker", "")).lower() != "true":
+        return None
+    version = str(headers.get("x-amz-version-id") or "")
+    return "" if version in ("", "None", "null") else version
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether another attempt may succeed: throttling, 5xx, timeouts and dropped connections."""
     from botocore import exceptions as bce
@@ -101,13 +114,16 @@ def explain(exc: BaseException, op: Operation, *, asset: bool, attempts: int) ->
         exc: the exception botocore raised (after retries, for a transient one).
         op: what was being done, and the permission it needs.
         asset: ``True`` when one object was concerned: failures of that object become
-            :class:`AssetError` (:class:`AssetGone` when it is missing); failures of the whole
-            source (credentials, a missing bucket) are :class:`SourceError` either way.
+            :class:`AssetError` (:class:`AssetGone` when it is missing, :class:`TransientError`
+            when the store or network still failed after the retries, so that a governance
+            run stays resumable); failures of the whole source (credentials, a missing bucket)
+            are :class:`SourceError` either way.
         attempts: how many attempts were made, for the message when they ran out.
     """
     from botocore import exceptions as bce
 
     one: type[DamDedupeError] = AssetError if asset else SourceError
+    passing: type[DamDedupeError] = TransientError if asset else SourceError
     if isinstance(exc, bce.ProfileNotFound):
         return SourceError(f"{exc}: name an existing profile (AWS_PROFILE or the source's 'profile' option)")
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError | bce.CredentialRetrievalError):
@@ -121,12 +137,12 @@ def explain(exc: BaseException, op: Operation, *, asset: bool, attempts: int) ->
         return SourceError(f"TLS failed to {op.what} ({exc}): if a proxy inspects TLS, point AWS_CA_BUNDLE at its CA")
     if not isinstance(exc, bce.ClientError):
         if is_transient(exc):
-            return one(f"failed to {op.what} after {attempts} attempts: {exc}")
+            return passing(f"failed to {op.what} after {attempts} attempts: {exc}")
         return one(f"failed to {op.what}: {exc}")
     code = error_code(exc)
     message = exc.response.get("Error", {}).get("Message", "")
     if is_transient(exc):
-        return one(
+        return passing(
             f"S3 still answered {code} after {attempts} attempts to {op.what}: the store is throttling or "
             "unavailable; try again later or scan with fewer workers"
         )
@@ -152,6 +168,11 @@ def explain(exc: BaseException, op: Operation, *, asset: bool, attempts: int) ->
         return AssetGone("the object is gone")
     if asset and code in CHANGED_CODES:
         return AssetError("the object changed since it was listed; it is read again on the next scan")
+    if asset and code in ("400", "BadRequest"):
+        return one(
+            f"S3 answered 400 Bad Request to {op.what}: an object encrypted with a customer-provided key (SSE-C) "
+            "answers so to a request without its key, which dam-dedupe never holds; leave it out of the plan"
+        )
     if code == "InvalidObjectState":
         return one(f"cannot {op.what}: the object is archived (Glacier or Deep Archive); restore it first")
     return one(f"failed to {op.what}: S3 answered {code}: {message}".rstrip(": "))

@@ -13,7 +13,8 @@ delta SharePoint allows), filtered to the folder; the returned cursor carries th
 Options (``dam-dedupe.toml``): ``tenant_id``, ``client_id``, ``client_certificate_path``,
 ``cloud``, ``authority_host``, ``graph_endpoint``, ``ca_bundle`` (see
 :mod:`dam_dedupe.adapters.graph_client`), ``drive_id`` (skip the library lookup) and
-``tag_column`` (the list column tags are kept in, default ``DamDedupeTags``).
+``tag_column`` (the list column tags are kept in, default ``DamDedupeTags``),
+``retry_attempts`` and ``max_retry_wait`` (the cap on a ``Retry-After`` hint, 60 s by default).
 ``docs/adapters/sharepoint.md`` covers app registration and permissions.
 """
 
@@ -32,10 +33,11 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from dam_dedupe import hookimpl
 from dam_dedupe.adapter import SourceAdapter
-from dam_dedupe.adapters.graph_client import GraphClient, GraphError, GraphSettings
+from dam_dedupe.adapters.graph_client import TRANSIENT_STATUS, GraphClient, GraphError, GraphSettings
 from dam_dedupe.adapters.graph_delta import UNRESOLVED, DeltaState, DriveTree
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, MissingExtra, SourceError, TransientError
 from dam_dedupe.records import AssetRecord, DeltaCursor, ListingProblem, Removed, SourceSpec
+from dam_dedupe.retrying import DEFAULT_ATTEMPTS, RetryPolicy
 
 if TYPE_CHECKING:
     import requests
@@ -71,6 +73,7 @@ class GraphDriveAdapter(SourceAdapter):
 
     extra = "sharepoint"
     supports_changes = True
+    native_move = True  # a PATCH of parentReference and name keeps the item: id, versions, sharing
     permission_hint: ClassVar[str] = ""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -81,6 +84,10 @@ class GraphDriveAdapter(SourceAdapter):
         self._drive_id: str | None = str(drive_option) if drive_option else None
         self._scope_id: str | None = None
         self._client: GraphClient | None = None
+        attempts = spec.option("retry_attempts", DEFAULT_ATTEMPTS)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 50:
+            raise ConfigError(f"{spec.label}: retry_attempts must be a whole number from 1 to 50, not {attempts!r}")
+        self.retry = RetryPolicy.for_source(spec, attempts)
 
     @classmethod
     def check_available(cls) -> None:
@@ -107,7 +114,8 @@ class GraphDriveAdapter(SourceAdapter):
         """The Graph client, built from the options and environment on first use."""
         if self._client is None:
             try:
-                self._client = GraphClient(GraphSettings.resolve(self.spec.option))
+                settings = GraphSettings.resolve(self.spec.option)
+                self._client = GraphClient(settings, retry=self.retry)
             except ConfigError as exc:
                 raise SourceError(str(exc)) from exc
         return self._client
@@ -148,8 +156,11 @@ class GraphDriveAdapter(SourceAdapter):
 
     @staticmethod
     def _asset_error(exc: GraphError, what: str) -> AssetError:
+        """Gone for a 404; :class:`TransientError` when Graph stayed throttled or unreachable; else final."""
         if exc.status == 404:
             return AssetGone(f"{what}: the item is gone")
+        if exc.status == 0 or exc.status in TRANSIENT_STATUS:
+            return TransientError(f"{what} failed after the retries: {exc}")
         return AssetError(f"{what} failed: {exc}")
 
     def _pages(self, url: str, what: str) -> Iterator[dict[str, Any]]:
@@ -187,6 +198,7 @@ class GraphDriveAdapter(SourceAdapter):
             etag=item.get("eTag"),
             name=str(item.get("name", posixpath.basename(key))),
             metadata=metadata,
+            object_id=f"{self.drive_id}/{item['id']}",
         )
 
     def _item_path(self, record: AssetRecord) -> str:
@@ -432,31 +444,94 @@ class GraphDriveAdapter(SourceAdapter):
             raise self._write_error(exc, what) from exc
 
     def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Move the item to ``dest_key`` (creating folders); never overwrite. Its version history moves with it."""
+        """Move the item to ``dest_key`` server-side (creating folders); it keeps its id, versions and sharing.
+
+        One ``PATCH`` of ``parentReference`` and ``name``, ``If-Match`` the record's eTag and
+        with ``@microsoft.graph.conflictBehavior=fail``, so a changed item (412) or an
+        occupied destination (409) is refused and nothing changes. A retry whose first
+        attempt moved the item is answered 412 (the move changed the eTag); the item is then
+        found by id at the destination, and that is success.
+        """
         parent = self._ensure_folder(posixpath.dirname(dest_key))
         what = f"move of {record.key} to {dest_key}"
-        body = {"parentReference": {"id": parent}, "name": posixpath.basename(dest_key)}
+        name = posixpath.basename(dest_key)
+        body = {"parentReference": {"id": parent}, "name": name}
+        headers = {"If-Match": record.etag} if record.etag else {}
         try:
-            item = self.client.json("PATCH", self._item_path(record), what=what, json=body)
+            item = self.client.json(
+                "PATCH",
+                self._item_path(record),
+                what=what,
+                json=body,
+                headers=headers,
+                params={"@microsoft.graph.conflictBehavior": "fail"},
+            )
         except GraphError as exc:
-            raise self._write_error(exc, what) from exc
+            arrived = self._moved_already(record, parent, name) if exc.status == 412 else None
+            if arrived is None:
+                raise self._write_error(exc, what) from exc
+            item = arrived
         return self.record_for(item, dest_key)
 
+    def _moved_already(self, record: AssetRecord, parent: str, name: str) -> dict[str, Any] | None:
+        """The item, if it already sits under ``parent`` as ``name`` with the record's content (a lost answer)."""
+        if not record.metadata.get("item_id"):
+            return None
+        try:
+            item = self.client.json("GET", self._item_path(record), what=f"the item {record.key}")
+        except GraphError:
+            return None
+        same_place = (item.get("parentReference") or {}).get("id") == parent and item.get("name") == name
+        return item if same_place and item.get("cTag") == _ctag(record) else None
+
     def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Copy server-side to ``dest_key`` and wait for Graph's copy to finish; never overwrite."""
+        """Copy server-side to ``dest_key`` and wait for Graph's copy to finish; never overwrite.
+
+        The copy is a new item: it has none of the source's version history or sharing
+        (:meth:`move` keeps those). ``POST …/copy`` is not idempotent, so it is sent once
+        (repeated only after a 429); after a lost answer the destination is looked up
+        instead, and a copy Graph made meanwhile is returned if its content matches.
+        """
+        what = f"copy of {record.key} to {dest_key}"
+        self._check_unchanged(record, what)
         if self.stat(dest_key) is not None:
             raise AssetError(f"will not overwrite {self.uri_for(dest_key)}")
         parent = self._ensure_folder(posixpath.dirname(dest_key))
-        what = f"copy of {record.key} to {dest_key}"
         body = {"parentReference": {"driveId": self.drive_id, "id": parent}, "name": posixpath.basename(dest_key)}
         try:
-            response = self.client.request("POST", f"{self._item_path(record)}/copy", what=what, json=body)
+            response = self.client.request(
+                "POST",
+                f"{self._item_path(record)}/copy",
+                what=what,
+                json=body,
+                params={"@microsoft.graph.conflictBehavior": "fail"},
+                idempotent=False,
+            )
             response.close()
             item_id = self._await_copy(response.headers["Location"], what)
             item = self.client.json("GET", f"/drives/{self.drive_id}/items/{item_id}", what=what)
         except GraphError as exc:
-            raise self._write_error(exc, what) from exc
+            failure = self._write_error(exc, what)
+            if isinstance(failure, TransientError):
+                landed = self.stat(dest_key)
+                if landed is not None and landed.store_hash == record.store_hash and landed.size == record.size:
+                    return landed
+            raise failure from exc
         return self.record_for(item, dest_key)
+
+    def _check_unchanged(self, record: AssetRecord, what: str) -> None:
+        """Refuse unless the record's item still holds the content listed (its cTag and size).
+
+        Graph's copy takes no ``If-Match``, so this is checked just before; the copy's hash
+        is what the caller verifies.
+        """
+        try:
+            item = self.client.json("GET", self._item_path(record), what=f"the item {record.key}")
+        except GraphError as exc:
+            raise self._write_error(exc, what) from exc
+        current = self.record_for(item, record.key)
+        if _ctag(current) != _ctag(record) or current.size != record.size or current.store_hash != record.store_hash:
+            raise AssetError(f"{what}: the item's content changed since it was listed; not copied")
 
     def _await_copy(self, monitor: str, what: str) -> str:
         """Poll a copy's monitor URL (pre-authenticated) until it completes; return the new item's id."""
@@ -472,10 +547,16 @@ class GraphDriveAdapter(SourceAdapter):
             wait = min(wait * 2, 5.0)
 
     def delete(self, record: AssetRecord) -> dict[str, str]:
-        """Delete the item (to the site's recycle bin) if its content is still what ``record`` describes."""
+        """Delete the item (to the site's recycle bin) if its content is still what ``record`` describes.
+
+        Already gone is success, and so is a 404 to a retried ``DELETE`` whose first attempt
+        succeeded. The ``DELETE`` is ``If-Match`` the current eTag, so an item changed in
+        between is refused (412) and kept. Nothing to journal (``{}``): the recycle bin keeps
+        the item, with its versions, for the site's retention period.
+        """
         current = self.stat(record.key)
         if current is None:
-            raise AssetGone("the item is gone")
+            return {}
         if current.size != record.size or current.store_hash != record.store_hash or _ctag(current) != _ctag(record):
             raise AssetError("the item's content changed since it was checked; not deleted")
         what = f"delete of {record.key}"
@@ -483,6 +564,8 @@ class GraphDriveAdapter(SourceAdapter):
         try:
             self.client.request("DELETE", self._item_path(current), what=what, headers=headers).close()
         except GraphError as exc:
+            if exc.status == 404:
+                return {}
             raise self._write_error(exc, what) from exc
         return {}
 
@@ -500,11 +583,22 @@ class GraphDriveAdapter(SourceAdapter):
                 headers={"Content-Type": "application/octet-stream"},
             )
         except GraphError as exc:
-            raise self._write_error(exc, what) from exc
-        record = self.record_for(item, key)
+            record = self._written_already(key, data) if exc.status == 409 else None
+            if record is None:
+                raise self._write_error(exc, what) from exc
+        else:
+            record = self.record_for(item, key)
         if metadata:
             self.set_tags(record, metadata)
         return record
+
+    def _written_already(self, key: str, data: bytes) -> AssetRecord | None:
+        """The file at ``key`` if it holds exactly ``data``: an earlier attempt wrote it and its answer was lost."""
+        existing = self.stat(key)
+        if existing is None or existing.size != len(data):
+            return None
+        with self.open(existing) as stream:
+            return existing if stream.read(len(data) + 1) == data else None
 
     def _ensure_folder(self, rel_dir: str) -> str:
         """The id of a folder under the scope, creating missing folders on the way."""
@@ -516,17 +610,23 @@ class GraphDriveAdapter(SourceAdapter):
             except GraphError as exc:
                 if exc.status != 404:
                     raise self._write_error(exc, what) from exc
-                body = {"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
-                try:
-                    item = self.client.json(
-                        "POST", f"/drives/{self.drive_id}/items/{parent}/children", what=what, json=body
-                    )
-                except GraphError as create_exc:
-                    raise self._write_error(create_exc, f"creating {what}") from create_exc
+                item = self._create_folder(parent, name, what)
             if "folder" not in item:
                 raise AssetError(f"{name} is a file, not a folder")
             parent = str(item["id"])
         return parent
+
+    def _create_folder(self, parent: str, name: str, what: str) -> dict[str, Any]:
+        """Create a folder (``POST``, sent once); after a conflict or a lost answer, look it up instead."""
+        body = {"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}
+        children = f"/drives/{self.drive_id}/items/{parent}/children"
+        try:
+            return self.client.json("POST", children, what=what, json=body, idempotent=False)
+        except GraphError as create_exc:
+            try:
+                return self.client.json("GET", f"/drives/{self.drive_id}/items/{parent}:/{quote(name)}", what=what)
+            except GraphError:
+                raise self._write_error(create_exc, f"creating {what}") from create_exc
 
     def _write_error(self, exc: GraphError, what: str) -> AssetError | SourceError:
         if exc.status == 403:

@@ -25,7 +25,7 @@ from azure.storage.blob import (
 
 from dam_dedupe.adapters.azure_blob import AzureBlobAdapter
 from dam_dedupe.adapters.azure_tags import FALLBACK_METADATA_KEY
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError, TransientError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 from tests.servers.azurite import (  # noqa: F401
@@ -292,6 +292,57 @@ def test_the_services_retry_hint_is_honoured(container: ContainerClient, proxy: 
     assert proxy.count("GET", "comp=list") == 2
 
 
+def test_a_long_retry_hint_is_capped_by_max_retry_wait_and_said_once(
+    container: ContainerClient, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    container.upload_blob("x.jpg", b"x")
+    container.upload_blob("y.jpg", b"y")
+    adapter = adapter_for(container, max_retry_wait=0.5)
+    found = records(adapter)
+    proxy.fail_next, proxy.retry_after_ms = 2, 3_600_000  # the service asks for an hour
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        assert adapter.stat("x.jpg") == found["x.jpg"] and adapter.stat("y.jpg") == found["y.jpg"]
+
+    assert 1.0 <= time.monotonic() - started < 5
+    assert caplog.text.count("max_retry_wait") == 1
+
+
+def test_a_service_still_busy_after_the_retries_is_transient_never_gone(
+    container: ContainerClient, proxy: FaultProxy
+) -> None:
+    container.upload_blob("x.jpg", b"x")
+    adapter = adapter_for(container, retry_attempts=2)
+    record = records(adapter)["x.jpg"]
+    proxy.fault_rate, proxy.retry_after_ms = 1.0, 10
+
+    with pytest.raises(TransientError, match="ServerBusy"):
+        adapter.stat("x.jpg")
+    with pytest.raises(TransientError):
+        adapter.delete(record)
+    proxy.reset()
+    assert adapter.stat("x.jpg") == record
+
+
+def test_a_bad_max_retry_wait_is_a_config_error(container: ContainerClient) -> None:
+    with pytest.raises(ConfigError, match="max_retry_wait"):
+        adapter_for(container, max_retry_wait="soon")
+
+
+def test_reading_the_first_bytes_does_not_download_the_blob(container: ContainerClient, proxy: FaultProxy) -> None:
+    container.upload_blob("big.tif", os.urandom(8 * 1024 * 1024))
+    adapter = adapter_for(container, chunk_size=256 * 1024, read_ahead=1)
+    record = records(adapter)["big.tif"]
+    proxy.content_gets = 0
+
+    with adapter.open(record) as stream:
+        head = stream.read(64)
+
+    assert len(head) == 64
+    assert proxy.content_gets <= 3  # a few 256 KiB ranges, not the 32 a whole read takes
+
+
 def test_a_timed_out_read_is_retried(container: ContainerClient, proxy: FaultProxy) -> None:
     container.upload_blob("slow.jpg", b"slow bytes")
     adapter = adapter_for(container, read_timeout=1)
@@ -322,6 +373,19 @@ def test_tags_beyond_the_index_limit_fall_back_to_metadata(container: ContainerC
     adapter.set_tags(adapter.stat("tagged.jpg") or record, {"dd-00": "only"})
     assert adapter.get_tags(record) == {"dd-00": "only"}
     assert blob.get_blob_properties().metadata == {"owner": "comms"}
+
+
+def test_a_metadata_write_whose_answer_is_lost_is_found_done(container: ContainerClient, proxy: FaultProxy) -> None:
+    container.upload_blob("a.jpg", b"a", metadata={"owner": "brand"})
+    adapter = adapter_for(container)
+    record = records(adapter)["a.jpg"]
+    tags = {"dam-duplicate-of": "azure://devstoreaccount1/photos/canonical.jpg, near"}  # not an index tag
+    proxy.lose_next = {"PUT": 2}  # the index tags, then the metadata: each done, each answered 503
+
+    adapter.set_tags(record, tags)
+
+    assert adapter.get_tags(record) == tags
+    assert container.get_blob_client("a.jpg").get_blob_properties().metadata["owner"] == "brand"
 
 
 def test_index_tags_leave_the_etag_alone_so_a_rescan_reads_nothing(
@@ -387,10 +451,95 @@ def test_delete_removes_only_the_version_seen(container: ContainerClient, proxy:
     assert container.download_blob("d.jpg").readall() == b"v2"
 
     current = records(adapter)["d.jpg"]
-    adapter.delete(current)
+    assert adapter.delete(current) == {}
     assert adapter.stat("d.jpg") is None
-    with pytest.raises(AssetGone):
-        adapter.delete(current)
+    assert adapter.delete(current) == {}  # already gone is success
+
+
+def test_a_delete_whose_answer_is_lost_succeeds_on_retry(container: ContainerClient, proxy: FaultProxy) -> None:
+    container.upload_blob("d.jpg", b"v1")
+    adapter = adapter_for(container)
+    record = records(adapter)["d.jpg"]
+    proxy.lose_next = {"DELETE": 1}  # Azurite deletes, the adapter sees 503; its retry is answered 404
+
+    assert adapter.delete(record) == {}
+
+    assert adapter.stat("d.jpg") is None
+    assert proxy.count("DELETE", "/d.jpg") == 2
+
+
+def test_copy_keeps_content_settings_metadata_tags_and_tier(container: ContainerClient, proxy: FaultProxy) -> None:
+    from azure.storage.blob import ContentSettings
+
+    blob = container.upload_blob(
+        "master.tif",
+        b"archive master",
+        content_settings=ContentSettings(
+            content_type="image/tiff", content_disposition="inline", cache_control="max-age=60", content_language="de"
+        ),
+        metadata={"owner": "brand"},
+        tags={"keep": "yes"},
+    )
+    blob.set_standard_blob_tier("Cool")
+    adapter = adapter_for(container)
+    record = records(adapter)["master.tif"]
+
+    copied = adapter.copy(record, "quarantine/master.tif")
+
+    before = container.get_blob_client("master.tif").get_blob_properties()
+    after = container.get_blob_client("quarantine/master.tif").get_blob_properties()
+    settings = ("content_type", "content_disposition", "cache_control", "content_language", "content_md5")
+    assert {k: getattr(after.content_settings, k) for k in settings} == {
+        k: getattr(before.content_settings, k) for k in settings
+    }
+    assert after.metadata == {"owner": "brand"} and after.blob_tier == "Cool"
+    assert container.get_blob_client("quarantine/master.tif").get_blob_tags() == {"keep": "yes"}
+    assert copied.store_hash == record.store_hash
+
+
+def test_a_copy_whose_answer_is_lost_is_found_done(container: ContainerClient, proxy: FaultProxy) -> None:
+    container.upload_blob("src.jpg", b"original image")
+    adapter = adapter_for(container)
+    record = records(adapter)["src.jpg"]
+    proxy.lose_next = {"PUT": 1}  # Azurite copies, the adapter sees 503; its retry is answered 409
+
+    copied = adapter.copy(record, "quarantine/src.jpg")
+
+    assert copied.store_hash == record.store_hash
+    assert proxy.count("PUT", "/quarantine/src.jpg") == 2
+    assert container.download_blob("quarantine/src.jpg").readall() == b"original image"
+
+
+def test_write_object_never_overwrites_and_survives_a_lost_answer(
+    container: ContainerClient, proxy: FaultProxy
+) -> None:
+    container.upload_blob("taken.url", b"someone else's")
+    adapter = adapter_for(container)
+    with pytest.raises(AssetError, match="will not overwrite"):
+        adapter.write_object("taken.url", b"stub")
+    assert container.download_blob("taken.url").readall() == b"someone else's"
+
+    proxy.lose_next = {"PUT": 1}
+    tags = {f"t{i}": "v" for i in range(12)}  # two beyond the index limit: kept in metadata, same request
+    record = adapter.write_object("dup.jpg.url", b"stub", tags)
+
+    assert container.download_blob("dup.jpg.url").readall() == b"stub"
+    assert adapter.get_tags(record) == tags
+    assert proxy.count("PUT", "/dup.jpg.url") == 2  # the retry found the stub written and left it
+
+
+def test_object_ids_fold_the_account_so_two_spellings_are_one_source(
+    container: ContainerClient, proxy: FaultProxy
+) -> None:
+    container.upload_blob("Photos/A.jpg", b"a")
+    lower = AzureBlobAdapter(SourceSpec(f"azure://{ACCOUNT}/{container.container_name}"))
+    upper = AzureBlobAdapter(SourceSpec(f"azure://{ACCOUNT.upper()}/{container.container_name.upper()}"))
+
+    one, other = records(lower)["Photos/A.jpg"], records(upper)["Photos/A.jpg"]
+
+    assert one.object_id == other.object_id == f"azure:{ACCOUNT}/{container.container_name}/Photos/A.jpg"
+    assert one.uri == other.uri
+    assert upper.stat("Photos/A.jpg").object_id == one.object_id  # type: ignore[union-attr]
 
 
 def test_a_blob_with_snapshots_is_not_deleted(container: ContainerClient, proxy: FaultProxy) -> None:

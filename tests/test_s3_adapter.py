@@ -7,6 +7,7 @@ import hashlib
 import io
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import pytest
 
 from dam_dedupe.adapters import s3 as s3_module
 from dam_dedupe.adapters.s3 import S3Adapter
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError, TransientError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, SourceSpec
 from tests.servers.s3 import FaultProxy, iam_user, moto_endpoint, new_bucket, s3_admin, s3_env, s3_proxy  # noqa: F401
@@ -117,7 +118,7 @@ def test_multipart_etag_is_not_used_as_a_hash(
     assert hashlib.sha256(read_all(adapter, record)).digest() == hashlib.sha256(b"".join(parts)).digest()
 
 
-def test_versioned_bucket_records_carry_the_version_and_delete_removes_exactly_it(
+def test_versioned_bucket_delete_places_a_marker_and_destroys_no_version(
     s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
 ) -> None:
     bucket = new_bucket(versioned=True)
@@ -131,14 +132,99 @@ def test_versioned_bucket_records_carry_the_version_and_delete_removes_exactly_i
     assert sorted(found) == ["k.jpg"]
     assert found["k.jpg"].version_id == latest
     assert read_all(adapter, found["k.jpg"]) == b"new"
+    assert adapter.stat("gone.jpg") is None
 
-    adapter.delete(found["k.jpg"])
+    journal = adapter.delete(found["k.jpg"])
 
     versions = s3_admin.list_object_versions(Bucket=bucket, Prefix="k.jpg")
-    remaining = [v["VersionId"] for v in versions.get("Versions", [])]
-    assert len(remaining) == 1 and latest not in remaining
-    assert versions.get("DeleteMarkers", []) == []
-    assert s3_admin.get_object(Bucket=bucket, Key="k.jpg")["Body"].read() == b"old"
+    assert latest in [v["VersionId"] for v in versions["Versions"]] and len(versions["Versions"]) == 2
+    markers = [m["VersionId"] for m in versions["DeleteMarkers"] if m["IsLatest"]]
+    assert journal == {"delete_marker": markers[0]}
+    assert adapter.stat("k.jpg") is None  # a current delete marker is gone
+    assert not any(m == "DELETE" and "versionId" in p for m, p in s3_env.requests)
+
+    assert adapter.delete(found["k.jpg"]) == journal  # repeated: already hidden, same marker, nothing added
+    assert len(s3_admin.list_object_versions(Bucket=bucket, Prefix="k.jpg")["DeleteMarkers"]) == 1
+
+    s3_admin.delete_object(Bucket=bucket, Key="k.jpg", VersionId=markers[0])  # what undo does
+    assert read_all(adapter, adapter.stat("k.jpg")) == b"new"
+
+
+def test_a_hidden_version_can_be_copied_back_to_its_own_key(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket(versioned=True)
+    s3_admin.put_object(Bucket=bucket, Key="k.jpg", Body=b"the original", Tagging="t=1")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["k.jpg"]
+    adapter.delete(record)
+
+    restored = adapter.copy(record, "k.jpg")  # the key is gone (a marker is current), so this never overwrites
+
+    assert read_all(adapter, restored) == b"the original" and s3_tags_of(s3_admin, bucket, "k.jpg") == {"t": "1"}
+    assert restored.version_id != record.version_id and adapter.stat("k.jpg") == restored
+
+
+def test_versioned_delete_refuses_when_another_version_is_current(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket(versioned=True)
+    s3_admin.put_object(Bucket=bucket, Key="k.jpg", Body=b"planned")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["k.jpg"]
+    s3_admin.put_object(Bucket=bucket, Key="k.jpg", Body=b"planned")  # same bytes and ETag, a new version
+
+    with pytest.raises(AssetError, match="changed since it was checked; not deleted"):
+        adapter.delete(record)
+    assert s3_admin.list_object_versions(Bucket=bucket, Prefix="k.jpg").get("DeleteMarkers", []) == []
+
+
+def test_a_delete_whose_answer_is_lost_succeeds_on_retry(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"one")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["a.jpg"]
+    s3_env.lose_answers = {"DELETE": 1}  # moto deletes, the adapter sees a 503
+
+    assert adapter.delete(record) == {}
+
+    assert adapter.stat("a.jpg") is None
+    deletes = [p for m, p in s3_env.requests if m == "DELETE"]
+    assert len(deletes) == 1  # the retry looked first, found it gone, and sent no second DELETE
+    assert adapter.delete(record) == {}  # and a delete of a gone object is success
+
+
+def test_attempts_running_out_on_a_write_is_a_transient_error(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"one")
+    adapter = adapter_for(f"s3://{bucket}", retry_attempts=2)
+    record = records_of(adapter)["a.jpg"]
+    s3_env.reset(fail_rate=1.0)
+
+    with pytest.raises(TransientError, match="after 2 attempts"):
+        adapter.delete(record)
+    with pytest.raises(TransientError):
+        adapter.stat("a.jpg")  # "could not tell" is never None
+    s3_env.reset()
+    assert adapter.stat("a.jpg") == record
+
+
+def test_object_ids_name_the_bucket_key_and_the_endpoint_of_a_compatible_store(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="p/a.jpg", Body=b"one")
+    host = s3_env.endpoint.removeprefix("http://")
+
+    whole, scoped = adapter_for(f"s3://{bucket}"), adapter_for(f"s3://{bucket}/p")
+
+    assert records_of(whole)["p/a.jpg"].object_id == f"s3:{host}/{bucket}/p/a.jpg"
+    assert records_of(scoped)["a.jpg"].object_id == records_of(whole)["p/a.jpg"].object_id
+    assert scoped.stat("a.jpg").object_id == f"s3:{host}/{bucket}/p/a.jpg"  # type: ignore[union-attr]
 
 
 def test_keys_with_chinese_characters_and_spaces(
@@ -193,6 +279,23 @@ def test_a_dropped_connection_resumes_from_where_it_stopped(
     assert len(s3_env.object_gets) == 2
     assert s3_env.range_headers[0] == "" and s3_env.range_headers[1].startswith("bytes=")
     assert s3_env.range_headers[1] != "bytes=0-"
+
+
+def test_reading_the_first_bytes_does_not_download_the_object(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="huge.tif", Body=b"II*\x00" + b"\x00" * (64 * MIB))
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["huge.tif"]
+
+    with adapter.open(record) as stream:
+        assert stream.read(4) == b"II*\x00"
+
+    deadline = time.monotonic() + 10
+    while not s3_env.object_bytes_sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert s3_env.object_bytes_sent and s3_env.object_bytes_sent[0] < 16 * MIB  # of 64 MiB: the rest never came
 
 
 def test_throttling_is_retried_until_everything_is_read(
@@ -381,6 +484,91 @@ def test_copy_move_and_write_object(s3_env: FaultProxy, s3_admin: Any, new_bucke
     assert s3_tags_of(s3_admin, bucket, "p/a.jpg") == {"t": "1"}
 
 
+def test_copy_keeps_storage_class_encryption_metadata_and_tags(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    key_id = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    s3_admin.put_object(
+        Bucket=bucket,
+        Key="a.tif",
+        Body=b"archive master",
+        ContentType="image/tiff",
+        ContentDisposition="inline",
+        CacheControl="max-age=60",
+        Metadata={"owner": "brand"},
+        Tagging="keep=yes&team=brand",
+        StorageClass="STANDARD_IA",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key_id,
+        BucketKeyEnabled=True,
+    )
+    adapter = adapter_for(f"s3://{bucket}", etag_is_md5=False)
+    record = records_of(adapter)["a.tif"]
+
+    adapter.copy(record, "quarantine/a.tif")
+
+    before = s3_admin.head_object(Bucket=bucket, Key="a.tif")
+    after = s3_admin.head_object(Bucket=bucket, Key="quarantine/a.tif")
+    kept = ("ContentType", "ContentDisposition", "CacheControl", "Metadata", "StorageClass")
+    kept += ("ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled")
+    assert {k: after.get(k) for k in kept} == {k: before.get(k) for k in kept}
+    assert after["StorageClass"] == "STANDARD_IA" and after["SSEKMSKeyId"] == key_id
+    assert s3_tags_of(s3_admin, bucket, "quarantine/a.tif") == {"keep": "yes", "team": "brand"}
+    assert s3_admin.get_object(Bucket=bucket, Key="quarantine/a.tif")["Body"].read() == b"archive master"
+
+
+def test_copy_reads_the_exact_version_listed(s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]) -> None:
+    bucket = new_bucket(versioned=True)
+    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"listed", Tagging="v=1")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["a.jpg"]
+
+    copied = adapter.copy(record, "q/a.jpg")
+
+    copies = [p for m, p in s3_env.requests if m == "PUT" and p.startswith(f"/{bucket}/q/a.jpg")]
+    assert len(copies) == 1
+    assert read_all(adapter, copied) == b"listed" and copied.version_id is not None
+    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"written later", Tagging="v=2")
+
+    again = adapter.copy(record, "q/b.jpg")  # the version listed, not the one current now
+
+    assert read_all(adapter, again) == b"listed"
+    assert s3_tags_of(s3_admin, bucket, "q/b.jpg") == {"v": "1"}
+
+
+def test_a_copy_whose_answer_is_lost_succeeds_on_retry(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="a.jpg", Body=b"the only copy", Tagging="t=1")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["a.jpg"]
+    s3_env.lose_answers = {"PUT": 1}  # moto copies, the adapter sees a 503
+
+    copied = adapter.copy(record, "q/a.jpg")
+
+    assert copied.store_hash == record.store_hash and read_all(adapter, copied) == b"the only copy"
+    assert s3_tags_of(s3_admin, bucket, "q/a.jpg") == {"t": "1"}
+
+
+def test_write_object_never_overwrites_and_survives_a_lost_answer(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket()
+    s3_admin.put_object(Bucket=bucket, Key="taken.html", Body=b"someone else's")
+    adapter = adapter_for(f"s3://{bucket}")
+
+    with pytest.raises(AssetError, match="will not overwrite"):
+        adapter.write_object("taken.html", b"stub")
+    assert s3_admin.get_object(Bucket=bucket, Key="taken.html")["Body"].read() == b"someone else's"
+
+    s3_env.lose_answers = {"PUT": 1}
+    stub = adapter.write_object("a.html", b"stub")
+    assert read_all(adapter, stub) == b"stub"
+    assert len([p for m, p in s3_env.requests if m == "PUT" and p.startswith(f"/{bucket}/a.html")]) == 2
+
+
 @pytest.mark.parametrize(
     ("write", "refusal"),
     [
@@ -411,14 +599,26 @@ def test_objects_from_5_gib_are_copied_part_by_part(
     monkeypatch.setattr(s3_module, "COPY_PART_SIZE", 5 * MIB)
     bucket = new_bucket()
     body = b"x" * (6 * MIB)
-    s3_admin.put_object(Bucket=bucket, Key="a.tif", Body=body, ContentType="image/tiff", Tagging="t=1")
-    adapter = adapter_for(f"s3://{bucket}")
+    key_id = "arn:aws:kms:us-east-1:123456789012:key/multipart"
+    s3_admin.put_object(
+        Bucket=bucket,
+        Key="a.tif",
+        Body=body,
+        ContentType="image/tiff",
+        Tagging="t=1",
+        StorageClass="GLACIER_IR",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key_id,
+        BucketKeyEnabled=True,
+    )
+    adapter = adapter_for(f"s3://{bucket}", etag_is_md5=False)
     record = records_of(adapter)["a.tif"]
 
     copied = adapter.copy(record, "copy.tif")
 
     assert copied.etag is not None and copied.etag.endswith("-2") and copied.store_hash is None
-    assert s3_admin.head_object(Bucket=bucket, Key="copy.tif")["ContentType"] == "image/tiff"
+    head = s3_admin.head_object(Bucket=bucket, Key="copy.tif")
+    assert (head["ContentType"], head["StorageClass"], head["SSEKMSKeyId"]) == ("image/tiff", "GLACIER_IR", key_id)
     assert s3_tags_of(s3_admin, bucket, "copy.tif") == {"t": "1"}
     assert read_all(adapter, copied) == body
 

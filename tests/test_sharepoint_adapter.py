@@ -22,7 +22,7 @@ from dam_dedupe.adapters.graph_delta import DeltaState
 from dam_dedupe.adapters.sharepoint import GraphDriveAdapter
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.config import Config
-from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, ConfigError, SourceError, TransientError
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import AssetRecord, DeltaCursor, Removed, SourceSpec
@@ -266,6 +266,19 @@ def test_429_waits_exactly_what_retry_after_asks(graph: GraphEmulator) -> None:
     assert 1.0 <= retried.at - throttled.at < 2.0  # not the jittered backoff, which starts near 0.2 s
 
 
+def test_a_retry_after_above_max_retry_wait_waits_the_cap_and_says_so_once(
+    graph: GraphEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    populate(graph)
+    graph.fail("/root/delta", 429, "TooManyRequests", retry_after="3600", times=2)
+    with caplog.at_level(logging.WARNING):
+        records, *_ = split(open_adapter(library_uri(), max_retry_wait=0.5).list_assets())
+    assert len(records) == 6
+    first, _, retried = graph.requests("/root/delta")[:3]
+    assert 1.0 <= retried.at - first.at < 3.0  # twice the cap, not an hour
+    assert caplog.text.count("max_retry_wait") == 1
+
+
 def test_503_with_retry_after_on_download(graph: GraphEmulator) -> None:
     populate(graph)
     adapter = open_adapter(library_uri())
@@ -434,10 +447,113 @@ def test_quarantine_move_redirect_stub_copy_and_delete(graph: GraphEmulator) -> 
         adapter.delete(copy)
     current = adapter.stat("restored/猫 照片.jpg")
     assert current is not None
-    adapter.delete(current)
+    assert adapter.delete(current) == {}
     assert adapter.stat("restored/猫 照片.jpg") is None
-    with pytest.raises(AssetGone):
-        adapter.delete(current)
+    assert adapter.delete(current) == {}  # already gone is success
+
+
+def test_move_is_one_conditional_patch_that_keeps_the_item(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri("Brand"))
+    assert adapter.native_move
+    original = adapter.stat("logo.png")
+    assert original is not None
+    item = graph.library.at("Brand/logo.png")
+    item.fields["Caption"] = "the brand's logo"
+
+    moved = adapter.move(original, "_quarantine/logo.png")
+
+    patches = graph.requests(f"/items/{item.id}", method="PATCH")
+    assert len(patches) == 1 and "conflictBehavior=fail" in unquote(patches[0].query)
+    assert moved.object_id == original.object_id == f"{graph.library.id}/{item.id}"
+    assert graph.library.at("Brand/_quarantine/logo.png") is item and item.fields == {"Caption": "the brand's logo"}
+    assert not graph.requests("/copy")
+
+    with pytest.raises(AssetError, match="changed since it was checked"):
+        adapter.move(original, "elsewhere/logo.png")  # its eTag is stale now: 412, nothing moves
+    assert graph.library.at("Brand/_quarantine/logo.png") is item
+    graph.library.put("Brand/taken.png", b"another file")
+    with pytest.raises(AssetError, match="will not overwrite"):
+        adapter.move(moved, "taken.png")
+    assert graph.library.at("Brand/taken.png").content == b"another file"
+
+
+def test_a_move_whose_answer_is_lost_is_found_done(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri("Brand"))
+    original = adapter.stat("logo.png")
+    assert original is not None
+    graph.lose_answer("/items/", "PATCH")  # moved, then 503; the retry is answered 412
+
+    moved = adapter.move(original, "_quarantine/logo.png")
+
+    assert moved.object_id == original.object_id and adapter.stat("logo.png") is None
+    assert adapter.stat("_quarantine/logo.png") == moved
+
+
+def test_a_delete_whose_answer_is_lost_succeeds_on_retry(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri("Brand"))
+    record = adapter.stat("logo.png")
+    assert record is not None
+    graph.lose_answer("/items/", "DELETE")  # deleted, then 503; the retry is answered 404
+
+    assert adapter.delete(record) == {}
+    assert adapter.stat("logo.png") is None and len(graph.requests("/items/", method="DELETE")) == 2
+
+
+def test_an_upload_whose_answer_is_lost_is_found_written(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri("Brand"))
+    graph.lose_answer("/content", "PUT")  # written, then 503; the retry is answered 409
+
+    stub = adapter.write_object("logo.png.url", b"[InternetShortcut]\r\nURL=x\r\n")
+
+    assert graph.library.at("Brand/logo.png.url").content == b"[InternetShortcut]\r\nURL=x\r\n"
+    assert stub.object_id == f"{graph.library.id}/{graph.library.at('Brand/logo.png.url').id}"
+    graph.library.put("Brand/other.url", b"someone else's")
+    graph.lose_answer("/content", "PUT")
+    with pytest.raises(AssetError, match="overwrite"):
+        adapter.write_object("other.url", b"mine")
+    assert graph.library.at("Brand/other.url").content == b"someone else's"
+
+
+def test_a_copy_is_posted_once_and_a_lost_answer_is_checked_in_the_store(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri("Brand"))
+    record = adapter.stat("logo.png")
+    assert record is not None
+    graph.lose_answer("/copy", "POST")  # copied, then 503
+
+    copied = adapter.copy(record, "copies/logo.png")
+
+    assert len(graph.requests("/copy", method="POST")) == 1  # never sent twice
+    assert copied.store_hash == record.store_hash and copied.object_id != record.object_id
+    assert graph.library.at("Brand/copies/logo.png").content == graph.library.at("Brand/logo.png").content
+
+
+def test_a_library_named_by_display_name_or_url_name_gives_the_same_object_ids(graph: GraphEmulator) -> None:
+    populate(graph)
+    by_url = open_adapter(library_uri())
+    by_name = open_adapter(library_uri().replace("Shared%20Documents", "Documents"))
+
+    first, _, _, _ = split(by_url.list_changes(None))
+    second, _, _, _ = split(by_name.list_changes(None))
+
+    assert by_url.root_uri != by_name.root_uri
+    assert {r.object_id for r in first.values()} == {r.object_id for r in second.values()}
+    assert first["top.jpg"].object_id == f"{graph.library.id}/{graph.library.at('top.jpg').id}"
+
+
+def test_graph_still_failing_after_the_retries_is_transient(graph: GraphEmulator) -> None:
+    populate(graph)
+    adapter = open_adapter(library_uri("Brand"), retry_attempts=2)
+    record = adapter.stat("logo.png")
+    assert record is not None
+    graph.fail("logo.png", 503, "serviceNotAvailable", times=10)
+
+    with pytest.raises(TransientError):
+        adapter.stat("logo.png")  # "could not tell" is never None
 
 
 # -- end to end through the core scanner ------------------------------------------------------

@@ -100,7 +100,9 @@ class SourceAdapter(abc.ABC):
     # - whole or nothing: a destination either does not exist or holds the complete
     #   object (temp-then-rename on disk, one request on object stores).
     # A failure that may pass raises TransientError; AssetGone means the object named is
-    # not there; every other AssetError is final.
+    # not there; every other AssetError is final. Adapters repeat only idempotent requests
+    # (reads, conditional writes); a request that is not (a plain POST) is sent once, and
+    # after a lost answer the adapter looks in the store instead (dam_dedupe.retrying).
 
     native_move: ClassVar[bool] = False
     """``True`` if :meth:`move` relocates the same object in the store (keeping its id,
@@ -120,7 +122,11 @@ class SourceAdapter(abc.ABC):
 
         Server-side where the store can, carrying over content type, user metadata, tags,
         storage class and encryption settings, so that a copy back is the object as it was.
-        Conditional on the source's version; never overwrites ``dest_key``.
+        Conditional on the source's version: on a versioned store it reads exactly the
+        version named (which still exists when another is current); elsewhere it raises
+        :class:`~dam_dedupe.errors.AssetError` if the object changed. Never overwrites
+        ``dest_key``: a copy repeated after a lost answer finds it occupied and raises, and
+        the caller checks the destination's hash.
         """
         raise UnsupportedOperation(self.scheme, "copy")
 
@@ -128,7 +134,9 @@ class SourceAdapter(abc.ABC):
         """Move the version ``record`` names to ``dest_key``; return its new record.
 
         Conditional on the version, never overwriting. Only stores with :attr:`native_move`
-        keep the object's identity; elsewhere it may be copy-then-delete.
+        keep the object's identity (its ``object_id``), in one request whose retry after a
+        lost answer finds the object already at ``dest_key`` and succeeds; elsewhere it is
+        copy-then-delete, without a hash check between the two.
         """
         raise UnsupportedOperation(self.scheme, "move")
 
@@ -136,7 +144,8 @@ class SourceAdapter(abc.ABC):
         """Remove the object at ``record.key`` if it is still the version ``record`` names.
 
         Idempotent: an object already gone is success (a retried delete whose first
-        attempt succeeded must not fail). On a versioned store it hides the object behind
+        attempt succeeded must not fail). An object that is now another version raises
+        :class:`~dam_dedupe.errors.AssetError` and is kept. On a versioned store it hides the object behind
         a delete marker and destroys no version. Returns what the caller journals about
         the removal (``{"delete_marker": VERSION_ID}`` on versioned S3), else ``{}``.
         Only the governance workflow calls it, and only after a verified copy exists.
@@ -144,7 +153,11 @@ class SourceAdapter(abc.ABC):
         raise UnsupportedOperation(self.scheme, "delete")
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
-        """Write a small object (a redirect stub, a manifest) at ``key``; return its record. Never overwrites."""
+        """Write a small object (a redirect stub, a manifest) at ``key``; return its record. Never overwrites.
+
+        A write repeated after a lost answer that finds exactly these bytes at ``key`` returns
+        that object; any other object there raises :class:`~dam_dedupe.errors.AssetError`.
+        """
         raise UnsupportedOperation(self.scheme, "write_object")
 
     def close(self) -> None:

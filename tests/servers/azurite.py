@@ -150,6 +150,8 @@ class FaultProxy:
             answered ``403`` with that code, as the service refuses an identity lacking a permission.
         retry_after_ms: if set, sent as ``x-ms-retry-after-ms`` on injected 503s.
         stall_next: the next this many requests are held ``stall_seconds`` before forwarding.
+        lose_next: per HTTP method, how many coming requests to forward to Azurite and then answer
+            ``503 ServerBusy`` anyway (the write is done, its answer lost).
         content_gets: blob content GETs received (Get Blob, not listings, tags or properties).
         faults: 503s injected.
         requests: every request received, as ``(method, path?query)``.
@@ -163,6 +165,7 @@ class FaultProxy:
         self.retry_after_ms: int | None = None
         self.stall_next = 0
         self.stall_seconds = 0.0
+        self.lose_next: dict[str, int] = {}
         self.content_gets = 0
         self.faults = 0
         self.requests: list[tuple[str, str]] = []
@@ -179,6 +182,7 @@ class FaultProxy:
             self.retry_after_ms = None
             self.stall_next = 0
             self.stall_seconds = 0.0
+            self.lose_next = {}
             self.content_gets = 0
             self.faults = 0
             self.requests = []
@@ -187,6 +191,14 @@ class FaultProxy:
         """How many requests of ``method`` had ``fragment`` in their path and query."""
         with self._lock:
             return sum(1 for m, target in self.requests if m == method and fragment in target)
+
+    def lose_answer(self, method: str) -> bool:
+        """Whether to answer 503 to this request after Azurite has done it."""
+        with self._lock:
+            if self.lose_next.get(method, 0) > 0:
+                self.lose_next[method] -= 1
+                return True
+            return False
 
     def decide(self, method: str, target: str) -> tuple[bool, float]:
         """Record a request; return whether to fail it and how long to stall it."""
@@ -248,6 +260,9 @@ def _handler_for(state: FaultProxy) -> type[BaseHTTPRequestHandler]:
             except (OSError, http.client.HTTPException):
                 local.conn = None
                 raise
+            if state.lose_answer(self.command):
+                self._error(503, "The server is busy.", "ServerBusy")
+                return
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() not in _HOP_HEADERS:

@@ -258,7 +258,12 @@ class LogEntry:
 
 @dataclass
 class Fault:
-    """Answer the next ``times`` requests whose path and query contain ``match`` with an error (or revoke tokens)."""
+    """Answer the next ``times`` requests whose path and query contain ``match`` with an error (or revoke tokens).
+
+    With ``lose`` the request is carried out first and its answer replaced by the error, as
+    when a proxy or the network loses the answer to a write that was done; ``method``
+    limits the fault to one HTTP method.
+    """
 
     match: str
     status: int
@@ -266,6 +271,8 @@ class Fault:
     retry_after: str | None = None
     times: int = 1
     revoke: bool = False
+    lose: bool = False
+    method: str | None = None
 
 
 class _AnyPath(URIPattern):
@@ -306,6 +313,11 @@ class GraphEmulator:
         """Answer the next ``times`` requests whose path contains ``match`` with ``status``."""
         with self._lock:
             self.faults.append(Fault(match, status, code, retry_after, times))
+
+    def lose_answer(self, match: str, method: str, status: int = 503, times: int = 1) -> None:
+        """Carry out the next ``times`` ``method`` requests whose path contains ``match``, then answer ``status``."""
+        with self._lock:
+            self.faults.append(Fault(match, status, "serviceNotAvailable", None, times, lose=True, method=method))
 
     def revoke_tokens_at(self, match: str) -> None:
         """When a request whose path contains ``match`` arrives, revoke every token first (as if expired early)."""
@@ -348,13 +360,19 @@ class GraphEmulator:
         path = request.path
         target = f"{path}?{request.query_string.decode()}"
         for fault in self.faults:
-            if fault.times > 0 and fault.match in target:
+            if fault.times > 0 and fault.match in target and fault.method in (None, request.method):
                 fault.times -= 1
                 if fault.revoke:
                     self.tokens.clear()
                     break
+                if fault.lose:
+                    self._answer(request)  # done, and the answer lost
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 return _error(fault.status, fault.code, "injected by the test", headers)
+        return self._answer(request)
+
+    def _answer(self, request: Request) -> Response:
+        path = request.path
         if path == f"/{TENANT}/v2.0/.well-known/openid-configuration":
             return _json(
                 {
@@ -550,12 +568,32 @@ class GraphEmulator:
         return _json({"id": "1", "FileLeafRef": item.name, "ContentType": "Document", **values})
 
     def _patch_item(self, request: Request, drive: Drive, item: Item) -> Response:
+        """Rename or move an item in place: it keeps its id, cTag, fields and versions; its eTag changes.
+
+        ``If-Match`` a stale eTag answers 412; a name taken in the target folder answers 409
+        ``nameAlreadyExists`` unless ``@microsoft.graph.conflictBehavior`` (query or body)
+        is ``replace`` or ``rename``, as Graph does.
+        """
+        if_match = request.headers.get("If-Match")
+        if if_match and if_match != drive.item_json(item, self.base)["eTag"]:
+            return _error(412, "preconditionFailed", "ETag does not match current item's value")
         body = request.get_json()
+        behaviour = request.args.get("@microsoft.graph.conflictBehavior") or body.get(
+            "@microsoft.graph.conflictBehavior", "fail"
+        )
         parent = body.get("parentReference", {}).get("id", item.parent)
+        if parent not in drive.items or not drive.items[parent].folder:
+            return _error(400, "invalidRequest", "The parent reference is not a folder.")
         name = body.get("name", item.name)
         clash = drive.child(parent, name)
         if clash is not None and clash is not item:
-            return _error(409, "nameAlreadyExists", "The specified item name already exists.")
+            if behaviour == "replace":
+                drive.remove(clash)
+            elif behaviour == "rename":
+                stem, dot, ext = name.rpartition(".")
+                name = f"{stem} 1{dot}{ext}" if dot else f"{name} 1"
+            else:
+                return _error(409, "nameAlreadyExists", "The specified item name already exists.")
         drive.relink(item, parent, name)
         return _json(drive.item_json(item, self.base))
 

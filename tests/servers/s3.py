@@ -42,6 +42,10 @@ class FaultProxy:
         requests: ``(method, path)`` of every request received.
         object_gets: decoded ``/bucket/key`` of every ``GetObject`` (not listings, not tagging).
         failed: how many requests were answered 503.
+        object_bytes_sent: for each object GET, the body bytes the client took before it closed
+            the connection (all of them, unless it stopped reading).
+        lose_answers: per HTTP method, how many coming requests to forward to moto and then
+            answer 503 anyway (the write is done, its answer lost).
     """
 
     upstream: str
@@ -51,6 +55,8 @@ class FaultProxy:
     object_gets: list[str] = field(default_factory=list)
     range_headers: list[str] = field(default_factory=list)
     failed: int = 0
+    object_bytes_sent: list[int] = field(default_factory=list)
+    lose_answers: dict[str, int] = field(default_factory=dict)
     seed: int = 20261125
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,7 +81,17 @@ class FaultProxy:
             self.object_gets.clear()
             self.range_headers.clear()
             self.failed = 0
+            self.lose_answers = {}
+            self.object_bytes_sent.clear()
             self.rng = random.Random(self.seed)
+
+    def lose_answer(self, method: str) -> bool:
+        """Whether to answer 503 to this request after moto has done it."""
+        with self.lock:
+            if self.lose_answers.get(method, 0) > 0:
+                self.lose_answers[method] -= 1
+                return True
+            return False
 
     def decide(self, method: str, path: str, headers: Any) -> tuple[bool, bool]:
         """Record a request; return whether to fail it and whether to cut its body off."""
@@ -119,12 +135,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             body = self._body()
             fail, truncate = proxy.decide(self.command, self.path, self.headers)
             if fail:
-                payload = b"" if self.command == "HEAD" else SLOW_DOWN
-                self.send_response_only(503, "Slow Down")
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self._slow_down()
                 return
             conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
             try:
@@ -134,6 +145,9 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 data = answer.read()
             finally:
                 conn.close()
+            if proxy.lose_answer(self.command):
+                self._slow_down()
+                return
             self.send_response_only(answer.status, answer.reason)
             for name, value in answer.getheaders():
                 if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
@@ -145,7 +159,30 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 data = data[: len(data) // 2]
             self.end_headers()
-            self.wfile.write(data)
+            if self.command == "GET" and is_object_get(self.path):
+                self._send_counted(data)
+            else:
+                self.wfile.write(data)
+
+        def _send_counted(self, data: bytes) -> None:
+            """Send an object's bytes in pieces, counting what the client took before it hung up."""
+            sent = 0
+            try:
+                for start in range(0, len(data), 64 * 1024):
+                    self.wfile.write(data[start : start + 64 * 1024])
+                    sent += len(data[start : start + 64 * 1024])
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            with proxy.lock:
+                proxy.object_bytes_sent.append(sent)
+
+        def _slow_down(self) -> None:
+            payload = b"" if self.command == "HEAD" else SLOW_DOWN
+            self.send_response_only(503, "Slow Down")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
