@@ -36,7 +36,7 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes, urlsplit
 
 from dam_dedupe import hookimpl
 from dam_dedupe.adapter import SourceAdapter
-from dam_dedupe.errors import AssetError, AssetGone, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, SourceError, TransientError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 
 XATTR_PREFIX = "user.dam_dedupe."
@@ -52,6 +52,19 @@ NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLO
 NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 """``link()`` errors of file systems without hard links (FAT, some SMB mounts): fall back to a checked rename."""
 NO_XATTRS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
+TRANSIENT = {
+    errno.EIO,
+    errno.ETIMEDOUT,
+    errno.ESTALE,
+    errno.EHOSTDOWN,
+    errno.EHOSTUNREACH,
+    errno.ENOTCONN,
+    errno.ECONNRESET,
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.EINTR,
+}
+"""Errors of a network mount briefly away (or a busy file): a step that meets one may be tried again."""
 MADE_XATTR = XATTR_PREFIX + "made"
 """Marks a folder a write made (the quarantine area, say), so that deletes remove it once empty; a user's
 own folders are never removed."""
@@ -245,7 +258,7 @@ class LocalAdapter(SourceAdapter):
         except FileNotFoundError as exc:
             raise AssetGone("the file is gone") from exc
         except OSError as exc:
-            raise AssetError(f"cannot open: {exc.strerror}") from exc
+            raise _error("cannot open", exc) from exc
 
     def stat(self, key: str) -> AssetRecord | None:
         """The current record of a key, or ``None`` if no regular file is there.
@@ -262,7 +275,7 @@ class LocalAdapter(SourceAdapter):
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise AssetError(f"cannot read {path}: {exc.strerror}") from exc
+            raise _error(f"cannot read {path}", exc) from exc
         if not stat_mod.S_ISREG(st.st_mode):
             return None
         return self.record_for(path, st)
@@ -309,8 +322,7 @@ class LocalAdapter(SourceAdapter):
                 data = json.dumps(dict(tags), ensure_ascii=False, indent=1).encode("utf-8")
                 _replace_small_file(walk.parent, sidecar, data)
             else:
-                with suppress(FileNotFoundError):
-                    os.unlink(sidecar, dir_fd=walk.parent)
+                _remove_sidecar(walk)
 
     def copy(self, record: AssetRecord, dest_key: str) -> AssetRecord:
         """Copy bytes, mode, times and extended attributes to ``dest_key`` whole or not at all; never overwrite.
@@ -324,6 +336,7 @@ class LocalAdapter(SourceAdapter):
                 _check_version(record, source_st, "not copied")
                 with self._writing(dest_key, create=True) as dest:
                     st = _write_new(dest, lambda fd: _copy_into(source_fd, source_st, fd), self._path(walk_rel(dest)))
+                    _carry_sidecar(src, dest)
             finally:
                 os.close(source_fd)
         return self.record_for(self.path_for(dest_key), st)
@@ -360,8 +373,10 @@ class LocalAdapter(SourceAdapter):
                         raise AssetError(f"cannot move to {dest_path.as_uri()}: {exc.strerror}") from exc
                     os.rename(src.name, dest.name, src_dir_fd=src.parent, dst_dir_fd=dest.parent)
                 os.fsync(dest.parent)
+            _carry_sidecar(src, dest)
             if _lstat(src) is not None:
                 os.unlink(src.name, dir_fd=src.parent)
+            _remove_sidecar(src)
             os.fsync(src.parent)
             _remove_empty_folders(src)
             st = os.stat(dest.name, dir_fd=dest.parent, follow_symlinks=False)
@@ -384,6 +399,7 @@ class LocalAdapter(SourceAdapter):
                     raise AssetError("the file changed since it was checked: no regular file is there now; not deleted")
                 _check_version(record, st, "not deleted")
                 os.unlink(walk.name, dir_fd=walk.parent)
+                _remove_sidecar(walk)  # its tags, where the file system has no extended attributes
                 os.fsync(walk.parent)
                 _remove_empty_folders(walk)
         except AssetGone:
@@ -424,7 +440,7 @@ class LocalAdapter(SourceAdapter):
         except AssetError:
             raise
         except OSError as exc:
-            raise AssetError(f"cannot write {self.path_for(key)}: {exc.strerror}") from exc
+            raise _error(f"cannot write {self.path_for(key)}", exc) from exc
 
     # -- links: a local-only capability the redirect action uses -------------------------------
 
@@ -464,6 +480,12 @@ class LocalAdapter(SourceAdapter):
 
 
 # -- small file-system helpers ------------------------------------------------------------------
+
+
+def _error(what: str, exc: OSError) -> AssetError:
+    """An ``OSError`` as the contract's error: ``TransientError`` for one that may pass, else a final one."""
+    kind = TransientError if exc.errno in TRANSIENT else AssetError
+    return kind(f"{what}: {exc.strerror}")
 
 
 def walk_rel(walk: _Walk) -> bytes:
@@ -507,6 +529,18 @@ def _read_file(parent: int, name: bytes) -> bytes | None:
         return None
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
+
+
+def _carry_sidecar(src: _Walk, dest: _Walk) -> None:
+    """Give the file at ``dest`` the tags sidecar of the file at ``src``, if it has one."""
+    data = _read_file(src.parent, src.name + SIDECAR_SUFFIX.encode())
+    if data is not None:
+        _replace_small_file(dest.parent, dest.name + SIDECAR_SUFFIX.encode(), data)
+
+
+def _remove_sidecar(walk: _Walk) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(walk.name + SIDECAR_SUFFIX.encode(), dir_fd=walk.parent)
 
 
 def _temp_name(name: bytes) -> bytes:

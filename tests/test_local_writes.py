@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dam_dedupe.adapters.local import TEMP_PREFIX, LocalAdapter
+from dam_dedupe.adapters.local import SIDECAR_SUFFIX, TEMP_PREFIX, LocalAdapter
 from dam_dedupe.errors import AssetError, AssetGone
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan
 from dam_dedupe.records import AssetRecord, SourceSpec
@@ -197,6 +197,23 @@ def test_move_keeps_the_inode_never_overwrites_and_is_safe_to_retry(tree: tuple[
     assert adapter.move(original, "half.jpg").object_id == original.object_id
     with pytest.raises(AssetGone):
         adapter.move(original, "elsewhere.jpg")
+
+
+def test_tags_kept_in_a_sidecar_go_with_copies_and_moves_and_leave_with_deletes(tree: tuple[Path, Path]) -> None:
+    root, _ = tree
+    adapter = adapter_for(root)
+    sidecar = root / "photos" / ("a.jpg" + SIDECAR_SUFFIX)  # as on a file system without extended attributes
+    sidecar.write_text('{"photographer": "陳大文"}', encoding="utf-8")
+    original = record_of(adapter, "photos/a.jpg")
+
+    copy = adapter.copy(original, "q/a.jpg")
+    assert adapter.get_tags(copy) == {"photographer": "陳大文"}
+    moved = adapter.move(copy, "r/a.jpg")
+    assert adapter.get_tags(moved) == {"photographer": "陳大文"}
+    assert not (root / "q").exists()  # the sidecar left with the file, and the made folder with both
+
+    adapter.delete(original)
+    assert not sidecar.exists()
 
 
 COPY_IN_CHILD = """
