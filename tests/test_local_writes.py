@@ -17,9 +17,13 @@ from pathlib import Path
 import pytest
 
 from dam_dedupe.adapters.local import SIDECAR_SUFFIX, TEMP_PREFIX, LocalAdapter
+from dam_dedupe.catalog import open_catalog
+from dam_dedupe.config import parse_config
 from dam_dedupe.errors import AssetError, AssetGone
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan
+from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, SourceSpec
+from dam_dedupe.scan import run_scan
 from tests.conftest import picture, save
 from tests.governance_library import QUARANTINE, make_library, tree_state
 
@@ -130,6 +134,35 @@ def test_with_followed_links_apply_may_not_act_on_a_file_outside_the_root(tree: 
 
     assert digest(outside) == before
     assert not (root / "q").exists()
+
+
+def test_apply_refuses_a_duplicate_a_followed_link_leads_outside_the_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "share", tmp_path / "elsewhere"
+    canonical = save(picture(4), root / "brand" / "master.jpg")
+    outside.mkdir()
+    (outside / "copy.jpg").write_bytes(canonical.read_bytes())
+    (root / "linked").symlink_to(outside)
+    config = parse_config(
+        {
+            "matching": {"preset": "exact"},
+            "policy": {"authoritative": [(root / "brand").as_uri()]},
+            "sources": {"share": {"uri": root.as_uri(), "follow_symlinks": True}},
+        }
+    )
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    run_scan([config.sources["share"]], catalog, Host(), config, workers=1)
+    plan = make_plan(catalog, Host(), config, "quarantine", None, Selection(), by="ana")
+    assert [s.target.key for s in plan.steps] == ["linked/copy.jpg"]  # the scan read through the link
+    approve(catalog, config, plan, by="lee", role="legal")
+    before = digest(outside)
+
+    report = apply_plan(catalog, Host(), config, plan, out_dir=tmp_path)
+
+    [result] = report.results
+    assert result.outcome != "applied" and "outside the scanned root" in result.reason
+    assert digest(outside) == before and (root / "linked").is_symlink()
+    assert not (root / QUARANTINE / "linked").exists()
+    catalog.close()
 
 
 def test_copy_is_whole_keeps_mode_times_and_attributes_and_never_overwrites(tree: tuple[Path, Path]) -> None:
