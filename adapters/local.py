@@ -47,7 +47,9 @@ and removed by the next write to that name if a crash left it."""
 
 CHUNK = 1024 * 1024
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+"""``O_NONBLOCK``: a FIFO planted at a key must not hang the open (it is then refused: not a regular file);
+reads of regular files ignore it."""
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 """``link()`` errors of file systems without hard links (FAT, some SMB mounts): fall back to a checked rename."""
@@ -188,7 +190,11 @@ class LocalAdapter(SourceAdapter):
         names = unquote_to_bytes(key).split(b"/")
         if any(name in (b"", b".", b"..") for name in names):
             raise AssetError(f"not a key under the root: {key!r}")
-        fds = [os.open(self.root, DIR_FLAGS)]
+        try:
+            fds = [os.open(self.root, DIR_FLAGS)]
+        except OSError as exc:
+            message = f"cannot open the scanned folder {self.root} (is it mounted?): {exc.strerror}"
+            raise TransientError(message) from exc
         try:
             for depth, name in enumerate(names[:-1]):
                 fds.append(self._enter(fds[-1], name, b"/".join(names[: depth + 1]), create))
@@ -348,29 +354,38 @@ class LocalAdapter(SourceAdapter):
         the link finishes, and one already done returns the moved file. Across file systems
         (a mount inside the root) it is a copy, then a delete of the original.
         """
-        with self._writing(record.key) as src, self._writing(dest_key, create=True) as dest:
-            dest_path = self._path(walk_rel(dest))
-            source_st = _lstat(src)
+        try:
+            with self._writing(record.key) as src:
+                source_st = _lstat(src)
+                if source_st is not None:
+                    _check_version(record, source_st, "not moved")
+                    return self._move(record, src, source_st, dest_key)
+        except AssetGone:
+            pass
+        with self._writing(dest_key) as dest:  # the source is gone: moved already, and the answer lost?
             dest_st = _lstat(dest)
-            if source_st is None:
-                if dest_st is not None and record.object_id == object_id(dest_st):
-                    return self.record_for(dest_path, dest_st)  # moved already: the answer was lost
-                raise AssetGone("the file is gone")
-            _check_version(record, source_st, "not moved")
+            if dest_st is not None and record.object_id is not None and record.object_id == object_id(dest_st):
+                return self.record_for(self._path(walk_rel(dest)), dest_st)
+        raise AssetGone("the file is gone")
+
+    def _move(self, record: AssetRecord, src: _Walk, source_st: os.stat_result, dest_key: str) -> AssetRecord:
+        with self._writing(dest_key, create=True) as dest:
+            dest_path = self._path(walk_rel(dest))
+            dest_st = _lstat(dest)
             if dest_st is not None and not os.path.samestat(source_st, dest_st):
                 raise AssetError(f"will not overwrite {dest_path.as_uri()}")
-            if dest_st is None:
+            if dest_st is None:  # else a move killed after its link: both names are the file, finish it
                 try:
                     os.link(src.name, dest.name, src_dir_fd=src.parent, dst_dir_fd=dest.parent, follow_symlinks=False)
                 except FileExistsError as exc:
                     raise AssetError(f"will not overwrite {dest_path.as_uri()}") from exc
                 except OSError as exc:
-                    if exc.errno == errno.EXDEV:
+                    if exc.errno == errno.EXDEV:  # a mount inside the root: a copy, then a delete
                         moved = self.copy(record, dest_key)
                         self.delete(record)
                         return moved
                     if exc.errno not in NO_HARD_LINKS:
-                        raise AssetError(f"cannot move to {dest_path.as_uri()}: {exc.strerror}") from exc
+                        raise _error(f"cannot move to {dest_path.as_uri()}", exc) from exc
                     os.rename(src.name, dest.name, src_dir_fd=src.parent, dst_dir_fd=dest.parent)
                 os.fsync(dest.parent)
             _carry_sidecar(src, dest)

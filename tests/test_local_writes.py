@@ -228,6 +228,14 @@ def test_move_keeps_the_inode_never_overwrites_and_is_safe_to_retry(tree: tuple[
     assert not (root / "photos" / "a.jpg").exists()
     # the answer lost, the move asked again: it is done
     assert adapter.move(original, "half.jpg").object_id == original.object_id
+    inner = adapter.move(moved, "made/inner.jpg")
+    assert adapter.move(moved, "made/inner.jpg").object_id == inner.object_id == original.object_id
+    adapter.move(inner, "out.jpg")
+    assert not (root / "made").exists()  # the folder the move made went with it
+    assert adapter.move(inner, "out.jpg").object_id == original.object_id  # asked again: done
+    os.mkfifo(root / "pipe.jpg")  # a FIFO planted at a key does not hang a write: it is no regular file
+    with pytest.raises(AssetError, match="not a regular file"):
+        adapter.copy(AssetRecord(root.as_uri(), "pipe.jpg", "", 0), "q/pipe.jpg")
     with pytest.raises(AssetGone):
         adapter.move(original, "elsewhere.jpg")
 
