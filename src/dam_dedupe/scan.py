@@ -131,13 +131,8 @@ class FingerprintJob:
     analysers look at each decoded image too.
     """
 
-    def __init__(
-        self,
-        spec: SourceSpec,
-        adapter: SourceAdapter | None = None,
-        analysis: dict[str, Any] | None = None,
-        host: Host | None = None,
-    ) -> None:
+    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None,
+                 analysis: dict[str, Any] | None = None, host: Host | None = None) -> None:  # fmt: skip
         self.spec = spec
         self._adapter = adapter
         self.analysis = analysis
