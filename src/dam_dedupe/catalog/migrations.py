@@ -182,7 +182,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE fingerprints ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     """,
-    # 6: a source an admin forgot (``dam-dedupe sources forget``): left out of reports until scanned again.
+    # 6: what the store says is one object (so that one object reached under two URIs is one
+    # asset), and how often a worker died reading an asset (retried a bounded number of times).
+    """
+    ALTER TABLE assets ADD COLUMN object_id TEXT;
+    ALTER TABLE assets ADD COLUMN worker_crashes INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX assets_by_object_id ON assets (object_id) WHERE object_id IS NOT NULL;
+    """,
+    # 7: a source an admin forgot (``dam-dedupe sources forget``): left out of reports until scanned again.
     """
     ALTER TABLE sources ADD COLUMN forgotten TEXT;
     """,
