@@ -48,7 +48,8 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _summary(report: RunReport) -> str:
-    counts = ", ".join(f"{o} {report.count(o)}" for o in ("applied", "undone", "skipped", "failed") if report.count(o))
+    outcomes = ("applied", "undone", "skipped", "failed", "interrupted")
+    counts = ", ".join(f"{o} {report.count(o)}" for o in outcomes if report.count(o))
     return counts or "no steps"
 
 
