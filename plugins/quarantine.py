@@ -253,6 +253,8 @@ def restore_from_quarantine(adapter: SourceAdapter, step: ActionStep, journal: M
     sha, key = step.target.sha256, step.params["quarantine_key"]
     uri = journal.get("quarantine_uri", key)
     copy = adapter.stat(key)
+    if copy is None and "incomplete" in journal and not made_copy(journal):
+        return {"note": "the step stopped before it copied or removed anything"}
     restored = adapter.stat(step.target.key)
     if restored is None:
         if copy is None:

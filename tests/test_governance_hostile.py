@@ -216,3 +216,54 @@ def test_apply_refuses_a_step_whose_store_now_says_its_copy_and_canonical_are_on
 def test_plans_written_before_object_ids_still_read() -> None:
     old = {"source": "file:///srv", "key": "a.jpg", "uri": "file:///srv/a.jpg", "sha256": "ab" * 32, "size": 3}
     assert ExpectedAsset.from_json(old).object_id is None
+
+
+def test_a_redirect_whose_staged_pointer_key_is_occupied_removes_nothing(lib: Library, tmp_path: Path) -> None:
+    plan = approved(lib, "redirect", {"pointer": "stub"})
+    blocked = plan.steps[0]
+    staged = lib.root / unquote(blocked.params["quarantine_key"] + ".dam-dedupe-pointer")
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"someone else's file\n")
+    start = tree_state(lib.root)
+
+    report = apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path)
+
+    result = next(r for r in report.results if r.step.index == blocked.index)
+    assert result.outcome == "failed" and "occupied" in result.reason
+    after = tree_state(lib.root)
+    assert after[unquote(blocked.target.key)] == start[unquote(blocked.target.key)]  # never removed
+    assert unquote(blocked.params["quarantine_key"]) not in after  # and never copied
+    assert after[str(staged.relative_to(lib.root))] == start[str(staged.relative_to(lib.root))]
+    undone = undo_run(lib.catalog, lib.host, lib.config, report.run_id, by="ana")
+    assert not undone.count("failed"), [r.reason for r in undone.results]
+    assert tree_state(lib.root) == start
+
+
+@pytest.fixture
+def undeletable(lib: Library) -> Iterator[Path]:
+    """A duplicate locked with ``chattr +i``: readable, but no one may remove it (skipped where refused)."""
+    path = lib.root / "Marketing 2026" / "IMG_4002.JPG"
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", path], capture_output=True).returncode:
+        pytest.skip("needs chattr and a file system with the immutable attribute")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", path], check=True)
+
+
+def test_a_copy_is_removed_again_only_once_its_locked_original_is_verified_in_place(
+    lib: Library, undeletable: Path, tmp_path: Path
+) -> None:
+    start = tree_state(lib.root)
+    plan = approved(lib, "quarantine")
+    locked = next(s for s in plan.steps if unquote(s.target.key) == "Marketing 2026/IMG_4002.JPG")
+
+    report = apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path)
+
+    assert next(r for r in report.results if r.step.index == locked.index).outcome == "failed"
+    after = tree_state(lib.root)
+    assert after["Marketing 2026/IMG_4002.JPG"] == start["Marketing 2026/IMG_4002.JPG"]
+    assert unquote(locked.params["quarantine_key"]) not in after  # its copy went, as its original stayed intact
+    subprocess.run(["chattr", "-i", undeletable], check=True)
+    undo_run(lib.catalog, lib.host, lib.config, report.run_id, by="ana")
+    assert tree_state(lib.root) == start

@@ -446,14 +446,16 @@ def remove_original(adapter: SourceAdapter, original: AssetRecord, copy: AssetRe
         raise AssetError(f"the copy at {copy.uri} now reads back with SHA-256 {found}, not {sha256}; original kept")
     try:
         return adapter.delete(original)
-    except AssetError as exc:
+    except Exception as exc:  # whatever the delete raised, the store's answer now decides
         try:
             now = adapter.stat(original.key)
         except TransientError:
             raise exc from None  # cannot tell whether it went: left in doubt
         if now is None:
             return {}
-        raise
+        if isinstance(exc, DamDedupeError):
+            raise
+        raise AssetError(f"could not remove {original.uri}: {type(exc).__name__}: {exc}") from exc
 
 
 def remove_copy(adapter: SourceAdapter, copy: AssetRecord, original_key: str, sha256: str) -> bool:

@@ -103,9 +103,9 @@ def progress_of(catalog: Catalog, run_id: str) -> dict[int, dict[str, dict[str, 
     found: dict[int, dict[str, dict[str, Any]]] = {}
     for entry in catalog.audit_entries():
         if entry.run_id == run_id and entry.event == "step_progress":
-            detail = dict(entry.detail)
-            step, part = int(str(detail.pop("step"))), str(detail.pop("part"))
-            found.setdefault(step, {})[part] = dict(detail.get("detail", {}))  # type: ignore[call-overload]
+            parts = found.setdefault(int(str(entry.detail["step"])), {})
+            done = entry.detail.get("detail")
+            parts[str(entry.detail["part"])] = dict(done) if isinstance(done, dict) else {}
     return found
 
 
