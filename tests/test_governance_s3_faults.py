@@ -9,6 +9,7 @@ removing an object). The product is not told about any of it.
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -232,8 +233,10 @@ def test_a_redirect_whose_pointer_is_refused_after_the_original_went_is_undone_i
     assert set(outcomes.values()) == {"applied"}
     after = bucket_state(s3_admin, lib.bucket)
     assert after[f"lib/{refused.params['quarantine_key']}"][0] == start[f"lib/{refused.target.key}"][0]
-    manifest = next(v for k, v in after.items() if k.startswith(f"lib/{QUARANTINE}/manifests/"))
-    assert manifest  # the quarantine copy that now stands for the original is in the run's manifest
+    entries = manifest_entries(s3_admin, lib.bucket, report.run_id)
+    assert {e["original_key"]: e.get("incomplete") for e in entries} == {
+        s.target.key: ("failed" if s.index == refused.index else None) for s in plan.steps
+    }  # the quarantine copy that now stands for the refused original is in the run's manifest
 
     proxy.refuse_put = set()
     undone = undo_run(lib.catalog, lib.host, lib.config, report.run_id, by="ana")
@@ -268,6 +271,12 @@ def test_a_multipart_canonical_overwritten_with_same_size_content_stops_its_clus
     lib.catalog.close()
 
 
+def manifest_entries(admin: Any, bucket: str, run_id: str) -> list[dict[str, Any]]:
+    """The entries of a run's quarantine manifest in the bucket."""
+    body = admin.get_object(Bucket=bucket, Key=f"lib/{QUARANTINE}/manifests/{run_id}.json")["Body"].read()
+    return list(json.loads(body)["entries"])
+
+
 def _outage_after_first_copy(proxy: RuleProxy) -> None:
     """The store goes away right after the run's first quarantine copy is made (before its original goes)."""
 
@@ -300,6 +309,8 @@ def test_an_outage_mid_step_leaves_the_run_resumable_and_apply_again_finishes_it
     assert second.count("applied") == len(plan.steps), [r.reason for r in second.results]
     for step in plan.steps:  # nothing done twice: one server-side copy per duplicate
         assert proxy.copies_to(step.params["quarantine_key"]) == 1
+    entries = manifest_entries(s3_admin, lib.bucket, first.run_id)
+    assert sorted(e["original_key"] for e in entries) == sorted(s.target.key for s in plan.steps)
     undone = undo_run(lib.catalog, lib.host, lib.config, first.run_id, by="ana")
     assert undone.count("undone") == len(plan.steps)
     assert bucket_state(s3_admin, lib.bucket) == start
