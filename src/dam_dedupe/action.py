@@ -6,15 +6,25 @@ takes part in the governance workflow at three moments:
 1. **plan** (:meth:`ActionPlugin.plan_cluster`): for each chosen cluster it writes the
    :class:`ActionStep` records the plan lists for review and sign-off. Each step names
    the asset it acts on, the exact state it expects (:class:`ExpectedAsset`: content
-   hash, size, store etag and version), and its parameters.
+   hash, size, store etag, version and object id), and its parameters. Reads only.
 2. **apply** (:meth:`ActionPlugin.prepare`, then :meth:`ActionPlugin.apply`): the host
-   checks the asset is still as planned, journals what ``prepare`` read (the step's
-   *before*), calls ``apply``, and journals what it returns (the step's *after*).
-   A run killed between the two calls ``apply`` again with the same *before* on
-   resume, so ``apply`` must be **re-entrant**: it inspects the store and finishes
-   what is left, never doing a completed part twice.
-3. **undo** (:meth:`ActionPlugin.undo`): given *before* and *after*, it puts the store
-   back, verifying restored bytes by hash; it is re-entrant in the same way.
+   checks the asset is still as planned (``stat``: the version the plan names; for a
+   duplicate, its canonical present, unchanged and not the same object, and, once per
+   cluster, the canonical's bytes by SHA-256), journals what ``prepare`` read (the
+   step's *before*), calls ``apply``, and journals what it returns (the step's
+   *after*). ``apply`` is **re-entrant**, not idempotent: called again with the same
+   *before* after a crash or a :class:`~dam_dedupe.errors.TransientError`, it inspects
+   the store and finishes what is left, never doing a completed part twice. Every write
+   it makes is conditional on the version it read, so a store changed by someone else
+   refuses it and the step fails or is skipped. **Gone**, during apply, means the
+   target's key has no current object: with its verified quarantine copy in place it
+   is the step's own earlier removal (done); without one, the step fails and changes
+   nothing.
+3. **undo** (:meth:`ActionPlugin.undo`): given *before* and *after* (or the parts an
+   unfinished step journaled), it puts the store back, verifying restored bytes by
+   hash; re-entrant in the same way. A key that now holds other content is never
+   overwritten (the step is skipped and its quarantine copy kept); a quarantine copy
+   that is gone means there is nothing to restore.
 
 Plugins work only through the :class:`~dam_dedupe.adapter.SourceAdapter` contract
 (``stat``, ``open``, ``get_tags``/``set_tags``, ``copy``, ``move``, ``delete``,
