@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ import pytest
 from dam_dedupe.catalog import SqliteCatalog, open_catalog
 from dam_dedupe.config import Config, parse_config
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, undo_run
-from dam_dedupe.governance.plan import Plan
+from dam_dedupe.governance.plan import Plan, write_plan
 from dam_dedupe.host import Host
 from dam_dedupe.scan import run_scan
 from tests.governance_library import QUARANTINE, build_library
@@ -46,6 +49,8 @@ class RuleProxy:
         upstream: ``host:port`` of the moto server.
         down: answer every request ``503 SlowDown`` (the store is away).
         refuse_put: object paths (``/bucket/key``, decoded) whose plain ``PutObject`` is answered 403.
+        before: called with method, decoded path and headers before a request is forwarded; it may
+            block, and when it returns ``True`` the request is dropped unanswered (the connection closed).
         after: called with method, decoded path and headers after each request moto answered 2xx.
         seen: ``(method, decoded path, copy source)`` of every request forwarded.
     """
@@ -53,6 +58,7 @@ class RuleProxy:
     upstream: str
     down: bool = False
     refuse_put: set[str] = field(default_factory=set)
+    before: Callable[[str, str, dict[str, str]], bool] | None = None
     after: Hook | None = None
     seen: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -96,6 +102,9 @@ def _handler(proxy: RuleProxy) -> type[BaseHTTPRequestHandler]:
                 return self._answer(503, SLOW_DOWN)
             if self.command == "PUT" and not copy_source and path in proxy.refuse_put and "?" not in self.path:
                 return self._answer(403, ACCESS_DENIED)
+            if proxy.before is not None and proxy.before(self.command, path, dict(self.headers.items())):
+                self.close_connection = True
+                return None
             proxy.seen.append((self.command, path, unquote(copy_source)))
             conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
             try:
@@ -338,4 +347,57 @@ def test_undo_of_a_run_interrupted_mid_step_restores_what_that_step_did(
     assert bucket_state(s3_admin, lib.bucket) == start
     again = apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path)
     assert again.run_id != first.run_id and again.count("applied") == len(plan.steps)
+    lib.catalog.close()
+
+
+@pytest.mark.parametrize("then", ["apply", "undo"])
+def test_a_redirect_killed_between_removing_the_original_and_writing_its_pointer_is_finished_or_undone(
+    proxy: RuleProxy,
+    s3_admin: Any,
+    new_bucket: Any,
+    tmp_path: Path,
+    then: str,  # noqa: F811
+) -> None:
+    lib = s3_library(tmp_path, s3_admin, new_bucket())
+    start = bucket_state(s3_admin, lib.bucket)
+    plan = approved(lib, "redirect", {"pointer": "stub"})
+    write_plan(plan, tmp_path / "plan.json")
+    (tmp_path / "dam-dedupe.toml").write_text(f'[sources.lib]\nuri = "{lib.root}"\nretry_attempts = 2\n', "utf-8")
+    target = plan.steps[0]
+    pointer_path = f"/{lib.bucket}/lib/{target.target.key}"
+    reached = threading.Event()
+
+    def hold_the_pointer_write(method: str, path: str, headers: dict[str, str]) -> bool:
+        if method == "PUT" and path == pointer_path and not headers.get("x-amz-copy-source"):
+            reached.set()
+            return True  # never forwarded: the process is killed while it waits for the answer
+        return False
+
+    proxy.before = hold_the_pointer_write
+    catalog = str(tmp_path / "catalog.sqlite")
+    command = [sys.executable, "-m", "dam_dedupe", "--catalog", catalog, "apply", "plan.json", "--by", "ana"]
+    quiet = subprocess.DEVNULL
+    process = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=quiet, stderr=quiet)
+    try:
+        assert reached.wait(120), "apply never came to write the pointer"
+    finally:
+        process.kill()
+        process.wait()
+    proxy.before = None
+    killed = bucket_state(s3_admin, lib.bucket)
+    assert f"lib/{target.target.key}" not in killed  # the original went, its pointer never came
+    assert killed[f"lib/{target.params['quarantine_key']}"][0] == start[f"lib/{target.target.key}"][0]
+
+    if then == "apply":
+        report = apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path)
+        assert report.resumed and report.finished and report.count("applied") == len(plan.steps)
+        stub = s3_admin.get_object(Bucket=lib.bucket, Key=f"lib/{target.target.key}")["Body"].read()
+        assert json.loads(stub)["redirect_to"] == target.canonical.uri
+        assert not any(k.endswith(".dam-dedupe-pointer") for k in bucket_state(s3_admin, lib.bucket))
+        run_id = report.run_id
+    else:
+        run_id = next(r.id for r in lib.catalog.action_runs(plan.id) if r.kind == "apply")
+    undone = undo_run(lib.catalog, lib.host, lib.config, run_id, by="ana")
+    assert undone.finished and not undone.count("failed"), [r.reason for r in undone.results]
+    assert bucket_state(s3_admin, lib.bucket) == start
     lib.catalog.close()
