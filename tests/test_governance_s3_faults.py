@@ -401,3 +401,30 @@ def test_a_redirect_killed_between_removing_the_original_and_writing_its_pointer
     assert undone.finished and not undone.count("failed"), [r.reason for r in undone.results]
     assert bucket_state(s3_admin, lib.bucket) == start
     lib.catalog.close()
+
+
+def test_an_outage_during_undo_leaves_it_resumable_and_undo_again_finishes_it(
+    proxy: RuleProxy,
+    s3_admin: Any,
+    new_bucket: Any,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    lib = s3_library(tmp_path, s3_admin, new_bucket())
+    start = bucket_state(s3_admin, lib.bucket)
+    plan = approved(lib, "quarantine")
+    applied = apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path)
+
+    def go_down_after_first_restore(method: str, path: str, headers: dict[str, str]) -> None:
+        if method == "PUT" and headers.get("x-amz-copy-source") and f"/{QUARANTINE}/" not in path:
+            proxy.down, proxy.after = True, None
+
+    proxy.after = go_down_after_first_restore
+    first = undo_run(lib.catalog, lib.host, lib.config, applied.run_id, by="ana")
+    assert not first.finished and first.count("interrupted") == len(plan.steps)
+    proxy.down = False
+    second = undo_run(lib.catalog, lib.host, lib.config, applied.run_id, by="ana")
+
+    assert second.resumed and second.finished and second.run_id == first.run_id
+    assert second.count("undone") == len(plan.steps), [r.reason for r in second.results]
+    assert bucket_state(s3_admin, lib.bucket) == start
+    lib.catalog.close()

@@ -120,10 +120,16 @@ def undo_run(catalog: Catalog, host: Host, config: Config, run_id: str, by: str 
         stores = AdapterPool(host, config, journal.write_progress)
         try:
             report = RunReport(journal.run.id, plan.id, "undo", resumed=earlier is not None)
+            away: set[str] = set()  # sources that could not be reached: their other steps wait for the next undo
             for step in pending.steps:
-                result = journal.earlier_result(step) or _undo_step(
+                result = journal.earlier_result(step)
+                if result is None and step.target.source in away:
+                    result = StepResult(step, "interrupted", "its store could not be reached earlier in this undo")
+                result = result or _undo_step(
                     plugin, stores, journal, step, pending.befores.get(step.index, {}), pending.afters[step.index]
                 )
+                if result.outcome == "interrupted":
+                    away.add(step.target.source)
                 report.results.append(result)
                 tail = f": {result.reason}" if result.reason else ""
                 say(f"{result.outcome:8} {step.operation} {step.target.uri}{tail}")
