@@ -210,7 +210,7 @@ def move_to_quarantine(adapter: SourceAdapter, step: ActionStep, note: Progress)
     if (reason := step.target.mismatch(original)) is not None:
         raise StepSkipped(reason)
     parts = {"quarantine_key": key}
-    if adapter.native_move:
+    if adapter.native_move and adapter.stat(key) is None:  # a copy already there (an earlier attempt): finish it
         moved = verified_move(adapter, original, key, sha)
         note("moved", {**parts, "quarantine_uri": moved.uri})
         return moved, {}
