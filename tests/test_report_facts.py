@@ -157,3 +157,27 @@ def test_an_unknown_risk_tier_is_refused_naming_the_tiers(tmp_path: Path) -> Non
     assert result.exit_code == 2  # a configuration mistake, found before any work
     assert "[sources.web] risk_tier = 'public' is not one of [report] risk_tiers" in result.output
     assert "external-facing" in result.output
+
+
+def test_colour_previews_stay_within_the_page_budget(
+    scanned: tuple[AuditLibrary, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dam_dedupe.catalog import open_catalog
+    from dam_dedupe.report import html_report
+    from dam_dedupe.report.build import build_report
+
+    catalog = open_catalog(scanned[1])
+    try:
+        document = build_report(catalog, with_thumbnails=True)
+    finally:
+        catalog.close()
+    sizes = sorted(len(m["preview"]) for c in document["clusters"] for m in c["members"] if m["preview"])
+    assert sizes and sizes[-1] < 16 * 1024  # a few KB each
+    data, _thumbs = html_report._page_data(document)
+    assert all(m["p"] >= 0 for c in data["clusters"] for m in c["members"])
+    unique = len(data["previews"])
+
+    monkeypatch.setattr(html_report, "PREVIEW_BUDGET", sizes[-1])  # room for about one preview
+    data, _thumbs = html_report._page_data(document)
+    shown = [m["p"] for c in data["clusters"] for m in c["members"]]
+    assert 1 <= len(data["previews"]) < unique and -1 in shown  # the rest fall back to the grey thumbnail

@@ -69,7 +69,7 @@ def test_markup_in_a_file_name_is_shown_as_text(page: Page) -> None:
     reset(page)
     shown = page.evaluate("[...document.querySelectorAll('.name')].map(n => n.textContent)")
     assert MARKUP_NAME in shown
-    assert page.evaluate("document.querySelectorAll('img').length") == 0  # no element was made from the name
+    assert page.evaluate("document.querySelectorAll('img:not(.preview)').length") == 0  # none made from the name
     assert page.evaluate("document.querySelectorAll('[onerror]').length") == 0
 
 
@@ -187,6 +187,18 @@ def test_copies_are_explained_in_words_with_the_measurements_one_click_away(chro
         words = tab.evaluate("[...document.querySelectorAll('.member .words')].map(n => n.textContent)")
         relations = tab.evaluate("[...document.querySelectorAll('.member .relation')].map(n => n.textContent)")
         details = tab.evaluate("document.querySelectorAll('.member details.evidence').length")
+        colour = tab.evaluate(
+            "[...document.querySelectorAll('.member img.preview')].filter(i => i.complete && i.naturalWidth > 0)"
+            ".map(i => i.naturalWidth)"
+        )
+        tab.evaluate("document.querySelector('.member .compare-button').click()")
+        tab.wait_for(
+            "document.querySelectorAll('.compare img').length === 3 &&"
+            " [...document.querySelectorAll('.compare img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
+        captions = tab.evaluate("[...document.querySelectorAll('.compare figcaption')].map(f => f.textContent)")
+        tab.evaluate("document.querySelector('.compare .close-compare').click()")
+        closed = tab.evaluate("document.querySelectorAll('.compare').length")
     finally:
         tab.close()
     assert any(w.startswith("byte-identical") for w in words)
@@ -194,3 +206,6 @@ def test_copies_are_explained_in_words_with_the_measurements_one_click_away(chro
     assert not any("{" in w for w in words)  # no raw JSON in a card
     assert any(", " in r for r in relations) and not any("resizedconverted" in r for r in relations)
     assert details > 0
+    assert colour and max(colour) == 160  # colour previews, 160 px on the long side, for every card
+    assert captions[0].startswith("canonical: ") and captions[1].startswith("copy: ") and "difference" in captions[3]
+    assert closed == 0

@@ -17,6 +17,7 @@ from PIL import Image
 from dam_dedupe.imaging import ANALYSIS_SIZE, decode
 from dam_dedupe.iptc import iptc_block
 from dam_dedupe.matcher.perceptual import describe
+from dam_dedupe.preview import make_preview
 from dam_dedupe.records import Fingerprint
 
 FINGERPRINT_VERSION = 3
@@ -61,6 +62,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
         decoded = decode(spool, reader.size)
         perceptual, thumbnail = describe(decoded.image)
         metadata_fields = count_metadata_fields(decoded.image)
+        preview = make_preview(decoded.image)
         if inspect is not None:
             spool.seek(0)
             inspect(decode(spool, reader.size, ANALYSIS_SIZE).image)
@@ -74,6 +76,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
         thumbnail=thumbnail,
         metadata_fields=metadata_fields,
         version=FINGERPRINT_VERSION,
+        preview=preview,
     )
 
 

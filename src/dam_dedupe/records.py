@@ -113,6 +113,8 @@ class Fingerprint:
             plus one each for an IPTC and an XMP block); the canonical policy prefers more.
         version: how the fingerprint was made (:data:`dam_dedupe.fingerprint.FINGERPRINT_VERSION`);
             a scan fingerprints again an asset whose version is older.
+        preview: a small colour WebP of the picture for reviewers (:mod:`dam_dedupe.preview`);
+            ``None`` when not made (fingerprints made before previews existed).
     """
 
     sha256: str
@@ -124,6 +126,7 @@ class Fingerprint:
     thumbnail: bytes | None = None
     metadata_fields: int = 0
     version: int = 1
+    preview: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,6 +277,9 @@ class Catalog(Protocol):
         """Every present, fingerprinted image; without the fingerprints' thumbnails when
         ``thumbnails`` is false (:meth:`thumbnails` gives them when needed)."""
 
+    def previews(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
+        """The stored colour previews of these assets, by asset id (those that have one)."""
+
     def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored thumbnails of these assets, by asset id."""
 

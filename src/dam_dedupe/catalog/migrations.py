@@ -193,6 +193,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sources ADD COLUMN forgotten TEXT;
     """,
+    # 8: a small colour preview of each fingerprinted image, for reviewers (the report).
+    """
+    ALTER TABLE fingerprints ADD COLUMN preview BLOB;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

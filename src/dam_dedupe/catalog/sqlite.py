@@ -343,9 +343,9 @@ class SqliteCatalog:
         """Store an asset's fingerprint and mark it an image."""
         self.conn.execute(
             "INSERT OR REPLACE INTO fingerprints (asset_id, sha256, size, width, height, format, metadata_fields,"
-            " perceptual, thumbnail, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " perceptual, thumbnail, version, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (asset_id, fp.sha256, fp.size, fp.width, fp.height, fp.format, fp.metadata_fields,
-             json.dumps(fp.perceptual), fp.thumbnail, fp.version),
+             json.dumps(fp.perceptual), fp.thumbnail, fp.version, fp.preview),
         )  # fmt: skip
         self.conn.execute(
             "UPDATE assets SET content = 'image', error = NULL, error_retry = 0 WHERE id = ?", (asset_id,)
@@ -361,6 +361,11 @@ class SqliteCatalog:
             " WHERE a.state = 'present' AND a.content = 'image' ORDER BY a.id"
         ).fetchall()
         return [self._asset(row) for row in rows]
+
+    def previews(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
+        """The stored colour previews of these assets, by asset id (those that have one)."""
+        query = "SELECT asset_id, preview FROM fingerprints WHERE asset_id IN ({marks}) AND preview IS NOT NULL"
+        return {row["asset_id"]: row["preview"] for row in self._rows_by_id(query, asset_ids)}
 
     def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored thumbnails of these assets, by asset id."""

@@ -99,6 +99,10 @@ class _Builder:
             self.member(assets[asset_id], match, evidence, asset_id == stored.canonical_asset_id)
             for asset_id, match, evidence in stored.members
         ]
+        if self.with_thumbnails:
+            previews = self.catalog.previews(asset_id for asset_id, _match, _evidence in stored.members)
+            for doc, (asset_id, _match, _evidence) in zip(members, stored.members, strict=True):
+                doc["preview"] = previews.get(asset_id)
         members.sort(key=lambda m: (not m["canonical"], m["uri"]))
         sources = [self.source(m["source"]) for m in members]
         duplicates = [(m, s) for m, s in zip(members, sources, strict=True) if not m["canonical"]]

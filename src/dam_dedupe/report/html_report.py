@@ -48,6 +48,9 @@ def _packed(value: object) -> str:
     return base64.b64encode(gzip.compress(json.dumps(value, ensure_ascii=False).encode("utf-8"), 6)).decode("ascii")
 
 
+PREVIEW_BUDGET = 40 * 1024 * 1024
+"""At most this many bytes of colour previews go into one page (about 10,000 of them); the rest show grey."""
+
 DISPLAY_SIDE = 32
 """Thumbnails are shown 32 pixels square (stored ones may be finer: the matcher keeps 64x64)."""
 
@@ -71,15 +74,27 @@ def pack_thumbnail(raw: bytes) -> bytes:
 
 
 def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The facts the script renders, and the unique thumbnails (packed by :func:`pack_thumbnail`, in order)."""
+    """The facts the script renders, and the unique thumbnails (packed by :func:`pack_thumbnail`, in order).
+
+    Each member's colour preview goes in as a data URI while the page's previews stay within
+    :data:`PREVIEW_BUDGET`; past it (a very large report) members show the grey thumbnail only.
+    """
     thumbs: dict[bytes, int] = {}
+    previews: dict[bytes, int] = {}
+    spent = 0
     clusters = []
     for c in report["clusters"]:
         members = []
         for m in c["members"]:
             raw = display_thumbnail(m.get("thumbnail") or b"")
             index = thumbs.setdefault(raw, len(thumbs)) if raw else -1
-            members.append({k: v for k, v in m.items() if k != "thumbnail"} | {"t": index})
+            preview: bytes | None = m.get("preview")
+            shown = -1
+            if preview and (preview in previews or spent + len(preview) <= PREVIEW_BUDGET):
+                if preview not in previews:
+                    spent += len(preview)
+                shown = previews.setdefault(preview, len(previews))
+            members.append({k: v for k, v in m.items() if k not in ("thumbnail", "preview")} | {"t": index, "p": shown})
         clusters.append(c | {"members": members})
     data = {
         "currency": report["currency"],
@@ -87,6 +102,7 @@ def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         "generated": report["generated"],
         "sources": [s["name"] for s in report["sources"]],
         "thumb_side": DISPLAY_SIDE,
+        "previews": ["data:image/webp;base64," + base64.b64encode(p).decode("ascii") for p in previews],
         "clusters": clusters,
         "register": report["personal_data_register"],
         "licensed": report["licensed"],

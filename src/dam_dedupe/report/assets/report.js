@@ -115,6 +115,49 @@
     return canvas;
   }
 
+  // A member's picture: its colour preview where the page carries one, else the grey thumbnail.
+  function picture(m) {
+    var src = m.p >= 0 && data.previews ? data.previews[m.p] : null;
+    if (!src) return thumbnail(m.t);
+    return el('img', { class: 'preview', src: src, alt: '', loading: 'lazy' });
+  }
+
+  // Compare a copy with its canonical: side by side, blinking between them, or their difference.
+  function compareView(canonical, copy) {
+    var a = data.previews[canonical.p], b = data.previews[copy.p];
+    var left = el('img', { class: 'preview', src: a, alt: 'canonical' });
+    var right = el('img', { class: 'preview', src: b, alt: 'copy' });
+    var diff = el('canvas', { class: 'difference', width: 160, height: 160 });
+    var blink = el('img', { class: 'preview blink', src: a, alt: 'blink' });
+    var timer = null;
+    function drawDifference() {
+      var ia = new Image(), ib = new Image(), ready = 0;
+      function both() {
+        if (++ready < 2) return;
+        var w = Math.max(ia.width, ib.width), h = Math.max(ia.height, ib.height);
+        diff.width = w; diff.height = h;
+        var g = diff.getContext('2d');
+        g.drawImage(ia, 0, 0, w, h);
+        g.globalCompositeOperation = 'difference';
+        g.drawImage(ib, 0, 0, w, h);
+        g.globalCompositeOperation = 'source-over';
+      }
+      ia.onload = both; ib.onload = both; ia.src = a; ib.src = b;
+    }
+    var panel = el('div', { class: 'compare', role: 'dialog', 'aria-label': 'compare with the canonical' },
+      el('figure', null, left, el('figcaption', null, 'canonical: ' + canonical.name)),
+      el('figure', null, right, el('figcaption', null, 'copy: ' + copy.name)),
+      el('figure', null, blink, el('figcaption', null, 'blinking between them')),
+      el('figure', null, diff, el('figcaption', null, 'difference (black where they agree)')),
+      el('button', { type: 'button', class: 'close-compare', onclick: function () {
+        if (timer) clearInterval(timer);
+        panel.remove();
+      } }, 'Close'));
+    timer = setInterval(function () { blink.src = blink.src === a ? b : a; }, 700);
+    drawDifference();
+    return panel;
+  }
+
   function pct(x) { return Math.round(x * 100) + '%'; }
 
   // The evidence in words a reviewer can judge ("resized to 50%, converted from JPEG to PNG, 4% cropped on the
@@ -175,7 +218,7 @@
     var excluded = r.excluded.indexOf(m.uri) >= 0;
     var role = canonical ? (r.canonical ? 'canonical (reviewer)' : 'canonical') : m.match;
     var node = el('div', { class: 'member' + (canonical ? ' canonical' : '') + (excluded ? ' excluded' : ''), 'data-uri': m.uri },
-      thumbnail(m.t),
+      picture(m),
       el('span', { class: 'role' }, role), ' ', el('span', { class: 'relation' }, relationText(m.evidence)),
       el('div', null, el('b', { class: 'name' }, m.name)),
       el('div', { class: 'path' }, m.path),
@@ -186,6 +229,14 @@
       el('div', { class: 'words' }, evidenceWords(m.evidence)),
       evidenceDetails(m.evidence) || '',
       el('div', { class: 'facts' }, factsText(m)));
+    var original = cluster.members.filter(function (x) { return x.canonical; })[0];
+    if (!canonical && original && m.p >= 0 && original.p >= 0) {
+      node.append(el('button', { type: 'button', class: 'compare-button', onclick: function () {
+        var open = node.parentNode.parentNode.querySelector('.compare');
+        if (open) open.querySelector('.close-compare').click();
+        node.parentNode.after(compareView(original, m));
+      } }, 'Compare with canonical'));
+    }
     if (!canonical) {
       node.append(el('button', { type: 'button', class: 'make-canonical', onclick: function () {
         decide(cluster, function (d) {
