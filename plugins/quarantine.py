@@ -109,8 +109,9 @@ class QuarantineAction(ActionPlugin):
         if step.operation == "merge_tags":
             return apply_tags(stores, step, before, step.params["add_tags"], overwrite=False)
         adapter = stores.adapter(step.target.source)
-        copy, removal = move_to_quarantine(adapter, step, functools.partial(stores.progress, step))
-        keep_canonical(stores, step, copy, before)
+        note = functools.partial(stores.progress, step)
+        copy, removal = move_to_quarantine(adapter, step, note)
+        keep_canonical(stores, step, copy, before, note)
         return {
             "quarantine_key": copy.key,
             "quarantine_uri": copy.uri,
@@ -145,6 +146,7 @@ class QuarantineAction(ActionPlugin):
             if step.operation == "merge_tags" or not holds_the_only_copy(after):
                 continue
             entry = {
+                "source": step.target.source,
                 "cluster": step.cluster,
                 "original_key": step.target.key,
                 "original_uri": step.target.uri,
@@ -160,11 +162,13 @@ class QuarantineAction(ActionPlugin):
             by_source.setdefault(step.target.source, []).append(entry)
         written = []
         for source, entries in by_source.items():
-            document = {"schema": MANIFEST_SCHEMA, "run": run_id, "action": self.name, "entries": entries}
-            data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
             adapter = stores.adapter(source)
             earlier = adapter.stat(self.manifest_key(run_id))
-            if earlier is not None:  # written by an interrupted attempt of this run; some stores never overwrite
+            if earlier is not None:  # an interrupted attempt of this run, or another source naming the same folder
+                entries = [*_entries_of_other_sources(adapter, earlier, source), *entries]
+            document = {"schema": MANIFEST_SCHEMA, "run": run_id, "action": self.name, "entries": entries}
+            data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+            if earlier is not None:  # some stores never overwrite
                 adapter.delete(earlier)
             record = adapter.write_object(self.manifest_key(run_id), data, {"dam-dedupe.manifest": run_id})
             written.append(f"manifest of {len(entries)} quarantined copies: {record.uri}")
@@ -182,12 +186,23 @@ class QuarantineAction(ActionPlugin):
         return removed
 
 
+def _entries_of_other_sources(adapter: SourceAdapter, manifest: AssetRecord, source: str) -> list[dict[str, Any]]:
+    """The entries a run's manifest already holds for other sources (two sources can name one folder), kept when
+    ``source``'s entries are written again; an unreadable earlier manifest yields none."""
+    try:
+        with adapter.open(manifest) as stream:
+            document = json.loads(stream.read())
+    except (AssetError, ValueError):
+        return []
+    return [e for e in document.get("entries", []) if isinstance(e, dict) and e.get("source", source) != source]
+
+
 def holds_the_only_copy(after: Mapping[str, Any]) -> bool:
     """Whether a step's journal says its quarantine copy now stands for the original (applied, or the original
     removed or moved before the step stopped)."""
     if "incomplete" not in after:
         return "quarantine_key" in after
-    return "original_removed" in after or "moved" in after
+    return ("original_removed" in after or "moved" in after) and "put_back" not in after
 
 
 def move_to_quarantine(adapter: SourceAdapter, step: ActionStep, note: Progress) -> tuple[AssetRecord, dict[str, str]]:
@@ -228,7 +243,9 @@ def move_to_quarantine(adapter: SourceAdapter, step: ActionStep, note: Progress)
     return copy, removal
 
 
-def keep_canonical(stores: Stores, step: ActionStep, copy: AssetRecord, before: Mapping[str, Any]) -> None:
+def keep_canonical(
+    stores: Stores, step: ActionStep, copy: AssetRecord, before: Mapping[str, Any], note: Progress
+) -> None:
     """Put the duplicate back and fail if removing it took its canonical with it (one object under two URIs
     that the store gave no object id for): the canonical must outlive its duplicates."""
     canonical = step.canonical
@@ -236,6 +253,7 @@ def keep_canonical(stores: Stores, step: ActionStep, copy: AssetRecord, before: 
         return
     journal = {"tags": before.get("tags"), "quarantine_uri": copy.uri}
     restore_from_quarantine(stores.adapter(step.target.source), step, journal)
+    note("put_back", {})
     raise AssetError(
         f"removing {step.target.uri} removed its canonical {canonical.uri} too: they are one object reached under "
         "two URIs; it was put back from its verified quarantine copy"

@@ -111,7 +111,7 @@ class RedirectAction(QuarantineAction):
             _stage_pointer(adapter, step)
             note("pointer_staged", {"staged_key": _staged_key(step)})
             copy, removal = move_to_quarantine(adapter, step, note)
-            keep_canonical(stores, step, copy, before)
+            keep_canonical(stores, step, copy, before, note)
             _make_pointer(adapter, step, pointer)
             if not _pointer_in_place(adapter, step):
                 raise AssetError(f"the {pointer} made at {step.target.uri} does not read back as the one planned")

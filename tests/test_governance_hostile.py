@@ -8,6 +8,7 @@ that may not be linked to (``chattr +i``, the kind of lock a backup or retention
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -114,6 +115,9 @@ def test_one_folder_under_two_source_uris_never_loses_its_canonical(
     for canonical in {unquote(s.canonical.key) for s in plan.steps}:
         assert after.get(canonical) == start[canonical], (canonical, [r.reason for r in report.results])
     assert every_bytes(root) >= start_bytes  # every image's bytes still exist
+    manifest = json.loads((root / QUARANTINE / "manifests" / f"{report.run_id}.json").read_bytes())
+    applied = {r.step.target.uri for r in report.results if r.outcome == "applied"}
+    assert {e["original_uri"] for e in manifest["entries"]} == applied  # both sources' copies, in one manifest
     undone = undo_run(catalog, host, config, report.run_id, by="ana")
     assert not undone.count("failed"), [r.reason for r in undone.results]
     assert {k: v for k, v in tree_state(root).items() if not k.startswith(QUARANTINE)} == start
