@@ -69,6 +69,13 @@ def stub_body(step: ActionStep) -> bytes:
     return stub_bytes(step.canonical.uri, step.target.uri, step.target.sha256, step.cluster)
 
 
+def _picture(asset: ExpectedAsset) -> dict[str, Any] | None:
+    """What a consumer of the asset receives: format and pixel size, for the plan's reviewers."""
+    if asset.format is None:
+        return None
+    return {"format": asset.format, "width": asset.width, "height": asset.height}
+
+
 class RedirectAction(QuarantineAction):
     """Backs up each duplicate into the quarantine area, then leaves a link or stub to the canonical in its place."""
 
@@ -77,8 +84,22 @@ class RedirectAction(QuarantineAction):
     params = (
         *QuarantineAction.params,
         Param("pointer", "what replaces a duplicate", "auto", ("auto", "symlink", "hardlink", "stub")),
+        Param(
+            "formats", "'any' also redirects copies whose consumers would get another format", "same", ("same", "any")
+        ),
     )
     operation = "redirect"
+
+    def leave_out(self, duplicate: ExpectedAsset, canonical: ExpectedAsset) -> str | None:
+        """A copy in another format (a PNG's transparency, a WebP) is left out unless the plan says formats=any."""
+        if self.settings["formats"] == "any" or not duplicate.format or not canonical.format:
+            return None
+        if duplicate.format != canonical.format:
+            return (
+                f"a redirect would serve {canonical.format} where consumers now get {duplicate.format} "
+                "(transparency or the format they expect may break them); plan with -p formats=any to include it"
+            )
+        return None
 
     def step_params(self, stores: Stores, cluster: ClusterChoice, dup: ExpectedAsset) -> dict[str, Any]:
         """The backup key, and the pointer kind this duplicate gets (resolved now, so reviewers see it)."""
@@ -91,7 +112,12 @@ class RedirectAction(QuarantineAction):
                 f"pointer={wanted} needs the duplicate and its canonical in one store that has links; "
                 f"{dup.uri} cannot link to {cluster.canonical.uri}: use pointer=stub or pointer=auto"
             )
-        return {**super().step_params(stores, cluster, dup), "pointer": wanted}
+        return {
+            **super().step_params(stores, cluster, dup),
+            "pointer": wanted,
+            "consumers_had": _picture(dup),
+            "consumers_get": _picture(cluster.canonical),
+        }
 
     def apply(self, stores: Stores, step: ActionStep, before: Mapping[str, Any]) -> dict[str, Any]:
         """Stage the pointer, back up and remove the duplicate, then put the pointer in its place (re-entrant)."""

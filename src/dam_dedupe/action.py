@@ -92,6 +92,8 @@ class ExpectedAsset:
         store_hash: the store's own content hash (``md5:…``), or ``None``.
         object_id: what the store says is one object (``AssetRecord.object_id``), or ``None``
             when the adapter cannot tell (and in plans made before it was recorded).
+        format, width, height: the picture as fingerprinted (decoder format name, pixels), so
+            reviewers see what a consumer gets after a redirect; ``None`` in older plans.
     """
 
     source: str
@@ -103,6 +105,9 @@ class ExpectedAsset:
     version_id: str | None = None
     store_hash: str | None = None
     object_id: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
 
     def record(self) -> AssetRecord:
         """The listing record this expected state stands for (for adapter calls that take one)."""
@@ -160,6 +165,9 @@ class ExpectedAsset:
             version_id=data.get("version_id"),
             store_hash=data.get("store_hash"),
             object_id=data.get("object_id"),
+            format=data.get("format"),
+            width=data.get("width"),
+            height=data.get("height"),
         )
 
 
@@ -302,6 +310,14 @@ class ActionPlugin(abc.ABC):
 
     def skip_reason(self, asset: ExpectedAsset) -> str | None:
         """Say why an asset must not be planned at all (it lies in this action's own quarantine area), or ``None``."""
+        return None
+
+    def leave_out(self, duplicate: ExpectedAsset, canonical: ExpectedAsset) -> str | None:
+        """Say why this duplicate must be left out of the plan against this canonical, or ``None``.
+
+        The planner lists it with the reason in the plan's ``excluded`` for reviewers (a
+        redirect that would change the format a consumer gets, say). The default leaves nothing out.
+        """
         return None
 
     @abc.abstractmethod

@@ -6,6 +6,7 @@ They are added to the ``dam-dedupe`` group at the end of :mod:`dam_dedupe.cli`.
 from __future__ import annotations
 
 import getpass
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,7 @@ PLAN_EPILOG = """\b
 Parameters of the built-in actions:
   tag         none
   quarantine  prefix=_dam-dedupe-quarantine  merge=no|yes
-  redirect    prefix=...  merge=no|yes  pointer=auto|symlink|hardlink|stub
+  redirect    prefix=...  merge=no|yes  pointer=auto|symlink|hardlink|stub  formats=same|any
 An unknown parameter is refused with the list the action accepts."""
 
 
@@ -117,6 +118,9 @@ def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tu
     write_plan(plan, output)
     click.echo(f"plan {plan.id}: {len(plan.body['steps'])} steps over {len(plan.body['clusters'])} clusters, "
                f"{len(plan.body['excluded'])} copies or clusters left out; wrote {output}")  # fmt: skip
+    reasons = Counter(entry["reason"] for entry in plan.body["excluded"])
+    for reason, count in reasons.most_common(5):
+        click.echo(f"  left out ({count}): {reason}")
     if not plan.body["steps"]:
         click.echo("nothing to approve: the plan has no steps (see what was left out in the plan file)")
         return

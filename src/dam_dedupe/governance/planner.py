@@ -64,6 +64,9 @@ def expected(asset: CatalogAsset) -> ExpectedAsset:
         record.version_id,
         record.store_hash,
         record.object_id,
+        fp.format,
+        fp.width,
+        fp.height,
     )
 
 
@@ -121,7 +124,10 @@ class _Planner:
             if canonical.same_object(asset.record):
                 self.exclude(stored.id, f"the same object as its canonical {canonical_uri}, under another URI", uri)
             elif exp := self._duplicate(stored.id, asset, match, evidence, left_alone.get(uri)):
-                duplicates.append(exp)
+                if (why := self.plugin.leave_out(exp, canonical)) is not None:
+                    self.exclude(stored.id, why, uri)
+                else:
+                    duplicates.append(exp)
         if not duplicates:
             self.exclude(stored.id, "no copy left to act on")
             return None
