@@ -142,12 +142,14 @@ class GovernanceRecords:
     Attributes:
         plans: every registered plan id.
         signoffs: every sign-off row.
+        runs: every apply and undo run, as (run id, kind).
         steps: every journaled step outcome, as (run id, step index).
         guards: whether the triggers that make the audit log append-only are still in place.
     """
 
     plans: list[str]
     signoffs: list[SignOff]
+    runs: list[tuple[str, str]]
     steps: list[tuple[str, int]]
     guards: bool
 

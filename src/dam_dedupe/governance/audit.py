@@ -106,6 +106,9 @@ def cross_check(entries: list[AuditEntry], records: GovernanceRecords) -> list[s
         for s in records.signoffs
         if (s.plan_id, person(s.signed_by), s.role) not in approved
     ]
+    started = {(e.run_id, e.event.removesuffix("_started")) for e in entries if e.event.endswith("_started")}
+    problems += [f"{kind} run {run} has no '{kind}_started' entry in the audit log" for run, kind in records.runs
+                 if (run, kind) not in started]  # fmt: skip
     stepped = {(e.run_id, e.detail.get("step")) for e in entries if e.event == "step"}
     problems += [f"step {step} of run {run} has no 'step' entry in the audit log" for run, step in records.steps
                  if (run, step) not in stepped]  # fmt: skip
