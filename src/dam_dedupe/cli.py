@@ -20,12 +20,12 @@ from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
 from dam_dedupe.decisions_cli import decisions
+from dam_dedupe.display import display_path
 from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
 from dam_dedupe.governance import audit
 from dam_dedupe.host import Host
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
-from dam_dedupe.report.build import display_path
 from dam_dedupe.sample import make_sample_library
 from dam_dedupe.scan import run_scan
 

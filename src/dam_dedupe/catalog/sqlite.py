@@ -582,9 +582,7 @@ class SqliteCatalog:
         ]
         runs = [(row[0], row[1]) for row in self.conn.execute("SELECT id, kind FROM action_runs ORDER BY id")]
         guards = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-        return GovernanceRecords(
-            plans, signoffs, runs, steps, {"audit_log_no_update", "audit_log_no_delete"} <= guards
-        )
+        return GovernanceRecords(plans, signoffs, runs, steps, {"audit_log_no_update", "audit_log_no_delete"} <= guards)
 
     def begin_action_run(self, run: ActionRun) -> None:
         """Record the start of an apply or undo run."""

@@ -14,6 +14,7 @@ from typing import Any
 from dam_dedupe.action import ActionPlugin, ActionStep, ExpectedAsset, StepSkipped, Stores, sha256_of
 from dam_dedupe.catalog import ActionRun, Catalog
 from dam_dedupe.config import Config
+from dam_dedupe.display import display_path
 from dam_dedupe.errors import AssetGone, DamDedupeError, TransientError
 from dam_dedupe.governance.plan import Plan
 from dam_dedupe.governance.runner import (
@@ -259,11 +260,27 @@ def _reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, DamDedupeError) else f"{type(exc).__name__}: {exc}"
 
 
+def describe(step: ActionStep) -> str:
+    """One step as a reviewer reads it: the file (decoded), what happens to it, and the canonical it copies."""
+    target, canonical = display_path(step.target.uri), display_path(step.canonical.uri)
+    if step.role == "canonical":
+        return f"{target} (the canonical): {step.operation.replace('_', ' ')}"
+    params = step.params
+    if "quarantine_key" in params and step.operation == "quarantine":
+        what = f"moved to {display_path(params['quarantine_key'])}"
+    elif "pointer" in params:
+        what = (
+            f"replaced by a {params['pointer']} to the canonical, backed up at {display_path(params['quarantine_key'])}"
+        )
+    else:
+        what = step.operation.replace("_", " ")
+    return f"{target}: {what}; a copy of {canonical}"
+
+
 def _line(result: StepResult) -> str:
-    step = result.step
     tail = f": {result.reason}" if result.reason else ""
     again = " (done before the interruption)" if result.earlier else ""
-    return f"{result.outcome:8} {step.operation} {step.target.uri}{tail}{again}"
+    return f"{result.outcome:8} {describe(result.step)}{tail}{again}"
 
 
 def _dry_run(plan: Plan, plugin: ActionPlugin, stores: AdapterPool, missing: list[str], say: Echo) -> RunReport:
@@ -283,5 +300,5 @@ def _dry_run(plan: Plan, plugin: ActionPlugin, stores: AdapterPool, missing: lis
         result = StepResult(step, "skipped" if reason else "would", reason, dict(step.params))
         report.results.append(result)
         tail = f": {reason}" if reason else ""
-        say(f"would {'skip' if reason else 'do'} {step.operation} {step.target.uri}{tail}")
+        say(f"would {'skip' if reason else 'do'}: {describe(step)}{tail}")
     return report

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 from dam_dedupe import __version__
 from dam_dedupe.analysis import LICENSED, PERSONAL_DATA, Analysis
 from dam_dedupe.catalog import Catalog, CatalogAsset, ReviewDecision
+from dam_dedupe.display import display_path
 from dam_dedupe.matcher.perceptual import viewable_thumbnail
 from dam_dedupe.report.compare import name_size_comparison
 from dam_dedupe.report.settings import ReportSettings, SourceFacts
@@ -22,11 +22,6 @@ from dam_dedupe.report.settings import ReportSettings, SourceFacts
 SCHEMA = "dam-dedupe/report/2"
 
 Doc = dict[str, Any]
-
-
-def display_path(uri: str) -> str:
-    """A URI made readable: percent-escapes decoded (undecodable bytes shown as U+FFFD)."""
-    return unquote(uri, errors="replace")
 
 
 def _analyses_doc(found: dict[str, Analysis]) -> Doc:
