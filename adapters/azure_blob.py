@@ -79,6 +79,19 @@ def _if_unchanged() -> Any:
     return MatchConditions.IfNotModified
 
 
+def _standard_tier(props: Any) -> Any:
+    """The blob's access tier (Hot, Cool, Cold) when it was set rather than inherited from the account, else ``None``.
+
+    Premium tiers (``P10`` …) belong to page blobs and are not passed on.
+    """
+    from azure.storage.blob import StandardBlobTier
+
+    if not props.blob_tier or props.blob_tier_inferred:
+        return None
+    known = {t.value.lower(): t for t in StandardBlobTier}
+    return known.get(str(props.blob_tier).lower())
+
+
 class _TagsRefused(Exception):
     """Listing with index tags was refused: the identity may list blobs but not read their tags."""
 
@@ -337,10 +350,9 @@ class AzureBlobAdapter(SourceAdapter):
         options: dict[str, Any] = {"match_condition": MatchConditions.IfMissing, "tags": tags or None}
         if record.etag:
             options.update(source_etag=record.etag, source_match_condition=MatchConditions.IfNotModified)
-        if props.blob_tier and not props.blob_tier_inferred:
-            from azure.storage.blob import StandardBlobTier
-
-            options["standard_blob_tier"] = StandardBlobTier(str(props.blob_tier))
+        tier = _standard_tier(props)
+        if tier is not None:
+            options["standard_blob_tier"] = tier
         try:
             started = self._call(
                 lambda: dest.start_copy_from_url(source.url, **options),

@@ -596,7 +596,10 @@ class S3Adapter(SourceAdapter):
         version or ETag refuses and changes nothing. Then a ``DeleteObject`` without a
         version id, ``If-Match`` the ETag: on a versioned bucket that places a delete marker
         and destroys no version, and the marker's version id is returned for the journal
-        (``{"delete_marker": ID}``); on an unversioned bucket the object is removed (``{}``).
+        (``{"delete_marker": ID}``); on an unversioned bucket the object is removed (``{}``),
+        and so is a ``null`` version on a bucket whose versioning is suspended (S3 replaces it
+        by the marker): nothing is journaled then, since removing that marker would bring
+        back an older version, not this one.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -606,8 +609,8 @@ class S3Adapter(SourceAdapter):
             head, marker = self._current_once(object_key)
             if head is None:
                 return {"delete_marker": marker} if marker else {}
-            if record.version_id and head.get("VersionId") != record.version_id:
-                raise _Changed
+            if record.version_id and (head.get("VersionId") or "null") != record.version_id:
+                raise _Changed  # (a HEAD of the null version may name no version id)
             if record.etag and _bare(head.get("ETag")) != record.etag:
                 raise _Changed
             request: dict[str, Any] = {"Bucket": self.bucket, "Key": object_key}
@@ -621,9 +624,12 @@ class S3Adapter(SourceAdapter):
                 if error_code(exc) in CHANGED_CODES:
                     raise _Changed from exc
                 raise
-            if answer.get("DeleteMarker") and answer.get("VersionId"):
-                return {"delete_marker": str(answer["VersionId"])}
-            return {}
+            if head.get("VersionId") in (None, "null"):
+                return {}  # unversioned, or versioning suspended over a null version: nothing was kept to un-hide
+            marker = answer.get("VersionId") or (
+                self._latest_marker_once(object_key) if answer.get("DeleteMarker") else None
+            )
+            return {"delete_marker": str(marker)} if answer.get("DeleteMarker") and marker else {}
 
         op = self._object_op("delete", object_key, "s3:DeleteObject")
         try:
@@ -637,8 +643,8 @@ class S3Adapter(SourceAdapter):
         """Write a small object, never overwriting (``If-None-Match: *``); ``metadata`` becomes its tags.
 
         The overflow beyond S3's tag limits goes into its metadata, as in :meth:`set_tags`. A
-        retry after a lost answer finds the key taken: if it holds exactly these bytes (its
-        MD5), the earlier attempt wrote it and its record is returned.
+        retry after a lost answer finds the key taken: if it holds exactly these bytes, the
+        earlier attempt wrote it and its record is returned.
         """
         object_key = self.object_key(key)
         s3_part, overflow = s3_tags.split_tags(metadata or {}, ())
@@ -659,12 +665,21 @@ class S3Adapter(SourceAdapter):
             self._call(lambda: self.client.put_object(**request), op, asset=True)
         except AssetError as exc:
             existing = self.stat(key)
-            if existing is not None and existing.etag == hashlib.md5(data).hexdigest():
+            if existing is not None and self._holds(existing, data):
                 return existing  # an earlier attempt wrote it and its answer was lost
             if isinstance(exc, TransientError):
                 raise
             raise AssetError(f"will not overwrite {self.uri_of(object_key)}: {exc}") from exc
         return self._stat_after_write(key)
+
+    def _holds(self, record: AssetRecord, data: bytes) -> bool:
+        """Whether the (small) object ``record`` names holds exactly ``data``: by its MD5 ETag, else by reading it."""
+        if record.size != len(data):
+            return False
+        if record.etag and _MD5_ETAG.fullmatch(record.etag):
+            return record.etag == hashlib.md5(data).hexdigest()
+        with self.open(record) as stream:
+            return bool(stream.read(len(data) + 1) == data)
 
     def close(self) -> None:
         """Close the client's connection pool."""

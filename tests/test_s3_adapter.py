@@ -165,6 +165,21 @@ def test_a_hidden_version_can_be_copied_back_to_its_own_key(
     assert restored.version_id != record.version_id and adapter.stat("k.jpg") == restored
 
 
+def test_a_null_version_under_suspended_versioning_is_deleted_and_nothing_journaled(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
+) -> None:
+    bucket = new_bucket(versioned=True)
+    s3_admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    s3_admin.put_object(Bucket=bucket, Key="null.jpg", Body=b"written while suspended")
+    adapter = adapter_for(f"s3://{bucket}")
+    record = records_of(adapter)["null.jpg"]
+    assert record.version_id == "null"
+
+    assert adapter.delete(record) == {}  # S3 replaces a null version by the marker: no marker to journal
+
+    assert adapter.stat("null.jpg") is None
+
+
 def test_versioned_delete_refuses_when_another_version_is_current(
     s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
 ) -> None:

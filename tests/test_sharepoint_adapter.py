@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,21 @@ def test_download_follows_the_redirect_without_the_token(graph: GraphEmulator) -
     (download,) = graph.requests("/download/")
     assert content.status == 302 and content.authorization
     assert download.status == 200 and not download.authorization
+
+
+def test_reading_the_first_bytes_does_not_download_the_file(graph: GraphEmulator) -> None:
+    graph.library.put("big.tif", b"II*\x00" + bytes(48 * 1024 * 1024), ("sha1Hash",))
+    adapter = open_adapter(library_uri())
+    record = adapter.stat("big.tif")
+    assert record is not None
+
+    with adapter.open(record) as stream:
+        assert stream.read(4) == b"II*\x00"
+
+    deadline = time.monotonic() + 10
+    while not graph.download_bytes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert graph.download_bytes and graph.download_bytes[0] < 16 * 1024 * 1024  # of 48 MiB
 
 
 def test_open_of_a_deleted_item_is_asset_gone(graph: GraphEmulator) -> None:

@@ -9,7 +9,8 @@ deleted items as ``{"id", "deleted": {"state": "deleted"}}``, 410 ``resyncRequir
 stale tokens, ``/content`` answering 302 to a pre-authenticated download URL, list item
 fields, move, copy with a monitor URL, upload and delete. Faults are injected on demand:
 429/503 with ``Retry-After``, and 401 ``InvalidAuthenticationToken`` for a token revoked
-early. Every request is logged with its arrival time.
+early, or an answer lost after the write was done. Every request is logged with its arrival time, and
+each download with the bytes the client took.
 """
 
 from __future__ import annotations
@@ -305,6 +306,7 @@ class GraphEmulator:
             self.certificate_thumbprint: str | None = None
             self.certificate_key: Any = None
             self._monitors: dict[str, str] = {}
+            self.download_bytes: list[int] = []
             self._counter = itertools.count(1)
 
     # -- test controls --------------------------------------------------------------------
@@ -388,7 +390,7 @@ class GraphEmulator:
             item = self.drives[drive_id].items.get(item_id)
             if item is None:
                 return _error(404, "itemNotFound", "The resource could not be found.")
-            return Response(item.content, 200, content_type="application/octet-stream")
+            return Response(self._counted(item.content), 200, content_type="application/octet-stream")
         if path.startswith("/monitor/"):
             resource = self._monitors[path.rsplit("/", 1)[1]]
             return _json({"status": "completed", "percentageComplete": 100.0, "resourceId": resource})
@@ -399,6 +401,17 @@ class GraphEmulator:
         if expiry is None or expiry < time.time():
             return _error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
         return self._graph(request, path[len("/v1.0") :])
+
+    def _counted(self, content: bytes) -> Iterator[bytes]:
+        """A download's body in 64 KiB pieces; ``download_bytes`` gets how many the client took before hanging up."""
+        sent = 0
+        try:
+            for start in range(0, len(content), 64 * 1024):
+                piece = content[start : start + 64 * 1024]
+                yield piece
+                sent += len(piece)
+        finally:
+            self.download_bytes.append(sent)
 
     def _token(self, request: Request) -> Response:
         form = request.form
