@@ -154,3 +154,17 @@ def test_a_mistyped_source_can_be_forgotten_and_the_audit_log_says_so(tmp_path: 
 
     run_cli("scan", "--workers", "1", str(other), cwd=tmp_path)  # scanning it again brings it back
     assert "other  1 present, 0 gone, last scanned" in run_cli("sources", cwd=tmp_path).stdout
+
+
+def test_plan_apply_and_runs_speak_json_for_scripts(tmp_path: Path, library: Path) -> None:
+    run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
+    made = run_cli("plan", "--json", "--action", "tag", "--by", "ana", "-o", "plan.json", cwd=tmp_path)
+    plan = json.loads(made.stdout)
+    assert plan["steps"] == 2 and plan["clusters"] == 1 and plan["policy"]["author_may_sign"] is False
+    run_cli("approve", "plan.json", "--by", "lee", "--role", "legal", cwd=tmp_path)
+    applied = json.loads(run_cli("apply", "--json", "plan.json", cwd=tmp_path).stdout)
+    assert applied["plan_id"] == plan["plan_id"] and applied["finished"] is True
+    assert applied["counts"] == {"applied": 2}
+    assert {Path(s["path"]).name for s in applied["steps"]} == {"海報.jpg", "copy.jpg"}  # decoded, not %E6%B5%B7...
+    [run] = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
+    assert run["id"] == applied["run_id"] and run["status"] == "finished"

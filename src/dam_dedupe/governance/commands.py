@@ -5,7 +5,9 @@ They are added to the ``dam-dedupe`` group at the end of :mod:`dam_dedupe.cli`.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
+import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dam_dedupe.decisions import read_decisions
+from dam_dedupe.display import display_path
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import audit
 from dam_dedupe.governance.apply import apply_plan
@@ -31,6 +34,7 @@ UNFINISHED_EXIT = 75
 """Exit status of ``apply``/``undo`` when a failure that may pass left the run to be continued (EX_TEMPFAIL)."""
 
 BY_HELP = "Who does this, for the audit log [default: the login name]."
+JSON_HELP = "Print the result as one JSON object on stdout, for scripts (docs/cli.md)."
 
 
 def _who(by: str | None) -> str:
@@ -100,10 +104,11 @@ RESCAN_HINT = "the catalog and its reports show the stores as last scanned: scan
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Plan file to write."
 )
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
 def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tuple[str, ...],
                  matches: tuple[str, ...], clusters: tuple[str, ...], min_confidence: float,
-                 decisions_path: Path | None, by: str | None, output: Path) -> None:  # fmt: skip
+                 decisions_path: Path | None, by: str | None, output: Path, as_json: bool) -> None:  # fmt: skip
     """Write a reviewable plan of what ACTION would do to the catalog's duplicates."""
     if not output.parent.is_dir():  # before the plan is registered and audited
         raise ConfigError(f"cannot write {output}: the folder {output.parent} does not exist")
@@ -116,6 +121,12 @@ def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tu
     finally:
         catalog.close()
     write_plan(plan, output)
+    if as_json:
+        reasons = Counter(entry["reason"] for entry in plan.body["excluded"])
+        click.echo(json.dumps({"plan_id": plan.id, "file": str(output), "steps": len(plan.body["steps"]),
+                               "clusters": len(plan.body["clusters"]), "left_out": dict(reasons),
+                               "policy": plan.body["policy"]}, ensure_ascii=False))  # fmt: skip
+        return
     click.echo(f"plan {plan.id}: {len(plan.body['steps'])} steps over {len(plan.body['clusters'])} clusters, "
                f"{len(plan.body['excluded'])} copies or clusters left out; wrote {output}")  # fmt: skip
     reasons = Counter(entry["reason"] for entry in plan.body["excluded"])
@@ -182,24 +193,53 @@ def approve_command(obj: Context, plan_file: Path, role: str, signature_file: Pa
     show_default=True,
     help="Where files for people (the redirect map) are written.",
 )
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def apply_command(obj: Context, plan_file: Path, dry_run: bool, by: str | None, out_dir: Path) -> None:
+def apply_command(obj: Context, plan_file: Path, dry_run: bool, by: str | None, out_dir: Path, as_json: bool) -> None:
     """Apply an approved PLAN_FILE; run it again to finish an interrupted run."""
     plan = read_plan(plan_file)
     catalog = obj.catalog()
+    say = (lambda _line: None) if as_json else click.echo
     try:
-        report = apply_plan(catalog, obj.host, obj.config, plan, _who(by), dry_run, out_dir, click.echo)
+        report = apply_plan(catalog, obj.host, obj.config, plan, _who(by), dry_run, out_dir, say)
     finally:
         catalog.close()
-    for note in report.notes:
-        click.echo(note)
-    if dry_run:
-        click.echo(f"dry run: {report.count('would')} steps would run, {report.count('skipped')} would be skipped")
+    if as_json:
+        click.echo(json.dumps(_report_json(report), ensure_ascii=False))
     else:
-        click.echo(f"run {report.run_id}: {_summary(report)}; undo with: dam-dedupe undo {report.run_id}")
-        click.echo(RESCAN_HINT)
-        if not report.finished:
-            raise SystemExit(UNFINISHED_EXIT)
+        for note in report.notes:
+            click.echo(note)
+        if dry_run:
+            click.echo(f"dry run: {report.count('would')} steps would run, {report.count('skipped')} would be skipped")
+        else:
+            click.echo(f"run {report.run_id}: {_summary(report)}; undo with: dam-dedupe undo {report.run_id}")
+            click.echo(RESCAN_HINT)
+    if not dry_run and not report.finished:
+        raise SystemExit(UNFINISHED_EXIT)
+
+
+def _report_json(report: RunReport) -> dict[str, object]:
+    """A run's outcome for scripts: its id, counts, each step (decoded path, outcome, reason) and notes."""
+    outcomes = ("applied", "undone", "skipped", "failed", "interrupted", "would")
+    return {
+        "run_id": report.run_id or None,
+        "plan_id": report.plan_id,
+        "kind": report.kind,
+        "dry_run": report.dry_run,
+        "finished": report.finished,
+        "counts": {o: report.count(o) for o in outcomes if report.count(o)},
+        "steps": [
+            {
+                "index": r.step.index,
+                "outcome": r.outcome,
+                "path": display_path(r.step.target.uri),
+                "uri": r.step.target.uri,
+                "reason": r.reason,
+            }
+            for r in report.results
+        ],  # fmt: skip
+        "notes": report.notes,
+    }
 
 
 @click.command("undo")
@@ -224,17 +264,22 @@ def undo_command(obj: Context, run_id: str, dry_run: bool, by: str | None) -> No
 
 
 @click.command("runs")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def runs_command(obj: Context) -> None:
+def runs_command(obj: Context, as_json: bool) -> None:
     """List apply and undo runs with their plans and status."""
     catalog = obj.catalog()
     try:
-        for run in catalog.action_runs():
-            undoes = f" undoes {run.undoes}" if run.undoes else ""
-            click.echo(f"{run.id}  {run.kind:5} {run.status:8} plan {run.plan_id}{undoes}  by {run.started_by} "
-                       f"at {run.started}")  # fmt: skip
+        runs = catalog.action_runs()
     finally:
         catalog.close()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(run) for run in runs], ensure_ascii=False))
+        return
+    for run in runs:
+        undoes = f" undoes {run.undoes}" if run.undoes else ""
+        click.echo(f"{run.id}  {run.kind:5} {run.status:8} plan {run.plan_id}{undoes}  by {run.started_by} "
+                   f"at {run.started}")  # fmt: skip
 
 
 @click.group("audit")
