@@ -40,18 +40,14 @@ def jpeg(seed: int) -> bytes:
     return out.getvalue()
 
 
-def small_library() -> dict[str, bytes]:
-    """An original in the authoritative ``品牌`` folder, two exact copies elsewhere, one unique image.
+def small_library(copies: int = 1) -> dict[str, bytes]:
+    """An original in the authoritative ``品牌`` folder, ``copies`` exact copies elsewhere (1 or 2), one unique image.
 
-    A quarantine or redirect plan on it has two steps, one per copy, in one cluster.
+    A quarantine or redirect plan on it has one step per copy, in one cluster.
     """
     original = jpeg(11)
-    return {
-        "品牌/master_1.jpg": original,
-        "Marketing 2026/IMG_1.JPG": original,
-        "活動相片/相片 1.jpg": original,
-        "unique.jpg": jpeg(13),
-    }
+    places = ["Marketing 2026/IMG_1.JPG", "活動相片/相片 1.jpg"][:copies]
+    return {"品牌/master_1.jpg": original, **dict.fromkeys(places, original), "unique.jpg": jpeg(13)}
 
 
 def sha256(data: bytes) -> str:
@@ -241,9 +237,9 @@ def clean_writes(
     try:
         proxy.reset()
         report = apply_plan(s.catalog, s.host, s.config, s.plan, by="ana", out_dir=tmp_path)
-        assert report.count("applied") == len(s.plan.steps) == 2, [r.reason for r in report.results]
+        assert report.count("applied") == len(s.plan.steps) == 1, [r.reason for r in report.results]
         undone = undo_run(s.catalog, s.host, s.config, report.run_id, by="ana")
-        assert undone.count("undone") == 2, [r.reason for r in undone.results]
+        assert undone.count("undone") == 1, [r.reason for r in undone.results]
         return list(proxy.writes)
     finally:
         s.catalog.close()
