@@ -133,6 +133,7 @@ def _apply_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, 
         result = StepResult(step, "skipped", str(exc))
     except Exception as exc:
         result = StepResult(step, "failed", _reason(exc))
+    journal.checkpoint()
     return _record(journal, result)
 
 
