@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError
+from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, SourceError, TransientError
 
 TRANSIENT_CODES = frozenset(
     {
@@ -108,6 +108,7 @@ def explain(exc: BaseException, op: Operation, *, asset: bool, attempts: int) ->
     from botocore import exceptions as bce
 
     one: type[DamDedupeError] = AssetError if asset else SourceError
+    passing: type[DamDedupeError] = TransientError if asset else SourceError  # retries ran out; may pass later
     if isinstance(exc, bce.ProfileNotFound):
         return SourceError(f"{exc}: name an existing profile (AWS_PROFILE or the source's 'profile' option)")
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError | bce.CredentialRetrievalError):
@@ -121,12 +122,12 @@ def explain(exc: BaseException, op: Operation, *, asset: bool, attempts: int) ->
         return SourceError(f"TLS failed to {op.what} ({exc}): if a proxy inspects TLS, point AWS_CA_BUNDLE at its CA")
     if not isinstance(exc, bce.ClientError):
         if is_transient(exc):
-            return one(f"failed to {op.what} after {attempts} attempts: {exc}")
+            return passing(f"failed to {op.what} after {attempts} attempts: {exc}")
         return one(f"failed to {op.what}: {exc}")
     code = error_code(exc)
     message = exc.response.get("Error", {}).get("Message", "")
     if is_transient(exc):
-        return one(
+        return passing(
             f"S3 still answered {code} after {attempts} attempts to {op.what}: the store is throttling or "
             "unavailable; try again later or scan with fewer workers"
         )

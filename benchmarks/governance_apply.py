@@ -6,6 +6,9 @@ The library (distinct small JPEGs, each with one byte-identical copy in another 
 is generated fresh under benchmarks/out/governance/. Each phase runs as a user runs it,
 ``python -m dam_dedupe`` in a child process; the figures are wall-clock seconds and
 steps per second, and the check that undo left every file byte-identical.
+
+To compare two versions of the product, run this same script against each (a checkout of
+the other version's ``src``/``plugins``/``adapters`` under the same install), back to back.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def main() -> None:
     dam(work, "approve", "plan.json", "--by", "bench-legal", "--role", "legal")
     steps = len(json.loads((work / "plan.json").read_text(encoding="utf-8"))["steps"])
     seconds["apply"], out = dam(work, "apply", "plan.json", "--by", "bench")
-    run_id = out.strip().splitlines()[-1].split()[1].rstrip(":")
+    run_id = next(line for line in out.splitlines() if line.startswith("run ")).split()[1].rstrip(":")
     seconds["undo"] = dam(work, "undo", run_id, "--by", "bench")[0]
     seconds["audit verify"] = dam(work, "audit", "verify")[0]
     figures = {

@@ -1,11 +1,14 @@
 """The ``quarantine`` action: move duplicates into a quarantine area of their own store, provably intact.
 
-Each duplicate is copied to ``PREFIX/CLUSTER_ID/KEY`` in the same store, the copy is read
-back and its SHA-256 compared with the plan's, and only then is the original removed.
-A manifest per store (``PREFIX/manifests/RUN_ID.json``, written with ``write_object``)
-lists every original with its quarantine copy, hash, size and tags, so that a restore
-is exact even without the catalog. Undo copies each one back, verifies it by hash,
-restores its tags and then removes the quarantine copy and the manifest.
+Each duplicate goes to ``PREFIX/CLUSTER_ID/KEY`` in the same store under the rule of
+:mod:`dam_dedupe.action`: copied, the copy read back and its SHA-256 compared with the
+plan's, and only then the original removed (or, where the store moves natively, moved
+and the moved object verified, so it keeps its id, versions and sharing). Each part is
+journaled as it is done. A manifest per store (``PREFIX/manifests/RUN_ID.json``, written
+with ``write_object``) lists every original with its quarantine copy, hash, size and
+tags, so that a restore is exact even without the catalog. Undo brings each one back,
+verifies it by hash, restores its tags and only then removes the quarantine copy and
+the manifest.
 
 With ``merge=yes`` the plan first carries over to the canonical the tags its duplicates
 hold and it lacks (never its bytes); undo reverts that too.
@@ -13,6 +16,7 @@ hold and it lacks (never its bytes); undo reverts that too.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -26,13 +30,18 @@ from dam_dedupe.action import (
     ClusterChoice,
     ExpectedAsset,
     Param,
+    Progress,
     StepSkipped,
     Stores,
+    holds,
+    remove_copy,
+    remove_original,
     sha256_of,
     verified_copy,
+    verified_move,
 )
 from dam_dedupe.adapter import SourceAdapter
-from dam_dedupe.errors import AssetError, ConfigError
+from dam_dedupe.errors import AssetError, ConfigError, TransientError
 from dam_dedupe.plugins.tagging import apply_tags, current, plan_merge, restore_tags, tags_or_none
 from dam_dedupe.records import AssetRecord
 
@@ -77,11 +86,11 @@ class QuarantineAction(ActionPlugin):
         steps: list[ActionStep] = []
         if self.settings["merge"] == "yes" and (merge := plan_merge(stores, cluster, self.name)) is not None:
             steps.append(merge)
-        steps += [
-            ActionStep(0, self.name, self.operation, cluster.id, "duplicate", dup, cluster.canonical,
-                       self.step_params(stores, cluster, dup))
-            for dup in cluster.duplicates
-        ]  # fmt: skip
+        for dup in cluster.duplicates:
+            params = self.step_params(stores, cluster, dup)
+            steps.append(
+                ActionStep(0, self.name, self.operation, cluster.id, "duplicate", dup, cluster.canonical, params)
+            )
         return steps
 
     def step_params(self, stores: Stores, cluster: ClusterChoice, dup: ExpectedAsset) -> dict[str, Any]:
@@ -96,23 +105,29 @@ class QuarantineAction(ActionPlugin):
         return {"tags": tags_or_none(adapter, current(adapter, step))}
 
     def apply(self, stores: Stores, step: ActionStep, before: Mapping[str, Any]) -> dict[str, Any]:
-        """Merge tags, or copy-verify-remove one duplicate (re-entrant: finishes a half-done move)."""
+        """Merge tags, or move one duplicate into quarantine under the rule (re-entrant: finishes a half-done move)."""
         if step.operation == "merge_tags":
             return apply_tags(stores, step, before, step.params["add_tags"], overwrite=False)
         adapter = stores.adapter(step.target.source)
-        copy = move_to_quarantine(adapter, step)
-        return {"quarantine_key": copy.key, "quarantine_uri": copy.uri, "sha256": step.target.sha256,
-                "tags": before.get("tags")}  # fmt: skip
+        copy, removal = move_to_quarantine(adapter, step, functools.partial(stores.progress, step))
+        keep_canonical(stores, step, copy, before)
+        return {
+            "quarantine_key": copy.key,
+            "quarantine_uri": copy.uri,
+            "sha256": step.target.sha256,
+            "tags": before.get("tags"),
+            **removal,
+        }
 
     # -- undo ----------------------------------------------------------------------------------
 
     def undo(
         self, stores: Stores, step: ActionStep, before: Mapping[str, Any], after: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Revert the merge, or copy the duplicate back, verify it, restore its tags, remove the quarantine copy."""
+        """Revert the merge, or bring the duplicate back, verify it, restore its tags, remove the quarantine copy."""
         if step.operation == "merge_tags":
             return restore_tags(stores, step, before, after, step.params["add_tags"])
-        return restore_from_quarantine(stores.adapter(step.target.source), step, after)
+        return restore_from_quarantine(stores.adapter(step.target.source), step, {**before, **after})
 
     # -- what the run leaves behind ---------------------------------------------------------------
 
@@ -120,18 +135,29 @@ class QuarantineAction(ActionPlugin):
         """Where a run's manifest goes in each store it touched."""
         return f"{self.prefix}/manifests/{run_id}.json"
 
-    def finish(self, stores: Stores, run_id: str, done: Sequence[tuple[ActionStep, Mapping[str, Any]]],
-               out_dir: Path) -> list[str]:  # fmt: skip
-        """Write one manifest per store the run moved copies in."""
+    def finish(
+        self, stores: Stores, run_id: str, done: Sequence[tuple[ActionStep, Mapping[str, Any]]], out_dir: Path
+    ) -> list[str]:
+        """Write one manifest per store the run moved copies in: every original whose quarantine copy now stands
+        for it (applied steps, and incomplete ones that removed the original)."""
         by_source: dict[str, list[dict[str, Any]]] = {}
         for step, after in done:
-            if step.operation == "merge_tags":
+            if step.operation == "merge_tags" or not holds_the_only_copy(after):
                 continue
-            by_source.setdefault(step.target.source, []).append({
-                "cluster": step.cluster, "original_key": step.target.key, "original_uri": step.target.uri,
-                "quarantine_key": after["quarantine_key"], "quarantine_uri": after["quarantine_uri"],
-                "sha256": step.target.sha256, "size": step.target.size, "tags": after.get("tags"),
-                "canonical_uri": step.canonical.uri, "operation": step.operation})  # fmt: skip
+            entry = {
+                "cluster": step.cluster,
+                "original_key": step.target.key,
+                "original_uri": step.target.uri,
+                "quarantine_key": after["quarantine_key"],
+                "quarantine_uri": after["quarantine_uri"],
+                "sha256": step.target.sha256,
+                "size": step.target.size,
+                "tags": after.get("tags"),
+                "canonical_uri": step.canonical.uri,
+                "operation": step.operation,
+                **({"incomplete": after["incomplete"]} if "incomplete" in after else {}),
+            }
+            by_source.setdefault(step.target.source, []).append(entry)
         written = []
         for source, entries in by_source.items():
             document = {"schema": MANIFEST_SCHEMA, "run": run_id, "action": self.name, "entries": entries}
@@ -156,50 +182,103 @@ class QuarantineAction(ActionPlugin):
         return removed
 
 
-def move_to_quarantine(adapter: SourceAdapter, step: ActionStep) -> AssetRecord:
-    """Copy the step's asset to its quarantine key, verify the copy by hash, then remove the original.
+def holds_the_only_copy(after: Mapping[str, Any]) -> bool:
+    """Whether a step's journal says its quarantine copy now stands for the original (applied, or the original
+    removed or moved before the step stopped)."""
+    if "incomplete" not in after:
+        return "quarantine_key" in after
+    return "original_removed" in after or "moved" in after
 
-    Re-entrant: a verified copy already there is kept, and an original already removed
-    is not looked for again. Returns the quarantine copy's record.
+
+def move_to_quarantine(adapter: SourceAdapter, step: ActionStep, note: Progress) -> tuple[AssetRecord, dict[str, str]]:
+    """Put the step's asset at its quarantine key under the rule of :mod:`dam_dedupe.action`; journal each part.
+
+    Copy, verify the copy by hash, remove the original (or, on stores with
+    ``native_move``, move and verify the moved object). Re-entrant: a verified copy
+    already there is kept, and an original already removed is not looked for again.
+    A final failure to remove the original removes the copy again only when the original
+    is verified present and unchanged by hash. Returns the quarantine copy's record and
+    what the store said about the removal (to journal).
     """
     key, sha = step.params["quarantine_key"], step.target.sha256
     original = adapter.stat(step.target.key)
     if original is None:  # removed before an interruption: the copy must be there and intact
-        copy = adapter.stat(key)
-        if copy is None or sha256_of(adapter, copy) != sha:
+        copy = holds(adapter, key, sha)
+        if copy is None:
             raise AssetError(f"{step.target.uri} is gone and no intact quarantine copy is at {key}")
-        return copy
+        return copy, {}
     if (reason := step.target.mismatch(original)) is not None:
         raise StepSkipped(reason)
+    parts = {"quarantine_key": key}
+    if adapter.native_move:
+        moved = verified_move(adapter, original, key, sha)
+        note("moved", {**parts, "quarantine_uri": moved.uri})
+        return moved, {}
     copy = verified_copy(adapter, original, key, sha)
+    note("copied", {**parts, "quarantine_uri": copy.uri})
     try:
-        adapter.delete(original)
-    except Exception:
-        adapter.delete(copy)  # the original stays, so the copy made for it goes
+        removal = remove_original(adapter, original, copy, sha)
+    except TransientError:
+        raise  # in doubt: resume or undo decides from what the store holds then
+    except AssetError:
+        if remove_copy(adapter, copy, original.key, sha):
+            note("copy_removed", parts)
         raise
-    return copy
+    note("original_removed", removal)
+    return copy, removal
 
 
-def restore_from_quarantine(adapter: SourceAdapter, step: ActionStep, after: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy the quarantined asset back to its key, verify it by hash, restore its tags, remove the quarantine copy.
+def keep_canonical(stores: Stores, step: ActionStep, copy: AssetRecord, before: Mapping[str, Any]) -> None:
+    """Put the duplicate back and fail if removing it took its canonical with it (one object under two URIs
+    that the store gave no object id for): the canonical must outlive its duplicates."""
+    canonical = step.canonical
+    if stores.adapter(canonical.source).stat(canonical.key) is not None:
+        return
+    journal = {"tags": before.get("tags"), "quarantine_uri": copy.uri}
+    restore_from_quarantine(stores.adapter(step.target.source), step, journal)
+    raise AssetError(
+        f"removing {step.target.uri} removed its canonical {canonical.uri} too: they are one object reached under "
+        "two URIs; it was put back from its verified quarantine copy"
+    )
 
-    Re-entrant: an original already back with the right hash is not copied again.
+
+def restore_from_quarantine(adapter: SourceAdapter, step: ActionStep, journal: Mapping[str, Any]) -> dict[str, Any]:
+    """Bring the quarantined asset back to its key, verify it by hash, restore its tags, remove the quarantine copy.
+
+    ``journal`` is the step's *before* and *after* (or, for a step that did not finish,
+    the parts it journaled). Re-entrant: an original already back with the right hash is
+    not brought back again; the quarantine copy is removed only once the original is
+    verified by hash (:func:`~dam_dedupe.action.remove_copy`).
     """
-    sha = step.target.sha256
-    copy = adapter.stat(after["quarantine_key"])
+    sha, key = step.target.sha256, step.params["quarantine_key"]
+    uri = journal.get("quarantine_uri", key)
+    copy = adapter.stat(key)
+    if copy is None and "incomplete" in journal and not made_copy(journal):
+        return {"note": "the step stopped before it copied or removed anything"}
     restored = adapter.stat(step.target.key)
     if restored is None:
         if copy is None:
-            raise StepSkipped(f"the quarantine copy {after['quarantine_uri']} is gone; nothing to restore")
-        restored = verified_copy(adapter, copy, step.target.key, sha)
+            raise StepSkipped(f"the quarantine copy {uri} is gone; nothing to restore")
+        if adapter.native_move:
+            restored = verified_move(adapter, copy, step.target.key, sha)
+        else:
+            restored = verified_copy(adapter, copy, step.target.key, sha)
     elif (found := sha256_of(adapter, restored)) != sha:
         raise StepSkipped(f"{restored.uri} now holds other content (SHA-256 {found}); the quarantine copy is kept")
-    tags = after.get("tags")
+    tags = journal.get("tags")
     if tags is not None and adapter.get_tags(restored) != tags:
         adapter.set_tags(restored, tags)
-    if copy is not None:
-        adapter.delete(copy)
-    return {"restored_uri": restored.uri, "sha256": sha}
+    result = {"restored_uri": restored.uri, "sha256": sha}
+    if copy is not None and adapter.stat(key) is not None and not remove_copy(adapter, copy, restored.key, sha):
+        if "incomplete" in journal and not made_copy(journal):
+            return {**result, "note": f"{uri} holds content this step did not put there; left as it is"}
+        raise StepSkipped(f"the quarantine copy {uri} no longer matches the plan's SHA-256; it is kept")
+    return result
+
+
+def made_copy(journal: Mapping[str, Any]) -> bool:
+    """Whether a step's journal says it put a copy at its quarantine key."""
+    return "copied" in journal or "moved" in journal
 
 
 @hookimpl

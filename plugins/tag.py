@@ -25,6 +25,7 @@ class TagAction(ActionPlugin):
 
     name = "tag"
     description = "mark each copy with its cluster id, its role and the canonical's URI, in the store's own tags"
+    removes_originals = False
 
     def plan_cluster(self, stores: Stores, cluster: ClusterChoice) -> list[ActionStep]:
         """One step for the canonical, then one for each duplicate."""

@@ -76,11 +76,13 @@ def restore_tags(stores: Stores, step: ActionStep, before: Mapping[str, Any], af
 
     Exactly, when the tags are still what the run set. If someone changed them since,
     only the keys the run set (and that still hold its values) are put back, so their
-    change is kept; the result says so.
+    change is kept; the result says so. For a step that did not finish (``after`` has
+    no tags), the tags it would have written stand in for them.
     """
     adapter = stores.adapter(step.target.source)
     record = current(adapter, step)
-    previous, written = dict(before["tags"]), dict(after["tags"])
+    previous = dict(before["tags"])
+    written = dict(after["tags"]) if "tags" in after and "incomplete" not in after else {**previous, **ours}
     now = adapter.get_tags(record)
     if now in (written, previous):
         adapter.set_tags(record, previous)

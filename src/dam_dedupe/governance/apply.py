@@ -1,14 +1,20 @@
-"""``apply``: carry out an approved plan, step by step, journaled and resumable."""
+"""``apply``: carry out an approved plan, step by step, journaled and resumable.
+
+Before a step acts, its asset must be as planned (size, etag, version, store hash, object
+id); a duplicate's canonical must be present, unchanged and not the same object as the
+duplicate; and before the first step of a cluster that removes or replaces a duplicate,
+the canonical's bytes are read back through its adapter and matched by SHA-256.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from dam_dedupe.action import ActionPlugin, ActionStep, StepSkipped
+from dam_dedupe.action import ActionPlugin, ActionStep, ExpectedAsset, StepSkipped, Stores, sha256_of
 from dam_dedupe.catalog import ActionRun, Catalog
 from dam_dedupe.config import Config
-from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.errors import AssetGone, DamDedupeError, TransientError
 from dam_dedupe.governance.plan import Plan
 from dam_dedupe.governance.runner import (
     Echo,
@@ -16,6 +22,7 @@ from dam_dedupe.governance.runner import (
     RunReport,
     StepResult,
     action_plugin,
+    incomplete_after,
     undone_steps,
 )
 from dam_dedupe.governance.signoff import (
@@ -81,7 +88,7 @@ def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str
     stores = AdapterPool(host, config)
     try:
         if dry_run:
-            return _dry_run(plan, stores, missing, say)
+            return _dry_run(plan, plugin, stores, missing, say)
         if missing:
             raise NotApproved(f"plan {plan.id} is not approved: it still needs {', '.join(missing)} "
                               f"('dam-dedupe approve PLAN --by NAME --role ROLE')")  # fmt: skip
@@ -91,9 +98,22 @@ def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str
         stores.close()
 
 
-def _apply(catalog: Catalog, host: Host, plan: Plan, plugin: ActionPlugin, stores: AdapterPool, by: str,
-           out_dir: Path, say: Echo) -> RunReport:  # fmt: skip
-    """Start or continue the plan's run and take every step not done yet."""
+def _apply(
+    catalog: Catalog,
+    host: Host,
+    plan: Plan,
+    plugin: ActionPlugin,
+    stores: AdapterPool,
+    by: str,
+    out_dir: Path,
+    say: Echo,
+) -> RunReport:
+    """Start or continue the plan's run and take every step not done yet.
+
+    A step whose store cannot answer now is *interrupted*; the other steps of that
+    store are left for the next attempt, the run is not finished, and ``apply`` run again
+    continues it.
+    """
     earlier = _run_to_continue(catalog, plan)
     if earlier is None:
         journal = RunJournal.start(catalog, host, plan.id, "apply", by)
@@ -101,28 +121,64 @@ def _apply(catalog: Catalog, host: Host, plan: Plan, plugin: ActionPlugin, store
         journal = RunJournal(catalog, host, earlier, by)
         journal.resume()
         say(f"continuing interrupted run {earlier.id}")
+    stores.on_progress = journal.write_progress
     report = RunReport(journal.run.id, plan.id, "apply", resumed=earlier is not None)
+    canonicals = CanonicalCheck()
+    away: set[str] = set()
     for step in plan.steps:
-        result = journal.earlier_result(step) or _apply_step(plugin, stores, journal, step)
+        result = journal.earlier_result(step)
+        if result is None and away & {step.target.source, step.canonical.source}:
+            result = StepResult(step, "interrupted", "its store could not be reached earlier in this run")
+        result = result or _apply_step(plugin, stores, journal, step, canonicals)
+        if result.outcome == "interrupted":
+            away |= {step.target.source, step.canonical.source}
         report.results.append(result)
         say(_line(result))
-    done = [(r.step, r.detail) for r in report.results if r.outcome == "applied"]
-    report.notes = plugin.finish(stores, journal.run.id, done, out_dir)
+    if report.count("interrupted"):
+        report.notes.append(
+            f"{report.count('interrupted')} steps were interrupted by a failure that may pass; "
+            f"run 'dam-dedupe apply' on the plan again to continue run {journal.run.id}"
+        )
+        return report
+    try:
+        report.notes = plugin.finish(stores, journal.run.id, _did_something(journal, report), out_dir)
+    except TransientError as exc:
+        report.notes.append(f"the run's manifests could not be written yet ({exc}); run 'dam-dedupe apply' again")
+        return report
     journal.finish(report)
     return report
 
 
-def _apply_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, step: ActionStep) -> StepResult:
-    """Run one step: check its asset, journal *before*, act, journal *after*."""
+def _did_something(journal: RunJournal, report: RunReport) -> list[tuple[ActionStep, dict[str, Any]]]:
+    """Every applied step with its *after*, and every other step that journaled a part done, for ``finish``."""
+    done: list[tuple[ActionStep, dict[str, Any]]] = []
+    for result in report.results:
+        index = result.step.index
+        if result.outcome == "applied":
+            done.append((result.step, result.detail))
+        elif index in journal.progress and index in journal.before:
+            before = dict(journal.before[index].detail)
+            done.append((result.step, incomplete_after(result.outcome, before, journal.progress[index])))
+    return done
+
+
+def _apply_step(
+    plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, step: ActionStep, canonicals: CanonicalCheck
+) -> StepResult:
+    """Run one step: check its asset (and its canonical), journal *before*, act, journal *after*."""
     entry = journal.before.get(step.index)
     if entry is not None:
         before: dict[str, Any] = dict(entry.detail)  # begun before a crash: the plugin inspects and finishes it
     else:
         try:
             _check_state(stores, step)
+            if plugin.removes_originals and step.role == "duplicate":
+                canonicals.check(stores, step)
             before = plugin.prepare(stores, step)
         except StepSkipped as exc:
             return _record(journal, StepResult(step, "skipped", str(exc)))
+        except TransientError as exc:
+            return journal.interrupted(step, _reason(exc))
         except Exception as exc:  # an adapter's or plugin's failure is the step's, not the run's
             return _record(journal, StepResult(step, "failed", _reason(exc)))
         journal.write_before(step, before)
@@ -131,25 +187,74 @@ def _apply_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, 
         result = StepResult(step, "applied", detail=after)
     except StepSkipped as exc:
         result = StepResult(step, "skipped", str(exc))
+    except TransientError as exc:
+        return journal.interrupted(step, _reason(exc))
     except Exception as exc:
         result = StepResult(step, "failed", _reason(exc))
     journal.checkpoint()
     return _record(journal, result)
 
 
-def _check_state(stores: AdapterPool, step: ActionStep) -> None:
+def _check_state(stores: Stores, step: ActionStep) -> None:
     """Raise :class:`StepSkipped` unless the asset, and for a duplicate its canonical, are as planned.
 
-    A duplicate is never acted on when the copy it defers to is gone or changed.
+    A duplicate is never acted on when the copy it defers to is gone or changed, or when
+    the store says the two are one object reached under two URIs.
     """
-    reason = step.target.mismatch(stores.adapter(step.target.source).stat(step.target.key))
+    target = stores.adapter(step.target.source).stat(step.target.key)
+    reason = step.target.mismatch(target)
     if reason is not None:
         raise StepSkipped(reason)
     if step.role == "duplicate":
         canonical = step.canonical
-        reason = canonical.mismatch(stores.adapter(canonical.source).stat(canonical.key), content_only=True)
+        now = stores.adapter(canonical.source).stat(canonical.key)
+        reason = canonical.mismatch(now, content_only=True)
         if reason is not None:
             raise StepSkipped(f"its canonical {canonical.uri} is {reason}; the copy is left as it is")
+        now_id = now.object_id if now is not None else None
+        one_object = target is not None and now_id is not None and target.object_id == now_id
+        if step.target.same_object(canonical) or one_object:
+            raise StepSkipped(
+                f"it is the same object as its canonical {canonical.uri} (reached under two URIs); left as it is"
+            )
+
+
+class CanonicalCheck:
+    """Each cluster's canonical verified by content hash, once per run, before its first destructive step.
+
+    The plan's size, etag and store hash do not prove the bytes where the store has no
+    content hash (local files, multipart S3 objects, Azure blobs without Content-MD5), so
+    the canonical is read back through its adapter and its SHA-256 compared with the plan's.
+    """
+
+    def __init__(self) -> None:
+        self.reasons: dict[tuple[str, str], str | None] = {}
+
+    def check(self, stores: Stores, step: ActionStep) -> None:
+        """Raise :class:`StepSkipped` if the step's canonical no longer holds the bytes the plan saw."""
+        key = (step.cluster, step.canonical.uri)
+        if key not in self.reasons:
+            self.reasons[key] = canonical_content_problem(stores, step.canonical)
+        if (reason := self.reasons[key]) is not None:
+            raise StepSkipped(reason)
+
+
+def canonical_content_problem(stores: Stores, canonical: ExpectedAsset) -> str | None:
+    """Why ``canonical``'s bytes are not the ones the plan saw (read back and hashed), or ``None`` if they are."""
+    adapter = stores.adapter(canonical.source)
+    record = adapter.stat(canonical.key)
+    try:
+        found = sha256_of(adapter, record) if record is not None else None
+    except AssetGone:
+        found = None
+    if found is None:
+        return f"its canonical {canonical.uri} is gone; the copy is left as it is"
+    if found != canonical.sha256:
+        return (
+            f"its canonical {canonical.uri} now holds other content (SHA-256 {found}, the plan saw "
+            f"{canonical.sha256}); the copies of this cluster are left as they are"
+        )
+    return None
 
 
 def _record(journal: RunJournal, result: StepResult) -> StepResult:
@@ -168,14 +273,17 @@ def _line(result: StepResult) -> str:
     return f"{result.outcome:8} {step.operation} {step.target.uri}{tail}{again}"
 
 
-def _dry_run(plan: Plan, stores: AdapterPool, missing: list[str], say: Echo) -> RunReport:
-    """Check every step's asset and say what ``apply`` would do; change nothing."""
+def _dry_run(plan: Plan, plugin: ActionPlugin, stores: AdapterPool, missing: list[str], say: Echo) -> RunReport:
+    """Check every step's asset (and canonical, by hash) and say what ``apply`` would do; change nothing."""
     report = RunReport("", plan.id, "apply", dry_run=True)
     if missing:
         report.notes.append(f"not approved yet: needs {', '.join(missing)}")
+    canonicals = CanonicalCheck()
     for step in plan.steps:
         try:
             _check_state(stores, step)
+            if plugin.removes_originals and step.role == "duplicate":
+                canonicals.check(stores, step)
             reason = ""
         except DamDedupeError as exc:
             reason = str(exc)

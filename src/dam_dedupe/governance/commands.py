@@ -24,6 +24,9 @@ from dam_dedupe.governance.undo import undo_run
 if TYPE_CHECKING:
     from dam_dedupe.cli import Context
 
+UNFINISHED_EXIT = 75
+"""Exit status of ``apply``/``undo`` when a failure that may pass left the run to be continued (EX_TEMPFAIL)."""
+
 BY_HELP = "Who does this, for the audit log [default: the login name]."
 
 
@@ -48,7 +51,8 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _summary(report: RunReport) -> str:
-    counts = ", ".join(f"{o} {report.count(o)}" for o in ("applied", "undone", "skipped", "failed") if report.count(o))
+    outcomes = ("applied", "undone", "skipped", "failed", "interrupted")
+    counts = ", ".join(f"{o} {report.count(o)}" for o in outcomes if report.count(o))
     return counts or "no steps"
 
 
@@ -157,6 +161,8 @@ def apply_command(obj: Context, plan_file: Path, dry_run: bool, by: str | None, 
     else:
         click.echo(f"run {report.run_id}: {_summary(report)}; undo with: dam-dedupe undo {report.run_id}")
         click.echo(RESCAN_HINT)
+        if not report.finished:
+            raise SystemExit(UNFINISHED_EXIT)
 
 
 @click.command("undo")
@@ -176,6 +182,8 @@ def undo_command(obj: Context, run_id: str, dry_run: bool, by: str | None) -> No
     if not dry_run:
         click.echo(f"undo run {report.run_id}: {_summary(report)}")
         click.echo(RESCAN_HINT)
+        if not report.finished:
+            raise SystemExit(UNFINISHED_EXIT)
 
 
 @click.command("runs")

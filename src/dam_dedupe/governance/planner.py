@@ -53,8 +53,17 @@ def expected(asset: CatalogAsset) -> ExpectedAsset:
     record, fp = asset.record, asset.fingerprint
     if fp is None:
         raise ConfigError(f"{record.uri} is in a cluster but has no fingerprint; scan again")
-    return ExpectedAsset(record.source, record.key, record.uri, fp.sha256, record.size, record.etag,
-                         record.version_id, record.store_hash)  # fmt: skip
+    return ExpectedAsset(
+        record.source,
+        record.key,
+        record.uri,
+        fp.sha256,
+        record.size,
+        record.etag,
+        record.version_id,
+        record.store_hash,
+        record.object_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +113,14 @@ class _Planner:
         if (reason := self.plugin.skip_reason(canonical)) is not None:
             self.exclude(stored.id, f"its canonical {reason}; rescan without it")
             return None
-        duplicates = [
-            exp for uri, (asset, match, evidence) in members.items()
-            if uri != canonical_uri and (exp := self._duplicate(stored.id, asset, match, evidence, left_alone.get(uri)))
-        ]  # fmt: skip
+        duplicates = []
+        for uri, (asset, match, evidence) in members.items():
+            if uri == canonical_uri:
+                continue
+            if canonical.same_object(asset.record):
+                self.exclude(stored.id, f"the same object as its canonical {canonical_uri}, under another URI", uri)
+            elif exp := self._duplicate(stored.id, asset, match, evidence, left_alone.get(uri)):
+                duplicates.append(exp)
         if not duplicates:
             self.exclude(stored.id, "no copy left to act on")
             return None

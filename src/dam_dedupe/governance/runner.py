@@ -1,11 +1,15 @@
 """What ``apply`` and ``undo`` share: the run record, the step journal, audit entries and listeners.
 
-Every step that changes a store is journaled twice in the catalog: *before* (committed
-before the store is touched, with what undo needs) and *after* (with its outcome). A run
-killed at any moment is resumed by running the same command again: a step with an
-*after* is never run again; a step with only a *before* is handed back to its plugin,
-which inspects the store and finishes it (plugins' ``apply`` and ``undo`` are re-entrant).
-The catalog refuses a second *after* for one step, so no step is recorded done twice.
+Every step that changes a store is journaled in the catalog: *before* (committed before
+the store is touched, with what undo needs), each *part* of a multi-part step as it is done
+(``step_progress`` entries of the audit log: copy made, original removed, pointer placed),
+and *after* (with its final outcome). A run killed at any moment, or stopped by a
+:class:`~dam_dedupe.errors.TransientError` (the step is then *interrupted*: it has a
+*before* and no *after*, and the run is not finished), is resumed by running the same
+command again: a step with an *after* is never run again; a step with only a *before* is
+handed back to its plugin, which inspects the store and finishes it (plugins' ``apply``
+and ``undo`` are re-entrant). The catalog refuses a second *after* for one step, so no
+step is recorded done twice.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +45,9 @@ class StepResult:
 
     Attributes:
         step: the plan's step.
-        outcome: ``applied``, ``undone``, ``skipped`` or ``failed``.
+        outcome: ``applied``, ``undone``, ``skipped`` or ``failed`` (final, journaled as the step's
+            *after*), or ``interrupted`` (a failure that may pass: not journaled as an *after*, so
+            running the command again continues the step).
         reason: why it was skipped or failed; empty otherwise.
         detail: what the plugin returned (the step's *after*).
         earlier: ``True`` when it was done by an earlier, interrupted attempt of this run.
@@ -65,6 +71,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     resumed: bool = False
     dry_run: bool = False
+    finished: bool = False
+    """Whether the run is done; ``False`` when a failure that may pass left it to be continued."""
 
     def count(self, outcome: str) -> int:
         """How many steps had this outcome."""
@@ -88,6 +96,28 @@ def undone_steps(catalog: Catalog, run: ActionRun) -> set[int]:
         for entry in catalog.journal(other.id)
         if entry.phase == "after" and entry.outcome == "undone"
     }
+
+
+def progress_of(catalog: Catalog, run_id: str) -> dict[int, dict[str, dict[str, Any]]]:
+    """The parts of each step of run ``run_id`` journaled as done, by step index and part name."""
+    found: dict[int, dict[str, dict[str, Any]]] = {}
+    for entry in catalog.audit_entries():
+        if entry.run_id == run_id and entry.event == "step_progress":
+            parts = found.setdefault(int(str(entry.detail["step"])), {})
+            done = entry.detail.get("detail")
+            parts[str(entry.detail["part"])] = dict(done) if isinstance(done, dict) else {}
+    return found
+
+
+def incomplete_after(outcome: str, before: Mapping[str, Any], parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What a plugin's ``undo`` and ``finish`` get for a step that did not finish: its *before*, every part it
+    journaled (by name, and their fields at the top level) and ``incomplete`` with its outcome."""
+    merged: dict[str, Any] = dict(before)
+    for part, detail in parts.items():
+        merged.update(detail)
+        merged[part] = dict(detail)
+    merged["incomplete"] = outcome
+    return merged
 
 
 def new_run_id() -> str:
@@ -120,6 +150,7 @@ class RunJournal:
         entries = catalog.journal(run.id)
         self.before = {e.step: e for e in entries if e.phase == "before"}
         self.after = {e.step: e for e in entries if e.phase == "after"}
+        self.progress = progress_of(catalog, run.id)
         self.checkpoint = Checkpoints()
 
     @classmethod
@@ -154,6 +185,21 @@ class RunJournal:
         self.before[step.index] = entry
         self.checkpoint()
 
+    def write_progress(self, step: ActionStep, part: str, detail: Mapping[str, Any]) -> None:
+        """Commit that ``part`` of ``step`` is done (an audit entry), before the plugin goes on."""
+        stored = dict(detail)
+        with self.catalog.transaction():
+            detail_entry = {"step": step.index, "part": part, "uri": step.target.uri, "detail": stored}
+            audit.record(self.catalog, self.actor, "step_progress", self.run.plan_id, self.run.id, detail_entry)
+        self.progress.setdefault(step.index, {})[part] = stored
+
+    def interrupted(self, step: ActionStep, reason: str) -> StepResult:
+        """Audit that a step met a failure that may pass; it keeps no *after*, so the run continues it later."""
+        with self.catalog.transaction():
+            detail = {"step": step.index, "operation": step.operation, "uri": step.target.uri, "reason": reason}
+            audit.record(self.catalog, self.actor, "step_interrupted", self.run.plan_id, self.run.id, detail)
+        return StepResult(step, "interrupted", reason)
+
     def write_after(self, result: StepResult, audit_detail: dict[str, Any]) -> None:
         """Commit the step's *after* with an audit entry, tell listeners, then pass a checkpoint."""
         step = result.step
@@ -174,7 +220,12 @@ class RunJournal:
     def finish(self, report: RunReport) -> None:
         """Mark the run finished and audit its counts."""
         counts = {o: report.count(o) for o in ("applied", "undone", "skipped", "failed") if report.count(o)}
+        self.close(counts, report.notes)
+        report.finished = True
+
+    def close(self, counts: Mapping[str, int], notes: list[str], event: str = "finished") -> None:
+        """Mark the run finished with these counts and notes, and audit it as ``KIND_EVENT``."""
         with self.catalog.transaction():
             self.catalog.finish_action_run(self.run.id, audit.now())
-            audit.record(self.catalog, self.actor, f"{self.run.kind}_finished", self.run.plan_id, self.run.id,
-                         {"counts": counts, "notes": report.notes})  # fmt: skip
+            detail = {"counts": dict(counts), "notes": notes}
+            audit.record(self.catalog, self.actor, f"{self.run.kind}_{event}", self.run.plan_id, self.run.id, detail)

@@ -1,4 +1,10 @@
-"""``undo``: reverse an apply run, newest step first, verifying restored bytes by hash."""
+"""``undo``: reverse an apply run, newest step first, verifying restored bytes by hash.
+
+Every step that did anything is reversed: applied steps, and steps that failed, were
+interrupted or were left in doubt by a crash, from the parts they journaled and what the
+store holds. An apply run left unfinished (interrupted) may be undone instead of being
+continued: undo then closes it, so a later ``apply`` of the plan starts a new run.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from dataclasses import dataclass
 from dam_dedupe.action import ActionPlugin, ActionStep, StepSkipped
 from dam_dedupe.catalog import ActionRun, Catalog
 from dam_dedupe.config import Config
-from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.errors import DamDedupeError, TransientError
 from dam_dedupe.governance.plan import Plan
 from dam_dedupe.governance.runner import (
     Echo,
@@ -16,6 +22,8 @@ from dam_dedupe.governance.runner import (
     RunReport,
     StepResult,
     action_plugin,
+    incomplete_after,
+    progress_of,
     undone_steps,
 )
 from dam_dedupe.governance.stores import AdapterPool
@@ -23,14 +31,12 @@ from dam_dedupe.host import Host
 
 
 def _apply_run(catalog: Catalog, run_id: str) -> tuple[ActionRun, Plan]:
-    """The finished apply run ``run_id`` and its plan, or a clear refusal."""
+    """The apply run ``run_id`` (finished, or interrupted) and its plan, or a clear refusal."""
     run = catalog.action_run(run_id)
     if run is None:
         raise DamDedupeError(f"no run {run_id} in this catalog; 'dam-dedupe runs' lists them")
     if run.kind != "apply":
         raise DamDedupeError(f"{run_id} is an undo run; only apply runs can be undone")
-    if run.status != "finished":
-        raise DamDedupeError(f"run {run_id} was interrupted; finish it with 'dam-dedupe apply PLAN', then undo it")
     body = catalog.plan_body(run.plan_id)
     if body is None:
         raise DamDedupeError(f"the plan {run.plan_id} of run {run_id} is missing from the catalog")
@@ -59,10 +65,24 @@ class _Pending:
 
     @classmethod
     def of(cls, catalog: Catalog, run: ActionRun, plan: Plan) -> _Pending:
-        """Steps the run applied, newest first, less those a finished undo already reversed."""
+        """Steps the run did anything in, newest first, less those a finished undo already reversed.
+
+        Applied steps come with their *after*. A step that began (it has a *before*) and
+        failed, or has no *after* (interrupted, or in doubt after a crash), comes with
+        :func:`~dam_dedupe.governance.runner.incomplete_after`; so does a skipped step that
+        journaled a part done. A step skipped before it changed anything is left alone.
+        """
         journal = catalog.journal(run.id)
         befores = {e.step: e.detail for e in journal if e.phase == "before"}
-        afters = {e.step: e.detail for e in journal if e.phase == "after" and e.outcome == "applied"}
+        outcomes = {e.step: (e.outcome, e.detail) for e in journal if e.phase == "after"}
+        progress = progress_of(catalog, run.id)
+        afters: dict[int, dict[str, object]] = {}
+        for index, before in befores.items():
+            outcome, detail = outcomes.get(index, ("interrupted", {}))
+            if outcome == "applied":
+                afters[index] = dict(detail)
+            elif outcome != "skipped" or index in progress:
+                afters[index] = incomplete_after(outcome, before, progress.get(index, {}))
         done = undone_steps(catalog, run)
         steps = [s for s in reversed(plan.steps) if s.index in afters and s.index not in done]
         if not steps and done:
@@ -88,6 +108,7 @@ def undo_run(catalog: Catalog, host: Host, config: Config, run_id: str, by: str 
             say(f"would undo {step.operation} {step.target.uri}")
         return report
     with catalog.run_lock():
+        run = _close_interrupted(catalog, host, run, by, say)
         pending = _Pending.of(catalog, run, plan)
         earlier = _undo_to_continue(catalog, run)
         if earlier is None:
@@ -96,16 +117,28 @@ def undo_run(catalog: Catalog, host: Host, config: Config, run_id: str, by: str 
             journal = RunJournal(catalog, host, earlier, by)
             journal.resume()
             say(f"continuing interrupted undo {earlier.id}")
-        stores = AdapterPool(host, config)
+        stores = AdapterPool(host, config, journal.write_progress)
         try:
             report = RunReport(journal.run.id, plan.id, "undo", resumed=earlier is not None)
+            away: set[str] = set()  # sources that could not be reached: their other steps wait for the next undo
             for step in pending.steps:
-                result = journal.earlier_result(step) or _undo_step(
+                result = journal.earlier_result(step)
+                if result is None and step.target.source in away:
+                    result = StepResult(step, "interrupted", "its store could not be reached earlier in this undo")
+                result = result or _undo_step(
                     plugin, stores, journal, step, pending.befores.get(step.index, {}), pending.afters[step.index]
                 )
+                if result.outcome == "interrupted":
+                    away.add(step.target.source)
                 report.results.append(result)
                 tail = f": {result.reason}" if result.reason else ""
                 say(f"{result.outcome:8} {step.operation} {step.target.uri}{tail}")
+            if report.count("interrupted"):
+                report.notes.append(
+                    f"{report.count('interrupted')} steps were interrupted by a failure that may pass; "
+                    f"run 'dam-dedupe undo {run.id}' again to continue undo run {journal.run.id}"
+                )
+                return report
             undone = pending.done_before | {r.step.index for r in report.results if r.outcome == "undone"}
             if set(pending.afters) <= undone:
                 report.notes = plugin.finish_undo(stores, run.id, [s for s in plan.steps if s.index in pending.afters])
@@ -115,14 +148,35 @@ def undo_run(catalog: Catalog, host: Host, config: Config, run_id: str, by: str 
             stores.close()
 
 
-def _undo_step(plugin: ActionPlugin, stores: AdapterPool, journal: RunJournal, step: ActionStep,
-               before: dict[str, object], after: dict[str, object]) -> StepResult:  # fmt: skip
+def _close_interrupted(catalog: Catalog, host: Host, run: ActionRun, by: str, say: Echo) -> ActionRun:
+    """Close an apply run left unfinished, so that it is undone rather than continued later; return it as closed."""
+    if run.status == "finished":
+        return run
+    note = "closed by undo: its unfinished steps are undone, not continued"
+    RunJournal(catalog, host, run, by).close({}, [note], event="closed_by_undo")
+    say(f"apply run {run.id} was interrupted; it is closed, and what it did is undone")
+    closed = catalog.action_run(run.id)
+    assert closed is not None
+    return closed
+
+
+def _undo_step(
+    plugin: ActionPlugin,
+    stores: AdapterPool,
+    journal: RunJournal,
+    step: ActionStep,
+    before: dict[str, object],
+    after: dict[str, object],
+) -> StepResult:
+    """Reverse one step: journal *before*, undo, journal *after*; a failure that may pass leaves it to continue."""
     if step.index not in journal.before:
         journal.write_before(step, {})
     try:
         result = StepResult(step, "undone", detail=plugin.undo(stores, step, before, after))
     except StepSkipped as exc:
         result = StepResult(step, "skipped", str(exc))
+    except TransientError as exc:
+        return journal.interrupted(step, str(exc))
     except Exception as exc:  # an adapter's or plugin's failure is the step's, not the run's
         reason = str(exc) if isinstance(exc, DamDedupeError) else f"{type(exc).__name__}: {exc}"
         result = StepResult(step, "failed", reason)
