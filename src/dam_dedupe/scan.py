@@ -5,7 +5,12 @@ any moment loses nothing: the next scan reads only what was not fingerprinted ye
 Fingerprinting runs behind an executor (the :mod:`concurrent.futures` interface; a
 process pool by default) with a bounded number of jobs in flight, so memory stays flat
 however large the library. Every failure is recorded against its asset or source and
-the scan goes on.
+the scan goes on: a worker process killed by the kernel is recorded against the asset it
+was reading, which is tried again a bounded number of times.
+
+One scan runs per catalog at a time (:meth:`Catalog.scan_lock`). Only a listing that
+finished without a problem may mark assets gone, and one store object listed under a
+second name (``AssetRecord.object_id``) is recorded once, the other sighting as a problem.
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
@@ -43,6 +57,11 @@ Progress = Callable[[str, int, int], None]
 COMMIT_EVERY = 200
 COMMIT_SECONDS = 2.0
 PAGE = 1000
+MAX_WORKER_CRASHES = 2
+"""How many times a worker may die reading one asset (across scans) before it is an error, not read again
+until it changes."""
+HEAD_BYTES = 64
+"""How much of a file of unknown type is read to tell whether it may be an image before reading it all."""
 
 
 def default_executor(workers: int) -> Executor:
@@ -140,6 +159,16 @@ class FingerprintJob:
 
     def __call__(self, asset_id: int, record: AssetRecord) -> JobResult:
         """Read and fingerprint one asset; never raises for a problem with the asset."""
+        if record.size > MAX_STUB_SIZE and not has_image_extension(record.name):
+            try:
+                with self.adapter().open(record) as head_stream:
+                    head = head_stream.read(HEAD_BYTES)
+            except AssetGone as exc:
+                return JobResult(asset_id, content="error", error=f"gone since it was listed: {exc}", retry=True)
+            except DamDedupeError as exc:
+                return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
+            if not may_be_image(head):
+                return JobResult(asset_id, content="skipped")  # not read further: no decoder knows its first bytes
         try:
             stream = self.adapter().open(record)
         except AssetGone as exc:
@@ -172,14 +201,32 @@ class FingerprintJob:
         return JobResult(asset_id, fingerprint, analyses=analyses)
 
 
+def may_be_image(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a format a registered decoder recognises.
+
+    Uses each Pillow decoder's own signature check (plugins such as pillow-heif register
+    theirs); the few formats without a signature (TGA, …) are found only by their extension.
+    """
+    Image.init()
+    return any(accept is not None and accept(head) for _factory, accept in Image.OPEN.values())
+
+
 # -- the scan ----------------------------------------------------------------------------------
 
 
 class Scan:
     """One scan run over some sources; :func:`run_scan` is the way to use it."""
 
-    def __init__(self, catalog: Catalog, host: Host, config: Config, workers: int, executor_factory: ExecutorFactory,
-                 progress: Progress | None, reread: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        catalog: Catalog,
+        host: Host,
+        config: Config,
+        workers: int,
+        executor_factory: ExecutorFactory,
+        progress: Progress | None,
+        reread: bool = False,
+    ) -> None:
         self.catalog = catalog
         self.reread = reread
         self.host = host
@@ -190,6 +237,11 @@ class Scan:
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
         self._excludes: tuple[str, ...] = ()
+        self._scanned: set[int] = set()
+        self._listing_problems = 0
+        self._results: list[JobResult] = []
+        self._last_commit = time.monotonic()
+        self._done = 0
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
@@ -200,6 +252,7 @@ class Scan:
         Listing all sources before reading any lets store hashes be compared across sources.
         """
         opened: list[tuple[SourceAdapter, SourceSpec, int]] = []
+        self._scanned = {self.catalog.source_id(spec) for spec in specs}
         try:
             for spec in specs:
                 source_id = self.catalog.source_id(spec)
@@ -237,6 +290,7 @@ class Scan:
         iterator = iter(items)
         batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor] = []
         complete = True
+        self._listing_problems = 0
         while True:
             try:
                 batch.append(next(iterator))
@@ -256,9 +310,17 @@ class Scan:
                 batch = []
         self._record_listing(batch, source_id, run_id)
         cursor = self._cursor
-        if complete and (cursor is None or cursor.full):
-            # only a complete listing may say what is gone: a store that vanished mid-scan marks nothing gone
+        if complete and not self._listing_problems and (cursor is None or cursor.full):
+            # only a complete listing may say what is gone: a folder it could not list, or a store
+            # that vanished mid-scan, would otherwise make present assets look gone
             self.counts.gone += self.catalog.mark_unseen_gone(source_id, run_id)
+        elif (cursor is None or cursor.full) and (kept := self.catalog.unseen_count(source_id, run_id)):
+            why = (
+                "its listing stopped" if not complete else f"{self._listing_problems} part(s) of it could not be listed"
+            )
+            reason = f"{kept} assets not listed by this scan were kept, not marked gone: {why}"
+            log.warning("%s: %s", spec.label, reason)
+            self.catalog.add_problem(run_id, source_id, spec.uri, reason)
         if complete and cursor is not None:
             self.catalog.set_cursor(source_id, cursor.value)
 
@@ -273,10 +335,17 @@ class Scan:
                 if isinstance(item, AssetRecord):
                     if self._excluded(item.key):
                         continue
+                    if same := self.catalog.same_object(source_id, item, run_id, self._scanned):
+                        # one object under a second name (a bind mount, a link, an overlapping source):
+                        # never a second asset, which could be taken for its own duplicate
+                        log.info("%s: same file as %s; recorded once", item.uri, same)
+                        self.catalog.add_problem(run_id, source_id, item.uri, f"same file as {same}; recorded once")
+                        continue
                     self.counts.listed += 1
                     if not self.catalog.record_listed(source_id, item, run_id):
                         self.counts.unchanged += 1
                 elif isinstance(item, ListingProblem):
+                    self._listing_problems += 1
                     self._problem(run_id, source_id, item.uri, item.reason)
                 elif isinstance(item, Removed):
                     self.counts.gone += self.catalog.mark_removed(source_id, item.key, run_id)
@@ -311,31 +380,64 @@ class Scan:
             yield from chosen
 
     def _fingerprint(self, job: FingerprintJob, source_id: int) -> None:
-        total, done = self.catalog.pending_count(source_id), 0
+        total = self.catalog.pending_count(source_id)
         if not total:
             return
-        results: list[JobResult] = []
-        last_commit = time.monotonic()
-        in_flight: set[Future[JobResult]] = set()
+        self._done, self._results, self._last_commit = 0, [], time.monotonic()
         queue = self._to_read(source_id)
+        while suspects := self._read(job, queue, total, max(4, self.workers * 4)):
+            # a worker process died (the kernel killed it: out of memory, say) and the pool with
+            # every job in flight; read those again one at a time in a new pool to find which
+            alone = iter(suspects)
+            while culprit := self._read(job, alone, total, 1):
+                self._worker_died(culprit[0])
+        self._store(self._results)
+        self._results = []
+
+    def _read(self, job: FingerprintJob, assets: Iterator[CatalogAsset], total: int, limit: int) -> list[CatalogAsset]:
+        """Read ``assets`` in one executor with at most ``limit`` in flight, until they run out or the executor breaks.
+
+        Returns the assets that were in flight when it broke (empty when every asset was read).
+        """
+        in_flight: dict[Future[JobResult], CatalogAsset] = {}
+        broken: list[CatalogAsset] = []
         with self.executor_factory(self.workers) as executor:
             while True:
-                while len(in_flight) < max(4, self.workers * 4):
-                    asset = next(queue, None)
-                    if asset is None:
-                        break
-                    in_flight.add(executor.submit(job, asset.id, asset.record))
+                while not broken and len(in_flight) < limit and (asset := next(assets, None)) is not None:
+                    try:
+                        in_flight[executor.submit(job, asset.id, asset.record)] = asset
+                    except BrokenExecutor:
+                        broken.append(asset)
                 if not in_flight:
                     break
-                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                results += [future.result() for future in finished]
-                done += len(finished)
+                # once broken, every job in flight fails soon: wait for them all
+                finished, _running = wait(in_flight, return_when=ALL_COMPLETED if broken else FIRST_COMPLETED)
+                for future in finished:
+                    asset = in_flight.pop(future)
+                    if isinstance(future.exception(), BrokenExecutor):
+                        broken.append(asset)
+                    else:
+                        self._results.append(future.result())
+                        self._done += 1
                 if self.progress:
-                    self.progress(job.spec.label, done, total)
-                if len(results) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
-                    self._store(results)
-                    results, last_commit = [], time.monotonic()
-        self._store(results)
+                    self.progress(job.spec.label, self._done, total)
+                if len(self._results) >= COMMIT_EVERY or time.monotonic() - self._last_commit > COMMIT_SECONDS:
+                    self._store(self._results)
+                    self._results, self._last_commit = [], time.monotonic()
+        return broken
+
+    def _worker_died(self, asset: CatalogAsset) -> None:
+        """Record a worker killed while reading ``asset`` alone; later scans read it again a bounded number of times."""
+        with self.catalog.transaction():
+            crashes = self.catalog.record_worker_crash(asset.id)
+            final = crashes >= MAX_WORKER_CRASHES
+            reason = (
+                f"the worker process reading it was killed ({crashes} of {MAX_WORKER_CRASHES} tries; out of memory?)"
+            )
+            reason += "; not read again until it changes" if final else "; read again by the next scan"
+            self.catalog.set_content(asset.id, "error", reason, retry=not final)
+        log.warning("%s: %s", asset.record.uri, reason)
+        self.counts.errors += 1
 
     def _store(self, results: list[JobResult]) -> None:
         with self.catalog.transaction():
@@ -382,16 +484,18 @@ def run_scan(
     scan = Scan(
         catalog, host, config, workers or config.workers or os.cpu_count() or 1, executor_factory, progress, reread
     )
-    run_id = catalog.begin_run([spec.uri for spec in specs])
-    status = "interrupted"
-    try:
-        scan.run(specs, run_id)
-        build_clusters(catalog, config, host)
-        status = "finished"
-    finally:
-        catalog.finish_run(run_id, scan.counts, status)
+    with catalog.scan_lock():
+        run_id = catalog.begin_run([spec.uri for spec in specs])
+        status = "interrupted"
+        try:
+            scan.run(specs, run_id)
+            build_clusters(catalog, config, host)
+            status = "finished"
+        finally:
+            catalog.finish_run(run_id, scan.counts, status)
     c = scan.counts
-    summary = ScanSummary(run_id, tuple(s.uri for s in specs), c.listed, c.fingerprinted, c.unchanged, c.gone,
-                          c.errors, c.skipped)  # fmt: skip
+    summary = ScanSummary(
+        run_id, tuple(s.uri for s in specs), c.listed, c.fingerprinted, c.unchanged, c.gone, c.errors, c.skipped
+    )
     host.hook.dam_dedupe_scan_finished(summary=summary)
     return summary

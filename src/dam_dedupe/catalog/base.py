@@ -7,7 +7,7 @@ touching adapters or the matcher.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -189,11 +189,21 @@ class Catalog(Protocol):
     def record_listed(self, source_id: int, record: AssetRecord, run_id: int) -> bool:
         """Record a listed asset; return ``True`` if it must be read."""
 
+    def same_object(self, source_id: int, record: AssetRecord, run_id: int, scanned: Collection[int]) -> str | None:
+        """The URI of another present asset that is the store object ``record`` names (by ``object_id``), or ``None``.
+
+        It counts when listed under another name by this run, or held by a source this run
+        does not scan; an asset this run has not seen yet in a source it scans may have been renamed.
+        """
+
     def mark_removed(self, source_id: int, key: str, run_id: int) -> int:
         """Mark one asset gone; return 1 if it was present."""
 
     def mark_unseen_gone(self, source_id: int, run_id: int) -> int:
         """After a complete listing, mark every present asset it did not list as gone."""
+
+    def unseen_count(self, source_id: int, run_id: int) -> int:
+        """How many present assets of a source this run has not listed (what a complete listing would mark gone)."""
 
     def clear_problems(self, source_id: int) -> None:
         """Forget a source's recorded problems; a new scan of it records what is still wrong."""
@@ -218,6 +228,9 @@ class Catalog(Protocol):
 
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint."""
+
+    def record_worker_crash(self, asset_id: int) -> int:
+        """Count a worker process that died reading this asset (reset when it changes); return the count."""
 
     def store_fingerprint(self, asset_id: int, fp: Fingerprint) -> None:
         """Store an asset's fingerprint and mark it an image."""
@@ -270,6 +283,12 @@ class Catalog(Protocol):
 
     def sources(self) -> list[SourceSpec]:
         """Every source the catalog has seen."""
+
+    def scan_lock(self) -> AbstractContextManager[None]:
+        """Hold the lock that lets one scan run at a time; raise ``DamDedupeError`` naming the holder if it is held.
+
+        It must be released when the holding process dies, so a killed scan never blocks the next.
+        """
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
 

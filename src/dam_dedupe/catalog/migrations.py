@@ -182,6 +182,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE fingerprints ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     """,
+    # 6: what the store says is one object (so that one object reached under two URIs is one
+    # asset), and how often a worker died reading an asset (retried a bounded number of times).
+    """
+    ALTER TABLE assets ADD COLUMN object_id TEXT;
+    ALTER TABLE assets ADD COLUMN worker_crashes INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX assets_by_object_id ON assets (object_id) WHERE object_id IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

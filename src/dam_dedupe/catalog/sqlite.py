@@ -1,18 +1,22 @@
 """The embedded catalog: one SQLite file.
 
 It runs in WAL mode so that a scan killed at any moment leaves every committed batch
-intact; the next scan reads only what was not fingerprinted yet.
+intact; the next scan reads only what was not fingerprinted yet. ``synchronous = FULL``
+makes every commit durable, not only atomic: the governance journal a power cut must not
+lose (what was copied where) is written through the same connection.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dam_dedupe.analysis import Analysis
 from dam_dedupe.catalog.base import (
@@ -43,6 +47,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
+def _store_kind(source_uri: str) -> str:
+    """The kind of store a source URI names (its scheme; plain paths are ``file``)."""
+    return urlsplit(source_uri).scheme if "://" in source_uri else "file"
+
+
 def _lock_file(fd: int) -> None:
     """Take an exclusive, non-blocking lock on an open file; ``OSError`` if another process holds it."""
     if sys.platform == "win32":
@@ -64,7 +73,7 @@ class SqliteCatalog:
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
         migrate(self.conn)
         self._source_uris: dict[int, str] = {}
 
@@ -132,15 +141,26 @@ class SqliteCatalog:
         are unchanged keeps its fingerprint and is not read again.
         """
         row = self.conn.execute(
-            "SELECT id, size, modified, store_hash, content, error_retry FROM assets WHERE source_id = ? AND key = ?",
+            "SELECT id, size, modified, store_hash, content, error_retry, worker_crashes FROM assets"
+            " WHERE source_id = ? AND key = ?",
             (source_id, record.key),
         ).fetchone()
-        values = (record.uri, record.name, record.size, _iso(record.modified), record.store_hash, record.etag,
-                  record.version_id, json.dumps(record.metadata, ensure_ascii=False), run_id)  # fmt: skip
+        values = (
+            record.uri,
+            record.name,
+            record.size,
+            _iso(record.modified),
+            record.store_hash,
+            record.etag,
+            record.version_id,
+            json.dumps(record.metadata, ensure_ascii=False),
+            record.object_id,
+            run_id,
+        )
         if row is None:
             self.conn.execute(
-                "INSERT INTO assets (uri, name, size, modified, store_hash, etag, version_id, metadata,"
-                " last_seen_run, source_id, key, first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO assets (uri, name, size, modified, store_hash, etag, version_id, metadata, object_id,"
+                " last_seen_run, source_id, key, first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, source_id, record.key, run_id),
             )
             return True
@@ -155,18 +175,44 @@ class SqliteCatalog:
         if unchanged and settled:
             self.conn.execute(
                 "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?,"
-                " version_id = ?, metadata = ?, last_seen_run = ?, state = 'present', gone_run = NULL WHERE id = ?",
+                " version_id = ?, metadata = ?, object_id = ?, last_seen_run = ?, state = 'present', gone_run = NULL"
+                " WHERE id = ?",
                 (*values, row["id"]),
             )
             return False
         self.conn.execute(
             "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?, version_id = ?,"
-            " metadata = ?, last_seen_run = ?, state = 'present', gone_run = NULL, content = 'pending',"
-            " error = NULL, error_retry = 0 WHERE id = ?",
-            (*values, row["id"]),
+            " metadata = ?, object_id = ?, last_seen_run = ?, state = 'present', gone_run = NULL, content = 'pending',"
+            " error = NULL, error_retry = 0, worker_crashes = ? WHERE id = ?",
+            (*values, row["worker_crashes"] if unchanged else 0, row["id"]),
         )
         self.conn.execute("DELETE FROM fingerprints WHERE asset_id = ?", (row["id"],))
         return True
+
+    def same_object(self, source_id: int, record: AssetRecord, run_id: int, scanned: Collection[int]) -> str | None:
+        """The URI of another present asset that is the store object ``record`` names, or ``None``.
+
+        Another asset counts when this run listed it under another name (a bind mount, a
+        link, a second source naming the same folder, a case-insensitive share), or when
+        its source is not part of this run. One not yet seen by this run in a source it
+        scans does not: it may have been renamed (same object, new name), and its own
+        listing will tell. Object ids are compared within one kind of store only.
+        """
+        if record.object_id is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT a.source_id, a.key, a.uri, a.last_seen_run, s.uri AS source_uri FROM assets a"
+            " JOIN sources s ON s.id = a.source_id WHERE a.object_id = ? AND a.state = 'present' ORDER BY a.id",
+            (record.object_id,),
+        )
+        for row in rows:
+            if (row["source_id"], row["key"]) == (source_id, record.key):
+                continue
+            if _store_kind(row["source_uri"]) != _store_kind(record.source):
+                continue
+            if row["last_seen_run"] == run_id or row["source_id"] not in scanned:
+                return str(row["uri"])
+        return None
 
     def mark_removed(self, source_id: int, key: str, run_id: int) -> int:
         """Mark one asset gone (a change listing said it was deleted); return 1 if it was present."""
@@ -184,6 +230,15 @@ class SqliteCatalog:
             (run_id, source_id, run_id),
         )
         return cur.rowcount
+
+    def unseen_count(self, source_id: int, run_id: int) -> int:
+        """How many present assets of a source this run has not listed (what a complete listing would mark gone)."""
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM assets WHERE source_id = ? AND state = 'present' AND last_seen_run < ?",
+                (source_id, run_id),
+            ).fetchone()[0]
+        )
 
     def clear_problems(self, source_id: int) -> None:
         """Forget a source's recorded problems; a new scan of it records what is still wrong."""
@@ -256,6 +311,14 @@ class SqliteCatalog:
             "UPDATE assets SET content = ?, error = ?, error_retry = ? WHERE id = ?",
             (content, error, int(retry), asset_id),
         )
+
+    def record_worker_crash(self, asset_id: int) -> int:
+        """Count a worker process that died (killed by the kernel) while reading this asset; return the count.
+
+        The count is reset when the asset changes, so a fixed file is read again.
+        """
+        self.conn.execute("UPDATE assets SET worker_crashes = worker_crashes + 1 WHERE id = ?", (asset_id,))
+        return int(self.conn.execute("SELECT worker_crashes FROM assets WHERE id = ?", (asset_id,)).fetchone()[0])
 
     def store_fingerprint(self, asset_id: int, fp: Fingerprint) -> None:
         """Store an asset's fingerprint and mark it an image."""
@@ -378,6 +441,32 @@ class SqliteCatalog:
         return [SourceSpec(row["uri"], row["name"]) for row in self.conn.execute("SELECT uri, name FROM sources")]
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------
+
+    @contextmanager
+    def scan_lock(self) -> Iterator[None]:
+        """Hold an OS file lock on ``CATALOG.scan.lock``: one scan at a time per catalog.
+
+        Two scans at once would each mark gone what only the other had listed. The lock file
+        names the holder's pid and start time for the refusal; the OS releases the lock when
+        the holder dies, so a killed scan never blocks the next one.
+        """
+        path = Path(self.path + ".scan.lock")
+        with path.open("a+b") as handle:
+            try:
+                _lock_file(handle.fileno())
+            except OSError as exc:
+                handle.seek(0)
+                pid, since = ([*handle.read().decode("utf-8", "replace").split(), "?", "?"])[:2]
+                raise DamDedupeError(
+                    f"another scan of {self.path} is running since {since}, pid {pid}; wait for it to finish"
+                ) from exc
+            handle.truncate(0)
+            handle.write(f"{os.getpid()} {_now()}\n".encode())
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
 
     @contextmanager
     def run_lock(self) -> Iterator[None]:
@@ -593,6 +682,7 @@ class SqliteCatalog:
             version_id=row["version_id"],
             name=row["name"],
             metadata=json.loads(row["metadata"]),
+            object_id=row["object_id"],
         )
         fingerprint = None
         if "sha256" in row.keys() and row["sha256"] is not None:  # noqa: SIM118 (sqlite3.Row: in tests values)
