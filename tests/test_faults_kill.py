@@ -92,7 +92,7 @@ def test_s3_apply_and_undo_killed_at_a_write_finish_when_run_again(
     each_step_once(rows(), "apply", steps, "applied", f"{held}: {out}")
     after = store.state()
     assert not lost_objects(start, after, store.prefix), f"apply killed at {held}"
-    assert held_copies(after, store.prefix) == ["Marketing 2026/IMG_1.JPG"]
+    assert held_copies(after, store.prefix, start) == ["Marketing 2026/IMG_1.JPG"]
 
     run_id = newest_run(tmp_path, "apply")[0]
     held = kill_at_write(tmp_path, proxy, env, index, after_answer, "undo", run_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,21 +94,34 @@ def scan_and_approve(store: FaultStore, tmp_path: Path, action: str, params: Map
     return Scanned(catalog, host, config, plan)
 
 
+def quarantined_as(key: str, prefix: str) -> str | None:
+    """The original key (relative to the library) a quarantine copy at ``key`` holds, or ``None``.
+
+    The area sits under the library (``lib/_dam-dedupe-quarantine/c-ID/KEY``) or, where a store's
+    keys are whole names, at its root (``_dam-dedupe-quarantine/c-ID/lib/KEY`` on Azure).
+    """
+    head, found, tail = key.partition(f"{QUARANTINE}/c-")
+    if not found or "/" not in tail:
+        return None
+    original = tail.split("/", 1)[1]
+    return original.removeprefix(prefix.lstrip("/")) if not head else original
+
+
 def lost_objects(start: Mapping[str, str], now: Mapping[str, str], prefix: str) -> list[str]:
     """The objects of ``start`` whose bytes are neither at their key nor in a quarantine copy of that key."""
     lost = []
     for key, digest in start.items():
         relative = key.removeprefix(prefix)
-        held = [k for k in now if k.startswith(f"{prefix}{QUARANTINE}/") and k.endswith("/" + relative)]
+        held = [k for k in now if quarantined_as(k, prefix) == relative]
         if now.get(key) != digest and not any(now[k] == digest for k in held):
             lost.append(key)
     return lost
 
 
-def held_copies(now: Mapping[str, str], prefix: str) -> list[str]:
-    """The original keys (relative to the library) of every quarantine copy, one entry per copy."""
-    area = f"{prefix}{QUARANTINE}/c-"
-    return sorted(k.removeprefix(area).split("/", 1)[1] for k in now if k.startswith(area))
+def held_copies(now: Mapping[str, str], prefix: str, originals: Iterable[str]) -> list[str]:
+    """The original keys (relative to the library) of ``originals`` held in quarantine, once per copy."""
+    wanted = {key.removeprefix(prefix) for key in originals}
+    return sorted(o for k in now if (o := quarantined_as(k, prefix)) in wanted)
 
 
 # -- the stores ------------------------------------------------------------------------------
@@ -257,7 +270,9 @@ def lose_one_answer(
     s = scan_and_approve(store, tmp_path, action, params)
     try:
         start = store.state()
-        duplicates = sorted(step.target.key for step in s.plan.steps if step.role == "duplicate")
+        duplicates = sorted(
+            step.target.key.removeprefix(store.prefix.lstrip("/")) for step in s.plan.steps if step.role == "duplicate"
+        )
         proxy.reset()
         proxy.lose_answer(index, how)
         report = apply_plan(s.catalog, s.host, s.config, s.plan, by="ana", out_dir=tmp_path)
@@ -268,7 +283,7 @@ def lose_one_answer(
         now = store.state()
         assert not lost_objects(start, now, store.prefix), f"bytes lost after apply again {seen}"
         assert report.count("applied") == len(s.plan.steps), f"apply {seen}: {[r.reason for r in report.results]}"
-        assert held_copies(now, store.prefix) == duplicates, f"quarantine copies after apply {seen}"
+        assert held_copies(now, store.prefix, start) == duplicates, f"quarantine copies after apply {seen}"
         undone = undo_to_the_end(s, report.run_id)
         assert undone.count("undone") == len(undone.results), f"undo {seen}: {[r.reason for r in undone.results]}"
         assert store.state() == start, f"the store after undo {seen}"
