@@ -1,10 +1,11 @@
 """S3 (moto) behind the fault proxy: whichever write of apply or undo loses its answer, nothing is lost.
 
-For every write a clean apply and undo make, in turn, a fresh bucket gets the same small
-quarantine (or redirect) plan with that write performed by moto but its answer lost (a
-``500`` or a dropped connection). After apply, and ``apply`` again where steps were left,
-every object's bytes are at its key or in its quarantine copy; after undo the bucket holds
-the same keys with the same bytes as before.
+For every write a clean apply and undo make, in turn, a fresh bucket gets the same one-step
+quarantine (or redirect) plan with that write performed by moto but its answer lost: a ``500`` in
+the quarantine cases, a dropped connection in the redirect ones. After apply, and ``apply`` again
+where steps were left, every object's bytes are at its key or in its quarantine copy; after undo
+(and ``undo`` again) the bucket holds the same keys with the same bytes as before. Write numbers
+count apply's writes, then undo's.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """SharePoint (the Graph emulator) behind the fault proxy: whichever write loses its answer, nothing is lost.
 
-The proxy terminates TLS with a certificate from the emulator's test CA and forwards to the
-emulator over HTTPS; the product reaches Graph through it (``DAM_DEDUPE_GRAPH_ENDPOINT``) and
-signs in to the emulator directly. For every write a clean apply and undo make, in turn, a
-fresh library gets the same small quarantine (or redirect) plan with that write performed
-but its answer lost (a ``500`` or a dropped connection). After apply, and ``apply`` again
-where steps were left, every file's bytes are at its path or in its quarantine copy; after
-undo the library holds the same paths with the same bytes as before.
+The proxy terminates TLS with a certificate from the emulator's test CA and forwards to the emulator
+over HTTPS; the product reaches Graph through it (``DAM_DEDUPE_GRAPH_ENDPOINT``) and signs in to the
+emulator directly. For every write a clean apply and undo make, in turn, a fresh library gets the
+same one-step quarantine (or redirect) plan with that write performed but its answer lost: a ``500``
+in the quarantine cases, a dropped connection in the redirect ones. After apply, and ``apply`` again
+where steps were left, every file's bytes are at its path or in its quarantine copy; after undo (and
+``undo`` again) the library holds the same paths with the same bytes as before. Write numbers count
+apply's writes, then undo's.
 """
 
 from __future__ import annotations
