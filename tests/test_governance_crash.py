@@ -1,106 +1,127 @@
-"""A run killed in the middle is finished by running the same command again, with no step done twice.
+"""``dam-dedupe apply`` and ``undo`` on a local folder, killed with SIGKILL at step boundaries, then run again.
 
-The process really dies: ``DAM_DEDUPE_TEST_CRASH_AFTER=N`` makes ``python -m dam_dedupe apply``
-call ``os._exit`` at its N-th checkpoint (three per step: after the step's *before* is
-committed, after the store was changed, after its *after* is committed), so nothing is
-flushed, rolled back or cleaned up.
+The process really dies, killed from outside as the kernel or an operator would kill it, so
+nothing is flushed, rolled back or cleaned up. The test steps it (SIGCONT, SIGSTOP) once its
+run has started and, while it is stopped, reads the catalog's journal over a read-only
+connection and the folder's files; it kills the process at the N-th boundary seen: a step's
+*before* committed, the step's first change in the folder, its *after* committed (three per
+step, six in the plan). On a busy machine the process may get a little further between two
+stops (a case names where it landed when it fails); every landing must be safe.
+
+Each case then runs the same command again and checks that every step is recorded done
+exactly once and every duplicate is held exactly once with its bytes; then ``undo`` is killed
+at the same boundary and run again, and the tree must be exactly as before (paths, bytes,
+links), with no empty folders and no quarantine area left behind.
 """
 
 from __future__ import annotations
 
-import os
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from dam_dedupe.catalog import open_catalog
-from dam_dedupe.governance import Selection, approve, make_plan, write_plan
-from dam_dedupe.governance.runner import CRASH_ENV
-from tests.conftest import run_cli
-from tests.governance_library import QUARANTINE, make_library, tree_state
-
-
-def prepare(tmp_path: Path, action: str, params: dict[str, str]) -> tuple[Path, dict[str, str], int]:
-    """A scanned library and an approved plan file; returns the plan file, the tree before and the step count."""
-    lib = make_library(tmp_path)
-    (tmp_path / "dam-dedupe.toml").write_text("", encoding="utf-8")
-    plan = make_plan(lib.catalog, lib.host, lib.config, action, params, Selection(), by="ana")
-    approve(lib.catalog, lib.config, plan, by="lee", role="legal")
-    write_plan(plan, tmp_path / "plan.json")
-    lib.catalog.close()
-    return tmp_path / "plan.json", tree_state(lib.root), len(plan.steps)
-
-
-def dam(tmp_path: Path, *args: str, crash_after: int = 0) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash_after:
-        env[CRASH_ENV] = str(crash_after)
-    result = run_cli("--catalog", str(tmp_path / "catalog.sqlite"), *args, cwd=tmp_path, check=False, env=env)
-    return result.returncode, result.stdout + result.stderr
-
-
-def journal_of(tmp_path: Path, kind: str) -> tuple[str, list[tuple[int, str, str]], int]:
-    """The newest run of ``kind``: its id, its journal (step, phase, outcome) and its number of audited steps."""
-    catalog = open_catalog(tmp_path / "catalog.sqlite")
-    try:
-        run = [r for r in catalog.action_runs() if r.kind == kind][-1]
-        entries = [(e.step, e.phase, e.outcome) for e in catalog.journal(run.id)]
-        audited = sum(1 for a in catalog.audit_entries() if a.run_id == run.id and a.event == "step")
-        return run.id, entries, audited
-    finally:
-        catalog.close()
-
-
-def assert_each_step_done_once(entries: list[tuple[int, str, str]], steps: int, outcome: str) -> None:
-    afters = Counter(step for step, phase, _o in entries if phase == "after")
-    assert sorted(afters) == list(range(steps)) and set(afters.values()) == {1}
-    assert {o for _s, phase, o in entries if phase == "after"} == {outcome}
-
-
-@pytest.mark.parametrize(
-    ("action", "params", "crash_after"),
-    [
-        ("quarantine", {}, 4),  # step 1 journaled as begun, nothing done yet
-        ("quarantine", {}, 5),  # step 1 done in the store, its "after" never written
-        ("quarantine", {}, 6),  # step 1 complete
-        ("redirect", {"pointer": "symlink"}, 5),  # copy verified, original removed, link made, "after" lost
-        ("redirect", {"pointer": "stub"}, 8),
-    ],
+from tests.governance_library import tree_state
+from tests.servers.fault_kill import (
+    dam,
+    each_step_once,
+    empty_folders,
+    finish,
+    journal_rows,
+    kill_at_boundary,
+    landed,
+    newest_run,
+    prepared,
+    run_started,
 )
-def test_killed_apply_is_finished_by_running_apply_again(tmp_path: Path, action: str, params: dict[str, str],
-                                                         crash_after: int) -> None:  # fmt: skip
-    plan_file, start, steps = prepare(tmp_path, action, params)
-    root = tmp_path / "lib"
-
-    code, out = dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path), crash_after=crash_after)
-    assert code == 70, out
-    _run, entries, _audited = journal_of(tmp_path, "apply")
-    in_doubt = {s for s, p, _o in entries if p == "before"} - {s for s, p, _o in entries if p == "after"}
-    assert bool(in_doubt) == (crash_after % 3 != 0)
-
-    code, out = dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path))
-    assert code == 0, out
-    assert "continuing interrupted run" in out
-
-    run_id, entries, audited = journal_of(tmp_path, "apply")
-    assert_each_step_done_once(entries, steps, "applied")
-    assert audited == steps
-    after = tree_state(root)
-    moved = [p for p in start if p not in after or after[p] != start[p]]
-    held = Counter(p.split("/", 2)[2] for p in after if p.startswith(QUARANTINE + "/c-"))
-    assert set(held) == set(moved) and set(held.values()) == {1}  # every duplicate held exactly once
-    for path in moved:
-        assert after[held_path(after, path)] == start[path]
-
-    code, out = dam(tmp_path, "undo", run_id, crash_after=5)
-    assert code == 70, out
-    code, out = dam(tmp_path, "undo", run_id)
-    assert code == 0 and "continuing interrupted undo" in out, out
-    _undo, entries, _audited = journal_of(tmp_path, "undo")
-    assert_each_step_done_once(entries, steps, "undone")
-    assert tree_state(root) == start
+from tests.servers.fault_stores import QUARANTINE, held_copies, lost_objects, scan_and_approve, small_library
 
 
-def held_path(tree: dict[str, str], original: str) -> str:
-    return next(p for p in tree if p.startswith(QUARANTINE + "/c-") and p.split("/", 2)[2] == original)
+class LocalFolder:
+    """The small library in a local folder, for :func:`scan_and_approve`."""
+
+    prefix = ""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def fresh(self) -> None:
+        for key, data in small_library(copies=2).items():
+            (self.root / key).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / key).write_bytes(data)
+
+    def root_uri(self) -> str:
+        return self.root.as_uri()
+
+    def authoritative_uri(self) -> str:
+        return (self.root / "品牌").as_uri()
+
+    def state(self) -> dict[str, str]:
+        return tree_state(self.root)
+
+
+def boundary(
+    rows: Callable[[], list[tuple[str, int, str, str]]], tree: Callable[[], dict[str, str]], kind: str, n: int
+) -> Callable[[], bool]:
+    """Whether the ``n``-th boundary (from 1) of the run of ``kind`` is reached; three per step, in order:
+    its *before* committed, its first change in the tree, its *after* committed."""
+    step, which = divmod(n - 1, 3)
+    seen: dict[str, dict[str, str]] = {}
+
+    def reached() -> bool:
+        journal = rows()
+        if not journal:
+            return False
+        done = sum(1 for r in journal if r[0] == kind)
+        if which != 1 or done != 2 * step + 1:
+            return done >= 2 * step + 1 + (which > 0)
+        if "at_before" not in seen:  # the first stop after its before: the tree as the step found it
+            seen["at_before"] = tree()
+            return False
+        return tree() != seen["at_before"]
+
+    return reached
+
+
+PLANS = {"quarantine": {}, "redirect": {"pointer": "symlink"}}
+
+
+@pytest.mark.parametrize(("action", "n"), [("quarantine", 1), ("quarantine", 2), ("quarantine", 6), ("redirect", 4)])
+def test_local_apply_and_undo_killed_at_a_step_boundary_finish_when_run_again(
+    tmp_path: Path, action: str, n: int
+) -> None:
+    folder = LocalFolder(tmp_path / "lib")
+    folder.fresh()
+    plan_file, steps = prepared(scan_and_approve(folder, tmp_path, action, PLANS[action]), tmp_path)
+    assert steps == 2  # six boundaries
+    start = folder.state()
+    rows = journal_rows(tmp_path / "catalog.sqlite")
+    duplicates = sorted(k for k in start if not k.startswith(("品牌/", "unique")))
+
+    proc = dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path))
+    started = run_started(tmp_path / "catalog.sqlite", "apply")
+    assert kill_at_boundary(proc, started, boundary(rows, folder.state, "apply", n)), f"ended first: {finish(proc)}"
+    where = landed(rows(), "apply")
+    assert not lost_objects(start, folder.state(), ""), where
+    out = "killed after the run finished"  # a busy machine may let it run to the end before the kill
+    if newest_run(tmp_path, "apply")[1] == "running":
+        code, out = finish(dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path)))
+        assert code == 0 and "continuing interrupted run" in out, f"{where}: {out}"
+    each_step_once(rows(), "apply", steps, "applied", f"{where}: {out}")
+    after = folder.state()
+    assert not lost_objects(start, after, "") and held_copies(after, "", start) == duplicates, f"{where}: {after}"
+
+    run_id = newest_run(tmp_path, "apply")[0]
+    proc = dam(tmp_path, "undo", run_id)
+    started = run_started(tmp_path / "catalog.sqlite", "undo")
+    assert kill_at_boundary(proc, started, boundary(rows, folder.state, "undo", n)), f"ended first: {finish(proc)}"
+    where = landed(rows(), "undo")
+    assert not lost_objects(start, folder.state(), ""), where
+    out = "killed after the run finished"
+    if newest_run(tmp_path, "undo")[1] == "running":
+        code, out = finish(dam(tmp_path, "undo", run_id))
+        assert code == 0 and "continuing interrupted undo" in out, f"{where}: {out}"
+    each_step_once(rows(), "undo", steps, "undone", f"{where}: {out}")
+    assert folder.state() == start, where
+    assert not empty_folders(folder.root), f"{where}; left behind: {empty_folders(folder.root)}"
+    assert not (folder.root / QUARANTINE).exists(), where

@@ -185,7 +185,6 @@ def _apply_step(
         return journal.interrupted(step, _reason(exc))
     except Exception as exc:
         result = StepResult(step, "failed", _reason(exc))
-    journal.checkpoint()
     return _record(journal, result)
 
 

@@ -15,7 +15,6 @@ step is recorded done twice.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +29,6 @@ from dam_dedupe.governance.plan import Plan
 from dam_dedupe.host import Host
 
 log = logging.getLogger(__name__)
-
-CRASH_ENV = "DAM_DEDUPE_TEST_CRASH_AFTER"
-"""Test hook: a process with ``DAM_DEDUPE_TEST_CRASH_AFTER=N`` exits abruptly (``os._exit``) at its
-N-th checkpoint. Each step has three: after its *before* is committed, after the store was
-changed but before its *after* is committed, and after its *after* is committed."""
 
 Echo = Callable[[str], None]
 
@@ -125,20 +119,6 @@ def new_run_id() -> str:
     return f"r-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
-class Checkpoints:
-    """Counts checkpoints and exits the process abruptly at the one :data:`CRASH_ENV` names (tests only)."""
-
-    def __init__(self) -> None:
-        value = os.environ.get(CRASH_ENV, "")
-        self.crash_at = int(value) if value.isdigit() else 0
-        self.passed = 0
-
-    def __call__(self) -> None:
-        self.passed += 1
-        if self.crash_at and self.passed >= self.crash_at:
-            os._exit(70)
-
-
 class RunJournal:
     """One run's journal and audit trail in the catalog."""
 
@@ -151,7 +131,6 @@ class RunJournal:
         self.before = {e.step: e for e in entries if e.phase == "before"}
         self.after = {e.step: e for e in entries if e.phase == "after"}
         self.progress = progress_of(catalog, run.id)
-        self.checkpoint = Checkpoints()
 
     @classmethod
     def start(cls, catalog: Catalog, host: Host, plan_id: str, kind: str, actor: str,
@@ -178,12 +157,11 @@ class RunJournal:
         return StepResult(step, entry.outcome, str(detail.pop("reason", "")), detail, earlier=True)
 
     def write_before(self, step: ActionStep, detail: dict[str, Any]) -> None:
-        """Commit the step's *before*, then pass a checkpoint."""
+        """Commit the step's *before*."""
         entry = JournalEntry(self.run.id, step.index, "before", "", detail, audit.now())
         with self.catalog.transaction():
             self.catalog.add_journal(entry)
         self.before[step.index] = entry
-        self.checkpoint()
 
     def write_progress(self, step: ActionStep, part: str, detail: Mapping[str, Any]) -> None:
         """Commit that ``part`` of ``step`` is done (an audit entry), before the plugin goes on."""
@@ -201,7 +179,7 @@ class RunJournal:
         return StepResult(step, "interrupted", reason)
 
     def write_after(self, result: StepResult, audit_detail: dict[str, Any]) -> None:
-        """Commit the step's *after* with an audit entry, tell listeners, then pass a checkpoint."""
+        """Commit the step's *after* with an audit entry, then tell listeners."""
         step = result.step
         detail = {**result.detail, **({"reason": result.reason} if result.reason else {})}
         entry = JournalEntry(self.run.id, step.index, "after", result.outcome, detail, audit.now())
@@ -215,7 +193,6 @@ class RunJournal:
             self.host.hook.dam_dedupe_action_applied(step=step, outcome=result.outcome)
         except Exception:  # a listener's bug must not stop a run half way
             log.exception("a dam_dedupe_action_applied listener failed on step %s", step.index)
-        self.checkpoint()
 
     def finish(self, report: RunReport) -> None:
         """Mark the run finished and audit its counts."""

@@ -180,6 +180,5 @@ def _undo_step(
     except Exception as exc:  # an adapter's or plugin's failure is the step's, not the run's
         reason = str(exc) if isinstance(exc, DamDedupeError) else f"{type(exc).__name__}: {exc}"
         result = StepResult(step, "failed", reason)
-    journal.checkpoint()
     journal.write_after(result, {"restored": result.detail})
     return result
