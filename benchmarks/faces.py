@@ -191,9 +191,16 @@ def dlib_hog(upsample: int) -> Detector:
     return lambda img: len(detector(np.asarray(img.convert("L")), upsample))
 
 
+def analyser() -> Detector:
+    """The product's faces analyser as it runs in a scan (its resize, skin-tone gate and cascade)."""
+    from dam_dedupe.plugins import faces
+
+    return faces.count_faces
+
+
 def detectors() -> dict[str, Detector]:
     """Every candidate that is installed, by name."""
-    found: dict[str, Detector] = {}
+    found: dict[str, Detector] = {"faces analyser": analyser()}
     try:
         import cv2  # noqa: F401
     except ImportError:
