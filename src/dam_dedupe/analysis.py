@@ -11,6 +11,7 @@ against the asset and the plugin, and the scan goes on.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,17 +94,20 @@ class SharedResults:
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
         self._results: OrderedDict[str, dict[str, Analysis]] = OrderedDict()
+        self._lock = threading.Lock()  # an executor of several threads shares one instance
 
     def analyse(
         self, pm: pluggy.PluginManager, asset: AssetRecord, image: Image.Image, options: Mapping[str, Any], sha256: str
     ) -> dict[str, Analysis]:
         """The results for content ``sha256``: :func:`run_analysers` on ``image`` the first time, then remembered."""
-        found = self._results.get(sha256)
-        if found is None:
-            found = run_analysers(pm, asset, image, options)
+        with self._lock:
+            found = self._results.get(sha256)
+            if found is not None:
+                self._results.move_to_end(sha256)
+                return found
+        found = run_analysers(pm, asset, image, options)
+        with self._lock:
             self._results[sha256] = found
             if len(self._results) > self.limit:
                 self._results.popitem(last=False)
-        else:
-            self._results.move_to_end(sha256)
         return found
