@@ -4,14 +4,17 @@ The detector is OpenCV's Haar cascade for frontal faces
 (``haarcascade_frontalface_alt2.xml``), which ships inside the
 ``opencv-python-headless`` wheel: nothing is downloaded. Install it with
 ``pip install 'dam-dedupe[faces]'``; without it this analyser does nothing and the
-scan says so once.
+scan says so once. It was chosen by measurement (``benchmarks/faces.py``; the trade-off
+is in ``docs/report.md``).
 
-It sees the scan's reduced decode (short side 256 pixels or more), so faces smaller
-than about a tenth of the picture's short side are not found: group photographs and
-crowds may be missed. Options, in ``[analysis.faces]`` of ``dam-dedupe.toml``:
+It looks at the decode the scan's fingerprint is made from (no second decode), resized
+so that its short side is :data:`DETECTION_SIDE` pixels: the cascade's cost grows with
+the pixels it scans, and that size is the smallest at which it still finds faces of
+``min_face`` of the short side. Smaller faces (group photographs, crowds, a person far
+off in a landscape) are not found. Options, in ``[analysis.faces]`` of ``dam-dedupe.toml``:
 
 ``min_face``
-    the smallest face to report, as a fraction of the image's short side (default 0.08);
+    the smallest face to report, as a fraction of the image's short side (default 0.12);
 ``min_neighbors``
     how many overlapping detections confirm a face (default 5; higher finds fewer false faces).
 """
@@ -36,8 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CASCADE = "haarcascade_frontalface_alt2.xml"
-ANALYSIS_SIDE = 512
-"""Images are reduced to this longest side before detection, for speed."""
+DETECTION_SIDE = 160
+"""The short side, in pixels, the detector sees: the cascade's 20-pixel window then finds faces
+of an eighth of the short side and more."""
+SCALE_STEP = 1.1
+"""How much larger each face size tried is than the last (1.2 is 40% faster but finds a sixth fewer faces)."""
 
 
 def check_available() -> None:
@@ -58,14 +64,15 @@ def _detector() -> cv2.CascadeClassifier | None:
         return None
     import cv2
 
+    cv2.setNumThreads(1)  # the scan runs one worker process per core: threads within each only contend
     classifier = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)  # type: ignore[attr-defined]
     if classifier.empty():
         raise RuntimeError(f"OpenCV {cv2.__version__} has no usable {CASCADE}; install opencv-python-headless<5")
     return classifier
 
 
-def count_faces(image: Image.Image, min_face: float = 0.08, min_neighbors: int = 5) -> int:
-    """How many frontal faces the cascade finds in ``image``."""
+def count_faces(image: Image.Image, min_face: float = 0.12, min_neighbors: int = 5) -> int:
+    """How many frontal faces of at least ``min_face`` of the short side the cascade finds in ``image``."""
     detector = _detector()
     if detector is None:
         return 0
@@ -73,10 +80,12 @@ def count_faces(image: Image.Image, min_face: float = 0.08, min_neighbors: int =
     import numpy as np
 
     grey = image.convert("L")
-    grey.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE))
+    scale = DETECTION_SIDE / min(grey.size)
+    size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+    grey = grey.resize(size, Image.Resampling.BOX)  # as benchmarks/faces.py measured it
     pixels = cv2.equalizeHist(np.asarray(grey))
-    side = max(20, int(min(grey.size) * min_face))
-    faces = detector.detectMultiScale(pixels, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(side, side))
+    side = max(20, int(DETECTION_SIDE * min_face))
+    faces = detector.detectMultiScale(pixels, scaleFactor=SCALE_STEP, minNeighbors=min_neighbors, minSize=(side, side))
     return len(faces)
 
 
@@ -86,7 +95,7 @@ def dam_dedupe_analyse_asset(asset: AssetRecord, image: Image.Image, options: Ma
     if _detector() is None:
         return None
     settings = options.get("faces", {})
-    faces = count_faces(image, float(settings.get("min_face", 0.08)), int(settings.get("min_neighbors", 5)))
+    faces = count_faces(image, float(settings.get("min_face", 0.12)), int(settings.get("min_neighbors", 5)))
     if not faces:
         return Analysis(facts={"faces": "0"})
     return Analysis(frozenset([PERSONAL_DATA]), {"faces": str(faces), "detector": CASCADE.removesuffix(".xml")})

@@ -2,14 +2,17 @@
 
 An analyser implements :func:`~dam_dedupe.hookspecs.dam_dedupe_analyse_asset` and
 returns an :class:`Analysis`: flags the report acts on (``personal_data``, ``licensed``)
-and facts shown to reviewers. The scan runs every installed analyser in the worker
-right after fingerprinting, so no asset is read twice, and stores the results in the
-catalog beside the fingerprint. A failing analyser is recorded against the asset and
-the plugin, and the scan goes on.
+and facts shown to reviewers. The scan runs every installed analyser in the worker on
+the decode the fingerprint is made from, so no asset is read or decoded twice, and
+stores the results in the catalog beside the fingerprint. Byte-identical copies share
+one result (:class:`SharedResults`, keyed by SHA-256). A failing analyser is recorded
+against the asset and the plugin, and the scan goes on.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,3 +81,33 @@ def analysers_enabled(pm: pluggy.PluginManager, options: Mapping[str, Any]) -> b
     """Whether any installed analyser will run under these ``[analysis]`` options."""
     disabled = set(options.get("disabled", ()))
     return any(impl.plugin_name not in disabled for impl in pm.hook.dam_dedupe_analyse_asset.get_hookimpls())
+
+
+class SharedResults:
+    """Analyser results by content SHA-256, so that byte-identical copies are analysed once.
+
+    Holds the most recent ``limit`` contents (a few KiB each at most), so memory stays flat
+    however large the library; a copy read after its original has been forgotten is
+    analysed again, with the same result. One instance serves one scan in one process.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._results: OrderedDict[str, dict[str, Analysis]] = OrderedDict()
+        self._lock = threading.Lock()  # an executor of several threads shares one instance
+
+    def analyse(
+        self, pm: pluggy.PluginManager, asset: AssetRecord, image: Image.Image, options: Mapping[str, Any], sha256: str
+    ) -> dict[str, Analysis]:
+        """The results for content ``sha256``: :func:`run_analysers` on ``image`` the first time, then remembered."""
+        with self._lock:
+            found = self._results.get(sha256)
+            if found is not None:
+                self._results.move_to_end(sha256)
+                return found
+        found = run_analysers(pm, asset, image, options)
+        with self._lock:
+            self._results[sha256] = found
+            if len(self._results) > self.limit:
+                self._results.popitem(last=False)
+        return found

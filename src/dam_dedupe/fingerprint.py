@@ -14,7 +14,7 @@ from typing import IO
 
 from PIL import Image
 
-from dam_dedupe.imaging import ANALYSIS_SIZE, decode
+from dam_dedupe.imaging import decode
 from dam_dedupe.iptc import iptc_block
 from dam_dedupe.matcher.perceptual import describe
 from dam_dedupe.preview import make_preview
@@ -44,12 +44,13 @@ class _HashingReader:
         return data
 
 
-def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None] | None = None) -> Fingerprint:
+def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image, str], None] | None = None) -> Fingerprint:
     """Fingerprint an image from a readable stream.
 
-    ``inspect``, if given, is called with the image decoded again at a larger reduced size
-    (:data:`~dam_dedupe.imaging.ANALYSIS_SIZE`; oriented, its embedded metadata in ``info``),
-    from the same spool: analysers need more pixels than matching, and never a second read.
+    ``inspect``, if given, is called with the decode the fingerprint is made from (oriented,
+    reduced, its embedded metadata in ``info``) and the content's SHA-256: analysers see the
+    image without a second read or a second decode, and byte-identical copies can share
+    their result.
 
     Returns the :class:`~dam_dedupe.records.Fingerprint`; raises
     :class:`~dam_dedupe.imaging.NotAnImage` or :class:`~dam_dedupe.errors.AssetError`
@@ -64,8 +65,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image], None]
         metadata_fields = count_metadata_fields(decoded.image)
         preview = make_preview(decoded.image)
         if inspect is not None:
-            spool.seek(0)
-            inspect(decode(spool, reader.size, ANALYSIS_SIZE).image)
+            inspect(decoded.image, reader.sha256.hexdigest())
     return Fingerprint(
         sha256=reader.sha256.hexdigest(),
         size=reader.size,

@@ -103,12 +103,16 @@ def dam_dedupe_choose_canonical(cluster: Cluster, ranked: list[Member]) -> Canon
 def dam_dedupe_analyse_asset(asset: AssetRecord, image: Image.Image, options: Mapping[str, Any]) -> Analysis | None:
     """Look at one image while the scan has it decoded; return an :class:`~dam_dedupe.analysis.Analysis` or ``None``.
 
-    Called in the scan's worker processes, once per asset read (new or changed), right
-    after fingerprinting. ``asset`` is the listing record; ``image`` is the first frame,
-    EXIF orientation applied, reduced for speed (its short side at least 256 pixels where
-    the format allows) with the file's embedded metadata in ``image.info`` (``xmp``,
-    ``photoshop`` for IPTC); ``options`` is the ``[analysis]`` table of ``dam-dedupe.toml``,
-    where an analyser reads its own sub-table (``options.get("faces", {})``).
+    Called in the scan's worker processes right after fingerprinting, once per distinct
+    content read (new or changed): byte-identical copies (one SHA-256) read by one worker
+    process share the first copy's result, so judge the pixels and metadata, not
+    ``asset``'s name or place. ``asset`` is the listing record of the copy analysed;
+    ``image`` is the decode the fingerprint is made from (no second decode): the first
+    frame, EXIF orientation applied, reduced (its short side at least 128 pixels, most often
+    under 256, where the format allows), mode ``L`` or ``RGB``, with the file's embedded
+    metadata in ``image.info`` (``xmp``, ``photoshop`` for IPTC); do not change it.
+    ``options`` is the ``[analysis]`` table of ``dam-dedupe.toml``, where an analyser reads
+    its own sub-table (``options.get("faces", {})``).
 
     Return flags the report acts on (``personal_data``, ``licensed``) and facts for
     reviewers; ``None`` when there is nothing to say. The result is stored in the

@@ -64,9 +64,6 @@ NOT_IMAGE_EXTENSIONS = frozenset(
 ORIENTATION_TAG = 0x0112
 
 DECODE_SIZE = 128
-
-ANALYSIS_SIZE = 256
-"""The smallest short side analysers (face detection) are given: faces need more pixels than matching."""
 """The smallest side a reduced decode aims for: the matcher works on 64x64, and a decode of
 at least twice that keeps its box filter honest."""
 

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     ALL_COMPLETED,
@@ -37,7 +38,7 @@ from typing import IO, Any, cast
 from PIL import Image
 
 from dam_dedupe.adapter import SourceAdapter
-from dam_dedupe.analysis import Analysis, analysers_enabled, run_analysers
+from dam_dedupe.analysis import Analysis, SharedResults, analysers_enabled
 from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
@@ -118,6 +119,7 @@ class _HeadKeeper:
 
 _process_adapters: dict[SourceSpec, SourceAdapter] = {}
 _process_host: dict[str, Host] = {}  # analysis: the worker process's plugins, loaded once
+_process_shared: dict[str, SharedResults] = {}  # analysis: the worker process's results by content, for one scan
 
 
 class FingerprintJob:
@@ -128,18 +130,29 @@ class FingerprintJob:
     installed plugins once and keeps it for later jobs.
 
     With ``analysis`` (the ``[analysis]`` options of ``dam-dedupe.toml``), the installed
-    analysers look at each decoded image too.
+    analysers look at each decoded image too, once per content: ``shared`` (the scan's)
+    holds their results by SHA-256, and a worker process keeps its own for scan ``scan``.
     """
 
-    def __init__(self, spec: SourceSpec, adapter: SourceAdapter | None = None,
-                 analysis: dict[str, Any] | None = None, host: Host | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: SourceSpec,
+        adapter: SourceAdapter | None = None,
+        analysis: dict[str, Any] | None = None,
+        host: Host | None = None,
+        shared: SharedResults | None = None,
+        scan: str = "",
+    ) -> None:
         self.spec = spec
         self._adapter = adapter
         self.analysis = analysis
         self._host = host
+        self._shared = shared
+        self.scan = scan
 
     def __getstate__(self) -> dict[str, object]:
-        return {"spec": self.spec, "_adapter": None, "analysis": self.analysis, "_host": None}
+        state = {"spec": self.spec, "analysis": self.analysis, "scan": self.scan}
+        return {**state, "_adapter": None, "_host": None, "_shared": None}
 
     def host(self) -> Host:
         """The plugins to analyse with: the scan's own, or this worker process's."""
@@ -148,6 +161,15 @@ class FingerprintJob:
                 _process_host["host"] = Host()
             self._host = _process_host["host"]
         return self._host
+
+    def shared(self) -> SharedResults:
+        """Analyser results by content: the scan's own, or this worker process's for this scan."""
+        if self._shared is None:
+            if self.scan not in _process_shared:
+                _process_shared.clear()  # a worker process serves one scan at a time
+                _process_shared[self.scan] = SharedResults()
+            self._shared = _process_shared[self.scan]
+        return self._shared
 
     def adapter(self) -> SourceAdapter:
         """The adapter to read with: the scan's own, or this worker process's."""
@@ -177,9 +199,9 @@ class FingerprintJob:
             return JobResult(asset_id, content="error", error=f"cannot open: {exc}", retry=True)
         analyses: dict[str, Analysis] = {}
 
-        def analyse(image: Image.Image) -> None:
+        def analyse(image: Image.Image, sha256: str) -> None:
             if self.analysis is not None:
-                analyses.update(run_analysers(self.host().pm, record, image, self.analysis))
+                analyses.update(self.shared().analyse(self.host().pm, record, image, self.analysis, sha256))
 
         kept = _HeadKeeper(stream, MAX_STUB_SIZE + 1)
         try:
@@ -246,6 +268,8 @@ class Scan:
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
+        self.shared = SharedResults()  # analysis: byte-identical copies analysed once
+        self.token = uuid.uuid4().hex  # analysis: names this scan to worker processes' SharedResults
 
     def run(self, specs: list[SourceSpec], run_id: int) -> None:
         """List every source into the catalog first, then fingerprint what needs reading.
@@ -273,7 +297,8 @@ class Scan:
                 self._excludes = excludes(self.config, spec)
                 self._list(adapter, spec, source_id, run_id)
             for adapter, spec, source_id in opened:
-                self._fingerprint(FingerprintJob(spec, adapter, self.analysis, self.host), source_id)
+                job = FingerprintJob(spec, adapter, self.analysis, self.host, self.shared, self.token)
+                self._fingerprint(job, source_id)
         finally:
             for adapter, _spec, _source_id in opened:
                 adapter.close()

@@ -1,0 +1,186 @@
+"""The whole default scan against imagededup's hashing of the same files, end to end.
+
+    python benchmarks/corpus.py /tmp/corpus            # the accuracy corpus, once
+    python benchmarks/scan_vs_peer.py /tmp/corpus --repeat 3 --workers 2
+
+Each repeat runs, back to back on the same cores:
+
+- ``ours (analysers on)``: ``dam-dedupe scan CORPUS`` into a new catalog, with every
+  installed analyser (``pip install '.[all]'`` turns face detection on);
+- ``ours (analysers off)``: the same with ``[analysis] disabled = ["faces", "rights"]``;
+- ``imagededup``: ``PHash().encode_images`` over the folder with as many workers, then
+  ``find_duplicates`` (threshold 10, its default).
+
+Each runs in a fresh child process. Wall time is that child's, start to exit; peak memory
+is the largest resident set of the child or of any one of its workers. Our scan runs
+through the real command line (``dam_dedupe.cli.main``) with timers wrapped around the
+scan's stages from outside: *list* (the adapter's listing), *read+fingerprint* (waiting
+for the workers, which read, hash, decode, fingerprint and analyse), *match* (grouping,
+canonicals, evidence; matchscale's work), *catalog* (writing listings, fingerprints and
+clusters), and *start* (the rest: interpreter, imports, plugins). Analysers' cost is the
+difference between the two runs of ours. Medians over the repeats are printed; the
+machine may be shared, so only figures of one run compare.
+
+imagededup imports torchvision, whose PyPI wheel is a CUDA build that cannot load beside
+the CPU-only torch wheel; its hashing never calls torchvision, so the child stands in a
+placeholder for it when the real one fails to import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock
+
+STAGES = ("start", "list", "read+fingerprint", "match", "catalog")
+TORCHVISION_MODULES = ("torchvision", "torchvision.models", "torchvision.transforms")
+TORCHVISION_MODULES += ("torchvision.models.vision_transformer",)
+TOOLS = ("ours (analysers on)", "ours (analysers off)", "imagededup")
+
+
+class StageClock:
+    """Exclusive wall time per stage: a stage's time excludes the stages called inside it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self._stack: list[list[Any]] = []
+
+    def wrap(self, owner: Any, name: str, stage: str) -> None:
+        """Time every call of ``owner.name`` as ``stage``."""
+        original: Callable[..., Any] = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            frame = [time.perf_counter(), 0.0]
+            self._stack.append(frame)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._stack.pop()
+                elapsed = time.perf_counter() - frame[0]
+                self.seconds[stage] += elapsed - frame[1]
+                if self._stack:
+                    self._stack[-1][1] += elapsed
+
+        setattr(owner, name, timed)
+
+
+def _peak_mb() -> float:
+    """The largest resident set of this process or any of its finished children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def run_ours(corpus: Path, workers: int, analysers: bool, started: float) -> dict[str, Any]:
+    """Run ``dam-dedupe scan`` in this process with stage timers; its figures."""
+    from dam_dedupe import clustering, scan
+    from dam_dedupe.catalog.sqlite import SqliteCatalog
+    from dam_dedupe.cli import main
+
+    clock = StageClock()
+    clock.wrap(scan.Scan, "_list", "list")
+    clock.wrap(scan.Scan, "_record_listing", "catalog")
+    clock.wrap(scan.Scan, "_fingerprint", "read+fingerprint")
+    clock.wrap(scan.Scan, "_store", "catalog")
+    clock.wrap(scan, "build_clusters", "match")
+    clock.wrap(clustering, "build_clusters", "match")
+    clock.wrap(SqliteCatalog, "replace_clusters", "catalog")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "dam-dedupe.toml"
+        config.write_text("" if analysers else '[analysis]\ndisabled = ["faces", "rights"]\n')
+        args = ["--catalog", f"{tmp}/catalog.db", "--config", str(config), "scan", str(corpus)]
+        main([*args, "--workers", str(workers)], standalone_mode=False)
+    total = time.perf_counter() - started
+    clock.seconds["start"] = total - sum(clock.seconds.values())
+    return {"seconds": total, "stages": clock.seconds}
+
+
+def run_imagededup(corpus: Path, workers: int, started: float) -> dict[str, Any]:
+    """Hash the folder with imagededup's PHash and find duplicates; its figures."""
+    try:
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError, OSError):
+        for name in [m for m in sys.modules if m.startswith("torchvision")]:
+            del sys.modules[name]
+        for name in TORCHVISION_MODULES:
+            sys.modules[name] = MagicMock()  # stands in for names imagededup's CNN models use at import
+    from imagededup.methods import PHash
+
+    imported = time.perf_counter()
+    hasher = PHash(verbose=False)
+    encodings = hasher.encode_images(image_dir=str(corpus), num_enc_workers=workers)
+    hashed = time.perf_counter()
+    duplicates = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=10)
+    done = time.perf_counter()
+    stages = {"start": imported - started, "read+fingerprint": hashed - imported, "match": done - hashed}
+    return {"seconds": done - started, "stages": stages, "files": len(encodings), "with_copies": len(duplicates)}
+
+
+def child(tool: str, corpus: Path, workers: int) -> None:
+    """Run one tool (in a fresh process) and print its figures as JSON on the last line."""
+    started = time.perf_counter()
+    if tool == "imagededup":
+        found = run_imagededup(corpus, workers, started)
+    else:
+        found = run_ours(corpus, workers, tool == TOOLS[0], started)
+    found["peak_mb"] = _peak_mb()
+    print(json.dumps(found))
+
+
+def spawn(tool: str, corpus: Path, workers: int) -> dict[str, Any]:
+    """Run one tool in a fresh child process; its figures, with the child's wall time from outside."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, str(corpus), "--child", tool, "--workers", str(workers)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    found["wall"] = time.perf_counter() - started
+    return found
+
+
+def main() -> None:
+    """Run every tool ``--repeat`` times back to back and print medians."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--child", choices=TOOLS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.corpus, args.workers)
+        return
+    runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in TOOLS}
+    for n in range(args.repeat):
+        for tool in TOOLS:
+            runs[tool].append(spawn(tool, args.corpus, args.workers))
+            print(f"repeat {n + 1}: {tool}: {runs[tool][-1]['wall']:.1f} s", file=sys.stderr)
+    files = sum(1 for p in args.corpus.rglob("*") if p.is_file())
+    print(f"{args.corpus}: {files} files, {args.workers} workers, medians of {args.repeat} runs")
+    print(f"{'':22} {'wall s':>7} {'peak MiB':>9}  " + "  ".join(f"{s:>16}" for s in STAGES))
+    medians = {}
+    for tool, found in runs.items():
+        wall = statistics.median(r["wall"] for r in found)
+        medians[tool] = wall
+        peak = statistics.median(r["peak_mb"] for r in found)
+        stages = [statistics.median(r["stages"].get(s, 0.0) for r in found) for s in STAGES]
+        cells = "  ".join(f"{s:7.2f} s {s / wall:5.1%}" if s else f"{'-':>16}" for s in stages)
+        print(f"{tool:22} {wall:7.2f} {peak:9.0f}  {cells}")
+    on, off, peer = (medians[t] for t in TOOLS)
+    print(f"analysers' share of the scan: {(on - off) / on:.1%} ({on - off:.2f} s of {on:.2f} s)")
+    print(f"imagededup / ours: {peer / on:.2f}x with analysers on, {peer / off:.2f}x with them off")
+
+
+if __name__ == "__main__":
+    main()
