@@ -17,13 +17,18 @@
 Featureless pictures (a flat colour; no structure to hash) are grouped the same way, their
 candidates being the nearest in grey level, when their grey level and colour agree
 (:func:`~dam_dedupe.matcher.compare.flat_match`).
+
+Memory: the fingerprints are read once, and only what the index and the order need is kept
+(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 100 bytes an
+image); whole fingerprints with their thumbnails are loaded a batch of candidates at a time
+(:func:`find_groups_streamed`), and at most ``LOADED`` of them are kept between batches.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,12 +40,18 @@ from dam_dedupe.records import Fingerprint
 
 ThumbnailSource = Callable[[list[int]], Mapping[int, bytes]]
 """Gives the stored thumbnails of the fingerprints at some indices (see :func:`find_groups`)."""
+FingerprintSource = Callable[[list[int]], Mapping[int, Fingerprint]]
+"""Gives the whole fingerprints (with thumbnails) at some indices (see :func:`find_groups_streamed`)."""
 Progress = Callable[[int, int], None]
 """Told (images placed, images to place) as matching goes on."""
 
 FLAT_WINDOW = 50
-THUMBNAIL_CACHE = 8192
-"""Thumbnails (4 KiB each) kept between batches; a batch that needs more keeps all it needs."""
+LOADED = 8192
+"""Whole fingerprints (a 4 KiB thumbnail each) kept between batches; a batch that needs more keeps all it needs."""
+SUMMARY_CHUNK = 4096
+"""Fingerprints summarised into arrays at a time while they are read."""
+OTHER, COMPARABLE, FLAT = 0, 1, 2
+"""An image's kind in the summary: matched byte for byte only, perceptually, or as a flat colour."""
 
 
 def find_groups(
@@ -53,138 +64,184 @@ def find_groups(
 
     Every index is in at most one group; each group is sorted. With ``thumbnails``, the
     fingerprints may come without their thumbnails: ``thumbnails`` is asked, by index, for
-    those of the fingerprints the matcher verifies only, a batch at a time, so that matching a
-    million images does not hold a million thumbnails (4 KiB each) at once. ``progress``, when
+    those of the fingerprints the matcher verifies only, a batch at a time. ``progress``, when
     given, is told how many of the distinct images have been placed in a group.
     """
-    by_hash: dict[str, list[int]] = defaultdict(list)
-    for index, fingerprint in enumerate(fingerprints):
-        by_hash[fingerprint.sha256].append(index)
-    nodes = list(by_hash.values())
+
+    def load(indices: list[int]) -> dict[int, Fingerprint]:
+        found = thumbnails(indices) if thumbnails is not None else {}
+        return {i: replace(fingerprints[i], thumbnail=found[i]) if i in found else fingerprints[i] for i in indices}
+
+    return find_groups_streamed(fingerprints, settings, load, progress)
+
+
+def find_groups_streamed(
+    fingerprints: Iterable[Fingerprint], settings: MatchSettings, load: FingerprintSource, progress: Progress | None
+) -> list[list[int]]:
+    """:func:`find_groups` for a library too large to hold: ``fingerprints`` (which may come
+    without thumbnails) is read once, in order, and only summarised; ``load`` is asked, by index,
+    for the whole fingerprints of the images a batch verifies. Indices count from 0 in the
+    order ``fingerprints`` gave them."""
+    summary = _Summary.of(fingerprints)
+    node, first = summary.nodes()
+    kinds = summary.kind[first]
+    merged: list[list[int]] = [[n] for n in np.nonzero(kinds == OTHER)[0].tolist()]
     if settings.perceptual:
-        nodes = _merge_near(fingerprints, nodes, settings, _Thumbnails(fingerprints, thumbnails), progress)
-    return sorted(sorted(group) for group in nodes if len(group) > 1)
+        loaded = _Loaded(load)
+        merged += _near_groups(summary, first, np.nonzero(kinds == COMPARABLE)[0], settings, loaded, progress)
+        merged += _flat_groups(summary, first, np.nonzero(kinds == FLAT)[0], loaded)
+    else:
+        merged += [[n] for n in np.nonzero(kinds != OTHER)[0].tolist()]
+    images_of = _images_of(node, len(first))
+    groups = [sorted(i for n in group for i in images_of[n]) for group in merged]
+    return sorted(group for group in groups if len(group) > 1)
 
 
-class _Thumbnails:
-    """The fingerprints with their thumbnails, loaded a batch at a time and kept up to ``THUMBNAIL_CACHE``."""
+@dataclass(slots=True)
+class _Summary:
+    """What grouping keeps of every fingerprint, as arrays by index (see the module notes)."""
 
-    def __init__(self, fingerprints: Sequence[Fingerprint], source: ThumbnailSource | None) -> None:
-        self.fingerprints = fingerprints
-        self.source = source
-        self.loaded: OrderedDict[int, Fingerprint] = OrderedDict()
+    sha256: np.ndarray
+    kind: np.ndarray
+    area: np.ndarray
+    level: np.ndarray
+    codes: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, fingerprints: Iterable[Fingerprint]) -> _Summary:
+        """Read ``fingerprints`` once, ``SUMMARY_CHUNK`` at a time."""
+        parts: list[_Summary] = []
+        chunk: list[Fingerprint] = []
+        for fingerprint in fingerprints:
+            chunk.append(fingerprint)
+            if len(chunk) == SUMMARY_CHUNK:
+                parts.append(cls._of_chunk(chunk))
+                chunk = []
+        parts.append(cls._of_chunk(chunk))
+        families = [f for f in INDEXED_FAMILIES if all(f in part.codes for part in parts)]
+        return cls(
+            np.concatenate([part.sha256 for part in parts]),
+            np.concatenate([part.kind for part in parts]),
+            np.concatenate([part.area for part in parts]),
+            np.concatenate([part.level for part in parts]),
+            {family: np.concatenate([part.codes[family] for part in parts]) for family in families},
+        )
+
+    @classmethod
+    def _of_chunk(cls, chunk: list[Fingerprint]) -> _Summary:
+        kind = np.array([COMPARABLE if comparable(fp) else FLAT if flat(fp) else OTHER for fp in chunk], np.int8)
+        usable = [fp for fp, k in zip(chunk, kind.tolist(), strict=True) if k == COMPARABLE]
+        codes = {}
+        for family in INDEXED_FAMILIES:
+            if all(family in fp.perceptual for fp in usable):
+                values = [
+                    int(fp.perceptual[family], 16) if k == COMPARABLE else 0 for fp, k in zip(chunk, kind, strict=True)
+                ]
+                codes[family] = np.array(values, dtype=np.uint64)
+        return cls(
+            np.array([fp.sha256 for fp in chunk], dtype="S64"),
+            kind,
+            np.array([fp.width * fp.height for fp in chunk], dtype=np.int64),
+            np.array([flat_level(fp) if k == FLAT else 0.0 for fp, k in zip(chunk, kind, strict=True)], np.float32),
+            codes,
+        )
+
+    def nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(node of each image, first image of each node): byte-identical images are one node."""
+        _, first, node = np.unique(self.sha256, return_index=True, return_inverse=True)
+        return node.ravel(), first
+
+
+def _images_of(node: np.ndarray, count: int) -> list[list[int]]:
+    """The images of each of ``count`` nodes."""
+    order = np.argsort(node, kind="stable")
+    bounds = np.searchsorted(node[order], np.arange(count + 1))
+    return [order[bounds[n] : bounds[n + 1]].tolist() for n in range(count)]
+
+
+class _Loaded:
+    """Whole fingerprints by index, loaded a batch at a time and kept up to ``LOADED``."""
+
+    def __init__(self, load: FingerprintSource) -> None:
+        self.load = load
+        self.kept: OrderedDict[int, Fingerprint] = OrderedDict()
 
     def prepare(self, indices: set[int]) -> None:
-        """Load the thumbnails of ``indices`` that are not loaded, in one call to the source."""
-        if self.source is None:
-            return
-        for index in indices & self.loaded.keys():
-            self.loaded.move_to_end(index)
-        missing = sorted(indices - self.loaded.keys())
-        found = self.source(missing) if missing else {}
-        for index in missing:
-            thumbnail = found.get(index)
-            fingerprint = self.fingerprints[index]
-            self.loaded[index] = fingerprint if thumbnail is None else replace(fingerprint, thumbnail=thumbnail)
-        while len(self.loaded) > max(THUMBNAIL_CACHE, len(indices)):
-            self.loaded.popitem(last=False)
+        """Load those of ``indices`` not kept, in one call to the source."""
+        for index in indices & self.kept.keys():
+            self.kept.move_to_end(index)
+        missing = sorted(indices - self.kept.keys())
+        if missing:
+            self.kept.update(self.load(missing))
+        while len(self.kept) > max(LOADED, len(indices)):
+            self.kept.popitem(last=False)
 
     def __getitem__(self, index: int) -> Fingerprint:
-        if self.source is None:
-            return self.fingerprints[index]
-        if index not in self.loaded:
+        if index not in self.kept:
             self.prepare({index})
-        return self.loaded[index]
-
-
-def with_thumbnails(
-    fingerprints: Sequence[Fingerprint], indices: Iterable[int], thumbnails: ThumbnailSource
-) -> list[Fingerprint]:
-    """``fingerprints`` with the thumbnails of those at ``indices`` filled in from ``thumbnails``."""
-    filled = list(fingerprints)
-    for index, thumbnail in thumbnails(sorted(set(indices))).items():
-        filled[index] = replace(filled[index], thumbnail=thumbnail)
-    return filled
-
-
-def _merge_near(
-    fingerprints: Sequence[Fingerprint],
-    nodes: list[list[int]],
-    settings: MatchSettings,
-    loaded: _Thumbnails,
-    progress: Progress | None,
-) -> list[list[int]]:
-    """Merge nodes (lists of byte-identical indices) that are verified copies, without chaining."""
-    usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
-    flats = [n for n, node in enumerate(nodes) if flat(fingerprints[node[0]])]
-    placed = {n for group in (usable, flats) for n in group}
-    merged = [[n] for n in range(len(nodes)) if n not in placed]
-    merged += _near_groups(fingerprints, nodes, usable, settings, loaded, progress)
-    merged += _flat_groups(fingerprints, nodes, flats)
-    return [[index for n in group for index in nodes[n]] for group in merged]
+        return self.kept[index]
 
 
 def _near_groups(
-    fingerprints: Sequence[Fingerprint],
-    nodes: list[list[int]],
-    usable: list[int],
+    summary: _Summary,
+    first: np.ndarray,
+    usable: np.ndarray,
     settings: MatchSettings,
-    loaded: _Thumbnails,
+    loaded: _Loaded,
     progress: Progress | None,
 ) -> list[list[int]]:
     """Groups (of node numbers) of the comparable nodes ``usable``."""
-    if not usable:
+    if not len(usable):
         return []
-    first = [nodes[n][0] for n in usable]
-    families = [f for f in INDEXED_FAMILIES if all(f in fingerprints[i].perceptual for i in first)]
-    codes = {
-        family: np.array([int(fingerprints[i].perceptual[family], 16) for i in first], dtype=np.uint64)
-        for family in families
-    }
-    index = CandidateIndex(codes, settings)
+    image = first[usable]
+    index = CandidateIndex({family: codes[image] for family, codes in summary.codes.items()}, settings)
 
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return index.neighbours(np.array(asked, dtype=np.int64))
 
     def edge(a: int, b: int, symmetry: str) -> bool:
-        return judge(loaded[first[a]], loaded[first[b]], symmetry, settings) is not None
+        return judge(loaded[int(image[a])], loaded[int(image[b])], symmetry, settings) is not None
 
     def consistent(a: int, b: int) -> bool:
-        return is_copy(loaded[first[a]], loaded[first[b]], settings)
+        return is_copy(loaded[int(image[a])], loaded[int(image[b])], settings)
 
     def prepare(positions: set[int]) -> None:
-        loaded.prepare({first[k] for k in positions})
+        loaded.prepare({int(image[k]) for k in positions})
 
-    groups = form_groups(_largest_first(fingerprints, first), neighbours, edge, consistent, prepare, progress)
-    return [[usable[k] for k in group] for group in groups]
-
-
-def _largest_first(fingerprints: Sequence[Fingerprint], first: list[int]) -> list[int]:
-    """Positions in ``first`` by decreasing pixel count (then position): a group's representative
-    is then its most detailed copy, against which smaller copies verify best."""
-    return sorted(range(len(first)), key=lambda k: (-fingerprints[first[k]].width * fingerprints[first[k]].height, k))
+    # Largest picture first: a group's representative is then its most detailed copy.
+    order = np.lexsort((np.arange(len(image)), -summary.area[image])).tolist()
+    groups = form_groups(order, neighbours, edge, consistent, prepare, progress)
+    return [usable[group].tolist() for group in groups]
 
 
-def _flat_groups(fingerprints: Sequence[Fingerprint], nodes: list[list[int]], flats: list[int]) -> list[list[int]]:
+def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded: _Loaded) -> list[list[int]]:
     """Groups (of node numbers) of featureless nodes of one flat colour.
 
-    A node's candidates are the next ``FLAT_WINDOW`` nodes in grey-level order on either side
-    that are within the tolerance: enough for every copy, bounded for a million blank pages.
+    A node's candidates are the ``FLAT_WINDOW`` nodes on either side in grey-level order that
+    are within the tolerance: enough for every copy, bounded for a million blank pages.
     """
-    ranked = sorted(flats, key=lambda n: (flat_level(fingerprints[nodes[n][0]]), n))
-    rank = {n: k for k, n in enumerate(ranked)}
-    levels = [flat_level(fingerprints[nodes[n][0]]) for n in ranked]
+    if not len(flats):
+        return []
+    levels = summary.level[first[flats]]
+    ranked = flats[np.lexsort((flats, levels))]
+    image, levels = first[ranked], summary.level[first[ranked]]
 
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         found = []
         for k in asked:
-            near = range(max(0, k - FLAT_WINDOW), min(len(ranked), k + FLAT_WINDOW + 1))
-            close = [j for j in near if j != k and abs(levels[j] - levels[k]) <= FLAT_TOLERANCE]
-            found.append([(j, "identity") for j in sorted(close, key=lambda j: (abs(levels[j] - levels[k]), j))])
+            near = np.arange(max(0, k - FLAT_WINDOW), min(len(ranked), k + FLAT_WINDOW + 1))
+            gaps = np.abs(levels[near] - levels[k])
+            close = near[(near != k) & (gaps <= FLAT_TOLERANCE)]
+            found.append(
+                [(int(j), "identity") for j in close[np.argsort(np.abs(levels[close] - levels[k]), kind="stable")]]
+            )
         return found
 
     def same(a: int, b: int, symmetry: str = "identity") -> bool:
-        return flat_match(fingerprints[nodes[ranked[a]][0]], fingerprints[nodes[ranked[b]][0]]) is not None
+        return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
 
-    groups = form_groups(sorted(rank.values()), neighbours, same, same)
-    return [[ranked[k] for k in group] for group in groups]
+    def prepare(positions: set[int]) -> None:
+        loaded.prepare({int(image[k]) for k in positions})
+
+    groups = form_groups(list(range(len(ranked))), neighbours, same, same, prepare)
+    return [ranked[group].tolist() for group in groups]
