@@ -120,3 +120,33 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 4096)
     except OSError:
         return b""
+
+
+def test_matching_streams_one_asset_per_uri_when_sources_overlap(tmp_path: Path) -> None:
+    # The same file listed under two sources (a folder and its parent) is one asset, not two
+    # copies of itself; the catalog streams it once, in chunks of any size.
+    root = tmp_path / "archive"
+    pictures = [photograph(name) for name in ("chelsea.png", "coffee.png", "astronaut.png")]
+    for n, picture in enumerate(pictures):
+        picture.save(_mkdir(root) / f"photo{n}.jpg", "JPEG", quality=90)
+    (_mkdir(root / "shared") / "photo0 copy.jpg").write_bytes((root / "photo0.jpg").read_bytes())
+    catalog = open_catalog(tmp_path / "catalog.db")
+    sources = [SourceSpec(root.as_uri()), SourceSpec((root / "shared").as_uri())]
+    run_scan(sources, catalog, Host(), Config(), workers=1)
+
+    listed = catalog.images(thumbnails=False)
+    assert len(listed) == 5  # the shared file once under each source
+    first_by_uri = {}
+    for asset in listed:
+        first_by_uri.setdefault(asset.record.uri, asset.id)
+    for chunk in (1, 2, 2000):
+        streamed = [asset.id for asset in catalog.images_streamed(chunk)]
+        assert streamed == sorted(first_by_uri.values())
+    (cluster,) = catalog.clusters()
+    assert len(cluster.members) == 2
+    catalog.close()
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
