@@ -13,8 +13,8 @@ A group admits an image that is a copy (``consistent``: the pair decision relaxe
 ``group_slack``) of its representative and of the first :data:`SAMPLE` other members. So an
 image is verified against a fixed number of members, never against all of them, and a chain
 A~B~C where A and C are not copies never becomes one group: whichever of A, B, C comes first,
-the third is checked against both others (a group of up to ``SAMPLE + 1`` members checks every
-pair). Because every member is a copy of the representative, the copies of one image form one
+the third is checked against both others (a group of up to ``SAMPLE + 2`` members has every
+pair checked). Because every member is a copy of the representative, the copies of one image form one
 group however many there are.
 
 Images that are already in a group never ask the index, so a cluster of n copies costs about
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-SAMPLE = 3
+SAMPLE = 2
 """Members besides the representative that a new member must also be a copy of."""
 FIRST_BATCH = 64
 """Images whose candidates are looked up in the first call to the index."""
