@@ -7,7 +7,8 @@ candidates (:class:`~dam_dedupe.matcher.neighbours.CandidateIndex`), then:
 1. it joins the group of its nearest candidate already in one with which it is a verified copy
    (``edge``, the pair decision as set), if that group *admits* it (up to ``JOIN_ATTEMPTS`` tries);
 2. otherwise it starts a group and is that group's representative;
-3. each of its candidates not yet in a group joins its group on the same two conditions.
+3. each of its candidates not yet in a group joins its group on the same two conditions (it stops
+   after ``CLAIM_MISSES`` failures in a row).
 
 A group admits an image that is a copy (``consistent``: the pair decision relaxed by
 ``group_slack``) of its representative and of the first :data:`SAMPLE` other members. So an
@@ -38,6 +39,12 @@ claimed by an earlier image of their batch asked for their candidates in vain)."
 MAX_BATCH = 4096
 JOIN_ATTEMPTS = 8
 """Most candidates already in a group through which an image tries to join one before it starts its own."""
+
+CLAIM_MISSES = 16
+"""Candidates in a row that an image may fail to claim before it stops claiming: candidates come
+nearest first, so a run of failures means the rest are copies of another, similar picture
+(verifying each costs a crop search). Any copy of its own left unclaimed still joins its group
+later, through step 1, when it asks for its own candidates."""
 
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
@@ -70,6 +77,18 @@ def form_groups(
     is in exactly one group, many of them alone. Returns the groups, each in order of joining."""
     group_of: dict[int, int] = {}
     groups: list[_Group] = []
+    refused: set[tuple[int, int]] = set()
+
+    def copies(image: int, other: int, symmetry: str) -> bool:
+        # A pair that failed once is not tried again from its other end (a candidate pair is
+        # found from both ends): as before, each candidate pair is verified once.
+        pair = (min(image, other), max(image, other))
+        if pair in refused:
+            return False
+        if edge(image, other, symmetry):
+            return True
+        refused.add(pair)
+        return False
 
     def admits(number: int, image: int, through: int) -> bool:
         group = groups[number]
@@ -84,27 +103,35 @@ def form_groups(
             group.sample.append(image)
 
     def place(image: int, candidates: list[tuple[int, str]]) -> None:
-        refused: set[int] = set()
+        declined: set[int] = set()
         home, attempts = None, 0
         for other, symmetry in candidates:
             number = group_of.get(other)
-            if number is None or number in refused:
+            if number is None or number in declined:
                 continue
             if attempts >= JOIN_ATTEMPTS:
                 break
             attempts += 1
-            if edge(image, other, symmetry):
+            if copies(image, other, symmetry):
                 if admits(number, image, other):
                     home = number
                     break
-                refused.add(number)
+                declined.add(number)
         if home is None:
             home = len(groups)
             groups.append(_Group(image, []))
         add(home, image)
+        misses = 0
         for other, symmetry in candidates:
-            if other not in group_of and edge(image, other, symmetry) and admits(home, other, image):
+            if other in group_of:
+                continue
+            if copies(image, other, symmetry) and admits(home, other, image):
                 add(home, other)
+                misses = 0
+            else:
+                misses += 1
+                if misses >= CLAIM_MISSES:
+                    break
 
     total, start, batch = len(order), 0, FIRST_BATCH
     while start < total:
