@@ -37,6 +37,11 @@ image of the one before (between ``FIRST_BATCH // 4`` and ``MAX_BATCH`` images),
 distinct images is searched in a few large calls and one of many copies in small ones (images
 claimed by an earlier image of their batch asked for their candidates in vain)."""
 MAX_BATCH = 4096
+CHECKED_SIZE = 40
+"""Groups of up to this many members, united with the groups that declined verified copies of
+their members (up to this size in all), have every pair of members checked once formed (the
+earlier complete linkage checked up to 40 by 40): a look-alike admitted by the representative and
+the sample (a burst that passes against the original) fails against the other copies, and goes."""
 JOIN_ATTEMPTS = 8
 """Most candidates already in a group through which an image tries to join one before it starts its own."""
 
@@ -48,8 +53,9 @@ later, through step 1, when it asks for its own candidates."""
 
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
-Edge = Callable[[int, int, str], bool]
-"""Whether the second image is a copy of the first after the symmetry (the pair decision as set)."""
+Edge = Callable[[int, int, str], float | None]
+"""How far the second image is from the first after the symmetry if it is a copy under the pair
+decision as set (lower is closer), else ``None``."""
 Consistent = Callable[[int, int], bool]
 """Whether the second image is a copy of the first under the relaxed decision, any symmetry."""
 Prepare = Callable[[set[int]], None]
@@ -78,17 +84,18 @@ def form_groups(
     group_of: dict[int, int] = {}
     groups: list[_Group] = []
     refused: set[tuple[int, int]] = set()
+    contacts: list[tuple[int, int]] = []  # verified copies whose groups did not admit one another
 
-    def copies(image: int, other: int, symmetry: str) -> bool:
+    def copies(image: int, other: int, symmetry: str) -> float | None:
         # A pair that failed once is not tried again from its other end (a candidate pair is
         # found from both ends): as before, each candidate pair is verified once.
         pair = (min(image, other), max(image, other))
         if pair in refused:
-            return False
-        if edge(image, other, symmetry):
-            return True
-        refused.add(pair)
-        return False
+            return None
+        score = edge(image, other, symmetry)
+        if score is None:
+            refused.add(pair)
+        return score
 
     def admits(number: int, image: int, through: int) -> bool:
         group = groups[number]
@@ -112,26 +119,36 @@ def form_groups(
             if attempts >= JOIN_ATTEMPTS:
                 break
             attempts += 1
-            if copies(image, other, symmetry):
+            if copies(image, other, symmetry) is not None:
                 if admits(number, image, other):
                     home = number
                     break
                 declined.add(number)
+                contacts.append((image, other))
         if home is None:
             home = len(groups)
             groups.append(_Group(image, []))
         add(home, image)
+        # Claim the verified candidates closest first, so that the sample is the closest copies
+        # and a look-alike that passed the pair decision is checked against them, not one of them.
+        verified: list[tuple[float, int]] = []
         misses = 0
         for other, symmetry in candidates:
             if other in group_of:
                 continue
-            if copies(image, other, symmetry) and admits(home, other, image):
-                add(home, other)
+            score = copies(image, other, symmetry)
+            if score is not None:
+                verified.append((score, other))
                 misses = 0
             else:
                 misses += 1
                 if misses >= CLAIM_MISSES:
                     break
+        for _, other in sorted(verified):
+            if admits(home, other, image):
+                add(home, other)
+            else:
+                contacts.append((image, other))
 
     total, start, batch = len(order), 0, FIRST_BATCH
     while start < total:
@@ -148,7 +165,58 @@ def form_groups(
             batch = int(min(MAX_BATCH, max(FIRST_BATCH // 4, ROWS_PER_BATCH / max(rows, 1.0))))
         if progress is not None:
             progress(len(group_of), total)
-    return [group.members for group in groups]
+    merged = _small_unions([group.members for group in groups], [(group_of[a], group_of[b]) for a, b in contacts])
+    return [part for members in merged for part in _consistent_parts(members, consistent, prepare)]
+
+
+def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> list[list[int]]:
+    """``groups`` with those joined by a contact united while the union has at most ``CHECKED_SIZE``
+    members: the order images came in decides which copy represents a group, and a look-alike that
+    came first can keep out copies that the other members accept (:func:`_consistent_parts` then
+    decides the union)."""
+    parent = list(range(len(groups)))
+    size = [len(members) for members in groups]
+
+    def root(number: int) -> int:
+        while parent[number] != number:
+            parent[number] = parent[parent[number]]
+            number = parent[number]
+        return number
+
+    for a, b in contacts:
+        ra, rb = root(a), root(b)
+        if ra != rb and size[ra] + size[rb] <= CHECKED_SIZE:
+            parent[rb] = ra
+            size[ra] += size[rb]
+    united: dict[int, list[int]] = {}
+    for number, members in enumerate(groups):
+        united.setdefault(root(number), []).extend(members)
+    return list(united.values())
+
+
+def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepare | None) -> list[list[int]]:
+    """``members`` as one group if every pair is ``consistent``, else the group without the members
+    that fail most (each then alone). Only groups of up to ``CHECKED_SIZE`` are checked this way."""
+    if not 2 < len(members) <= CHECKED_SIZE:
+        return [members]
+    if prepare is not None:
+        prepare(set(members))
+    failures: dict[int, set[int]] = {member: set() for member in members}
+    for n, first in enumerate(members):
+        for second in members[n + 1 :]:
+            if not consistent(first, second):
+                failures[first].add(second)
+                failures[second].add(first)
+    alone: list[list[int]] = []
+    kept = list(members)
+    while any(failures[member] for member in kept):
+        # The member that fails with most others goes (the last to join, of those that fail as often).
+        worst = max(reversed(kept), key=lambda member: len(failures[member]))
+        kept.remove(worst)
+        alone.append([worst])
+        for other in failures.pop(worst):
+            failures[other].discard(worst)
+    return [kept, *alone]
 
 
 def _needed(

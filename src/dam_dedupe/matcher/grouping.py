@@ -199,8 +199,9 @@ def _near_groups(
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return index.neighbours(np.array(asked, dtype=np.int64))
 
-    def edge(a: int, b: int, symmetry: str) -> bool:
-        return judge(loaded[int(image[a])], loaded[int(image[b])], symmetry, settings) is not None
+    def edge(a: int, b: int, symmetry: str) -> float | None:
+        verdict = judge(loaded[int(image[a])], loaded[int(image[b])], symmetry, settings)
+        return None if verdict is None else verdict.trimmed_rms
 
     def consistent(a: int, b: int) -> bool:
         return is_copy(loaded[int(image[a])], loaded[int(image[b])], settings)
@@ -237,11 +238,14 @@ def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded
             )
         return found
 
-    def same(a: int, b: int, symmetry: str = "identity") -> bool:
+    def same(a: int, b: int) -> bool:
         return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
+
+    def level_gap(a: int, b: int, symmetry: str) -> float | None:
+        return float(abs(levels[a] - levels[b])) if same(a, b) else None
 
     def prepare(positions: set[int]) -> None:
         loaded.prepare({int(image[k]) for k in positions})
 
-    groups = form_groups(list(range(len(ranked))), neighbours, same, same, prepare)
+    groups = form_groups(list(range(len(ranked))), neighbours, level_gap, same, prepare)
     return [ranked[group].tolist() for group in groups]
