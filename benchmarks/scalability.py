@@ -4,7 +4,8 @@ For each size N, makes N random 63-bit hashes of each indexed family (``dct``, `
 ``centre``), plants copies of 1% of them (hashes with up to the family's radius,
 ``candidate_radius`` or ``crop_radius``, bits flipped, and rotated or mirrored ``dct``
 hashes with up to ``transform_radius`` flipped), runs the same candidate search that
-:func:`dam_dedupe.matcher.find_groups` runs (:func:`~dam_dedupe.matcher.grouping.candidate_pairs`),
+:func:`dam_dedupe.matcher.find_groups` runs, for every image at once
+(:func:`~dam_dedupe.matcher.neighbours.candidate_pairs`; cluster formation asks a batch at a time),
 checks that every planted pair is found, and fits the growth exponent of time against N.
 
 Run: ``python benchmarks/scalability.py [--sizes 10000 100000 1000000] [--preset balanced]``
@@ -19,7 +20,7 @@ import time
 import numpy as np
 
 from dam_dedupe.matcher import PRESETS, MatchSettings
-from dam_dedupe.matcher.grouping import INDEXED_FAMILIES, SEARCHED_SYMMETRIES, candidate_pairs, radius_of
+from dam_dedupe.matcher.neighbours import INDEXED_FAMILIES, SYMMETRIES, candidate_pairs, radius_of
 from dam_dedupe.matcher.perceptual import dct_dihedral_array
 
 PLANTED_SHARE = 0.01
@@ -35,7 +36,7 @@ def synthetic(size: int, settings: MatchSettings, seed: int) -> tuple[dict[str, 
     count = int(size * PLANTED_SHARE)
     sources = rng.choice(size // 2, count, replace=False)
     targets = size // 2 + rng.choice(size - size // 2, count, replace=False)
-    symmetries = ["identity", *SEARCHED_SYMMETRIES]
+    symmetries = ["identity", *SYMMETRIES]
     for n, (i, j) in enumerate(zip(sources.tolist(), targets.tolist(), strict=True)):
         symmetry = symmetries[n % len(symmetries)]
         families = INDEXED_FAMILIES if symmetry == "identity" else ("dct",)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import click
 
 from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
-from dam_dedupe.clustering import build_clusters
+from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
 from dam_dedupe.decisions_cli import decisions
 from dam_dedupe.display import display_path
@@ -151,6 +152,32 @@ def _print_summary(summary: ScanSummary) -> None:
     )
 
 
+class _MatchLine:
+    """The match stage's progress as one line on a terminal: stage, done/total and rate, redrawn at
+    most every ``EVERY`` seconds. Matching a large library takes minutes; a log or CI run gets no line."""
+
+    EVERY = 0.2
+
+    def __init__(self) -> None:
+        self.stage, self.started, self.drawn = "", 0.0, 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self.stage:
+            self.stage, self.started, self.drawn = stage, now, 0.0
+        if done < total and now - self.drawn < self.EVERY:
+            return
+        self.drawn = now
+        rate = done / max(now - self.started, 1e-3)
+        line = f"\rmatching: {stage} {done:,}/{total:,} ({rate:,.0f}/s)\x1b[K"
+        click.echo(line + ("\n" if done >= total else ""), file=sys.stderr, nl=False)
+
+
+def _match_progress() -> MatchProgress | None:
+    """A progress line for the match stage when stderr is a terminal, else ``None`` (silent)."""
+    return _MatchLine() if sys.stderr.isatty() else None
+
+
 def _scan(
     obj: Context,
     sources: tuple[str, ...],
@@ -180,7 +207,9 @@ def _scan(
         bar.update(done - bar.pos)
 
     try:
-        summary = run_scan(specs, catalog, obj.host, config, workers, progress=progress, reread=reread)
+        summary = run_scan(
+            specs, catalog, obj.host, config, workers, progress=progress, reread=reread, matching=_match_progress()
+        )
     finally:
         for bar in bars.values():
             bar.render_finish()
@@ -244,7 +273,7 @@ def match(obj: Context, preset: str | None) -> None:
         config = replace(config, matching=matching_settings({"preset": preset}))
     catalog = obj.catalog()
     try:
-        clusters = build_clusters(catalog, config, obj.host)
+        clusters = build_clusters(catalog, config, obj.host, _match_progress())
     finally:
         catalog.close()
     click.echo(f"{len(clusters)} clusters, {sum(len(c.members) - 1 for c in clusters)} duplicate copies")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from array import array
+from collections.abc import Callable, Iterator
 
 from dam_dedupe.canonical import choose_canonical, make_rules
 from dam_dedupe.catalog import Catalog, StoredCluster
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
-from dam_dedupe.matcher import compare, find_groups
-from dam_dedupe.matcher.grouping import with_thumbnails
-from dam_dedupe.records import Cluster, Member
+from dam_dedupe.matcher import compare
+from dam_dedupe.matcher.grouping import find_groups_streamed
+from dam_dedupe.records import Cluster, Fingerprint, Member
 
 log = logging.getLogger(__name__)
+
+MatchProgress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while matching: stage ``grouping`` (distinct images
+placed in a group, many alone), then ``explaining`` (clusters whose members are compared with the canonical)."""
 
 
 def cluster_id(members: list[Member]) -> str:
@@ -22,28 +28,43 @@ def cluster_id(members: list[Member]) -> str:
     return "c-" + hashlib.sha256(anchor.encode()).hexdigest()[:16]
 
 
-def build_clusters(catalog: Catalog, config: Config, host: Host) -> list[Cluster]:
+def build_clusters(
+    catalog: Catalog, config: Config, host: Host, progress: MatchProgress | None = None
+) -> list[Cluster]:
     """Match every present image, choose canonicals, explain each member, store and announce the clusters.
 
     An object listed under two overlapping sources is one asset (by URI), not two copies.
-    Thumbnails are loaded only for the images the matcher verifies and the clusters' members.
+    Fingerprints are streamed out of the catalog and only summarised; whole fingerprints with
+    their thumbnails are loaded a batch of candidates at a time and one cluster at a time.
+    ``progress``, when given, is told how matching goes on (a large library takes minutes).
     """
-    listed = catalog.images(thumbnails=False)
-    images = list({asset.record.uri: asset for asset in reversed(listed)}.values())[::-1]
-    fingerprints = [asset.fingerprint for asset in images if asset.fingerprint is not None]
+    ids = array("q")  # asset id by the index the matcher knows it by: 8 bytes an image
+
+    def summaries() -> Iterator[Fingerprint]:
+        for asset in catalog.images_streamed():
+            if asset.fingerprint is not None:
+                ids.append(asset.id)
+                yield asset.fingerprint
+
+    def load(indices: list[int]) -> dict[int, Fingerprint]:
+        by_id = catalog.assets_by_id(ids[i] for i in indices)
+        return {i: fp for i in indices if (fp := by_id[ids[i]].fingerprint) is not None}
+
+    def grouping(done: int, total: int) -> None:
+        if progress is not None:
+            progress("grouping", done, total)
+
     settings = config.matching
-
-    def thumbnails(indices: list[int]) -> dict[int, bytes]:
-        by_id = catalog.thumbnails(images[i].id for i in indices)
-        return {i: by_id[images[i].id] for i in indices if images[i].id in by_id}
-
-    groups = find_groups(fingerprints, settings, thumbnails)
-    fingerprints = with_thumbnails(fingerprints, (i for group in groups for i in group), thumbnails)
+    groups = find_groups_streamed(summaries(), settings, load, grouping)
     rules = make_rules(config.authoritative)
     clusters: list[Cluster] = []
     stored: list[StoredCluster] = []
-    for group in groups:
-        members = [Member(images[i].record, fingerprints[i]) for i in group]
+    for done, group in enumerate(groups, start=1):
+        if progress is not None:
+            progress("explaining", done, len(groups))
+        assets = catalog.assets_by_id(ids[i] for i in group)
+        images = [assets[ids[i]] for i in group]
+        members = [Member(asset.record, asset.fingerprint) for asset in images if asset.fingerprint is not None]
         cluster = Cluster(cluster_id(members), members)
         choose_canonical(cluster, config.policy, rules, host.hook)
         canonical = cluster.canonical
@@ -54,22 +75,22 @@ def build_clusters(catalog: Catalog, config: Config, host: Host) -> list[Cluster
                 continue
             comparison = compare(canonical.fingerprint, member.fingerprint, settings)
             if comparison is None:
-                log.warning("%s left out of %s: not a copy of the canonical under these settings", member.asset.uri,
-                            cluster.id)  # fmt: skip
+                reason = "not a copy of the canonical under these settings"
+                log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
                 continue
             explained.append(Member(member.asset, member.fingerprint, comparison.match, comparison.evidence))
         if len(explained) < 2:
             continue
         cluster.members, cluster.canonical = explained, explained[0]
         clusters.append(cluster)
-        ids = {images[i].record.uri: images[i].id for i in group}
+        id_of = {asset.record.uri: asset.id for asset in images}
         stored.append(
             StoredCluster(
                 cluster.id,
-                ids[canonical.asset.uri],
+                id_of[canonical.asset.uri],
                 cluster.canonical_reason,
                 settings.preset,
-                [(ids[m.asset.uri], m.match, m.evidence) for m in explained],
+                [(id_of[m.asset.uri], m.match, m.evidence) for m in explained],
             )
         )
     catalog.replace_clusters(stored)

@@ -40,7 +40,7 @@ from PIL import Image
 from dam_dedupe.adapter import SourceAdapter
 from dam_dedupe.analysis import Analysis, SharedResults, analysers_enabled
 from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
-from dam_dedupe.clustering import build_clusters
+from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config
 from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError
 from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
@@ -492,6 +492,7 @@ def run_scan(
     executor_factory: ExecutorFactory = default_executor,
     progress: Progress | None = None,
     reread: bool = False,
+    matching: MatchProgress | None = None,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -505,6 +506,7 @@ def run_scan(
         progress: told of fingerprinting progress.
         reread: read every present image of ``specs`` again, changed or not (so that an
             analyser installed since sees them all).
+        matching: told of the match stage's progress (see :data:`~dam_dedupe.clustering.MatchProgress`).
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
@@ -518,7 +520,7 @@ def run_scan(
         status = "interrupted"
         try:
             scan.run(specs, run_id)
-            build_clusters(catalog, config, host)
+            build_clusters(catalog, config, host, matching)
             status = "finished"
         finally:
             catalog.finish_run(run_id, scan.counts, status)

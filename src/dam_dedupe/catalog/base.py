@@ -7,7 +7,7 @@ touching adapters or the matcher.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -281,6 +281,10 @@ class Catalog(Protocol):
 
     def previews(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored colour previews of these assets, by asset id (those that have one)."""
+
+    def images_streamed(self, chunk: int = 2000) -> Iterator[CatalogAsset]:
+        """Every present, fingerprinted image without its thumbnail, one asset per URI (the first
+        listed), in id order, read ``chunk`` at a time (for matching a library too large to hold)."""
 
     def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored thumbnails of these assets, by asset id."""

@@ -367,6 +367,25 @@ class SqliteCatalog:
         query = "SELECT asset_id, preview FROM fingerprints WHERE asset_id IN ({marks}) AND preview IS NOT NULL"
         return {row["asset_id"]: row["preview"] for row in self._rows_by_id(query, asset_ids)}
 
+    def images_streamed(self, chunk: int = 2000) -> Iterator[CatalogAsset]:
+        """Every present, fingerprinted image without its thumbnail, one asset per URI (the first
+        listed: an object listed under two overlapping sources is one asset), in id order, read
+        ``chunk`` rows a query so that matching a large library never holds all its rows at once."""
+        after = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+                " f.perceptual, NULL AS thumbnail, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+                " WHERE a.state = 'present' AND a.content = 'image' AND a.id > ? AND NOT EXISTS"
+                " (SELECT 1 FROM assets b JOIN fingerprints g ON g.asset_id = b.id WHERE b.uri = a.uri"
+                " AND b.id < a.id AND b.state = 'present' AND b.content = 'image') ORDER BY a.id LIMIT ?",
+                (after, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (self._asset(row) for row in rows)
+            after = rows[-1]["id"]
+
     def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored thumbnails of these assets, by asset id."""
         query = "SELECT asset_id, thumbnail FROM fingerprints WHERE asset_id IN ({marks}) AND thumbnail IS NOT NULL"

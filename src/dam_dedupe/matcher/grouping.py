@@ -1,215 +1,251 @@
 """Partitioning fingerprinted assets into groups of copies.
 
 1. Byte-identical fingerprints (same SHA-256) form one node.
-2. The index (:mod:`dam_dedupe.matcher.index`) finds every pair of nodes whose ``dct``
-   or ``centre`` hashes are within ``candidate_radius`` bits or whose ``low`` hashes are
+2. The index (:mod:`dam_dedupe.matcher.neighbours`) nominates, for a node, the nodes whose
+   ``dct`` or ``centre`` hashes are within ``candidate_radius`` bits or whose ``low`` hashes are
    within ``crop_radius`` (each family catches copies the others miss: re-encodes, crops,
    edge watermarks), and, for rotated and mirrored copies, whose ``dct`` hashes are within
    ``transform_radius`` bits after each symmetry.
-3. Each candidate pair is verified against the thumbnails (:func:`~dam_dedupe.matcher.compare.judge`).
-4. Verified pairs are merged best first, and two groups merge only if every member of
-   one is a copy of every member of the other under :func:`~dam_dedupe.matcher.compare`
-   (complete linkage, with the thresholds relaxed by ``group_slack``). So a chain A~B~C
-   where A and C are not copies never becomes one group, and ``compare`` explains every
-   pair of members, whichever the canonical policy picks. For groups larger than
-   ``LINKAGE_SAMPLE`` the check uses their first ``LINKAGE_SAMPLE`` members.
+3. Groups form around representatives (:mod:`dam_dedupe.matcher.formation`): a node joins a
+   group when it is a verified copy (:func:`~dam_dedupe.matcher.compare.judge`) of the member
+   that nominated it and, under the thresholds relaxed by ``group_slack``
+   (:func:`~dam_dedupe.matcher.compare.is_copy`), of the group's representative and first few
+   members. So a chain A~B~C where A and C are not copies never becomes one group, the copies
+   of one image form one group however many there are, and the cost grows with the number of
+   images, not with the square of a group's size.
 
-Featureless pictures (a flat colour; no structure to hash) are grouped when their grey
-level and colour agree (:func:`~dam_dedupe.matcher.compare.flat_match`).
+Featureless pictures (a flat colour; no structure to hash) are grouped the same way, their
+candidates being the nearest in grey level, when their grey level and colour agree
+(:func:`~dam_dedupe.matcher.compare.flat_match`).
+
+Memory: the fingerprints are read once, and only what the index and the order need is kept
+(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 100 bytes an
+image); whole fingerprints with their thumbnails are loaded a batch of candidates at a time
+(:func:`find_groups_streamed`), and at most ``LOADED`` of them are kept between batches.
 """
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, flat, flat_level, flat_match, is_copy, judge
-from dam_dedupe.matcher.index import pairs_within, popcount
-from dam_dedupe.matcher.perceptual import dct_dihedral_array
+from dam_dedupe.matcher.formation import form_groups
+from dam_dedupe.matcher.neighbours import INDEXED_FAMILIES, CandidateIndex
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
 
 ThumbnailSource = Callable[[list[int]], Mapping[int, bytes]]
 """Gives the stored thumbnails of the fingerprints at some indices (see :func:`find_groups`)."""
+FingerprintSource = Callable[[list[int]], Mapping[int, Fingerprint]]
+"""Gives the whole fingerprints (with thumbnails) at some indices (see :func:`find_groups_streamed`)."""
+Progress = Callable[[int, int], None]
+"""Told (images placed, images to place) as matching goes on."""
 
-LINKAGE_SAMPLE = 40
 FLAT_WINDOW = 50
-INDEX_THREADS = min(2, os.cpu_count() or 1)
-
-# One symmetry of each inverse pair: a pair related by rotate-270 is found as rotate-90 from the other side.
-SELF_INVERSE = frozenset({"rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse"})
-CONFIRM_RADIUS = 12
-"""Most ``dct`` bits in which a pair nominated by the ``low`` hash beyond ``candidate_radius`` may differ."""
-INDEXED_FAMILIES = ("dct", "low", "centre")
-"""Hash families whose near neighbours are candidates (see :mod:`dam_dedupe.matcher.perceptual`)."""
-SEARCHED_SYMMETRIES = ("rotate-90", "rotate-180", "mirror-horizontal", "mirror-vertical", "transpose", "transverse")
+LOADED = 8192
+"""Whole fingerprints (a 4 KiB thumbnail each) kept between batches; a batch that needs more keeps all it needs."""
+SUMMARY_CHUNK = 4096
+"""Fingerprints summarised into arrays at a time while they are read."""
+OTHER, COMPARABLE, FLAT = 0, 1, 2
+"""An image's kind in the summary: matched byte for byte only, perceptually, or as a flat colour."""
 
 
 def find_groups(
-    fingerprints: Sequence[Fingerprint], settings: MatchSettings, thumbnails: ThumbnailSource | None = None
+    fingerprints: Sequence[Fingerprint],
+    settings: MatchSettings,
+    thumbnails: ThumbnailSource | None = None,
+    progress: Progress | None = None,
 ) -> list[list[int]]:
     """Return groups of two or more indices into ``fingerprints`` that are copies of one image.
 
     Every index is in at most one group; each group is sorted. With ``thumbnails``, the
     fingerprints may come without their thumbnails: ``thumbnails`` is asked, by index, for
-    those of the fingerprints in candidate pairs only, so that matching a million images
-    does not hold a million thumbnails (4 KiB each) at once.
+    those of the fingerprints the matcher verifies only, a batch at a time. ``progress``, when
+    given, is told how many of the distinct images have been placed in a group.
     """
-    by_hash: dict[str, list[int]] = defaultdict(list)
-    for index, fingerprint in enumerate(fingerprints):
-        by_hash[fingerprint.sha256].append(index)
-    nodes = list(by_hash.values())
+
+    def load(indices: list[int]) -> dict[int, Fingerprint]:
+        found = thumbnails(indices) if thumbnails is not None else {}
+        return {i: replace(fingerprints[i], thumbnail=found[i]) if i in found else fingerprints[i] for i in indices}
+
+    return find_groups_streamed(fingerprints, settings, load, progress)
+
+
+def find_groups_streamed(
+    fingerprints: Iterable[Fingerprint], settings: MatchSettings, load: FingerprintSource, progress: Progress | None
+) -> list[list[int]]:
+    """:func:`find_groups` for a library too large to hold: ``fingerprints`` (which may come
+    without thumbnails) is read once, in order, and only summarised; ``load`` is asked, by index,
+    for the whole fingerprints of the images a batch verifies. Indices count from 0 in the
+    order ``fingerprints`` gave them."""
+    summary = _Summary.of(fingerprints)
+    node, first = summary.nodes()
+    kinds = summary.kind[first]
+    merged: list[list[int]] = [[n] for n in np.nonzero(kinds == OTHER)[0].tolist()]
     if settings.perceptual:
-        nodes = _merge_near(fingerprints, nodes, settings, thumbnails)
-    return sorted(sorted(group) for group in nodes if len(group) > 1)
+        loaded = _Loaded(load)
+        merged += _near_groups(summary, first, np.nonzero(kinds == COMPARABLE)[0], settings, loaded, progress)
+        merged += _flat_groups(summary, first, np.nonzero(kinds == FLAT)[0], loaded)
+    else:
+        merged += [[n] for n in np.nonzero(kinds != OTHER)[0].tolist()]
+    images_of = _images_of(node, len(first))
+    groups = [sorted(i for n in group for i in images_of[n]) for group in merged]
+    return sorted(group for group in groups if len(group) > 1)
 
 
-def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> list[tuple[int, int, str]]:
-    """Every (i, j, symmetry) nominated by the index: for each family in :data:`INDEXED_FAMILIES`,
-    code j within the family's radius (:func:`radius_of`) of code i; with transforms, ``dct`` code j within
-    ``transform_radius`` of code i after each symmetry. Pairs come once per (i, j, symmetry).
+@dataclass(slots=True)
+class _Summary:
+    """What grouping keeps of every fingerprint, as arrays by index (see the module notes)."""
 
-    The joins run on ``INDEX_THREADS`` threads: numpy releases the interpreter lock in the heavy steps.
+    sha256: np.ndarray
+    kind: np.ndarray
+    area: np.ndarray
+    level: np.ndarray
+    codes: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, fingerprints: Iterable[Fingerprint]) -> _Summary:
+        """Read ``fingerprints`` once, ``SUMMARY_CHUNK`` at a time."""
+        parts: list[_Summary] = []
+        chunk: list[Fingerprint] = []
+        for fingerprint in fingerprints:
+            chunk.append(fingerprint)
+            if len(chunk) == SUMMARY_CHUNK:
+                parts.append(cls._of_chunk(chunk))
+                chunk = []
+        parts.append(cls._of_chunk(chunk))
+        families = [f for f in INDEXED_FAMILIES if all(f in part.codes for part in parts)]
+        return cls(
+            np.concatenate([part.sha256 for part in parts]),
+            np.concatenate([part.kind for part in parts]),
+            np.concatenate([part.area for part in parts]),
+            np.concatenate([part.level for part in parts]),
+            {family: np.concatenate([part.codes[family] for part in parts]) for family in families},
+        )
+
+    @classmethod
+    def _of_chunk(cls, chunk: list[Fingerprint]) -> _Summary:
+        kind = np.array([COMPARABLE if comparable(fp) else FLAT if flat(fp) else OTHER for fp in chunk], np.int8)
+        usable = [fp for fp, k in zip(chunk, kind.tolist(), strict=True) if k == COMPARABLE]
+        codes = {}
+        for family in INDEXED_FAMILIES:
+            if all(family in fp.perceptual for fp in usable):
+                values = [
+                    int(fp.perceptual[family], 16) if k == COMPARABLE else 0 for fp, k in zip(chunk, kind, strict=True)
+                ]
+                codes[family] = np.array(values, dtype=np.uint64)
+        return cls(
+            np.array([fp.sha256 for fp in chunk], dtype="S64"),
+            kind,
+            np.array([fp.width * fp.height for fp in chunk], dtype=np.int64),
+            np.array([flat_level(fp) if k == FLAT else 0.0 for fp, k in zip(chunk, kind, strict=True)], np.float32),
+            codes,
+        )
+
+    def nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(node of each image, first image of each node): byte-identical images are one node."""
+        _, first, node = np.unique(self.sha256, return_index=True, return_inverse=True)
+        return node.ravel(), first
+
+
+def _images_of(node: np.ndarray, count: int) -> list[list[int]]:
+    """The images of each of ``count`` nodes."""
+    order = np.argsort(node, kind="stable")
+    bounds = np.searchsorted(node[order], np.arange(count + 1))
+    return [order[bounds[n] : bounds[n + 1]].tolist() for n in range(count)]
+
+
+class _Loaded:
+    """Whole fingerprints by index, loaded a batch at a time and kept up to ``LOADED``."""
+
+    def __init__(self, load: FingerprintSource) -> None:
+        self.load = load
+        self.kept: OrderedDict[int, Fingerprint] = OrderedDict()
+
+    def prepare(self, indices: set[int]) -> None:
+        """Load those of ``indices`` not kept, in one call to the source."""
+        for index in indices & self.kept.keys():
+            self.kept.move_to_end(index)
+        missing = sorted(indices - self.kept.keys())
+        if missing:
+            self.kept.update(self.load(missing))
+        while len(self.kept) > max(LOADED, len(indices)):
+            self.kept.popitem(last=False)
+
+    def __getitem__(self, index: int) -> Fingerprint:
+        if index not in self.kept:
+            self.prepare({index})
+        return self.kept[index]
+
+
+def _near_groups(
+    summary: _Summary,
+    first: np.ndarray,
+    usable: np.ndarray,
+    settings: MatchSettings,
+    loaded: _Loaded,
+    progress: Progress | None,
+) -> list[list[int]]:
+    """Groups (of node numbers) of the comparable nodes ``usable``."""
+    if not len(usable):
+        return []
+    image = first[usable]
+    index = CandidateIndex({family: codes[image] for family, codes in summary.codes.items()}, settings)
+
+    def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
+        return index.neighbours(np.array(asked, dtype=np.int64))
+
+    def edge(a: int, b: int, symmetry: str) -> float | None:
+        verdict = judge(loaded[int(image[a])], loaded[int(image[b])], symmetry, settings)
+        return None if verdict is None else verdict.trimmed_rms
+
+    def consistent(a: int, b: int) -> bool:
+        return is_copy(loaded[int(image[a])], loaded[int(image[b])], settings)
+
+    def prepare(positions: set[int]) -> None:
+        loaded.prepare({int(image[k]) for k in positions})
+
+    # Largest picture first: a group's representative is then its most detailed copy.
+    order = np.lexsort((np.arange(len(image)), -summary.area[image])).tolist()
+    groups = form_groups(order, neighbours, edge, consistent, prepare, progress)
+    return [usable[group].tolist() for group in groups]
+
+
+def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded: _Loaded) -> list[list[int]]:
+    """Groups (of node numbers) of featureless nodes of one flat colour.
+
+    A node's candidates are the ``FLAT_WINDOW`` nodes on either side in grey-level order that
+    are within the tolerance: enough for every copy, bounded for a million blank pages.
     """
+    if not len(flats):
+        return []
+    levels = summary.level[first[flats]]
+    ranked = flats[np.lexsort((flats, levels))]
+    image, levels = first[ranked], summary.level[first[ranked]]
 
-    def join(task: tuple[str, str]) -> np.ndarray:
-        family, symmetry = task
-        if symmetry == "identity":
-            found = pairs_within(codes[family], radius_of(family, settings))
-            return _confirmed(found, codes, family, settings)
-        moved = dct_dihedral_array(codes["dct"], symmetry)
-        found = pairs_within(codes["dct"], settings.transform_radius, queries=moved)
-        if symmetry in SELF_INVERSE:
-            found = _unique_rows(np.sort(found, axis=1))
-        return found[found[:, 0] != found[:, 1]]
-
-    tasks = [(family, "identity") for family in INDEXED_FAMILIES if family in codes]
-    if settings.transforms:
-        tasks += [("dct", symmetry) for symmetry in SEARCHED_SYMMETRIES]
-    with ThreadPoolExecutor(INDEX_THREADS) as pool:
-        results = list(pool.map(join, tasks))
-    identity = np.unique(
-        np.concatenate([r for (_, sym), r in zip(tasks, results, strict=True) if sym == "identity"]), axis=0
-    )
-    found = [(int(i), int(j), "identity") for i, j in identity]
-    for (_, symmetry), pairs in zip(tasks, results, strict=True):
-        if symmetry != "identity":
-            found.extend((int(i), int(j), symmetry) for i, j in pairs)
-    return found
-
-
-def _confirmed(found: np.ndarray, codes: dict[str, np.ndarray], family: str, settings: MatchSettings) -> np.ndarray:
-    """``found`` (pairs within ``family``'s radius) without the pairs that are beyond
-    ``candidate_radius`` in ``family`` and beyond ``CONFIRM_RADIUS`` in ``dct``: the wider
-    ``crop_radius`` of the ``low`` hash (which has fewer independent bits) nominates a pair
-    only when a second family agrees."""
-    if not len(found) or radius_of(family, settings) <= settings.candidate_radius or "dct" not in codes:
+    def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
+        found = []
+        for k in asked:
+            near = np.arange(max(0, k - FLAT_WINDOW), min(len(ranked), k + FLAT_WINDOW + 1))
+            gaps = np.abs(levels[near] - levels[k])
+            close = near[(near != k) & (gaps <= FLAT_TOLERANCE)]
+            found.append(
+                [(int(j), "identity") for j in close[np.argsort(np.abs(levels[close] - levels[k]), kind="stable")]]
+            )
         return found
-    first, second = found[:, 0], found[:, 1]
-    near = popcount(codes[family][first] ^ codes[family][second]) <= settings.candidate_radius
-    agreed = popcount(codes["dct"][first] ^ codes["dct"][second]) <= CONFIRM_RADIUS
-    return found[near | agreed]
 
+    def same(a: int, b: int) -> bool:
+        return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
 
-def radius_of(family: str, settings: MatchSettings) -> int:
-    """The Hamming radius within which ``family`` hashes nominate a pair (see :class:`MatchSettings`)."""
-    return settings.crop_radius if family == "low" else settings.candidate_radius
+    def level_gap(a: int, b: int, symmetry: str) -> float | None:
+        return float(abs(levels[a] - levels[b])) if same(a, b) else None
 
+    def prepare(positions: set[int]) -> None:
+        loaded.prepare({int(image[k]) for k in positions})
 
-def _unique_rows(pairs: np.ndarray) -> np.ndarray:
-    """Distinct rows of an (n, 2) array (numpy's unique cannot take an empty one by rows)."""
-    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
-
-
-def _merge_near(
-    fingerprints: Sequence[Fingerprint],
-    nodes: list[list[int]],
-    settings: MatchSettings,
-    thumbnails: ThumbnailSource | None,
-) -> list[list[int]]:
-    """Merge nodes (lists of byte-identical indices) that are verified copies, without chaining."""
-    usable = [n for n, node in enumerate(nodes) if comparable(fingerprints[node[0]])]
-    edges = _flat_edges(fingerprints, nodes)
-    if len(usable) < 2:
-        return _complete_linkage(fingerprints, nodes, edges, settings)
-    families = [f for f in INDEXED_FAMILIES if all(f in fingerprints[nodes[n][0]].perceptual for n in usable)]
-    codes = {
-        family: np.array([int(fingerprints[nodes[n][0]].perceptual[family], 16) for n in usable], dtype=np.uint64)
-        for family in families
-    }
-    candidates = candidate_pairs(codes, settings)
-    if thumbnails is not None:
-        needed = {nodes[usable[k]][0] for i, j, _ in candidates for k in (i, j)}
-        fingerprints = with_thumbnails(fingerprints, needed, thumbnails)
-    for i, j, symmetry in candidates:
-        a, b = fingerprints[nodes[usable[i]][0]], fingerprints[nodes[usable[j]][0]]
-        verdict = judge(a, b, symmetry, settings)
-        if verdict is not None:
-            edges.append((verdict.trimmed_rms, usable[i], usable[j]))
-    edges.sort()
-    return _complete_linkage(fingerprints, nodes, edges, settings)
-
-
-def with_thumbnails(
-    fingerprints: Sequence[Fingerprint], indices: Iterable[int], thumbnails: ThumbnailSource
-) -> list[Fingerprint]:
-    """``fingerprints`` with the thumbnails of those at ``indices`` filled in from ``thumbnails``."""
-    filled = list(fingerprints)
-    for index, thumbnail in thumbnails(sorted(set(indices))).items():
-        filled[index] = replace(filled[index], thumbnail=thumbnail)
-    return filled
-
-
-def _flat_edges(fingerprints: Sequence[Fingerprint], nodes: list[list[int]]) -> list[tuple[float, int, int]]:
-    """Edges between featureless nodes of one flat colour.
-
-    Each node is compared with the next ``FLAT_WINDOW`` nodes in grey-level order that are
-    within the tolerance: enough for every copy, bounded for a million blank pages.
-    """
-    flats = sorted(
-        (flat_level(fingerprints[node[0]]), n) for n, node in enumerate(nodes) if flat(fingerprints[node[0]])
-    )
-    edges = []
-    for k, (level_a, a) in enumerate(flats):
-        for level_b, b in flats[k + 1 : k + 1 + FLAT_WINDOW]:
-            if level_b - level_a > FLAT_TOLERANCE:
-                break
-            if flat_match(fingerprints[nodes[a][0]], fingerprints[nodes[b][0]]) is not None:
-                edges.append((level_b - level_a, a, b))
-    return edges
-
-
-def _complete_linkage(
-    fingerprints: Sequence[Fingerprint],
-    nodes: list[list[int]],
-    edges: list[tuple[float, int, int]],
-    settings: MatchSettings,
-) -> list[list[int]]:
-    """Merge node groups along ``edges`` (best first) when every cross pair is a copy."""
-    group_of = list(range(len(nodes)))
-    members: dict[int, list[int]] = {n: [n] for n in range(len(nodes))}
-    verified: dict[tuple[int, int], bool] = {}
-
-    def copies(x: int, y: int) -> bool:
-        key = (min(x, y), max(x, y))
-        if key not in verified:
-            fa, fb = fingerprints[nodes[key[0]][0]], fingerprints[nodes[key[1]][0]]
-            verified[key] = is_copy(fa, fb, settings)
-        return verified[key]
-
-    for _, x, y in edges:
-        gx, gy = group_of[x], group_of[y]
-        if gx == gy:
-            continue
-        verified[(min(x, y), max(x, y))] = True
-        if all(copies(p, q) for p in members[gx][:LINKAGE_SAMPLE] for q in members[gy][:LINKAGE_SAMPLE]):
-            keep, gone = (gx, gy) if len(members[gx]) >= len(members[gy]) else (gy, gx)
-            for n in members[gone]:
-                group_of[n] = keep
-            members[keep].extend(members.pop(gone))
-    return [[index for n in group for index in nodes[n]] for group in members.values()]
+    groups = form_groups(list(range(len(ranked))), neighbours, level_gap, same, prepare)
+    return [ranked[group].tolist() for group in groups]

@@ -46,10 +46,12 @@ def pairs_within_linear(codes: np.ndarray, radius: int, queries: np.ndarray | No
 
 
 def _sorted_pairs(pairs: np.ndarray) -> np.ndarray:
-    """Unique pairs in lexicographic order."""
+    """Unique pairs in lexicographic order (one 1-D unique of a combined key: a row-wise unique is far slower)."""
     if not len(pairs):
         return pairs.reshape(0, 2)
-    return np.unique(pairs, axis=0)
+    width = int(pairs[:, 1].max()) + 1
+    keys = np.unique(pairs[:, 0] * width + pairs[:, 1])
+    return np.stack([keys // width, keys % width], axis=1)
 
 
 def _flip_masks(width: int, flips: int) -> np.ndarray:
@@ -88,30 +90,54 @@ def pairs_within(codes: np.ndarray, radius: int, queries: np.ndarray | None = No
     self-join of ``codes`` and returns pairs ``i < j``. Returns an int64 array of shape
     (k, 2), sorted, equal to :func:`pairs_within_linear` on the same input.
     """
-    codes = np.ascontiguousarray(codes, dtype=np.uint64)
-    self_join = queries is None
-    probe = codes if self_join else np.ascontiguousarray(queries, dtype=np.uint64)
-    if not len(codes) or not len(probe):
-        return np.zeros((0, 2), dtype=np.int64)
-    parts = choose_chunks(len(codes), radius)
-    flips = radius // parts
-    found: list[np.ndarray] = []
-    shift = 0
-    for width in _chunk_widths(parts):
-        mask = np.uint64((1 << width) - 1)
-        keys = ((codes >> np.uint64(shift)) & mask).astype(np.int64)
-        order = np.argsort(keys, kind="stable")
-        probe_keys = ((probe >> np.uint64(shift)) & mask).astype(np.int64)
-        bucket = _Buckets(keys[order], width)
-        for flip in _flip_masks(width, flips).astype(np.int64):
-            # In a self-join a pair whose keys differ by ``flip`` is found from both ends:
-            # probe only from the end with the smaller key.
-            chosen = np.nonzero(probe_keys < (probe_keys ^ flip))[0] if self_join and flip else None
-            wanted = probe_keys ^ flip if chosen is None else probe_keys[chosen] ^ flip
-            start, stop = bucket.ranges(wanted)
-            found.append(_expand(codes, probe, order, start, stop, radius, self_join, chosen))
-        shift += width
-    return _sorted_pairs(np.concatenate(found))
+    index = HammingIndex(codes, radius)
+    return index.self_join() if queries is None else index.query(queries)
+
+
+class HammingIndex:
+    """The multi-index over ``codes`` for one ``radius``, built once and asked many times.
+
+    A matcher that looks up the neighbours of a few codes at a time (cluster formation asks
+    for the neighbours of each group's first member only) would otherwise sort the database
+    again for every batch.
+    """
+
+    def __init__(self, codes: np.ndarray, radius: int) -> None:
+        self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
+        self.radius = radius
+        parts = choose_chunks(len(self.codes), radius)
+        self._chunks: list[tuple[int, np.uint64, np.ndarray, _Buckets, np.ndarray]] = []
+        shift = 0
+        for width in _chunk_widths(parts):
+            mask = np.uint64((1 << width) - 1)
+            keys = ((self.codes >> np.uint64(shift)) & mask).astype(np.int64)
+            order = np.argsort(keys, kind="stable")
+            flips = _flip_masks(width, radius // parts).astype(np.int64)
+            self._chunks.append((shift, mask, order, _Buckets(keys[order], width), flips))
+            shift += width
+
+    def query(self, queries: np.ndarray) -> np.ndarray:
+        """Every (query position, code index) pair within the radius, as a sorted int64 array of shape (k, 2)."""
+        return self._search(np.ascontiguousarray(queries, dtype=np.uint64), self_join=False)
+
+    def self_join(self) -> np.ndarray:
+        """Every pair ``i < j`` of codes within the radius, sorted."""
+        return self._search(self.codes, self_join=True)
+
+    def _search(self, probe: np.ndarray, self_join: bool) -> np.ndarray:
+        if not len(self.codes) or not len(probe):
+            return np.zeros((0, 2), dtype=np.int64)
+        found: list[np.ndarray] = []
+        for shift, mask, order, bucket, flips in self._chunks:
+            probe_keys = ((probe >> np.uint64(shift)) & mask).astype(np.int64)
+            for flip in flips:
+                # In a self-join a pair whose keys differ by ``flip`` is found from both ends:
+                # probe only from the end with the smaller key.
+                chosen = np.nonzero(probe_keys < (probe_keys ^ flip))[0] if self_join and flip else None
+                wanted = probe_keys ^ flip if chosen is None else probe_keys[chosen] ^ flip
+                start, stop = bucket.ranges(wanted)
+                found.append(_expand(self.codes, probe, order, start, stop, self.radius, self_join, chosen))
+        return _sorted_pairs(np.concatenate(found))
 
 
 class _Buckets:

@@ -1,0 +1,235 @@
+"""Forming groups of copies around representatives, in time that grows with the number of images.
+
+Images are taken in a fixed order (the caller's: largest picture first, so that a group's
+representative is its most detailed copy). An image not yet in a group asks the index for its
+candidates (:class:`~dam_dedupe.matcher.neighbours.CandidateIndex`), then:
+
+1. it joins the group of its nearest candidate already in one with which it is a verified copy
+   (``edge``, the pair decision as set), if that group *admits* it (up to ``JOIN_ATTEMPTS`` tries);
+2. otherwise it starts a group and is that group's representative;
+3. each of its candidates not yet in a group joins its group on the same two conditions (it stops
+   after ``CLAIM_MISSES`` failures in a row).
+
+A group admits an image that is a copy (``consistent``: the pair decision relaxed by
+``group_slack``) of its representative and of the first :data:`SAMPLE` other members. So an
+image is verified against a fixed number of members, never against all of them, and a chain
+A~B~C where A and C are not copies never becomes one group: whichever of A, B, C comes first,
+the third is checked against both others (a group of up to ``SAMPLE + 2`` members has every
+pair checked). Because every member is a copy of the representative, the copies of one image form one
+group however many there are.
+
+Images that are already in a group never ask the index, so a cluster of n copies costs about
+n candidate rows and ``n x (SAMPLE + 1)`` verifications, not the n²/2 pairs among its members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+SAMPLE = 2
+"""Members besides the representative that a new member must also be a copy of."""
+FIRST_BATCH = 64
+"""Images whose candidates are looked up in the first call to the index."""
+ROWS_PER_BATCH = 1 << 16
+"""Candidate rows a call to the index should return: each later batch is sized from the rows per
+image of the one before (between ``FIRST_BATCH // 4`` and ``MAX_BATCH`` images), so a library of
+distinct images is searched in a few large calls and one of many copies in small ones (images
+claimed by an earlier image of their batch asked for their candidates in vain)."""
+MAX_BATCH = 4096
+CHECKED_SIZE = 40
+"""Groups of up to this many members, united with the groups that declined verified copies of
+their members (up to this size in all), have every pair of members checked once formed (the
+earlier complete linkage checked up to 40 by 40): a look-alike admitted by the representative and
+the sample (a burst that passes against the original) fails against the other copies, and goes."""
+JOIN_ATTEMPTS = 8
+"""Most candidates already in a group through which an image tries to join one before it starts its own."""
+
+CLAIM_MISSES = 16
+"""Candidates in a row that an image may fail to claim before it stops claiming: candidates come
+nearest first, so a run of failures means the rest are copies of another, similar picture
+(verifying each costs a crop search). Any copy of its own left unclaimed still joins its group
+later, through step 1, when it asks for its own candidates."""
+
+Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
+"""Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
+Edge = Callable[[int, int, str], float | None]
+"""How far the second image is from the first after the symmetry if it is a copy under the pair
+decision as set (lower is closer), else ``None``."""
+Consistent = Callable[[int, int], bool]
+"""Whether the second image is a copy of the first under the relaxed decision, any symmetry."""
+Prepare = Callable[[set[int]], None]
+"""Told, before a batch, every image it may verify: a chance to load their thumbnails at once."""
+Progress = Callable[[int, int], None]
+"""Told (images placed, all images) after each batch."""
+
+
+@dataclass(slots=True)
+class _Group:
+    representative: int
+    members: list[int]
+    sample: list[int] = field(default_factory=list)
+
+
+def form_groups(
+    order: Sequence[int],
+    neighbours: Neighbours,
+    edge: Edge,
+    consistent: Consistent,
+    prepare: Prepare | None = None,
+    progress: Progress | None = None,
+) -> list[list[int]]:
+    """Partition the images in ``order`` into groups of copies (see the module notes); every image
+    is in exactly one group, many of them alone. Returns the groups, each in order of joining."""
+    group_of: dict[int, int] = {}
+    groups: list[_Group] = []
+    refused: set[tuple[int, int]] = set()
+    contacts: list[tuple[int, int]] = []  # verified copies whose groups did not admit one another
+
+    def copies(image: int, other: int, symmetry: str) -> float | None:
+        # A pair that failed once is not tried again from its other end (a candidate pair is
+        # found from both ends): as before, each candidate pair is verified once.
+        pair = (min(image, other), max(image, other))
+        if pair in refused:
+            return None
+        score = edge(image, other, symmetry)
+        if score is None:
+            refused.add(pair)
+        return score
+
+    def admits(number: int, image: int, through: int) -> bool:
+        group = groups[number]
+        checked = [group.representative, *group.sample]
+        return all(member == through or consistent(member, image) for member in checked)
+
+    def add(number: int, image: int) -> None:
+        group = groups[number]
+        group_of[image] = number
+        group.members.append(image)
+        if len(group.sample) < SAMPLE and image != group.representative:
+            group.sample.append(image)
+
+    def place(image: int, candidates: list[tuple[int, str]]) -> None:
+        declined: set[int] = set()
+        home, attempts = None, 0
+        for other, symmetry in candidates:
+            number = group_of.get(other)
+            if number is None or number in declined:
+                continue
+            if attempts >= JOIN_ATTEMPTS:
+                break
+            attempts += 1
+            if copies(image, other, symmetry) is not None:
+                if admits(number, image, other):
+                    home = number
+                    break
+                declined.add(number)
+                contacts.append((image, other))
+        if home is None:
+            home = len(groups)
+            groups.append(_Group(image, []))
+        add(home, image)
+        # Claim the verified candidates closest first, so that the sample is the closest copies
+        # and a look-alike that passed the pair decision is checked against them, not one of them.
+        verified: list[tuple[float, int]] = []
+        misses = 0
+        for other, symmetry in candidates:
+            if other in group_of:
+                continue
+            score = copies(image, other, symmetry)
+            if score is not None:
+                verified.append((score, other))
+                misses = 0
+            else:
+                misses += 1
+                if misses >= CLAIM_MISSES:
+                    break
+        for _, other in sorted(verified):
+            if admits(home, other, image):
+                add(home, other)
+            else:
+                contacts.append((image, other))
+
+    total, start, batch = len(order), 0, FIRST_BATCH
+    while start < total:
+        seeds = [image for image in order[start : start + batch] if image not in group_of]
+        start += batch
+        if seeds:
+            found = neighbours(seeds)
+            if prepare is not None:
+                prepare(_needed(seeds, found, group_of, groups))
+            for image, candidates in zip(seeds, found, strict=True):
+                if image not in group_of:
+                    place(image, candidates)
+            rows = sum(len(candidates) for candidates in found) / len(seeds)
+            batch = int(min(MAX_BATCH, max(FIRST_BATCH // 4, ROWS_PER_BATCH / max(rows, 1.0))))
+        if progress is not None:
+            progress(len(group_of), total)
+    merged = _small_unions([group.members for group in groups], [(group_of[a], group_of[b]) for a, b in contacts])
+    return [part for members in merged for part in _consistent_parts(members, consistent, prepare)]
+
+
+def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> list[list[int]]:
+    """``groups`` with those joined by a contact united while the union has at most ``CHECKED_SIZE``
+    members: the order images came in decides which copy represents a group, and a look-alike that
+    came first can keep out copies that the other members accept (:func:`_consistent_parts` then
+    decides the union)."""
+    parent = list(range(len(groups)))
+    size = [len(members) for members in groups]
+
+    def root(number: int) -> int:
+        while parent[number] != number:
+            parent[number] = parent[parent[number]]
+            number = parent[number]
+        return number
+
+    for a, b in contacts:
+        ra, rb = root(a), root(b)
+        if ra != rb and size[ra] + size[rb] <= CHECKED_SIZE:
+            parent[rb] = ra
+            size[ra] += size[rb]
+    united: dict[int, list[int]] = {}
+    for number, members in enumerate(groups):
+        united.setdefault(root(number), []).extend(members)
+    return list(united.values())
+
+
+def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepare | None) -> list[list[int]]:
+    """``members`` as one group if every pair is ``consistent``, else the group without the members
+    that fail most (each then alone). Only groups of up to ``CHECKED_SIZE`` are checked this way."""
+    if not 2 < len(members) <= CHECKED_SIZE:
+        return [members]
+    if prepare is not None:
+        prepare(set(members))
+    failures: dict[int, set[int]] = {member: set() for member in members}
+    for n, first in enumerate(members):
+        for second in members[n + 1 :]:
+            if not consistent(first, second):
+                failures[first].add(second)
+                failures[second].add(first)
+    alone: list[list[int]] = []
+    kept = list(members)
+    while any(failures[member] for member in kept):
+        # The member that fails with most others goes (the last to join, of those that fail as often).
+        worst = max(reversed(kept), key=lambda member: len(failures[member]))
+        kept.remove(worst)
+        alone.append([worst])
+        for other in failures.pop(worst):
+            failures[other].discard(worst)
+    return [kept, *alone]
+
+
+def _needed(
+    seeds: list[int], found: list[list[tuple[int, str]]], group_of: dict[int, int], groups: list[_Group]
+) -> set[int]:
+    """Every image a batch may verify: its seeds that have candidates, their candidates, and the
+    representatives and samples of the groups those candidates are in."""
+    needed = {seed for seed, candidates in zip(seeds, found, strict=True) if candidates}
+    for candidates in found:
+        for other, _ in candidates:
+            needed.add(other)
+            number = group_of.get(other)
+            if number is not None:
+                needed.add(groups[number].representative)
+                needed.update(groups[number].sample)
+    return needed

@@ -1,0 +1,129 @@
+"""Which images the hash index nominates as candidate copies of a few images at a time.
+
+For each family in :data:`INDEXED_FAMILIES`, an image's candidates are those whose code is
+within the family's radius (:func:`radius_of`); with transforms, also those whose ``dct``
+code is within ``transform_radius`` of the image's code after each symmetry. Each family's
+multi-index is built once (:class:`~dam_dedupe.matcher.index.HammingIndex`) and asked for the
+neighbours of one batch of images after another: cluster formation asks only for the
+neighbours of images not yet in a group, so a cluster of 5,000 copies costs 5,000 candidate
+rows, not the 12.5 million pairs among its members.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from dam_dedupe.matcher.index import HammingIndex, popcount
+from dam_dedupe.matcher.perceptual import DIHEDRAL, dct_dihedral_array
+from dam_dedupe.matcher.settings import MatchSettings
+
+INDEXED_FAMILIES = ("dct", "low", "centre")
+"""Hash families whose near neighbours are candidates (see :mod:`dam_dedupe.matcher.perceptual`)."""
+SYMMETRIES = tuple(name for name in DIHEDRAL if name != "identity")
+"""Every symmetry a transformed copy may have been made with, searched from the image asked about."""
+INDEX_THREADS = min(2, os.cpu_count() or 1)
+"""Threads the searches of one batch run on: numpy releases the interpreter lock in the heavy steps."""
+CONFIRM_RADIUS = 12
+"""Most ``dct`` bits in which a pair nominated by the ``low`` hash beyond ``candidate_radius`` may differ."""
+
+
+def radius_of(family: str, settings: MatchSettings) -> int:
+    """The Hamming radius within which ``family`` hashes nominate a pair (see :class:`MatchSettings`)."""
+    return settings.crop_radius if family == "low" else settings.candidate_radius
+
+
+class CandidateIndex:
+    """The candidate search over every family's codes (position ``k`` in each array is image ``k``).
+
+    ``codes`` maps family names to uint64 arrays of equal length; only the hash codes are held.
+    """
+
+    def __init__(self, codes: dict[str, np.ndarray], settings: MatchSettings) -> None:
+        self.codes = codes
+        self.settings = settings
+        self.families = [family for family in INDEXED_FAMILIES if family in codes]
+        self._indexes = {family: HammingIndex(codes[family], radius_of(family, settings)) for family in self.families}
+        self._turned = (
+            HammingIndex(codes["dct"], settings.transform_radius) if settings.transforms and "dct" in codes else None
+        )
+
+    def neighbours(self, asked: np.ndarray) -> list[list[tuple[int, str]]]:
+        """For each image position in ``asked``, its candidates as (position, symmetry), nearest first.
+
+        ``symmetry`` is what turns the asked image into the candidate (``identity`` for a copy as it
+        stands); a candidate found both as it stands and turned is listed once, as it stands.
+        The order is by ``dct`` distance after the symmetry.
+        """
+        asked = np.asarray(asked, dtype=np.int64)
+
+        def search(task: tuple[str, int]) -> np.ndarray:
+            family, number = task
+            if number == 0:
+                found = self._indexes[family].query(self.codes[family][asked])
+                return self._with_symmetry(self._confirmed(found, asked, family), 0)
+            assert self._turned is not None
+            moved = dct_dihedral_array(self.codes["dct"][asked], SYMMETRIES[number - 1])
+            return self._with_symmetry(self._turned.query(moved), number)
+
+        tasks = [(family, 0) for family in self.families]
+        if self._turned is not None:
+            tasks += [("dct", number) for number in range(1, len(SYMMETRIES) + 1)]
+        with ThreadPoolExecutor(INDEX_THREADS) as pool:
+            rows = list(pool.map(search, tasks))
+        table = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
+        table = table[asked[table[:, 0]] != table[:, 1]]
+        # One row per (asked, candidate): the lowest symmetry number, so identity wins.
+        table = table[np.lexsort((table[:, 2], table[:, 1], table[:, 0]))]
+        first = np.ones(len(table), dtype=bool)
+        first[1:] = (table[1:, 0] != table[:-1, 0]) | (table[1:, 1] != table[:-1, 1])
+        table = table[first]
+        distance = self._dct_distance(asked[table[:, 0]], table[:, 1], table[:, 2])
+        table = table[np.lexsort((table[:, 1], distance, table[:, 0]))]
+        names = ("identity", *SYMMETRIES)
+        result: list[list[tuple[int, str]]] = [[] for _ in asked]
+        for position, other, symmetry in table.tolist():
+            result[position].append((other, names[symmetry]))
+        return result
+
+    @staticmethod
+    def _with_symmetry(found: np.ndarray, number: int) -> np.ndarray:
+        """(asked position, candidate, symmetry number) rows."""
+        return np.column_stack([found, np.full(len(found), number, dtype=np.int64)])
+
+    def _confirmed(self, found: np.ndarray, asked: np.ndarray, family: str) -> np.ndarray:
+        """``found`` without the pairs beyond ``candidate_radius`` in ``family`` and beyond
+        ``CONFIRM_RADIUS`` in ``dct``: the wider ``crop_radius`` of the ``low`` hash (which has
+        fewer independent bits) nominates a pair only when a second family agrees."""
+        settings = self.settings
+        if not len(found) or radius_of(family, settings) <= settings.candidate_radius or "dct" not in self.codes:
+            return found
+        first, second = asked[found[:, 0]], found[:, 1]
+        codes, dct = self.codes[family], self.codes["dct"]
+        near = popcount(codes[first] ^ codes[second]) <= settings.candidate_radius
+        agreed = popcount(dct[first] ^ dct[second]) <= CONFIRM_RADIUS
+        return found[near | agreed]
+
+    def _dct_distance(self, first: np.ndarray, second: np.ndarray, symmetry: np.ndarray) -> np.ndarray:
+        """``dct`` bits in which each second image differs from its first after the row's symmetry."""
+        if "dct" not in self.codes:
+            return np.zeros(len(first), dtype=np.int64)
+        dct = self.codes["dct"]
+        moved = dct[first].copy()
+        for number, name in enumerate(SYMMETRIES, start=1):
+            rows = symmetry == number
+            if rows.any():
+                moved[rows] = dct_dihedral_array(dct[first[rows]], name)
+        return popcount(moved ^ dct[second])
+
+
+def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> list[tuple[int, int, str]]:
+    """Every (i, j, symmetry) the index nominates among all the images: j is a candidate copy of
+    i after ``symmetry``. A pair is listed from each end it is found from (for the benchmark and
+    tests; cluster formation asks :class:`CandidateIndex` for a few images at a time)."""
+    size = len(next(iter(codes.values()))) if codes else 0
+    everyone = np.arange(size)
+    found = CandidateIndex(codes, settings).neighbours(everyone)
+    return [(i, j, symmetry) for i in range(size) for j, symmetry in found[i]]
