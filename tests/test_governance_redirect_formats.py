@@ -39,3 +39,21 @@ def test_a_png_copy_is_not_pointed_at_a_jpeg_canonical_unless_asked(tmp_path: Pa
         assert len(quarantine.steps) == 2  # only redirects change what consumers get
     finally:
         catalog.close()
+
+
+def test_the_report_lists_copies_a_redirect_would_change_for_review(tmp_path: Path) -> None:
+    from dam_dedupe.report import build_report
+
+    root = tmp_path / "lib"
+    image = picture(6, (800, 600))
+    save(image, root / "logo.jpg", quality=95)
+    image.save(root / "logo.png", "PNG")
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), parse_config({}), workers=1)
+    try:
+        [cluster] = build_report(catalog)["clusters"]
+    finally:
+        catalog.close()
+    canonical_format = next(m["format"] for m in cluster["members"] if m["canonical"])
+    other = [m["uri"] for m in cluster["members"] if m["format"] != canonical_format]
+    assert other and cluster["format_changes"] == other

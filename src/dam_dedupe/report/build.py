@@ -118,6 +118,8 @@ class _Builder:
             (f"copies in {len(residencies)} jurisdictions ({', '.join(residencies)})", len(residencies) > 1),
         ) if present]  # fmt: skip
         decisions = [_decision_doc(d) for d in self.standing.get(stored.id, [])]
+        canonical_format = next((m["format"] for m in members if m["canonical"]), None)
+        format_changes = [m["uri"] for m, _s in duplicates if m["format"] and m["format"] != canonical_format]
         return {
             "id": stored.id,
             "canonical": assets[stored.canonical_asset_id].record.uri,
@@ -143,6 +145,7 @@ class _Builder:
             },  # fmt: skip
             "decided": any(d["decision"] in ("keep_all", "not_duplicates", "exclude") for d in decisions),
             "decisions": decisions,
+            "format_changes": format_changes,
             "members": members,
         }
 

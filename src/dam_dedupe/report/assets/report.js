@@ -267,6 +267,11 @@
     if (c.licensed) badges.push(el('span', { class: 'badge lic' }, c.licensed_spread ? 'licensed, copied across' : 'licensed'));
     if (c.cross_jurisdiction) badges.push(el('span', { class: 'badge xj' }, c.residencies.join(' + ')));
     if (c.decided || r.cluster) badges.push(el('span', { class: 'badge ok' }, 'decided'));
+    if (c.format_changes && c.format_changes.length) {
+      badges.push(el('span', { class: 'badge fmt', title: 'a redirect would serve the canonical\'s format to ' +
+        'consumers of these copies; redirect plans leave them out unless made with -p formats=any' },
+        c.format_changes.length + ' in another format'));
+    }
     var node = el('div', { class: 'card' + (c.decided || r.cluster ? ' decided' : ''), id: 'card-' + c.id },
       el('h3', null, c.id + ' · ' + c.copies + ' copies · ' + size(c.reclaimable_bytes) + ' reclaimable · ' +
         money(c.monthly_cost) + ' a month', badges),
