@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 from pathlib import Path
 
-NEAR_LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme")
+NEAR_LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme", "tone-version")
 IMAGEDEDUP_SKIPS = (".heic",)
 """Files imagededup does not decode (it reads no HEIC): left out of the like-for-like speed comparison."""
 IMAGEDEDUP_THRESHOLDS = range(0, 17, 2)
@@ -112,6 +112,8 @@ def truth(labels: dict[str, list[dict[str, object]]]) -> tuple[set[frozenset[str
             kind_of[frozenset((str(f["file"]), original[str(f["group"])]))] = str(f["kind"])
         if f.get("theme_of"):
             kind_of[frozenset((str(f["file"]), str(f["theme_of"])))] = "theme"
+        if f.get("tone_version_of"):
+            kind_of[frozenset((str(f["file"]), str(f["tone_version_of"])))] = "tone-version"
     return positives, kind_of
 
 
