@@ -116,6 +116,7 @@ PRESETS: dict[str, MatchSettings] = {
         max_residual=0.14,
         max_changed=0.03,
         max_colour_distance=12.0,
+        max_tone_change=0.2,
         max_aspect_change=0.06,
     ),
     "balanced": MatchSettings(preset="balanced"),
@@ -127,6 +128,7 @@ PRESETS: dict[str, MatchSettings] = {
         max_residual=0.3,
         max_changed=0.1,
         max_colour_distance=26.0,
+        max_tone_change=0.3,
         max_aspect_change=0.16,
     ),
 }
