@@ -123,3 +123,13 @@ def test_a_wide_crop_of_a_fine_texture_is_verified_as_a_copy() -> None:
     verdict = judge(original, cropped, "identity", BALANCED)
     assert verdict is not None and verdict.cropped == "second"
     assert all(0.035 <= margin <= 0.055 for margin in verdict.crop)
+
+
+def test_a_sixteen_bit_copy_of_a_fine_pixel_pattern_joins_its_original() -> None:
+    # A 16-bit greyscale picture must be reduced like an 8-bit one before it is described:
+    # at full size a pattern of small squares aliases otherwise and no longer matches.
+    cells = np.random.default_rng(2).integers(0, 2, (240, 240), dtype=np.uint8) * 40 + 150
+    pattern = Image.fromarray(cells).resize((1200, 1200), Image.Resampling.NEAREST)
+    original = fingerprint(pattern.convert("RGB"), quality=92)
+    copy = fingerprint_stream(io.BytesIO(png16(pattern)))
+    assert find_groups([original, copy], BALANCED) == [[0, 1]]
