@@ -81,6 +81,18 @@ def test_a_crop_of_four_to_five_percent_a_side_is_found(margin: float) -> None:
     crop = window(ORIGINAL, margin, margin * 0.9, 1 - margin - margin * 1.1, 1 - margin * 0.9 - margin)
     original, cropped = fingerprint(ORIGINAL, quality=92), fingerprint(crop, quality=92)
     assert find_groups([original, cropped], BALANCED) == [[0, 1]]
+    result = compare(original, cropped, BALANCED)
+    assert result is not None
+    relation = result.evidence["relation"]
+    assert "cropped" in relation or "cropped or reshaped (margins not measured)" in relation  # type: ignore[operator]
+
+
+def test_a_resized_copy_is_not_said_to_be_cropped() -> None:
+    original = fingerprint(ORIGINAL, quality=92)
+    half = fingerprint(ORIGINAL.resize((ORIGINAL.width // 2, ORIGINAL.height // 2)), quality=92)
+    result = compare(original, half, BALANCED)
+    assert result is not None and "resized" in result.evidence["relation"]  # type: ignore[operator]
+    assert not any("crop" in word for word in result.evidence["relation"])  # type: ignore[attr-defined]
 
 
 def test_a_shifted_view_is_still_not_a_crop() -> None:

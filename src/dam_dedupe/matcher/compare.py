@@ -60,6 +60,11 @@ TONE_FLOOR = 96.0
 """Grey level below which :func:`tone_change` measures a change of mean brightness against this
 level instead of the brighter picture's own: on a dark picture a few levels are not a new version."""
 
+RESHAPED = 0.005
+"""Change of aspect ratio (log ratio) beyond which a pair that matched without a crop search is
+said to be cropped or reshaped: resizing to whole pixels changes it by less, and a copy that
+matches well as it stands is not searched for its crop (that would cost every pair)."""
+
 FLAT_TOLERANCE = 3.0
 """Largest difference of mean grey level, and of mean chroma, between two featureless copies."""
 
@@ -286,6 +291,8 @@ def relation(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> list[str]:
         found.append("cropped" if verdict.cropped == "second" else "uncropped (the first is a crop)")
     elif (wa, ha) != (b.width, b.height):
         found.append("resized" if b.width * b.height < wa * ha else "enlarged")
+        if abs(aspect_change(a, b, verdict.symmetry)) > RESHAPED:
+            found.append("cropped or reshaped (margins not measured)")
     found.append("converted" if a.format != b.format else "re-encoded")
     if verdict.greyscale:
         found.append("greyscale" if verdict.greyscale == "second" else "colourised (the first is greyscale)")
