@@ -83,7 +83,8 @@ def tone_change(a: Fingerprint, b: Fingerprint) -> float:
     brighter mean (at least ``TONE_FLOOR``).
 
     The normalised thumbnails leave out exactly the tone, so a light and a dark version of one
-    design (or a picture and its negative) look the same to them; this tells them apart. A
+    design look the same to them; this tells them apart (and a light or dark picture from its
+    negative, which the thumbnails also tell apart by its turned sign). A
     brightness change of 15% moves the mean by at most 15% of the brighter picture, a contrast
     change hardly moves it, and a greyscale copy keeps it; a dark version of a light design is
     most of the scale away. 0 when a fingerprint has no tone.
