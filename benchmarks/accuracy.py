@@ -7,6 +7,8 @@ each Hamming threshold (its best one marked).
 
 Run: ``python benchmarks/corpus.py benchmarks/out/corpus``, then
 ``python benchmarks/accuracy.py benchmarks/out/corpus [--workers 2]``.
+``--pair-rate`` prints only the cost of the pair decision: ``judge`` on every pair the index
+nominates (``balanced``), in pairs a second on one core.
 Each tool runs in a child process of its own, so its peak memory is its own.
 """
 
@@ -25,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 from pathlib import Path
 
-NEAR_LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme")
+NEAR_LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme", "tone-version")
 IMAGEDEDUP_SKIPS = (".heic",)
 """Files imagededup does not decode (it reads no HEIC): left out of the like-for-like speed comparison."""
 IMAGEDEDUP_THRESHOLDS = range(0, 17, 2)
@@ -112,6 +114,8 @@ def truth(labels: dict[str, list[dict[str, object]]]) -> tuple[set[frozenset[str
             kind_of[frozenset((str(f["file"]), original[str(f["group"])]))] = str(f["kind"])
         if f.get("theme_of"):
             kind_of[frozenset((str(f["file"]), str(f["theme_of"])))] = "theme"
+        if f.get("tone_version_of"):
+            kind_of[frozenset((str(f["file"]), str(f["tone_version_of"])))] = "tone-version"
     return positives, kind_of
 
 
@@ -156,6 +160,26 @@ def our_pairs(fingerprints: dict[str, object], preset: str) -> tuple[set[frozens
     return pairs, elapsed, kinds
 
 
+def pair_rate(fingerprints: dict[str, object], preset: str) -> tuple[int, float]:
+    """(candidate pairs, CPU seconds) for :func:`~dam_dedupe.matcher.compare.judge` on every pair
+    the index nominates under ``preset``: the cost of the pair decision alone. CPU time of this
+    process, not wall time, so that other load on a shared machine does not count."""
+    import numpy as np
+
+    from dam_dedupe.matcher import PRESETS
+    from dam_dedupe.matcher.compare import comparable, judge
+    from dam_dedupe.matcher.grouping import INDEXED_FAMILIES, candidate_pairs
+
+    settings = PRESETS[preset]
+    fps = [fp for fp in fingerprints.values() if comparable(fp)]  # type: ignore[arg-type]
+    codes = {f: np.array([int(fp.perceptual[f], 16) for fp in fps], dtype=np.uint64) for f in INDEXED_FAMILIES}
+    candidates = candidate_pairs(codes, settings)
+    started = time.process_time()
+    for i, j, symmetry in candidates:
+        judge(fps[i], fps[j], symmetry, settings)
+    return len(candidates), time.process_time() - started
+
+
 def imagededup_pairs(duplicates: dict[str, list[str]]) -> set[frozenset[str]]:
     """imagededup's duplicate lists as a set of pairs."""
     return {frozenset((a, b)) for a, found in duplicates.items() for b in found if a != b}
@@ -180,9 +204,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--child", choices=("ours", "ours-common", "decode", "imagededup"))
     parser.add_argument("--no-imagededup", action="store_true")
+    parser.add_argument("--pair-rate", action="store_true", help="time the pair decision only")
+    parser.add_argument("--presets", default="strict,balanced,loose", help="comma-separated, balanced among them")
     args = parser.parse_args()
     if args.child:
         sys.stdout.buffer.write(pickle.dumps(run_child(args.child, args.corpus, args.workers)))
+        return
+    if args.pair_rate:
+        pairs, seconds = pair_rate(spawn("ours", args.corpus, args.workers)["output"], "balanced")  # type: ignore[arg-type]
+        print(f"judge (balanced): {pairs} candidate pairs in {seconds:.2f} s of CPU, {pairs / seconds:.0f} pairs/s")
         return
     labels = json.loads((args.corpus / "labels.json").read_text())
     positives, kind_of = truth(labels)
@@ -193,7 +223,8 @@ def main() -> None:
     decode = spawn("decode", args.corpus, args.workers)
     rows = []
     timing = []
-    for preset in ("strict", "balanced", "loose"):
+    presets = args.presets.split(",")
+    for preset in presets:
         pairs, grouping_s, match_kinds = our_pairs(ours["output"], preset)  # type: ignore[arg-type]
         rows.append((f"dd-{preset}", score(pairs, positives, kind_of)))
         timing.append((preset, grouping_s))
@@ -235,7 +266,7 @@ def main() -> None:
     transformed = {k: v for k, v in balanced_kinds.items() if any(t in k for t in TRANSFORMED_KINDS)}
     right = sum(v == "transformed" for v in transformed.values())
     print(f"balanced: {right}/{len(transformed)} grouped rotations/mirrors reported as 'transformed'")
-    for pair in rows[1][1]["lookalikes_grouped"]:
+    for pair in rows[presets.index("balanced")][1]["lookalikes_grouped"]:
         print("balanced grouped look-alike:", " ~ ".join(pair))
 
 

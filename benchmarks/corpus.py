@@ -21,10 +21,13 @@ import io
 import json
 import random
 import shutil
+import struct
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps, ImageStat
 
 MAX_SIDE = 1600
@@ -64,19 +67,22 @@ NEAR_KINDS = (
     "metadata",
     "exif-orientation",
     "crop",
+    "crop-wide",
     "brightness",
     "contrast",
     "colour-shift",
     "watermark",
     "logo",
     "greyscale",
+    "png16-grey",
+    "png16-rgb",
 )
 """Variant kinds that must be grouped with their original as ``exact`` or ``near``."""
 
 TRANSFORMED_KINDS = ("rotate-90", "rotate-180", "rotate-270", "mirror")
 """Variant kinds that must be grouped as ``transformed``."""
 
-LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme")
+LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme", "tone-version")
 """Kinds that must NOT be grouped with the asset they resemble."""
 
 
@@ -186,6 +192,8 @@ def near_variants(img: Image.Image, original: bytes, rng: random.Random) -> dict
     """Every near and transformed variant of ``img``: kind to (suffix, bytes)."""
     w, h = img.size
     m = [rng.uniform(0.0, 0.05) for _ in range(4)]
+    wide = random.Random(w * 10_007 + h)  # its own generator: the other kinds' draws stay as they were
+    w4 = [wide.uniform(0.04, 0.05) for _ in range(4)]
     variants: dict[str, Callable[[], tuple[str, bytes]]] = {
         "exact": lambda: ("jpg", original),
         "reencode": lambda: ("jpg", jpeg(img, rng.choice([45, 55, 65]))),
@@ -200,12 +208,15 @@ def near_variants(img: Image.Image, original: bytes, rng: random.Random) -> dict
         "metadata": lambda: ("jpg", metadata_variant(img)),
         "exif-orientation": lambda: ("jpg", exif_rotated(img)),
         "crop": lambda: ("jpg", jpeg(window(img, m[0], m[1], 1 - m[0] - m[2], 1 - m[1] - m[3]))),
+        "crop-wide": lambda: ("jpg", jpeg(window(img, w4[0], w4[1], 1 - w4[0] - w4[2], 1 - w4[1] - w4[3]))),
         "brightness": lambda: ("jpg", jpeg(ImageEnhance.Brightness(img).enhance(rng.choice([0.85, 1.15])))),
         "contrast": lambda: ("jpg", jpeg(ImageEnhance.Contrast(img).enhance(rng.choice([0.8, 1.25])))),
         "colour-shift": lambda: ("jpg", jpeg(colour_shift(img))),
         "watermark": lambda: ("jpg", jpeg(watermark(img, rng))),
         "logo": lambda: ("png", encode(logo(img, rng), "PNG")),
         "greyscale": lambda: ("jpg", jpeg(img.convert("L"))),
+        "png16-grey": lambda: ("png", png16(img.convert("L"))),
+        "png16-rgb": lambda: ("png", png16(img)),
         "rotate-90": lambda: ("jpg", jpeg(img.transpose(Image.Transpose.ROTATE_90))),
         "rotate-180": lambda: ("jpg", jpeg(img.transpose(Image.Transpose.ROTATE_180))),
         "rotate-270": lambda: ("png", encode(img.transpose(Image.Transpose.ROTATE_270), "PNG")),
@@ -214,6 +225,22 @@ def near_variants(img: Image.Image, original: bytes, rng: random.Random) -> dict
     if _heic_available():
         variants["heic"] = lambda: ("heic", encode(img, "HEIF", quality=80))
     return {kind: make() for kind, make in variants.items()}
+
+
+def png16(img: Image.Image) -> bytes:
+    """``img`` (``L`` or ``RGB``) as a 16-bit PNG, each 8-bit level v stored as 257 x v (as
+    raw converters and scanners write them). Pillow writes only greyscale at 16 bits, so the
+    PNG is written here: the signature, IHDR, one IDAT and IEND."""
+    samples = np.asarray(img, dtype=">u2") * 257
+    height, width = samples.shape[:2]
+    colour_type = 0 if samples.ndim == 2 else 2
+    rows = b"".join(b"\x00" + row.tobytes() for row in samples.reshape(height, -1))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b"")
 
 
 def _heic_available() -> bool:
@@ -261,6 +288,54 @@ def design(seed: int, text: str, palette: str) -> Image.Image:
     draw.text((100, 120), text, font=font(110), fill=ink)
     draw.text((110, 590), "example.com  |  +1 555 0100", font=font(60), fill=background)
     return img
+
+
+def stripe_levels(seed: int, size: tuple[int, int] = (1600, 1000)) -> np.ndarray:
+    """The shape of a striped design, as levels 0..1: diagonal stripes of uneven widths, a
+    soft glow and a disc (as desktop wallpapers are drawn)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    slope = (0.5, -0.8)[seed % 2]
+    position = (x + slope * y) / size[0]
+    edges = np.cumsum(rng.uniform(0.03, 0.12, 40))
+    stripes = (np.searchsorted(edges, position + 1.0) % 2).astype(np.float32)
+    glow = np.exp(-(((x / size[0] - 0.7) ** 2) + ((y / size[1] - 0.3) ** 2)) * 6)
+    cx, cy, r = rng.uniform(0.2, 0.4) * size[0], rng.uniform(0.4, 0.6) * size[1], 0.16 * size[1]
+    disc = ((x - cx) ** 2 + (y - cy) ** 2 <= r * r).astype(np.float32)
+    return np.clip(0.55 * stripes + 0.25 * glow + 0.6 * disc, 0.0, 1.0)
+
+
+STRIPE_VERSIONS = {
+    "light": ((240, 240, 236), (170, 176, 192)),
+    "dark": ((48, 50, 58), (20, 21, 28)),
+}
+"""Background and ink colour of each tone version: the dark one has the light one's shape
+(the same polarity, so its normalised thumbnail is the same), only its tone differs."""
+
+
+def striped(seed: int, version: str) -> Image.Image:
+    """A striped design in one tone version: ``light``, ``dark`` or ``inverted`` (the light one's negative)."""
+    if version == "inverted":
+        return ImageOps.invert(striped(seed, "light"))
+    background, ink = (np.array(c, dtype=np.float32) for c in STRIPE_VERSIONS[version])
+    levels = stripe_levels(seed)[:, :, None]
+    return Image.fromarray(np.rint(background + (ink - background) * levels).astype(np.uint8))
+
+
+def tone_copies(img: Image.Image) -> list[tuple[str, str, bytes]]:
+    """(kind, suffix, bytes) of the copies a design is kept as: re-encoded, resized, brightness
+    and contrast changed both ways, greyscale and 16-bit."""
+    w, h = img.size
+    return [
+        ("reencode", "jpg", jpeg(img, 60)),
+        ("resize-half", "jpg", jpeg(img.resize((w // 2, h // 2), Image.Resampling.LANCZOS))),
+        ("brightness", "jpg", jpeg(ImageEnhance.Brightness(img).enhance(0.85))),
+        ("brightness", "jpg", jpeg(ImageEnhance.Brightness(img).enhance(1.15))),
+        ("contrast", "jpg", jpeg(ImageEnhance.Contrast(img).enhance(0.75))),
+        ("contrast", "jpg", jpeg(ImageEnhance.Contrast(img).enhance(1.25))),
+        ("greyscale", "jpg", jpeg(img.convert("L"))),
+        ("png16-grey", "png", png16(img.convert("L"))),
+    ]
 
 
 TEMPLATE_TEXTS = (
@@ -329,6 +404,18 @@ def build(out: Path, limit: int | None) -> dict[str, object]:
                 "theme",
                 negative_of=light,
             )
+    for seed in range(2):
+        light = ""
+        for version in ("light", "dark", "inverted"):
+            stem = f"stripes{seed}-{version}"
+            img = striped(seed, version)
+            design_file = write(f"{stem}.png", encode(img, "PNG"), stem, "design")
+            if version == "light":
+                light = design_file
+            else:
+                files[-1]["tone_version_of"] = light
+            for index, (kind, suffix, data) in enumerate(tone_copies(img)):
+                write(f"{stem}~{kind}{index}.{suffix}", data, stem, kind)
     _add_theme_pairs(files)
     labels = {"files": files}
     (out / "labels.json").write_text(json.dumps(labels, indent=1))

@@ -12,6 +12,7 @@ from PIL import Image
 from dam_dedupe.errors import AssetError
 from dam_dedupe.imaging import decode
 from dam_dedupe.libvips import reduce_with_vips
+from tests.test_matcher_accuracy import png16
 
 
 def photo(size: tuple[int, int] = (1200, 900)) -> Image.Image:
@@ -53,10 +54,14 @@ def test_a_transparent_palette_png_is_flattened_like_pillows() -> None:
     assert decoded.mode == "RGB" and decoded.size == (200, 200)
 
 
-def test_what_libvips_cannot_decode_is_left_to_pillow() -> None:
+def test_sixteen_bit_samples_are_scaled_to_eight_bits_not_left_to_pillow() -> None:
     deep = encoded(Image.fromarray(np.full((600, 600), 40000, dtype=np.uint16)), "PNG")
-    assert reduce_with_vips(io.BytesIO(deep), len(deep), "PNG", 4) is None
-    assert decode(io.BytesIO(deep), len(deep)).image.mode == "L"  # Pillow scales 16 bits to 8
+    reduced = reduce_with_vips(io.BytesIO(deep), len(deep), "PNG", 4)
+    assert reduced is not None and reduced.mode == "L" and reduced.size == (150, 150)
+    assert set(np.unique(np.asarray(reduced)).tolist()) == {round(40000 * 255 / 65535)}
+
+
+def test_what_libvips_cannot_decode_is_left_to_pillow() -> None:
     truncated = encoded(photo(), "PNG")[:50_000]
     assert reduce_with_vips(io.BytesIO(truncated), len(truncated), "PNG", 4) is None
     with pytest.raises(AssetError, match="corrupt or truncated PNG"):
@@ -78,15 +83,32 @@ def odd_modes() -> dict[str, Image.Image]:
         "RGBA": only_alpha,
         "P": rgb.quantize(128),
         "I;16": Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257).astype(np.uint16)),
+        "RGB;16": rgb,
     }
 
 
 @pytest.mark.parametrize("mode", list(odd_modes()))
 def test_every_png_mode_decodes_through_libvips_as_through_pillow(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = encoded(odd_modes()[mode], "PNG")
+    data = png16(odd_modes()[mode]) if mode == "RGB;16" else encoded(odd_modes()[mode], "PNG")
     through_vips = decode(io.BytesIO(data), len(data)).image
     monkeypatch.setattr("dam_dedupe.imaging.reduce_with_vips", lambda *args: None)
     through_pillow = decode(io.BytesIO(data), len(data)).image
     assert through_vips.mode == through_pillow.mode and through_vips.size == through_pillow.size
     difference = np.abs(np.asarray(through_vips, dtype=float) - np.asarray(through_pillow, dtype=float))
     assert float(difference.mean()) < 1.0
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("decoder", ["libvips", "Pillow"])
+def test_a_sixteen_bit_copy_decodes_to_its_eight_bit_picture(
+    mode: str, decoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picture = photo((800, 600)).convert(mode)
+    if decoder == "Pillow":
+        monkeypatch.setattr("dam_dedupe.imaging.reduce_with_vips", lambda *args: None)
+    eight = encoded(picture, "PNG")
+    sixteen = png16(picture)
+    expected, found = (decode(io.BytesIO(data), len(data)).image for data in (eight, sixteen))
+    assert found.mode == expected.mode == mode and found.size == expected.size == (200, 150)
+    difference = np.abs(np.asarray(found, dtype=float) - np.asarray(expected, dtype=float))
+    assert float(difference.max()) <= 1.0 and float(difference.mean()) < 0.5  # rounding of the averages

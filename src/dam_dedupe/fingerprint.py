@@ -20,10 +20,11 @@ from dam_dedupe.matcher.perceptual import describe
 from dam_dedupe.preview import make_preview
 from dam_dedupe.records import Fingerprint
 
-FINGERPRINT_VERSION = 3
+FINGERPRINT_VERSION = 4
 """Raised whenever what a fingerprint holds changes (hash families, thumbnail, decode), so that
 scans fingerprint older assets again. 1: 32x32 thumbnails; 2: 64x64 thumbnails, aligned
-reduction; 3: normalised thumbnails with a ``tone``, hashes from a floating-point reduction."""
+reduction; 3: normalised thumbnails with a ``tone``, hashes from a floating-point reduction; 4: 16-bit
+pictures reduced like 8-bit ones and rounded to 8 bits (a 16-bit copy decodes to its original)."""
 
 SPOOL_MEMORY = 32 * 1024 * 1024
 CHUNK = 1024 * 1024

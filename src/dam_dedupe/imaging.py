@@ -193,11 +193,26 @@ def _reduce(img: Image.Image, min_side: int) -> Image.Image:
         return img
     if img.mode in ("P", "PA", "1"):
         img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    if img.mode in SIXTEEN_BIT_GREY:
+        img = _widened(img)
     if img.mode not in ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F"):
         return img
     reduced = img.reduce(factor)
     reduced.info = img.info
     return reduced
+
+
+SIXTEEN_BIT_GREY = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+"""Pillow's modes for 16-bit greyscale samples (a 16-bit PNG or TIFF)."""
+
+
+def _widened(img: Image.Image) -> Image.Image:
+    """A 16-bit greyscale picture as mode ``I`` (32-bit integers, the same values), which Pillow
+    can reduce; :func:`normalise_mode` still scales it from 16 bits."""
+    widened = img.convert("I")
+    widened.info.update(img.info)
+    widened.info["sixteen_bit"] = True
+    return widened
 
 
 def _orientation(img: Image.Image) -> int:
@@ -220,19 +235,21 @@ def _factor(img: Image.Image, min_side: int) -> int:
 def normalise_mode(img: Image.Image) -> Image.Image:
     """Return ``img`` as ``L`` or ``RGB``, whatever its mode.
 
-    16-bit and 32-bit pictures are scaled to 8 bits (not clipped); palettes are expanded;
+    16-bit and 32-bit pictures are scaled to 8 bits (not clipped) and rounded, so that a 16-bit
+    copy of an 8-bit picture (each level v stored as 257 x v) decodes to that picture; palettes are expanded;
     CMYK and other colour spaces are converted; transparent pictures are flattened over
     white, as a viewer shows them, except when that leaves nothing to see (a picture kept
     wholly in the alpha channel over flat colour), where they are flattened over black.
     """
     if img.mode in ("L", "RGB"):
         return img
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    if img.mode in ("I", "F") or img.mode in SIXTEEN_BIT_GREY:
         values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        sixteen = img.mode in SIXTEEN_BIT_GREY or bool(img.info.get("sixteen_bit"))
+        top = 65535.0 if sixteen or values.max() > 255 else 255.0
         if img.mode == "F" and values.max() <= 1.0:
             top = 1.0
-        return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).astype(np.uint8), "L")
+        return Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
     if img.mode == "P" and "transparency" not in img.info:
         return img.convert("RGB")
     if img.mode in ("P", "PA", "LA", "La", "RGBA", "RGBa"):

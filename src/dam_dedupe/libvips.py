@@ -7,10 +7,11 @@ Pillow (``docs/benchmarks.md``). JPEG stays with Pillow's DCT-scaled ``draft``, 
 does not beat, and every other format with Pillow.
 
 The result is what :func:`dam_dedupe.imaging.decode` would make after a Pillow decode: the
-picture averaged down by a whole factor, in mode ``L``, ``LA``, ``RGB`` or ``RGBA``. Anything
-else (16-bit samples, an unusual band count, a truncated or corrupt file, libvips missing)
-gives ``None``, and Pillow decodes the file, so errors are worded one way whichever decoder
-was tried first.
+picture averaged down by a whole factor, in mode ``L``, ``LA``, ``RGB`` or ``RGBA``; 16-bit
+samples are averaged first and then scaled to 8 bits and rounded, as the Pillow path does
+(a 16-bit copy of an 8-bit picture decodes to that picture either way). Anything else (float
+samples, an unusual band count, a truncated or corrupt file, libvips missing) gives ``None``,
+and Pillow decodes the file, so errors are worded one way whichever decoder was tried first.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def reduce_with_vips(fp: IO[bytes], size: int, fmt: str, factor: int) -> Image.I
     """The picture in ``fp`` (``size`` bytes, Pillow format ``fmt``) averaged down by ``factor``, or ``None``.
 
     ``None`` means "decode it with Pillow": the format is not one libvips decodes here, the
-    file is larger than :data:`MAX_BYTES`, or libvips could not decode it as 8-bit samples.
+    file is larger than :data:`MAX_BYTES`, or libvips could not decode it as 8-bit or 16-bit samples.
     """
     pyvips = _pyvips()
     if pyvips is None or fmt not in FORMATS or factor < 2 or size > MAX_BYTES:
@@ -61,6 +62,8 @@ def reduce_with_vips(fp: IO[bytes], size: int, fmt: str, factor: int) -> Image.I
         else:
             image = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="truncated")
             image = image.shrink(factor, factor)
+        if image.format == "ushort":
+            image = (image * (255.0 / 65535.0)).rint().cast("uchar")
         if image.format != "uchar" or image.bands not in _MODES:
             return None
         pixels = image.write_to_memory()

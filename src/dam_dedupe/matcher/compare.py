@@ -56,6 +56,15 @@ IDENTITY_PREFERENCE = 6
 a copy as it stands is reported ``near`` even when a symmetry of a near-symmetric picture fits
 as well, and a rotated copy is not first tried (and its crop searched) as it stands."""
 
+TONE_FLOOR = 96.0
+"""Grey level below which :func:`tone_change` measures a change of mean brightness against this
+level instead of the brighter picture's own: on a dark picture a few levels are not a new version."""
+
+RESHAPED = 0.005
+"""Change of aspect ratio (log ratio) beyond which a pair that matched without a crop search is
+said to be cropped or reshaped: resizing to whole pixels changes it by less, and a copy that
+matches well as it stands is not searched for its crop (that would cost every pair)."""
+
 FLAT_TOLERANCE = 3.0
 """Largest difference of mean grey level, and of mean chroma, between two featureless copies."""
 
@@ -67,6 +76,23 @@ def comparable(fp: Fingerprint) -> bool:
     :func:`~dam_dedupe.matcher.find_groups`)."""
     tone = tone_of(fp.perceptual)
     return "dct" in fp.perceptual and tone is not None and tone[1] >= FEATURELESS_STD
+
+
+def tone_change(a: Fingerprint, b: Fingerprint) -> float:
+    """How far apart the two pictures' mean grey levels are: their difference divided by the
+    brighter mean (at least ``TONE_FLOOR``).
+
+    The normalised thumbnails leave out exactly the tone, so a light and a dark version of one
+    design look the same to them; this tells them apart (and a light or dark picture from its
+    negative, which the thumbnails also tell apart by its turned sign). A
+    brightness change of 15% moves the mean by at most 15% of the brighter picture, a contrast
+    change hardly moves it, and a greyscale copy keeps it; a dark version of a light design is
+    most of the scale away. 0 when a fingerprint has no tone.
+    """
+    tone_a, tone_b = tone_of(a.perceptual), tone_of(b.perceptual)
+    if tone_a is None or tone_b is None:
+        return 0.0
+    return abs(tone_a[0] - tone_b[0]) / max(tone_a[0], tone_b[0], TONE_FLOOR)
 
 
 def flat(fp: Fingerprint) -> bool:
@@ -125,7 +151,8 @@ def same_size(a: Fingerprint, b: Fingerprint, symmetry: str) -> bool:
 def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings) -> Verdict | None:
     """The verification verdict if ``b`` is a copy of ``a`` after ``symmetry`` under ``settings``, else ``None``.
 
-    The two are first compared as they stand; a crop is searched only when that fails.
+    Pictures whose tones are too far apart (:func:`tone_change`) are not compared at all. The two are
+    then compared as they stand; a crop is searched only when that fails.
     Between pictures of the same pixel size the crop may shift the picture by no more than
     ``SAME_SIZE_MARGIN`` a side (decoders align a turned picture's pixels differently): a crop
     saved at exactly the size of its original is rare, while a shifted view from the same
@@ -133,6 +160,8 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
     """
     aspect = aspect_change(a, b, symmetry)
     if not (comparable(a) and comparable(b)) or abs(aspect) > settings.max_aspect_change:
+        return None
+    if tone_change(a, b) > settings.max_tone_change:
         return None
     thumb_a, thumb_b = a.thumbnail, b.thumbnail
     if thumb_a is None or thumb_b is None:
@@ -247,6 +276,7 @@ def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, obje
         else {"residual": round(verdict.fine_residual, 3), "hotspot": round(verdict.hotspot, 2)},
         "crop": {"of": verdict.cropped, "margins": [round(m, 3) for m in verdict.crop]} if verdict.cropped else None,
         "colour_distance": None if verdict.colour_distance is None else round(verdict.colour_distance, 1),
+        "tone_change": round(tone_change(a, b), 3),
         "size": {"a": [a.width, a.height], "b": [b.width, b.height]},
         "format": {"a": a.format, "b": b.format},
     }
@@ -262,6 +292,8 @@ def relation(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> list[str]:
         found.append("cropped" if verdict.cropped == "second" else "uncropped (the first is a crop)")
     elif (wa, ha) != (b.width, b.height):
         found.append("resized" if b.width * b.height < wa * ha else "enlarged")
+        if abs(aspect_change(a, b, verdict.symmetry)) > RESHAPED:
+            found.append("cropped or reshaped (margins not measured)")
     found.append("converted" if a.format != b.format else "re-encoded")
     if verdict.greyscale:
         found.append("greyscale" if verdict.greyscale == "second" else "colourised (the first is greyscale)")

@@ -40,8 +40,12 @@ class MatchSettings:
             stereo pair) shows new content along a whole border, a crop does not.
         max_colour_distance: largest mean chroma difference (YCbCr units) when both images
             have colour; colour themes of one design differ by far more.
+        max_tone_change: largest difference of the mean grey levels, relative to the brighter
+            one (:func:`~dam_dedupe.matcher.compare.tone_change`): brightness changed by 15% moves
+            it by at most 0.15, while the light and the dark version of one design, or a
+            picture and its negative, differ by more than half.
         group_slack: factor by which ``max_residual``, ``max_changed``, ``max_edge_strip``,
-            ``max_colour_distance``, ``max_fine_residual`` and ``max_hotspot`` are relaxed
+            ``max_colour_distance``, ``max_tone_change``, ``max_fine_residual`` and ``max_hotspot`` are relaxed
             when checking that every member of a group is a copy of every other (and in
             :func:`~dam_dedupe.matcher.compare`):
             the pairs that form groups meet the thresholds as set; two edits of one
@@ -65,6 +69,7 @@ class MatchSettings:
     max_changed: float = 0.06
     max_edge_strip: float = 0.25
     max_colour_distance: float = 20.0
+    max_tone_change: float = 0.25
     max_aspect_change: float = 0.12
     max_fine_residual: float = 0.9
     max_hotspot: float = 10.0
@@ -78,6 +83,7 @@ class MatchSettings:
             max_changed=self.max_changed * self.group_slack,
             max_edge_strip=self.max_edge_strip * self.group_slack,
             max_colour_distance=self.max_colour_distance * self.group_slack,
+            max_tone_change=self.max_tone_change * self.group_slack,
             max_fine_residual=self.max_fine_residual * self.group_slack,
             max_hotspot=self.max_hotspot * self.group_slack,
             group_slack=1.0,
@@ -110,6 +116,7 @@ PRESETS: dict[str, MatchSettings] = {
         max_residual=0.14,
         max_changed=0.03,
         max_colour_distance=12.0,
+        max_tone_change=0.2,
         max_aspect_change=0.06,
     ),
     "balanced": MatchSettings(preset="balanced"),
@@ -121,6 +128,7 @@ PRESETS: dict[str, MatchSettings] = {
         max_residual=0.3,
         max_changed=0.1,
         max_colour_distance=26.0,
+        max_tone_change=0.3,
         max_aspect_change=0.16,
     ),
 }
