@@ -58,10 +58,23 @@ def time_scans(uri: str, workers: int, preset: str, workdir: Path) -> list[tuple
     for label in ("first scan", "rescan (unchanged)"):
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog), "scan", "--workers", str(workers),
-             "--preset", preset, uri],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "dam_dedupe",
+                "--catalog",
+                str(catalog),
+                "scan",
+                "--workers",
+                str(workers),
+                "--preset",
+                preset,
+                uri,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs.append((label, time.perf_counter() - started, result.stdout.strip().splitlines()[0]))
     return runs
 

@@ -27,31 +27,44 @@ def fill(catalog: SqliteCatalog, assets: int, problems: int) -> None:
     conn = catalog.conn
     with catalog.transaction():
         conn.execute("INSERT INTO sources (id, uri, name) VALUES (1, 'file:///lib', 'lib')")
-        conn.executemany("INSERT INTO scan_runs (started, status, sources) VALUES ('t', 'finished', '[]')",
-                         [()] * RUNS)  # fmt: skip
+        conn.executemany("INSERT INTO scan_runs (started, status, sources) VALUES ('t', 'finished', '[]')", [()] * RUNS)
         conn.executemany(
             "INSERT INTO assets (id, source_id, key, uri, name, size, content, first_seen_run, last_seen_run)"
             " VALUES (?, 1, ?, ?, ?, ?, ?, 1, ?)",
-            [(i, f"k/{i}.jpg", f"file:///lib/k/{i}.jpg", f"{i}.jpg", 1000 + i % 5000,
-              "image" if i % 50 else ("error", "not_image", "skipped")[i % 3], RUNS)
-             for i in range(1, assets + 1)],
-        )  # fmt: skip
+            [
+                (
+                    i,
+                    f"k/{i}.jpg",
+                    f"file:///lib/k/{i}.jpg",
+                    f"{i}.jpg",
+                    1000 + i % 5000,
+                    "image" if i % 50 else ("error", "not_image", "skipped")[i % 3],
+                    RUNS,
+                )
+                for i in range(1, assets + 1)
+            ],
+        )
         conn.executemany(
             "INSERT INTO fingerprints (asset_id, sha256, size, width, height, format)"
             " VALUES (?, ?, 1000, 10, 10, 'JPEG')",
             [(i, f"{i // 3:064x}") for i in range(1, assets + 1) if i % 50],
         )
         clusters = range(1, assets // 3)
-        conn.executemany("INSERT INTO clusters VALUES (?, ?, 'oldest copy', 'exact')",
-                         [(f"c-{g:016x}", 3 * g) for g in clusters])  # fmt: skip
+        conn.executemany(
+            "INSERT INTO clusters VALUES (?, ?, 'oldest copy', 'exact')", [(f"c-{g:016x}", 3 * g) for g in clusters]
+        )
         conn.executemany(
             "INSERT INTO cluster_members VALUES (?, ?, 'exact', '{}')",
             [(f"c-{g:016x}", i) for g in clusters for i in (3 * g, 3 * g + 1, 3 * g + 2)[: 2 + g % 2]],
         )
-        conn.executemany("INSERT INTO problems (run_id, source_id, uri, reason) VALUES (?, 1, ?, 'access denied')",
-                         [(1 + i % RUNS, f"file:///lib/denied/{i}") for i in range(problems)])  # fmt: skip
-        conn.executemany("INSERT INTO analyses (asset_id, analyser, sha256) VALUES (?, 'rights', ?)",
-                         [(i, f"{i // 3:064x}") for i in range(1, assets, 20)])  # fmt: skip
+        conn.executemany(
+            "INSERT INTO problems (run_id, source_id, uri, reason) VALUES (?, 1, ?, 'access denied')",
+            [(1 + i % RUNS, f"file:///lib/denied/{i}") for i in range(problems)],
+        )
+        conn.executemany(
+            "INSERT INTO analyses (asset_id, analyser, sha256) VALUES (?, 'rights', ?)",
+            [(i, f"{i // 3:064x}") for i in range(1, assets, 20)],
+        )
         conn.executemany(
             "INSERT INTO review_decisions (cluster_id, decision, members, decided_by, decided_at, imported_at)"
             " VALUES (?, 'keep_all', '[]', 'reviewer', 't', 't')",

@@ -73,15 +73,20 @@ def fill_catalog(catalog: SqliteCatalog, clusters: int, seed: int = 7) -> None:
                 catalog.store_analyses(asset_id, sha, analyses)
                 members.append(asset_id)
             evidence: dict[str, object] = {"relation": "identical", "sha256": sha}
-            stored.append(StoredCluster(f"c-{n:016x}", members[0], "oldest copy", "balanced",
-                                        [(m, "exact", evidence) for m in members]))  # fmt: skip
+            stored.append(
+                StoredCluster(
+                    f"c-{n:016x}", members[0], "oldest copy", "balanced", [(m, "exact", evidence) for m in members]
+                )
+            )
     catalog.replace_clusters(stored)
 
 
 def settings() -> ReportSettings:
     """Report settings naming each synthetic source's residency and tier."""
-    sources = {name: {"uri": uri, "residency": residency, "risk_tier": tier}
-               for name, (uri, residency, tier) in SOURCES.items()}  # fmt: skip
+    sources = {
+        name: {"uri": uri, "residency": residency, "risk_tier": tier}
+        for name, (uri, residency, tier) in SOURCES.items()
+    }
     return ReportSettings.from_config(parse_config({"sources": sources}))
 
 
@@ -117,11 +122,16 @@ def main() -> None:
         print(f"opened and first cards rendered in {loaded - t0:.2f} s")
         for label, script in (
             ("text search", "document.getElementById('f-text').value = 'IMG_0420'"),
-            ("risk filter", "document.getElementById('f-text').value = ''; "
-                            "document.getElementById('f-flag').value = 'personal_data'"),
-            ("sort by reclaimable", "document.getElementById('f-flag').value = ''; "
-                                    "document.getElementById('f-sort').value = 'reclaimable'"),
-        ):  # fmt: skip
+            (
+                "risk filter",
+                "document.getElementById('f-text').value = ''; "
+                "document.getElementById('f-flag').value = 'personal_data'",
+            ),
+            (
+                "sort by reclaimable",
+                "document.getElementById('f-flag').value = ''; document.getElementById('f-sort').value = 'reclaimable'",
+            ),
+        ):
             page.evaluate(script)
             t = time.perf_counter()
             shown = page.evaluate(

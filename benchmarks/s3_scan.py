@@ -79,10 +79,22 @@ def time_scan(catalog: Path, workers: int, env: dict[str, str]) -> tuple[float, 
     """Run ``dam-dedupe scan`` in a child process; return (seconds, its summary line)."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog), "scan", "--workers", str(workers),
-         f"s3://{BUCKET}"],
-        capture_output=True, text=True, check=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dam_dedupe",
+            "--catalog",
+            str(catalog),
+            "scan",
+            "--workers",
+            str(workers),
+            f"s3://{BUCKET}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     return time.perf_counter() - started, result.stdout.strip().splitlines()[0]
 
 

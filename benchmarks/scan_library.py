@@ -62,11 +62,24 @@ def main() -> None:
     for label in ("first scan", "rescan (unchanged)"):
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog),
-             *(["--config", args.config] if args.config else []), "scan", "--workers", str(args.workers),
-             "--preset", args.preset, str(library)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "dam_dedupe",
+                "--catalog",
+                str(catalog),
+                *(["--config", args.config] if args.config else []),
+                "scan",
+                "--workers",
+                str(args.workers),
+                "--preset",
+                args.preset,
+                str(library),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         elapsed = time.perf_counter() - started
         runs.append((label, elapsed, result.stdout.strip().splitlines()[0]))
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

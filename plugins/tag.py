@@ -32,10 +32,18 @@ class TagAction(ActionPlugin):
         members: list[tuple[Role, ExpectedAsset]] = [("canonical", cluster.canonical)]
         members += [("duplicate", dup) for dup in cluster.duplicates]
         return [
-            ActionStep(0, self.name, "tag", cluster.id, role, asset, cluster.canonical,
-                       {"tags": {TAG_CLUSTER: cluster.id, TAG_ROLE: role, TAG_CANONICAL: cluster.canonical.uri}})
+            ActionStep(
+                0,
+                self.name,
+                "tag",
+                cluster.id,
+                role,
+                asset,
+                cluster.canonical,
+                {"tags": {TAG_CLUSTER: cluster.id, TAG_ROLE: role, TAG_CANONICAL: cluster.canonical.uri}},
+            )
             for role, asset in members
-        ]  # fmt: skip
+        ]
 
     def prepare(self, stores: Stores, step: ActionStep) -> dict[str, Any]:
         """Read the tags the asset has now, for undo."""

@@ -52,12 +52,14 @@ def plan_merge(stores: Stores, cluster: ClusterChoice, action: str) -> ActionSte
         raise ConfigError(f"merge=yes needs store tags: {exc}") from exc
     if not add:
         return None
-    return ActionStep(0, action, "merge_tags", cluster.id, "canonical", canonical, canonical,
-                      {"add_tags": add, "from": came_from})  # fmt: skip
+    return ActionStep(
+        0, action, "merge_tags", cluster.id, "canonical", canonical, canonical, {"add_tags": add, "from": came_from}
+    )
 
 
-def apply_tags(stores: Stores, step: ActionStep, before: Mapping[str, Any], ours: Mapping[str, str],
-               overwrite: bool) -> dict[str, Any]:  # fmt: skip
+def apply_tags(
+    stores: Stores, step: ActionStep, before: Mapping[str, Any], ours: Mapping[str, str], overwrite: bool
+) -> dict[str, Any]:
     """Set ``ours`` over the tags journaled in ``before`` (re-entrant: the result depends on ``before`` only).
 
     ``overwrite`` lets ``ours`` replace values already there; otherwise existing keys win.
@@ -70,8 +72,9 @@ def apply_tags(stores: Stores, step: ActionStep, before: Mapping[str, Any], ours
     return {"tags": tags}
 
 
-def restore_tags(stores: Stores, step: ActionStep, before: Mapping[str, Any], after: Mapping[str, Any],
-                 ours: Mapping[str, str]) -> dict[str, Any]:  # fmt: skip
+def restore_tags(
+    stores: Stores, step: ActionStep, before: Mapping[str, Any], after: Mapping[str, Any], ours: Mapping[str, str]
+) -> dict[str, Any]:
     """Put back the tags journaled in ``before``.
 
     Exactly, when the tags are still what the run set. If someone changed them since,

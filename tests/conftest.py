@@ -18,10 +18,20 @@ PLUGIN_SOURCE = Path(__file__).parent / "plugin_pkg"
 def pip_install(package: Path, target: Path) -> Path:
     """Install a plugin package into ``target`` as pip does for a user (metadata and entry points included)."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(package)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(package),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return target
 
 

@@ -105,8 +105,11 @@ def make_audit_library(root: Path) -> AuditLibrary:
     old, new = 1_700_000_000, 1_760_000_000
     astronaut = png(data.astronaut())
     face_only = jpeg(data.astronaut()[0:260, 100:360])
-    stock = jpeg(data.rocket(), iim(80, "Jane Photographer") + iim(110, "Harbour Stock")
-                 + iim(116, "© 2026 Harbour Stock Ltd"), XMP_RIGHTS)  # fmt: skip
+    stock = jpeg(
+        data.rocket(),
+        iim(80, "Jane Photographer") + iim(110, "Harbour Stock") + iim(116, "© 2026 Harbour Stock Ltd"),
+        XMP_RIGHTS,
+    )
     logo = jpeg(data.coffee(), iim(116, "© Example Ltd"))
     cat = jpeg(data.chelsea())
     moon = jpeg(data.moon())

@@ -36,8 +36,15 @@ def _b64(data: dict[str, object]) -> str:
 def storage_token(tenant: str) -> str:
     """An access token for Azure Storage as Entra ID issues one (unsigned: Azurite does not check signatures)."""
     now = int(time.time())
-    claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{tenant}/", "tid": tenant,
-              "iat": now - 60, "nbf": now - 60, "exp": now + 3600, "appid": "dam-dedupe-tests"}  # fmt: skip
+    claims = {
+        "aud": "https://storage.azure.com",
+        "iss": f"https://sts.windows.net/{tenant}/",
+        "tid": tenant,
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": now + 3600,
+        "appid": "dam-dedupe-tests",
+    }
     return f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.c2ln"
 
 
@@ -80,11 +87,13 @@ def authority(tls: tuple[trustme.CA, Path, Path, Path]) -> Iterator[HTTPServer]:
 def serve_tenant(server: HTTPServer, tenant: str, token_response: dict[str, object], status: int = 200) -> None:
     """Answer the OpenID configuration and the token endpoint of one tenant."""
     base = f"https://localhost:{server.port}"
-    server.expect_request(f"/{tenant}/v2.0/.well-known/openid-configuration").respond_with_json({
-        "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
-        "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
-        "issuer": f"{base}/{tenant}/v2.0",
-    })  # fmt: skip
+    server.expect_request(f"/{tenant}/v2.0/.well-known/openid-configuration").respond_with_json(
+        {
+            "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
+            "issuer": f"{base}/{tenant}/v2.0",
+        }
+    )
     server.expect_request(f"/{tenant}/oauth2/v2.0/token", method="POST").respond_with_json(token_response, status)
 
 
@@ -104,8 +113,12 @@ def entra_source(azurite: Azurite, server: HTTPServer, ca_pem: Path, container: 
 def service_principal(monkeypatch: pytest.MonkeyPatch) -> str:
     """The service principal's variables, as Azure's tools read them; returns the tenant id."""
     tenant = str(uuid.uuid4())
-    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_KEY",
-                 "AZURE_AUTHORITY_HOST"):  # fmt: skip
+    for name in (
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_STORAGE_KEY",
+        "AZURE_AUTHORITY_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AZURE_TENANT_ID", tenant)
     monkeypatch.setenv("AZURE_CLIENT_ID", "dam-dedupe-tests")

@@ -129,8 +129,11 @@ def test_exact_mode_uses_content_md5_and_reads_only_what_it_cannot_settle(
     assert clusters_by_relative_path(build_report(remote), uri + "/") == clusters_by_relative_path(
         build_report(local), unquote(library.as_uri()) + "/"
     )
-    downloaded = {unquote(target.split("/", 3)[3]) for method, target in proxy.requests if method == "GET"
-                  and "comp=" not in target}  # fmt: skip
+    downloaded = {
+        unquote(target.split("/", 3)[3])
+        for method, target in proxy.requests
+        if method == "GET" and "comp=" not in target
+    }
     assert "originals/photo4.jpg" not in downloaded  # its MD5 and size are unique: settled without a read
     assert {"shared/copies/copy of photo1.jpg", "originals/photo1.jpg"} <= downloaded
     container.delete_container()

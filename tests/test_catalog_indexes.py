@@ -16,15 +16,18 @@ def version_3_catalog(path: Path) -> None:
     for number in range(3):
         conn.executescript(f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;")
     conn.execute("INSERT INTO sources (id, uri) VALUES (1, 'file:///lib')")
-    conn.executemany("INSERT INTO scan_runs (id, started, status, sources) VALUES (?, 't', 'finished', '[]')",
-                     [(1,), (2,)])  # fmt: skip
+    conn.executemany(
+        "INSERT INTO scan_runs (id, started, status, sources) VALUES (?, 't', 'finished', '[]')", [(1,), (2,)]
+    )
     conn.executemany(
         "INSERT INTO assets (source_id, key, uri, name, size, first_seen_run, last_seen_run)"
         " VALUES (1, ?, ?, ?, 1, 1, 2)",
         [(f"{n}.jpg", f"file:///lib/{n}.jpg", f"{n}.jpg") for n in ("a", "b")],
     )
-    conn.executemany("INSERT INTO problems (run_id, source_id, uri, reason) VALUES (?, 1, ?, 'denied')",
-                     [(1, "file:///lib/old"), (2, "file:///lib/new")])  # fmt: skip
+    conn.executemany(
+        "INSERT INTO problems (run_id, source_id, uri, reason) VALUES (?, 1, ?, 'denied')",
+        [(1, "file:///lib/old"), (2, "file:///lib/new")],
+    )
     conn.commit()
     conn.close()
 

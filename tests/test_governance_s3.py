@@ -31,8 +31,11 @@ def bucket_state(client: Any, bucket: str) -> dict[str, tuple[str, dict[str, str
             key = entry["Key"]
             got = client.get_object(Bucket=bucket, Key=key)
             tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
-            state[key] = (hashlib.sha256(got["Body"].read()).hexdigest(), {t["Key"]: t["Value"] for t in tags},
-                          got.get("Metadata", {}))  # fmt: skip
+            state[key] = (
+                hashlib.sha256(got["Body"].read()).hexdigest(),
+                {t["Key"]: t["Value"] for t in tags},
+                got.get("Metadata", {}),
+            )
     return state
 
 
@@ -47,11 +50,22 @@ def test_round_trip_on_s3_leaves_every_object_as_it_was(
     build_library(tmp_path / "lib")
     for path in sorted((tmp_path / "lib").rglob("*")):
         if path.is_file():  # every object carries a tag: moto fails a PutObjectTagging with an empty set
-            s3_admin.put_object(Bucket=bucket, Key=f"lib/{path.relative_to(tmp_path / 'lib')}", Body=path.read_bytes(),
-                                Tagging="department=communications")  # fmt: skip
-    s3_admin.put_object_tagging(Bucket=bucket, Key="lib/Marketing 2026/IMG_4000.JPG",
-                                Tagging={"TagSet": [{"Key": "department", "Value": "communications"},
-                                                    {"Key": "photographer", "Value": "Chan Tai Man"}]})  # fmt: skip
+            s3_admin.put_object(
+                Bucket=bucket,
+                Key=f"lib/{path.relative_to(tmp_path / 'lib')}",
+                Body=path.read_bytes(),
+                Tagging="department=communications",
+            )
+    s3_admin.put_object_tagging(
+        Bucket=bucket,
+        Key="lib/Marketing 2026/IMG_4000.JPG",
+        Tagging={
+            "TagSet": [
+                {"Key": "department", "Value": "communications"},
+                {"Key": "photographer", "Value": "Chan Tai Man"},
+            ]
+        },
+    )
     root = f"s3://{bucket}/lib"
     config = parse_config({"matching": {"preset": "exact"}, "policy": {"authoritative": [f"{root}/品牌"]}})
     catalog, host = open_catalog(tmp_path / "catalog.sqlite"), Host()

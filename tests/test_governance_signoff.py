@@ -81,11 +81,20 @@ def test_signed_signoffs_by_the_allowed_keys_approve_and_the_identity_comes_from
     lib: Library, tmp_path: Path, keys: dict[str, Path]
 ) -> None:
     plan = make_plan(lib, tmp_path)
-    code, out = cli(lib, tmp_path, "approve", plan, "--role", "legal", "--signature",
-                    signed(lib, tmp_path, plan, keys["lee"], "legal"))  # fmt: skip
+    code, out = cli(
+        lib,
+        tmp_path,
+        "approve",
+        plan,
+        "--role",
+        "legal",
+        "--signature",
+        signed(lib, tmp_path, plan, keys["lee"], "legal"),
+    )
     assert code == 0 and "lee@example.org signed off" in out and "a sign-off as it" in out
-    code, out = cli(lib, tmp_path, "approve", plan, "--role", "it", "--signature",
-                    signed(lib, tmp_path, plan, keys["kim"], "it"))  # fmt: skip
+    code, out = cli(
+        lib, tmp_path, "approve", plan, "--role", "it", "--signature", signed(lib, tmp_path, plan, keys["kim"], "it")
+    )
     assert code == 0 and "may now be applied" in out
     code, out = cli(lib, tmp_path, "apply", plan, "--out-dir", str(tmp_path))
     assert code == 0 and "applied 6" in out and "policy: roles it, legal; four eyes; ssh signatures" in out
@@ -95,11 +104,20 @@ def test_forged_or_misused_signatures_are_refused(lib: Library, tmp_path: Path, 
     plan = make_plan(lib, tmp_path)
     code, out = cli(lib, tmp_path, "approve", plan, "--role", "legal", "--by", "lee@example.org")
     assert code == 1 and "needs signed sign-offs" in out  # a typed name is not a sign-off
-    code, out = cli(lib, tmp_path, "approve", plan, "--role", "legal", "--signature",
-                    signed(lib, tmp_path, plan, keys["eve"], "legal"))  # fmt: skip
+    code, out = cli(
+        lib,
+        tmp_path,
+        "approve",
+        plan,
+        "--role",
+        "legal",
+        "--signature",
+        signed(lib, tmp_path, plan, keys["eve"], "legal"),
+    )
     assert code == 1 and "not in the allowed signers" in out  # an unknown key
-    code, out = cli(lib, tmp_path, "approve", plan, "--role", "it", "--signature",
-                    signed(lib, tmp_path, plan, keys["lee"], "it"))  # fmt: skip
+    code, out = cli(
+        lib, tmp_path, "approve", plan, "--role", "it", "--signature", signed(lib, tmp_path, plan, keys["lee"], "it")
+    )
     assert code == 1 and "does not give the role 'it'" in out  # a role the signer does not hold
     legal = signed(lib, tmp_path, plan, keys["lee"], "legal")
     code, out = cli(lib, tmp_path, "approve", plan, "--role", "it", "--signature", legal)
@@ -115,8 +133,16 @@ def test_the_author_under_another_spelling_is_still_the_author(
     lib: Library, tmp_path: Path, keys: dict[str, Path]
 ) -> None:
     plan = make_plan(lib, tmp_path, by=" LEE@example.org ")
-    code, out = cli(lib, tmp_path, "approve", plan, "--role", "legal", "--signature",
-                    signed(lib, tmp_path, plan, keys["lee"], "legal"))  # fmt: skip
+    code, out = cli(
+        lib,
+        tmp_path,
+        "approve",
+        plan,
+        "--role",
+        "legal",
+        "--signature",
+        signed(lib, tmp_path, plan, keys["lee"], "legal"),
+    )
     assert code == 1 and "made plan" in out and "may not sign it off" in out
 
 
@@ -163,15 +189,24 @@ def test_audit_verify_finds_a_forged_signoff_a_dropped_trigger_and_a_cut_tail(
     lib: Library, tmp_path: Path, keys: dict[str, Path]
 ) -> None:
     plan = make_plan(lib, tmp_path)
-    cli(lib, tmp_path, "approve", plan, "--role", "legal", "--signature",
-        signed(lib, tmp_path, plan, keys["lee"], "legal"))  # fmt: skip
+    cli(
+        lib,
+        tmp_path,
+        "approve",
+        plan,
+        "--role",
+        "legal",
+        "--signature",
+        signed(lib, tmp_path, plan, keys["lee"], "legal"),
+    )
     code, out = cli(lib, tmp_path, "audit", "verify")
     assert code == 0 and "matches the anchor" in out
     plan_id = json.loads(Path(plan).read_text(encoding="utf-8"))["id"]
 
     raw = sqlite3.connect(lib.catalog.path)
-    raw.execute("INSERT INTO signoffs (plan_id, signed_by, role, note, at) VALUES (?, 'mallory', 'it', '', 'now')",
-                (plan_id,))  # fmt: skip
+    raw.execute(
+        "INSERT INTO signoffs (plan_id, signed_by, role, note, at) VALUES (?, 'mallory', 'it', '', 'now')", (plan_id,)
+    )
     raw.commit()
     code, out = cli(lib, tmp_path, "audit", "verify")
     assert code == 1 and "by mallory as it is not in the audit log" in out

@@ -81,8 +81,9 @@ def test_library_has_duplicates_with_canonicals_in_the_brand_folder(lib: Library
         ("redirect", {"pointer": "stub"}),
     ],
 )
-def test_round_trip_leaves_every_file_byte_identical(lib: Library, tmp_path: Path, action: str,
-                                                     params: dict[str, str]) -> None:  # fmt: skip
+def test_round_trip_leaves_every_file_byte_identical(
+    lib: Library, tmp_path: Path, action: str, params: dict[str, str]
+) -> None:
     start, start_tags, start_hash = tree_state(lib.root), tags_state(lib.root), tree_hash(lib.root)
     dups = duplicates(lib)
     plan = approved(lib, action, params)
@@ -257,18 +258,33 @@ def test_selection_filters_and_reviewer_decisions_shape_the_plan(lib: Library, t
     assets = lib.catalog.assets_by_id(a for c in clusters.values() for a, _m, _e in c.members)
     ids = sorted(clusters)
     left_out, member_cluster, recanonical = ids[0], ids[1], ids[2]
-    member = next(assets[a].record.uri for a, _m, _e in clusters[member_cluster].members
-                  if a != clusters[member_cluster].canonical_asset_id)  # fmt: skip
-    new_canonical = next(assets[a].record.uri for a, _m, _e in clusters[recanonical].members
-                         if a != clusters[recanonical].canonical_asset_id)  # fmt: skip
+    member = next(
+        assets[a].record.uri
+        for a, _m, _e in clusters[member_cluster].members
+        if a != clusters[member_cluster].canonical_asset_id
+    )
+    new_canonical = next(
+        assets[a].record.uri
+        for a, _m, _e in clusters[recanonical].members
+        if a != clusters[recanonical].canonical_asset_id
+    )
     old_canonical = assets[clusters[recanonical].canonical_asset_id].record.uri
     path = tmp_path / "decisions.json"
-    path.write_text(json.dumps({"exported_by": "Mei Ling", "exported_at": "2026-11-25T09:30:00+08:00", "decisions": [
-        {"cluster": left_out, "decision": "not_duplicates"},
-        {"cluster": member_cluster, "decision": "exclude_member", "uri": member},
-        {"cluster": recanonical, "decision": "canonical", "uri": new_canonical},
-        {"cluster": "c-0000000000000000", "decision": "exclude"},
-    ]}), encoding="utf-8")  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "exported_by": "Mei Ling",
+                "exported_at": "2026-11-25T09:30:00+08:00",
+                "decisions": [
+                    {"cluster": left_out, "decision": "not_duplicates"},
+                    {"cluster": member_cluster, "decision": "exclude_member", "uri": member},
+                    {"cluster": recanonical, "decision": "canonical", "uri": new_canonical},
+                    {"cluster": "c-0000000000000000", "decision": "exclude"},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
 
     plan = make_plan(lib.catalog, lib.host, lib.config, "quarantine", {}, Selection(), read_decisions(path), by="ana")
 
@@ -282,8 +298,9 @@ def test_selection_filters_and_reviewer_decisions_shape_the_plan(lib: Library, t
     stale = "cluster no longer in the catalog; ignored"
     assert effects == ["canonical changed", "cluster left out", stale, "copy left alone"]
 
-    only_marketing = make_plan(lib.catalog, lib.host, lib.config, "quarantine", {},
-                               Selection(clusters=(member_cluster,)), by="ana")  # fmt: skip
+    only_marketing = make_plan(
+        lib.catalog, lib.host, lib.config, "quarantine", {}, Selection(clusters=(member_cluster,)), by="ana"
+    )
     assert {s.cluster for s in only_marketing.steps} == {member_cluster}
 
 
@@ -291,8 +308,9 @@ def test_selection_filters_and_reviewer_decisions_shape_the_plan(lib: Library, t
 
 
 def cli(lib: Library, tmp_path: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--catalog", lib.catalog.path, "--config", str(tmp_path / "dam-dedupe.toml"),
-                                       *args])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["--catalog", lib.catalog.path, "--config", str(tmp_path / "dam-dedupe.toml"), *args]
+    )
     return result.exit_code, result.output
 
 

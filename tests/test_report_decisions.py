@@ -56,11 +56,21 @@ def report(tmp_path: Path) -> dict:
 
 def test_keep_all_shows_as_decided_until_a_member_changes(library: Path, tmp_path: Path) -> None:
     cluster = report(tmp_path)["clusters"][0]["id"]
-    output = cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
-        {"cluster": cluster, "decision": "keep_all"},
-        {"cluster": "c-0000000000000000", "decision": "exclude"},
-        {"cluster": cluster, "decision": "exclude_member", "uri": "file:///elsewhere.jpg"},
-    ])))  # fmt: skip
+    output = cli(
+        tmp_path,
+        "decisions",
+        "import",
+        str(
+            decisions_file(
+                tmp_path,
+                [
+                    {"cluster": cluster, "decision": "keep_all"},
+                    {"cluster": "c-0000000000000000", "decision": "exclude"},
+                    {"cluster": cluster, "decision": "exclude_member", "uri": "file:///elsewhere.jpg"},
+                ],
+            )
+        ),
+    )
     assert "stored 1 decisions by Records Office; refused 2" in output
     doc = report(tmp_path)
     assert doc["clusters"][0]["decided"] is True
@@ -88,11 +98,26 @@ def test_keep_all_shows_as_decided_until_a_member_changes(library: Path, tmp_pat
 def test_a_later_import_replaces_decisions_on_the_same_cluster(library: Path, tmp_path: Path) -> None:
     cluster = report(tmp_path)["clusters"][0]
     first, other = cluster["members"][0]["uri"], cluster["members"][1]["uri"]
-    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
-        {"cluster": cluster["id"], "decision": "not_duplicates"}])))  # fmt: skip
-    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
-        {"cluster": cluster["id"], "decision": "canonical", "uri": other},
-        {"cluster": cluster["id"], "decision": "exclude_member", "uri": first}])))  # fmt: skip
+    cli(
+        tmp_path,
+        "decisions",
+        "import",
+        str(decisions_file(tmp_path, [{"cluster": cluster["id"], "decision": "not_duplicates"}])),
+    )
+    cli(
+        tmp_path,
+        "decisions",
+        "import",
+        str(
+            decisions_file(
+                tmp_path,
+                [
+                    {"cluster": cluster["id"], "decision": "canonical", "uri": other},
+                    {"cluster": cluster["id"], "decision": "exclude_member", "uri": first},
+                ],
+            )
+        ),
+    )
     decisions = report(tmp_path)["clusters"][0]["decisions"]
     assert [(d["decision"], d["uri"]) for d in decisions] == [("canonical", other), ("exclude_member", first)]
 
@@ -102,20 +127,25 @@ def test_a_later_import_replaces_decisions_on_the_same_cluster(library: Path, tm
     [
         ("not json", "is not JSON"),
         ('{"decisions": []}', "'exported_by' (the reviewer's name) and 'exported_at' are required"),
-        ('{"exported_by": "x", "exported_at": "t", "decisions": [{"cluster": "c", "decision": "delete"}]}',
-         "decision 1 is 'delete'"),
-        ('{"exported_by": "x", "exported_at": "t", "decisions": [{"cluster": "c", "decision": "canonical"}]}',
-         "needs the member's 'uri'"),
+        (
+            '{"exported_by": "x", "exported_at": "t", "decisions": [{"cluster": "c", "decision": "delete"}]}',
+            "decision 1 is 'delete'",
+        ),
+        (
+            '{"exported_by": "x", "exported_at": "t", "decisions": [{"cluster": "c", "decision": "canonical"}]}',
+            "needs the member's 'uri'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_decisions_file_is_refused_with_the_reason(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
     assert message in cli(tmp_path, "decisions", "import", str(path), ok=False)
     # planning reads the file the same way, and refuses it with the same reason
     plan = tmp_path / "plan.json"
-    assert message in cli(tmp_path, "plan", "--action", "tag", "--decisions", str(path), "--by", "ana", "-o", str(plan),
-                          ok=False)  # fmt: skip
+    assert message in cli(
+        tmp_path, "plan", "--action", "tag", "--decisions", str(path), "--by", "ana", "-o", str(plan), ok=False
+    )
     assert not plan.exists()
 
 
@@ -135,17 +165,28 @@ def test_a_stored_not_duplicates_keeps_the_cluster_out_of_plans_until_a_member_c
     library: Path, tmp_path: Path
 ) -> None:
     cluster = report(tmp_path)["clusters"][0]["id"]
-    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
-        {"cluster": cluster, "decision": "not_duplicates"}])))  # fmt: skip
+    cli(
+        tmp_path,
+        "decisions",
+        "import",
+        str(decisions_file(tmp_path, [{"cluster": cluster, "decision": "not_duplicates"}])),
+    )
 
     doc = plan(tmp_path)
     assert doc["steps"] == [] and doc["clusters"] == []
     assert doc["excluded"] == [
         {"cluster": cluster, "reason": "stored decision 'not_duplicates' by Records Office (2026-11-25T10:00:00Z)"}
     ]
-    assert doc["stored_decisions"] == [{"cluster": cluster, "decision": "not_duplicates", "uri": None,
-                                        "decided_by": "Records Office", "decided_at": "2026-11-25T10:00:00Z",
-                                        "effect": "cluster left out"}]  # fmt: skip
+    assert doc["stored_decisions"] == [
+        {
+            "cluster": cluster,
+            "decision": "not_duplicates",
+            "uri": None,
+            "decided_by": "Records Office",
+            "decided_at": "2026-11-25T10:00:00Z",
+            "effect": "cluster left out",
+        }
+    ]
 
     # one copy is edited: the cluster (now a.jpg and b.jpg) is back in the next plan
     picture(library / "c.jpg", "blue")
@@ -158,9 +199,20 @@ def test_a_stored_not_duplicates_keeps_the_cluster_out_of_plans_until_a_member_c
 def test_stored_member_decisions_apply_and_a_decisions_file_replaces_them(library: Path, tmp_path: Path) -> None:
     cluster = report(tmp_path)["clusters"][0]
     uri = {Path(m["uri"]).name: m["uri"] for m in cluster["members"]}
-    cli(tmp_path, "decisions", "import", str(decisions_file(tmp_path, [
-        {"cluster": cluster["id"], "decision": "canonical", "uri": uri["c.jpg"]},
-        {"cluster": cluster["id"], "decision": "exclude_member", "uri": uri["b.jpg"]}])))  # fmt: skip
+    cli(
+        tmp_path,
+        "decisions",
+        "import",
+        str(
+            decisions_file(
+                tmp_path,
+                [
+                    {"cluster": cluster["id"], "decision": "canonical", "uri": uri["c.jpg"]},
+                    {"cluster": cluster["id"], "decision": "exclude_member", "uri": uri["b.jpg"]},
+                ],
+            )
+        ),
+    )
 
     doc = plan(tmp_path)
     assert targets(doc) == {"a.jpg"} and doc["clusters"][0]["canonical"] == uri["c.jpg"]

@@ -58,9 +58,15 @@ def test_rights_fields_are_read_from_iptc_and_xmp(report: dict[str, Any]) -> Non
     assert stock["licensed"] and stock["licensed_spread"]
     assert stock["departments"] == ["Finance", "Marketing"]
     assert report["licensed"] == [
-        {"cluster": stock["id"], "rights": STOCK_RIGHTS, "sources": ["hk-marketing", "sg-finance"],
-         "departments": ["Finance", "Marketing"], "spread": True, "copies": 2}
-    ]  # fmt: skip
+        {
+            "cluster": stock["id"],
+            "rights": STOCK_RIGHTS,
+            "sources": ["hk-marketing", "sg-finance"],
+            "departments": ["Finance", "Marketing"],
+            "spread": True,
+            "copies": 2,
+        }
+    ]
 
 
 def test_own_copyright_is_not_a_licence(report: dict[str, Any]) -> None:
@@ -93,8 +99,15 @@ def test_residency_and_risk_order_the_work(report: dict[str, Any]) -> None:
 def test_storage_cost_per_source_and_in_total(scanned: tuple[AuditLibrary, Path], report: dict[str, Any]) -> None:
     library, _catalog = scanned
     # the HK copies are older, so each SG copy is the duplicate, except the logo's second copy in HK
-    sg = sum(library.path(p).stat().st_size for p in ("sg/archive/astronaut copy.png", "sg/reports/harbour-2026.jpg",
-                                                        "sg/cats/chelsea.jpg", "sg/misc/DSC_0002.jpg"))  # fmt: skip
+    sg = sum(
+        library.path(p).stat().st_size
+        for p in (
+            "sg/archive/astronaut copy.png",
+            "sg/reports/harbour-2026.jpg",
+            "sg/cats/chelsea.jpg",
+            "sg/misc/DSC_0002.jpg",
+        )
+    )
     hk = library.path("hk/brand/logo-copy.jpg").stat().st_size
     sources = {s["name"]: s for s in report["sources"]}
     assert sources["sg-finance"]["reclaimable_bytes"] == sg
@@ -125,8 +138,9 @@ def test_csv_register_and_sources_carry_the_same_facts(
     run(library, catalog, "report", "--format", "csv", "--table", "sources", "-o", str(tmp_path / "sources.csv"))
     with (tmp_path / "register.csv").open(encoding="utf-8-sig", newline="") as f:
         register = list(csv.DictReader(f))
-    expected = [(e["image"], loc["uri"], loc["residency"]) for e in report["personal_data_register"]
-                for loc in e["locations"]]  # fmt: skip
+    expected = [
+        (e["image"], loc["uri"], loc["residency"]) for e in report["personal_data_register"] for loc in e["locations"]
+    ]
     assert [(r["image"], r["uri"], r["residency"]) for r in register] == expected
     with (tmp_path / "sources.csv").open(encoding="utf-8-sig", newline="") as f:
         sources = list(csv.DictReader(f))
@@ -138,11 +152,30 @@ def test_csv_register_and_sources_carry_the_same_facts(
 def test_members_csv_neutralises_formulas_in_names(tmp_path: Path) -> None:
     from dam_dedupe.report.csv_report import write_csv
 
-    member = {"uri": "file:///x/=HYPERLINK(1).jpg", "path": "=HYPERLINK(1).jpg", "size": 1, "canonical": True,
-              "match": "exact", "evidence": {}, "analyses": {}, "flags": []}  # fmt: skip
-    report = {"clusters": [{"id": "c-1", "canonical_reason": "r", "risk": {"rank": 0, "reasons": []},
-                            "cross_jurisdiction": False, "licensed_spread": False, "decisions": [],
-                            "members": [member]}], "errors": []}  # fmt: skip
+    member = {
+        "uri": "file:///x/=HYPERLINK(1).jpg",
+        "path": "=HYPERLINK(1).jpg",
+        "size": 1,
+        "canonical": True,
+        "match": "exact",
+        "evidence": {},
+        "analyses": {},
+        "flags": [],
+    }
+    report = {
+        "clusters": [
+            {
+                "id": "c-1",
+                "canonical_reason": "r",
+                "risk": {"rank": 0, "reasons": []},
+                "cross_jurisdiction": False,
+                "licensed_spread": False,
+                "decisions": [],
+                "members": [member],
+            }
+        ],
+        "errors": [],
+    }
     with (tmp_path / "m.csv").open("w", encoding="utf-8", newline="") as out:
         write_csv(report, out)
     row = next(csv.DictReader((tmp_path / "m.csv").open(encoding="utf-8")))
@@ -152,8 +185,20 @@ def test_members_csv_neutralises_formulas_in_names(tmp_path: Path) -> None:
 def test_an_unknown_risk_tier_is_refused_naming_the_tiers(tmp_path: Path) -> None:
     config = tmp_path / "dam-dedupe.toml"
     config.write_text('[sources.web]\nuri = "/srv/web"\nrisk_tier = "public"\n', encoding="utf-8")
-    result = CliRunner().invoke(main, ["--config", str(config), "--catalog", str(tmp_path / "c.sqlite"),
-                                       "report", "--format", "json", "-o", str(tmp_path / "r.json")])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(config),
+            "--catalog",
+            str(tmp_path / "c.sqlite"),
+            "report",
+            "--format",
+            "json",
+            "-o",
+            str(tmp_path / "r.json"),
+        ],
+    )
     assert result.exit_code == 2  # a configuration mistake, found before any work
     assert "[sources.web] risk_tier = 'public' is not one of [report] risk_tiers" in result.output
     assert "external-facing" in result.output

@@ -52,8 +52,14 @@ def cards(page: Page) -> list[list[str]]:
 
 def reset(page: Page) -> None:
     """Clear every filter."""
-    for select, value in (("f-source", ""), ("f-match", ""), ("f-tier", ""), ("f-flag", ""), ("f-min", "0"),
-                          ("f-sort", "risk")):  # fmt: skip
+    for select, value in (
+        ("f-source", ""),
+        ("f-match", ""),
+        ("f-tier", ""),
+        ("f-flag", ""),
+        ("f-min", "0"),
+        ("f-sort", "risk"),
+    ):
         choose(page, select, value)
     page.evaluate("document.getElementById('f-text').value = ''; window.damDedupeReport.applyFilters()")
 

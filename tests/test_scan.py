@@ -151,8 +151,13 @@ def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(tmp_path:
     (tmp_path / "disk" / "a copy.jpg").write_bytes(original.read_bytes())  # no store hash on local disk
     catalog = open_catalog(tmp_path / "c.sqlite")
 
-    run_scan([SourceSpec("headhash://" + str(tmp_path / "store")), SourceSpec((tmp_path / "disk").as_uri())],
-             catalog, Host(), EXACT, workers=1)  # fmt: skip
+    run_scan(
+        [SourceSpec("headhash://" + str(tmp_path / "store")), SourceSpec((tmp_path / "disk").as_uri())],
+        catalog,
+        Host(),
+        EXACT,
+        workers=1,
+    )
 
     [cluster] = build_report(catalog)["clusters"]
     assert sorted(m["name"] for m in cluster["members"]) == ["a copy.jpg", "a.jpg"]
@@ -214,8 +219,13 @@ def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path:
     build_tree(root)
     catalog = open_catalog(tmp_path / "c.sqlite")
 
-    summary = run_scan([SourceSpec("nosuch://x"), SourceSpec((tmp_path / "missing").as_uri()),
-                        SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)  # fmt: skip
+    summary = run_scan(
+        [SourceSpec("nosuch://x"), SourceSpec((tmp_path / "missing").as_uri()), SourceSpec(root.as_uri())],
+        catalog,
+        Host(),
+        EXACT,
+        workers=1,
+    )
 
     report = build_report(catalog)
     reasons = [e["reason"] for e in report["errors"]]
@@ -246,8 +256,19 @@ def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_
     for n in range(0, 400, 40):
         (root / f"copy-{n:03d}.png").write_bytes((root / f"{n:03d}.png").read_bytes())
     catalog_path = tmp_path / "c.sqlite"
-    cmd = [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog_path), "scan", "--preset", "exact",
-           "--workers", "1", "counting://" + str(root)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "dam_dedupe",
+        "--catalog",
+        str(catalog_path),
+        "scan",
+        "--preset",
+        "exact",
+        "--workers",
+        "1",
+        "counting://" + str(root),
+    ]
     process = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     done = 0
@@ -291,8 +312,7 @@ def test_policy_authoritative_then_resolution_with_reasons(tmp_path: Path) -> No
     for name in ("a.jpg", "b/c.jpg"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
-    config = parse_config({"matching": {"preset": "exact"},
-                           "policy": {"authoritative": [str(root / "approved")]}})  # fmt: skip
+    config = parse_config({"matching": {"preset": "exact"}, "policy": {"authoritative": [str(root / "approved")]}})
     catalog = open_catalog(tmp_path / "c.sqlite")
 
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), config, workers=1)

@@ -125,15 +125,22 @@ class FriendlyGroup(click.Group):
 
 @click.group(cls=FriendlyGroup)
 @click.option("--catalog", "catalog_path", default=None, help=f"Catalog file [default: ./{DEFAULT_CATALOG}].")
-@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-              help="Configuration file [default: ./dam-dedupe.toml if present].")  # fmt: skip
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Configuration file [default: ./dam-dedupe.toml if present].",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="dam-dedupe")
 @click.pass_context
 def main(ctx: click.Context, catalog_path: str | None, config_path: str | None, verbose: int) -> None:
     """Find duplicate images across your storage and, with sign-off, act on them."""
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if verbose < 2:  # cloud SDKs log every request at INFO; keep our own messages readable
         for sdk in ("azure", "botocore", "boto3", "urllib3", "msal"):
             logging.getLogger(sdk).setLevel(logging.WARNING)
@@ -281,8 +288,13 @@ def match(obj: Context, preset: str | None) -> None:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True)
-@click.option("--table", type=click.Choice(TABLES), default="members", show_default=True,
-              help="For CSV: which table (register is the personal-data register).")  # fmt: skip
+@click.option(
+    "--table",
+    type=click.Choice(TABLES),
+    default="members",
+    show_default=True,
+    help="For CSV: which table (register is the personal-data register).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write.")
 @click.pass_obj
 def report(obj: Context, fmt: str, table: str, output: str) -> None:
@@ -330,8 +342,14 @@ def plugins(obj: Context) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default="dam-dedupe-sample", show_default=True,
-              help="Where to make the sample library.")  # fmt: skip
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default="dam-dedupe-sample",
+    show_default=True,
+    help="Where to make the sample library.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="dam-dedupe-report.html", show_default=True)
 @click.pass_obj
 def demo(obj: Context, directory: str, output: str) -> None:

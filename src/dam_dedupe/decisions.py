@@ -106,7 +106,15 @@ def import_decisions(catalog: Catalog, decisions: Decisions) -> ImportResult:
         elif entry.uri is not None and entry.uri not in {uri for uri, _sha in contents[entry.cluster]}:
             refused.append((entry, f"{entry.uri} is not a member of {entry.cluster}"))
         else:
-            stored.append(ReviewDecision(entry.cluster, entry.decision, entry.uri, contents[entry.cluster],
-                                         decisions.exported_by, decisions.exported_at))  # fmt: skip
+            stored.append(
+                ReviewDecision(
+                    entry.cluster,
+                    entry.decision,
+                    entry.uri,
+                    contents[entry.cluster],
+                    decisions.exported_by,
+                    decisions.exported_at,
+                )
+            )
     catalog.replace_decisions(stored)
     return ImportResult(len(stored), tuple(refused))

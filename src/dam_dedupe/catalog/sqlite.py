@@ -143,9 +143,18 @@ class SqliteCatalog:
         self.conn.execute(
             "UPDATE scan_runs SET finished = ?, status = ?, listed = ?, fingerprinted = ?, unchanged = ?,"
             " gone = ?, errors = ?, skipped = ? WHERE id = ?",
-            (_now(), status, counts.listed, counts.fingerprinted, counts.unchanged, counts.gone,
-             counts.errors, counts.skipped, run_id),
-        )  # fmt: skip
+            (
+                _now(),
+                status,
+                counts.listed,
+                counts.fingerprinted,
+                counts.unchanged,
+                counts.gone,
+                counts.errors,
+                counts.skipped,
+                run_id,
+            ),
+        )
 
     def runs(self) -> list[sqlite3.Row]:
         """Every scan run, newest first."""
@@ -344,9 +353,20 @@ class SqliteCatalog:
         self.conn.execute(
             "INSERT OR REPLACE INTO fingerprints (asset_id, sha256, size, width, height, format, metadata_fields,"
             " perceptual, thumbnail, version, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (asset_id, fp.sha256, fp.size, fp.width, fp.height, fp.format, fp.metadata_fields,
-             json.dumps(fp.perceptual), fp.thumbnail, fp.version, fp.preview),
-        )  # fmt: skip
+            (
+                asset_id,
+                fp.sha256,
+                fp.size,
+                fp.width,
+                fp.height,
+                fp.format,
+                fp.metadata_fields,
+                json.dumps(fp.perceptual),
+                fp.thumbnail,
+                fp.version,
+                fp.preview,
+            ),
+        )
         self.conn.execute(
             "UPDATE assets SET content = 'image', error = NULL, error_retry = 0 WHERE id = ?", (asset_id,)
         )
@@ -436,10 +456,11 @@ class SqliteCatalog:
                 (row["asset_id"], row["match"], json.loads(row["evidence"]))
             )
         stored = [
-            StoredCluster(row["id"], row["canonical_asset_id"], row["canonical_reason"], row["preset"],
-                          members.get(row["id"], []))
+            StoredCluster(
+                row["id"], row["canonical_asset_id"], row["canonical_reason"], row["preset"], members.get(row["id"], [])
+            )
             for row in self.conn.execute("SELECT * FROM clusters")
-        ]  # fmt: skip
+        ]
         return sorted(stored, key=lambda c: (-len(c.members), c.id))
 
     def assets_by_id(self, ids: Iterable[int]) -> dict[int, CatalogAsset]:
@@ -636,9 +657,15 @@ class SqliteCatalog:
         """Append a step's *before* or *after*; a second entry for the same run, step and phase is refused."""
         self.conn.execute(
             "INSERT INTO journal (run_id, step, phase, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-            (entry.run_id, entry.step, entry.phase, entry.outcome, json.dumps(entry.detail, ensure_ascii=False),
-             entry.at),
-        )  # fmt: skip
+            (
+                entry.run_id,
+                entry.step,
+                entry.phase,
+                entry.outcome,
+                json.dumps(entry.detail, ensure_ascii=False),
+                entry.at,
+            ),
+        )
 
     def journal(self, run_id: str) -> list[JournalEntry]:
         """A run's journal, in the order written."""
@@ -657,9 +684,18 @@ class SqliteCatalog:
         self.conn.execute(
             "INSERT INTO audit_log (seq, at, actor, event, plan_id, run_id, detail, prev_hash, hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.seq, entry.at, entry.actor, entry.event, entry.plan_id, entry.run_id,
-             json.dumps(entry.detail, ensure_ascii=False, sort_keys=True), entry.prev_hash, entry.hash),
-        )  # fmt: skip
+            (
+                entry.seq,
+                entry.at,
+                entry.actor,
+                entry.event,
+                entry.plan_id,
+                entry.run_id,
+                json.dumps(entry.detail, ensure_ascii=False, sort_keys=True),
+                entry.prev_hash,
+                entry.hash,
+            ),
+        )
         self._new_head = entry
 
     def audit_entries(self) -> list[AuditEntry]:
@@ -668,8 +704,17 @@ class SqliteCatalog:
 
     @staticmethod
     def _audit(row: sqlite3.Row) -> AuditEntry:
-        return AuditEntry(row["seq"], row["at"], row["actor"], row["event"], row["plan_id"], row["run_id"],
-                          json.loads(row["detail"]), row["prev_hash"], row["hash"])  # fmt: skip
+        return AuditEntry(
+            row["seq"],
+            row["at"],
+            row["actor"],
+            row["event"],
+            row["plan_id"],
+            row["run_id"],
+            json.loads(row["detail"]),
+            row["prev_hash"],
+            row["hash"],
+        )
 
     # -- analyses and review decisions --------------------------------------------------------
 
@@ -679,11 +724,17 @@ class SqliteCatalog:
         self.conn.executemany(
             "INSERT INTO analyses (asset_id, analyser, sha256, flags, facts, error) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (asset_id, name, sha256, json.dumps(sorted(a.flags)), json.dumps(dict(a.facts), ensure_ascii=False),
-                 a.error)
+                (
+                    asset_id,
+                    name,
+                    sha256,
+                    json.dumps(sorted(a.flags)),
+                    json.dumps(dict(a.facts), ensure_ascii=False),
+                    a.error,
+                )
                 for name, a in analyses.items()
             ],
-        )  # fmt: skip
+        )
 
     def analyses(self) -> dict[int, dict[str, Analysis]]:
         """Analyser results of present images by asset id, then analyser name.
@@ -720,19 +771,29 @@ class SqliteCatalog:
                 "INSERT INTO review_decisions (cluster_id, decision, uri, members, decided_by, decided_at,"
                 " imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (d.cluster, d.decision, d.uri, json.dumps(sorted(d.members), ensure_ascii=False), d.decided_by,
-                     d.decided_at, _now())
+                    (
+                        d.cluster,
+                        d.decision,
+                        d.uri,
+                        json.dumps(sorted(d.members), ensure_ascii=False),
+                        d.decided_by,
+                        d.decided_at,
+                        _now(),
+                    )
                     for d in decisions
                 ],
-            )  # fmt: skip
+            )
 
     def decisions(self) -> list[ReviewDecision]:
         """Every stored decision, oldest first."""
         found = []
         for row in self.conn.execute("SELECT * FROM review_decisions ORDER BY id"):
             members = frozenset((uri, sha) for uri, sha in json.loads(row["members"]))
-            found.append(ReviewDecision(row["cluster_id"], row["decision"], row["uri"], members, row["decided_by"],
-                                        row["decided_at"]))  # fmt: skip
+            found.append(
+                ReviewDecision(
+                    row["cluster_id"], row["decision"], row["uri"], members, row["decided_by"], row["decided_at"]
+                )
+            )
         return found
 
     def cluster_contents(self) -> dict[str, frozenset[tuple[str, str]]]:

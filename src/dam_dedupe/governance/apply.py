@@ -58,8 +58,16 @@ def _run_to_continue(catalog: Catalog, plan: Plan) -> ActionRun | None:
     return None
 
 
-def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str = "", dry_run: bool = False,
-               out_dir: Path = Path("."), echo: Echo | None = None) -> RunReport:  # fmt: skip
+def apply_plan(
+    catalog: Catalog,
+    host: Host,
+    config: Config,
+    plan: Plan,
+    by: str = "",
+    dry_run: bool = False,
+    out_dir: Path = Path("."),
+    echo: Echo | None = None,
+) -> RunReport:
     """Apply an approved plan; resume its interrupted run if there is one.
 
     Args:
@@ -84,8 +92,10 @@ def apply_plan(catalog: Catalog, host: Host, config: Config, plan: Plan, by: str
         if dry_run:
             return _dry_run(plan, plugin, stores, missing, say)
         if missing:
-            raise NotApproved(f"plan {plan.id} is not approved: it still needs {', '.join(missing)} "
-                              f"('dam-dedupe approve PLAN --role ROLE')")  # fmt: skip
+            raise NotApproved(
+                f"plan {plan.id} is not approved: it still needs {', '.join(missing)} "
+                f"('dam-dedupe approve PLAN --role ROLE')"
+            )
         with catalog.run_lock():
             return _apply(catalog, host, plan, plugin, stores, by, out_dir, say)
     finally:

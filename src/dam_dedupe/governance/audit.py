@@ -36,24 +36,40 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def entry_hash(seq: int, at: str, actor: str, event: str, plan_id: str, run_id: str, detail: dict[str, object],
-               prev_hash: str) -> str:  # fmt: skip
+def entry_hash(
+    seq: int, at: str, actor: str, event: str, plan_id: str, run_id: str, detail: dict[str, object], prev_hash: str
+) -> str:
     """The SHA-256 an entry must carry: over its fields, in a fixed JSON form, and the previous hash."""
     body = [seq, at, actor, event, plan_id, run_id, detail, prev_hash]
     text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def record(catalog: Catalog, actor: str, event: str, plan_id: str = "", run_id: str = "",
-           detail: Mapping[str, object] | None = None) -> AuditEntry:  # fmt: skip
+def record(
+    catalog: Catalog,
+    actor: str,
+    event: str,
+    plan_id: str = "",
+    run_id: str = "",
+    detail: Mapping[str, object] | None = None,
+) -> AuditEntry:
     """Append one entry chained to the newest; call inside ``catalog.transaction()`` with the change it records."""
     last = catalog.last_audit_entry()
     seq = last.seq + 1 if last else 1
     prev = last.hash if last else GENESIS
     at = now()
     stored: dict[str, object] = json.loads(json.dumps(dict(detail or {}), ensure_ascii=False))  # as read back
-    entry = AuditEntry(seq, at, actor, event, plan_id, run_id, stored, prev,
-                       entry_hash(seq, at, actor, event, plan_id, run_id, stored, prev))  # fmt: skip
+    entry = AuditEntry(
+        seq,
+        at,
+        actor,
+        event,
+        plan_id,
+        run_id,
+        stored,
+        prev,
+        entry_hash(seq, at, actor, event, plan_id, run_id, stored, prev),
+    )
     catalog.add_audit_entry(entry)
     return entry
 
@@ -70,8 +86,9 @@ def verify(entries: list[AuditEntry], head: str | None = None) -> list[str]:
             problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing (deleted)")
         if entry.prev_hash != prev:
             problems.append(f"entry {entry.seq} does not follow the entry before it: an entry was deleted or edited")
-        recomputed = entry_hash(entry.seq, entry.at, entry.actor, entry.event, entry.plan_id, entry.run_id,
-                                entry.detail, entry.prev_hash)  # fmt: skip
+        recomputed = entry_hash(
+            entry.seq, entry.at, entry.actor, entry.event, entry.plan_id, entry.run_id, entry.detail, entry.prev_hash
+        )
         if recomputed != entry.hash:
             problems.append(f"entry {entry.seq} ({entry.event} by {entry.actor} at {entry.at}) was edited")
         prev, expected_seq = entry.hash, entry.seq + 1
@@ -99,19 +116,28 @@ def cross_check(entries: list[AuditEntry], records: GovernanceRecords) -> list[s
     problems = [] if records.guards else ["the triggers that keep the audit log append-only were removed"]
     planned = {e.plan_id for e in entries if e.event == "plan"}
     problems += [f"plan {plan} has no 'plan' entry in the audit log" for plan in records.plans if plan not in planned]
-    approved = {(e.plan_id, str(e.detail.get("identity") or person(e.actor)), e.detail.get("role")) for e in entries
-                if e.event == "approve"}  # fmt: skip
+    approved = {
+        (e.plan_id, str(e.detail.get("identity") or person(e.actor)), e.detail.get("role"))
+        for e in entries
+        if e.event == "approve"
+    }
     problems += [
         f"the sign-off of plan {s.plan_id} by {s.signed_by} as {s.role} is not in the audit log (inserted by hand)"
         for s in records.signoffs
         if (s.plan_id, person(s.signed_by), s.role) not in approved
     ]
     started = {(e.run_id, e.event.removesuffix("_started")) for e in entries if e.event.endswith("_started")}
-    problems += [f"{kind} run {run} has no '{kind}_started' entry in the audit log" for run, kind in records.runs
-                 if (run, kind) not in started]  # fmt: skip
+    problems += [
+        f"{kind} run {run} has no '{kind}_started' entry in the audit log"
+        for run, kind in records.runs
+        if (run, kind) not in started
+    ]
     stepped = {(e.run_id, e.detail.get("step")) for e in entries if e.event == "step"}
-    problems += [f"step {step} of run {run} has no 'step' entry in the audit log" for run, step in records.steps
-                 if (run, step) not in stepped]  # fmt: skip
+    problems += [
+        f"step {step} of run {run} has no 'step' entry in the audit log"
+        for run, step in records.steps
+        if (run, step) not in stepped
+    ]
     return problems
 
 

@@ -106,9 +106,19 @@ RESCAN_HINT = "the catalog and its reports show the stores as last scanned: scan
 )
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tuple[str, ...],
-                 matches: tuple[str, ...], clusters: tuple[str, ...], min_confidence: float,
-                 decisions_path: Path | None, by: str | None, output: Path, as_json: bool) -> None:  # fmt: skip
+def plan_command(
+    obj: Context,
+    action: str,
+    params: tuple[str, ...],
+    sources: tuple[str, ...],
+    matches: tuple[str, ...],
+    clusters: tuple[str, ...],
+    min_confidence: float,
+    decisions_path: Path | None,
+    by: str | None,
+    output: Path,
+    as_json: bool,
+) -> None:
     """Write a reviewable plan of what ACTION would do to the catalog's duplicates."""
     if not output.parent.is_dir():  # before the plan is registered and audited
         raise ConfigError(f"cannot write {output}: the folder {output.parent} does not exist")
@@ -123,12 +133,24 @@ def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tu
     write_plan(plan, output)
     if as_json:
         reasons = Counter(entry["reason"] for entry in plan.body["excluded"])
-        click.echo(json.dumps({"plan_id": plan.id, "file": str(output), "steps": len(plan.body["steps"]),
-                               "clusters": len(plan.body["clusters"]), "left_out": dict(reasons),
-                               "policy": plan.body["policy"]}, ensure_ascii=False))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "plan_id": plan.id,
+                    "file": str(output),
+                    "steps": len(plan.body["steps"]),
+                    "clusters": len(plan.body["clusters"]),
+                    "left_out": dict(reasons),
+                    "policy": plan.body["policy"],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
-    click.echo(f"plan {plan.id}: {len(plan.body['steps'])} steps over {len(plan.body['clusters'])} clusters, "
-               f"{len(plan.body['excluded'])} copies or clusters left out; wrote {output}")  # fmt: skip
+    click.echo(
+        f"plan {plan.id}: {len(plan.body['steps'])} steps over {len(plan.body['clusters'])} clusters, "
+        f"{len(plan.body['excluded'])} copies or clusters left out; wrote {output}"
+    )
     reasons = Counter(entry["reason"] for entry in plan.body["excluded"])
     for reason, count in reasons.most_common(5):
         click.echo(f"  left out ({count}): {reason}")
@@ -138,16 +160,23 @@ def plan_command(obj: Context, action: str, params: tuple[str, ...], sources: tu
     policy = effective_policy(plan, config)
     roles = ", ".join(policy.required_roles) or "any one role"
     how = "--signature SIG (made with 'dam-dedupe sign')" if policy.signatures else "--by NAME"
-    click.echo(f"next: sign-offs in the roles {roles}, each by a different person: "
-               f"dam-dedupe approve {output} --role ROLE {how}")  # fmt: skip
+    click.echo(
+        f"next: sign-offs in the roles {roles}, each by a different person: "
+        f"dam-dedupe approve {output} --role ROLE {how}"
+    )
 
 
 @click.command("sign")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key", required=True, type=click.Path(dir_okay=False), help="Your private key (OpenSSH).")
 @click.option("--role", required=True, help="The role you sign in.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Signature file to write (give it to whoever records the sign-off).")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Signature file to write (give it to whoever records the sign-off).",
+)
 @click.pass_obj
 def sign_command(obj: Context, plan_file: Path, key: str, role: str, output: Path) -> None:
     """Sign PLAN_FILE in ROLE with your own key; no catalog is needed (a reviewer's laptop will do)."""
@@ -162,13 +191,19 @@ def sign_command(obj: Context, plan_file: Path, key: str, role: str, output: Pat
 @click.command("approve")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--role", required=True, help="In which role (the plan's required roles).")
-@click.option("--signature", "signature_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The signature 'dam-dedupe sign' (or ssh-keygen -Y sign) made.")  # fmt: skip
+@click.option(
+    "--signature",
+    "signature_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The signature 'dam-dedupe sign' (or ssh-keygen -Y sign) made.",
+)
 @click.option("--by", default=None, help="Who signs off (with signatures, the key says who; --by must agree).")
 @click.option("--note", default="", help="A note kept with the sign-off.")
 @click.pass_obj
-def approve_command(obj: Context, plan_file: Path, role: str, signature_file: Path | None, by: str | None,
-                    note: str) -> None:  # fmt: skip
+def approve_command(
+    obj: Context, plan_file: Path, role: str, signature_file: Path | None, by: str | None, note: str
+) -> None:
     """Record a sign-off of PLAN_FILE in ROLE."""
     plan = read_plan(plan_file)
     signature = signature_file.read_text(encoding="ascii") if signature_file else None
@@ -237,7 +272,7 @@ def _report_json(report: RunReport) -> dict[str, object]:
                 "reason": r.reason,
             }
             for r in report.results
-        ],  # fmt: skip
+        ],
         "notes": report.notes,
     }
 
@@ -278,8 +313,9 @@ def runs_command(obj: Context, as_json: bool) -> None:
         return
     for run in runs:
         undoes = f" undoes {run.undoes}" if run.undoes else ""
-        click.echo(f"{run.id}  {run.kind:5} {run.status:8} plan {run.plan_id}{undoes}  by {run.started_by} "
-                   f"at {run.started}")  # fmt: skip
+        click.echo(
+            f"{run.id}  {run.kind:5} {run.status:8} plan {run.plan_id}{undoes}  by {run.started_by} at {run.started}"
+        )
 
 
 @click.group("audit")
@@ -289,8 +325,13 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @click.option("--head", default=None, help="A hash printed by an earlier verify: the log must still hold it.")
-@click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The anchor file kept outside the catalog [default: the configured one, if it exists].")  # fmt: skip
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The anchor file kept outside the catalog [default: the configured one, if it exists].",
+)
 @click.pass_obj
 def audit_verify(obj: Context, head: str | None, anchor_file: Path | None) -> None:
     """Check the audit log's chain, its anchor and the tables it vouches for; exit 1 naming every problem."""

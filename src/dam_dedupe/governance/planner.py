@@ -92,8 +92,13 @@ class _Planner:
     still standing). For a cluster the file names, the file's decisions replace the stored ones.
     """
 
-    def __init__(self, plugin: ActionPlugin, selection: Selection, decisions: Decisions | None,
-                 standing: Mapping[str, list[ReviewDecision]]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        plugin: ActionPlugin,
+        selection: Selection,
+        decisions: Decisions | None,
+        standing: Mapping[str, list[ReviewDecision]],
+    ) -> None:
         self.plugin = plugin
         self.selection = selection
         self.decisions = decisions
@@ -136,19 +141,37 @@ class _Planner:
     def _rulings(self, cluster: str) -> list[_Ruling]:
         """The decisions that apply to a cluster: the file's if it names the cluster, else the stored ones."""
         stored = [
-            _Ruling(d.decision, d.uri, f"stored decision '{d.decision}' by {d.decided_by} ({d.decided_at})",
-                    {"cluster": d.cluster, "decision": d.decision, "uri": d.uri, "decided_by": d.decided_by,
-                     "decided_at": d.decided_at}, self.stored_effects)
+            _Ruling(
+                d.decision,
+                d.uri,
+                f"stored decision '{d.decision}' by {d.decided_by} ({d.decided_at})",
+                {
+                    "cluster": d.cluster,
+                    "decision": d.decision,
+                    "uri": d.uri,
+                    "decided_by": d.decided_by,
+                    "decided_at": d.decided_at,
+                },
+                self.stored_effects,
+            )
             for d in self.standing.get(cluster, [])
-        ]  # fmt: skip
+        ]
         from_file = self.decisions.for_cluster(cluster) if self.decisions else []
         if not from_file:
             return stored
         for ruling in stored:
             ruling.note("replaced by the decisions file given to this plan")
         by = self.decisions.exported_by if self.decisions else ""
-        return [_Ruling(d.decision, d.uri, f"reviewer decision '{d.decision}' exported by {by}",
-                        dataclasses.asdict(d), self.effects) for d in from_file]  # fmt: skip
+        return [
+            _Ruling(
+                d.decision,
+                d.uri,
+                f"reviewer decision '{d.decision}' exported by {by}",
+                dataclasses.asdict(d),
+                self.effects,
+            )
+            for d in from_file
+        ]
 
     def _decide(self, cluster: str, members: set[str], canonical_uri: str) -> tuple[str, dict[str, str]] | None:
         """Apply reviewers' decisions: the canonical and the copies left alone (with who decided so), or ``None``
@@ -180,12 +203,16 @@ class _Planner:
         """Record decisions about clusters this plan did not look at, so none vanishes silently."""
         for decision in self.decisions.items if self.decisions else ():
             if decision.cluster not in planned:
-                effect = "cluster not selected; ignored" if decision.cluster in in_catalog else (
-                    "cluster no longer in the catalog; ignored")  # fmt: skip
+                effect = (
+                    "cluster not selected; ignored"
+                    if decision.cluster in in_catalog
+                    else ("cluster no longer in the catalog; ignored")
+                )
                 self.effects.append({**dataclasses.asdict(decision), "effect": effect})
 
-    def _duplicate(self, cluster: str, asset: CatalogAsset, match: str, evidence: dict[str, object],
-                   left_alone_by: str | None) -> ExpectedAsset | None:  # fmt: skip
+    def _duplicate(
+        self, cluster: str, asset: CatalogAsset, match: str, evidence: dict[str, object], left_alone_by: str | None
+    ) -> ExpectedAsset | None:
         sel, uri = self.selection, asset.record.uri
         reason = None
         if left_alone_by:
@@ -206,9 +233,16 @@ class _Planner:
         return exp
 
 
-def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params: Mapping[str, str] | None = None,
-              selection: Selection | None = None, decisions: Decisions | None = None,
-              by: str = "") -> Plan:  # fmt: skip
+def make_plan(
+    catalog: Catalog,
+    host: Host,
+    config: Config,
+    action: str,
+    params: Mapping[str, str] | None = None,
+    selection: Selection | None = None,
+    decisions: Decisions | None = None,
+    by: str = "",
+) -> Plan:
     """Make a plan for ``action`` over the catalog's clusters, register it in the catalog and audit it.
 
     Args:
@@ -247,8 +281,14 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
                 continue
             planned = plugin.plan_cluster(stores, choice)
             steps += [dataclasses.replace(step, index=len(steps) + n) for n, step in enumerate(planned)]
-            clusters.append({"id": choice.id, "canonical": choice.canonical.uri, "copies": len(choice.duplicates),
-                             "canonical_reason": cluster.canonical_reason})  # fmt: skip
+            clusters.append(
+                {
+                    "id": choice.id,
+                    "canonical": choice.canonical.uri,
+                    "copies": len(choice.duplicates),
+                    "canonical_reason": cluster.canonical_reason,
+                }
+            )
     finally:
         stores.close()
     body: dict[str, Any] = {
@@ -259,14 +299,19 @@ def make_plan(catalog: Catalog, host: Host, config: Config, action: str, params:
         "created_by": by,
         "policy": policy_for_plan(host, config, action),
         "selection": dataclasses.asdict(selection),
-        "decisions": None if decisions is None else {
-            "exported_by": decisions.exported_by, "exported_at": decisions.exported_at,
-            "file_sha256": decisions.sha256, "items": planner.effects},
+        "decisions": None
+        if decisions is None
+        else {
+            "exported_by": decisions.exported_by,
+            "exported_at": decisions.exported_at,
+            "file_sha256": decisions.sha256,
+            "items": planner.effects,
+        },
         "stored_decisions": planner.stored_effects,
         "clusters": clusters,
         "excluded": planner.excluded,
         "steps": [step.to_json() for step in steps],
-    }  # fmt: skip
+    }
     body = _json_values(body)
     plan = Plan.from_body(body)
     with catalog.transaction():

@@ -133,8 +133,9 @@ class RunJournal:
         self.progress = progress_of(catalog, run.id)
 
     @classmethod
-    def start(cls, catalog: Catalog, host: Host, plan_id: str, kind: str, actor: str,
-              undoes: str | None = None) -> RunJournal:  # fmt: skip
+    def start(
+        cls, catalog: Catalog, host: Host, plan_id: str, kind: str, actor: str, undoes: str | None = None
+    ) -> RunJournal:
         """Record a new run and audit its start."""
         run = ActionRun(new_run_id(), plan_id, kind, undoes, audit.now(), actor, None, "running")
         with catalog.transaction():
@@ -185,9 +186,21 @@ class RunJournal:
         entry = JournalEntry(self.run.id, step.index, "after", result.outcome, detail, audit.now())
         with self.catalog.transaction():
             self.catalog.add_journal(entry)
-            audit.record(self.catalog, self.actor, "step", self.run.plan_id, self.run.id, {
-                "step": step.index, "operation": step.operation, "uri": step.target.uri, "outcome": result.outcome,
-                **({"reason": result.reason} if result.reason else {}), **audit_detail})  # fmt: skip
+            audit.record(
+                self.catalog,
+                self.actor,
+                "step",
+                self.run.plan_id,
+                self.run.id,
+                {
+                    "step": step.index,
+                    "operation": step.operation,
+                    "uri": step.target.uri,
+                    "outcome": result.outcome,
+                    **({"reason": result.reason} if result.reason else {}),
+                    **audit_detail,
+                },
+            )
         self.after[step.index] = entry
         try:
             self.host.hook.dam_dedupe_action_applied(step=step, outcome=result.outcome)

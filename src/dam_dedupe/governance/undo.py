@@ -90,8 +90,15 @@ class _Pending:
         return cls(befores, afters, done, steps)
 
 
-def undo_run(catalog: Catalog, host: Host, config: Config, run_id: str, by: str = "", dry_run: bool = False,
-             echo: Echo | None = None) -> RunReport:  # fmt: skip
+def undo_run(
+    catalog: Catalog,
+    host: Host,
+    config: Config,
+    run_id: str,
+    by: str = "",
+    dry_run: bool = False,
+    echo: Echo | None = None,
+) -> RunReport:
     """Undo every applied step of apply run ``run_id``, newest first; resume an interrupted undo.
 
     Steps that were skipped or failed in the apply run changed nothing and are left alone;

@@ -111,12 +111,18 @@ class _Builder:
         )
         faces = max((int(a["facts"].get("faces", 0)) for m in members for a in m["analyses"].values()), default=0)
         rank = min(s.risk_rank for s in sources)
-        reasons = [reason for reason, present in (
-            ("personal data", PERSONAL_DATA in flags),
-            ("licensed imagery copied across departments or sources",
-             licensed and (len(departments) > 1 or len(source_names) > 1)),
-            (f"copies in {len(residencies)} jurisdictions ({', '.join(residencies)})", len(residencies) > 1),
-        ) if present]  # fmt: skip
+        reasons = [
+            reason
+            for reason, present in (
+                ("personal data", PERSONAL_DATA in flags),
+                (
+                    "licensed imagery copied across departments or sources",
+                    licensed and (len(departments) > 1 or len(source_names) > 1),
+                ),
+                (f"copies in {len(residencies)} jurisdictions ({', '.join(residencies)})", len(residencies) > 1),
+            )
+            if present
+        ]
         decisions = [_decision_doc(d) for d in self.standing.get(stored.id, [])]
         canonical_format = next((m["format"] for m in members if m["canonical"]), None)
         format_changes = [m["uri"] for m, _s in duplicates if m["format"] and m["format"] != canonical_format]
@@ -142,7 +148,7 @@ class _Builder:
                 "tier": self.settings.risk_tiers[rank] if rank < len(self.settings.risk_tiers) else None,
                 "rank": rank,
                 "reasons": reasons,
-            },  # fmt: skip
+            },
             "decided": any(d["decision"] in ("keep_all", "not_duplicates", "exclude") for d in decisions),
             "decisions": decisions,
             "format_changes": format_changes,
@@ -186,7 +192,7 @@ class _Builder:
                 }
                 for c in clusters
                 if c["licensed"]
-            ],  # fmt: skip
+            ],
             "cross_jurisdiction": [
                 {
                     "cluster": c["id"],
@@ -204,18 +210,24 @@ class _Builder:
                 }
                 for c in clusters
                 if c["cross_jurisdiction"]
-            ],  # fmt: skip
+            ],
             "errors": errors,
         }
 
     def register(self, clusters: list[Doc], loose: dict[int, CatalogAsset]) -> list[Doc]:
         """Every image showing people, with every location of every copy, highest risk first."""
         entries = [
-            {"image": c["id"], "cluster": c["id"], "faces": c["faces"], "copies": c["copies"],
-             "risk_rank": c["risk"]["rank"],
-             "locations": [{k: m[k] for k in _LOCATION_KEYS} for m in c["members"]]}
-            for c in clusters if c["personal_data"]
-        ]  # fmt: skip
+            {
+                "image": c["id"],
+                "cluster": c["id"],
+                "faces": c["faces"],
+                "copies": c["copies"],
+                "risk_rank": c["risk"]["rank"],
+                "locations": [{k: m[k] for k in _LOCATION_KEYS} for m in c["members"]],
+            }
+            for c in clusters
+            if c["personal_data"]
+        ]
         for asset in loose.values():
             found = self.analyses.get(asset.id, {})
             if PERSONAL_DATA not in _flags(found):
@@ -282,12 +294,19 @@ class _Builder:
         for uri, analyses in members:
             for name, result in analyses.items():
                 if "error" in result:
-                    seen.append({"uri": uri, "path": display_path(uri), "reason": f"{name}: {result['error']}",
-                                 "scope": "analysis"})  # fmt: skip
+                    seen.append(
+                        {
+                            "uri": uri,
+                            "path": display_path(uri),
+                            "reason": f"{name}: {result['error']}",
+                            "scope": "analysis",
+                        }
+                    )
         return seen
 
-    def summary(self, clusters: list[Doc], loose: dict[int, CatalogAsset], register: list[Doc],
-                errors: list[Doc]) -> Doc:  # fmt: skip
+    def summary(
+        self, clusters: list[Doc], loose: dict[int, CatalogAsset], register: list[Doc], errors: list[Doc]
+    ) -> Doc:
         counts = self.catalog.counts()
         flagged = [_flags(found) for found in self.analyses.values()]
         by_match: Counter[str] = Counter(m["match"] for c in clusters for m in c["members"] if not m["canonical"])
@@ -324,13 +343,29 @@ class _Builder:
         }
 
 
-_LOCATION_KEYS = ("uri", "path", "name", "source", "source_name", "residency", "risk_tier", "department", "size",
-                  "modified", "sha256", "flags")  # fmt: skip
+_LOCATION_KEYS = (
+    "uri",
+    "path",
+    "name",
+    "source",
+    "source_name",
+    "residency",
+    "risk_tier",
+    "department",
+    "size",
+    "modified",
+    "sha256",
+    "flags",
+)
 
 
 def _decision_doc(decision: ReviewDecision) -> Doc:
-    return {"decision": decision.decision, "uri": decision.uri, "decided_by": decision.decided_by,
-            "decided_at": decision.decided_at}  # fmt: skip
+    return {
+        "decision": decision.decision,
+        "uri": decision.uri,
+        "decided_by": decision.decided_by,
+        "decided_at": decision.decided_at,
+    }
 
 
 def build_report(catalog: Catalog, settings: ReportSettings | None = None, with_thumbnails: bool = False) -> Doc:

@@ -14,16 +14,71 @@ import csv
 from collections.abc import Iterator
 from typing import IO, Any
 
-MEMBER_COLUMNS = ["cluster", "role", "match", "uri", "path", "source_name", "residency", "risk_tier", "department",
-                  "size", "sha256", "width", "height", "format", "modified", "canonical_reason", "relation", "flags",
-                  "faces", "cluster_risk_rank", "cluster_risk_reasons", "cross_jurisdiction", "licensed_spread",
-                  "creator", "credit_line", "copyright_notice", "usage_terms", "web_statement", "licensor",
-                  "decisions"]  # fmt: skip
-REGISTER_COLUMNS = ["image", "cluster", "faces", "copies", "uri", "path", "name", "source_name", "residency",
-                    "risk_tier", "department", "size", "modified", "sha256", "flagged_here"]  # fmt: skip
-SOURCE_COLUMNS = ["name", "uri", "residency", "risk_tier", "risk_rank", "department", "price_per_gb_month",
-                  "currency", "copies_in_clusters", "duplicate_copies", "reclaimable_bytes", "monthly_cost",
-                  "personal_data_images", "licensed_images"]  # fmt: skip
+MEMBER_COLUMNS = [
+    "cluster",
+    "role",
+    "match",
+    "uri",
+    "path",
+    "source_name",
+    "residency",
+    "risk_tier",
+    "department",
+    "size",
+    "sha256",
+    "width",
+    "height",
+    "format",
+    "modified",
+    "canonical_reason",
+    "relation",
+    "flags",
+    "faces",
+    "cluster_risk_rank",
+    "cluster_risk_reasons",
+    "cross_jurisdiction",
+    "licensed_spread",
+    "creator",
+    "credit_line",
+    "copyright_notice",
+    "usage_terms",
+    "web_statement",
+    "licensor",
+    "decisions",
+]
+REGISTER_COLUMNS = [
+    "image",
+    "cluster",
+    "faces",
+    "copies",
+    "uri",
+    "path",
+    "name",
+    "source_name",
+    "residency",
+    "risk_tier",
+    "department",
+    "size",
+    "modified",
+    "sha256",
+    "flagged_here",
+]
+SOURCE_COLUMNS = [
+    "name",
+    "uri",
+    "residency",
+    "risk_tier",
+    "risk_rank",
+    "department",
+    "price_per_gb_month",
+    "currency",
+    "copies_in_clusters",
+    "duplicate_copies",
+    "reclaimable_bytes",
+    "monthly_cost",
+    "personal_data_images",
+    "licensed_images",
+]
 TABLES = ("members", "register", "sources", "summary")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,8 +103,9 @@ def _cell(value: Any) -> Any:
 
 def _member_rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for c in report["clusters"]:
-        decisions = "; ".join(f"{d['decision']}{' ' + d['uri'] if d['uri'] else ''} by {d['decided_by']}"
-                              for d in c["decisions"])  # fmt: skip
+        decisions = "; ".join(
+            f"{d['decision']}{' ' + d['uri'] if d['uri'] else ''} by {d['decided_by']}" for d in c["decisions"]
+        )
         for m in c["members"]:
             facts = {k: v for a in m["analyses"].values() for k, v in a["facts"].items()}
             yield {

@@ -121,22 +121,30 @@ def _charts(report: dict[str, Any]) -> str:
     pd, lic = s["personal_data"], s["licensed"]
     return "".join(
         [
-            bar_chart("Reclaimable storage by source",
-                      [(x["name"], x["reclaimable_bytes"], size_text(x["reclaimable_bytes"])) for x in sources]),
-            bar_chart(f"Monthly cost of the duplicate copies by source ({currency})",
-                      [(x["name"], x["monthly_cost"], money(x["monthly_cost"], currency)) for x in sources]),
+            bar_chart(
+                "Reclaimable storage by source",
+                [(x["name"], x["reclaimable_bytes"], size_text(x["reclaimable_bytes"])) for x in sources],
+            ),
+            bar_chart(
+                f"Monthly cost of the duplicate copies by source ({currency})",
+                [(x["name"], x["monthly_cost"], money(x["monthly_cost"], currency)) for x in sources],
+            ),
             histogram("Images by number of copies", histogram_counts, "copies"),
-            bar_chart("Duplicate copies by match kind",
-                      [(kind, n, str(n)) for kind, n in s["duplicates_by_match"].items()]),
-            bar_chart("Personal data and licensed imagery", [
-                ("images showing people", pd["images"], str(pd["images"])),
-                ("clusters showing people", pd["clusters"], str(pd["clusters"])),
-                ("licensed images", lic["images"], str(lic["images"])),
-                ("licensed clusters", lic["clusters"], str(lic["clusters"])),
-                ("licensed, copied across", lic["spread_clusters"], str(lic["spread_clusters"])),
-            ]),
+            bar_chart(
+                "Duplicate copies by match kind", [(kind, n, str(n)) for kind, n in s["duplicates_by_match"].items()]
+            ),
+            bar_chart(
+                "Personal data and licensed imagery",
+                [
+                    ("images showing people", pd["images"], str(pd["images"])),
+                    ("clusters showing people", pd["clusters"], str(pd["clusters"])),
+                    ("licensed images", lic["images"], str(lic["images"])),
+                    ("licensed clusters", lic["clusters"], str(lic["clusters"])),
+                    ("licensed, copied across", lic["spread_clusters"], str(lic["spread_clusters"])),
+                ],
+            ),
         ]
-    )  # fmt: skip
+    )
 
 
 def _figures(report: dict[str, Any]) -> str:
@@ -168,15 +176,38 @@ def _figures(report: dict[str, Any]) -> str:
 
 def _source_table(report: dict[str, Any]) -> str:
     currency = report["currency"]
-    head = ("Source", "Residency", "Risk tier", "Department", "Price / GB-month", "Duplicate copies", "Reclaimable",
-            "Monthly cost", "Showing people", "Licensed")  # fmt: skip
+    head = (
+        "Source",
+        "Residency",
+        "Risk tier",
+        "Department",
+        "Price / GB-month",
+        "Duplicate copies",
+        "Reclaimable",
+        "Monthly cost",
+        "Showing people",
+        "Licensed",
+    )
     rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
-            s["name"], s["residency"] or "not set", s["risk_tier"] or "not set", s["department"] or "not set",
-            money(s["price_per_gb_month"], currency), s["duplicate_copies"], size_text(s["reclaimable_bytes"]),
-            money(s["monthly_cost"], currency), s["personal_data_images"], s["licensed_images"])) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{escape(str(v))}</td>"
+            for v in (
+                s["name"],
+                s["residency"] or "not set",
+                s["risk_tier"] or "not set",
+                s["department"] or "not set",
+                money(s["price_per_gb_month"], currency),
+                s["duplicate_copies"],
+                size_text(s["reclaimable_bytes"]),
+                money(s["monthly_cost"], currency),
+                s["personal_data_images"],
+                s["licensed_images"],
+            )
+        )
+        + "</tr>"
         for s in report["sources"]
-    )  # fmt: skip
+    )
     header = "".join(f"<th>{h}</th>" for h in head)
     return f'<table class="grid" id="source-table"><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>'
 

@@ -18,10 +18,18 @@ class NoteAction(ActionPlugin):
     def plan_cluster(self, stores: Stores, cluster: ClusterChoice) -> list[ActionStep]:
         """One step per duplicate; the note's key is in the plan, so reviewers see it."""
         return [
-            ActionStep(0, self.name, "note", cluster.id, "duplicate", dup, cluster.canonical,
-                       {"note_key": dup.key + ".duplicate.txt"})
+            ActionStep(
+                0,
+                self.name,
+                "note",
+                cluster.id,
+                "duplicate",
+                dup,
+                cluster.canonical,
+                {"note_key": dup.key + ".duplicate.txt"},
+            )
             for dup in cluster.duplicates
-        ]  # fmt: skip
+        ]
 
     def apply(self, stores: Stores, step: ActionStep, before: Mapping[str, Any]) -> dict[str, Any]:
         """Write the note; re-entrant, because writing the same note again changes nothing."""
