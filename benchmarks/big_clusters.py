@@ -45,7 +45,7 @@ from benchmarks.corpus import SKIMAGE_PHOTOS
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
-from dam_dedupe.fingerprint import fingerprint_stream
+from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 
@@ -128,7 +128,7 @@ def _make(job: tuple[str, int, int, int]) -> list[tuple[int, Fingerprint]]:
 def library(kind: str, size: int, workers: int) -> list[tuple[int, Fingerprint]]:
     """(image number, fingerprint) of every file of a library, fingerprinted once and cached."""
     OUT.mkdir(parents=True, exist_ok=True)
-    cache = OUT / f"{kind}-{size}.pickle"
+    cache = OUT / f"{kind}-{size}-v{FINGERPRINT_VERSION}.pickle"  # a new kind of fingerprint makes them again
     if cache.exists():
         return pickle.loads(cache.read_bytes())  # type: ignore[no-any-return]
     if kind == "copies":
