@@ -209,15 +209,8 @@ class LocalAdapter(SourceAdapter):
         except FileNotFoundError:
             if not create:
                 raise
-            try:
-                os.mkdir(name, dir_fd=parent)
-            except FileExistsError:
-                return self._enter(parent, name, rel, create=False)
-            fd = self._enter(parent, name, rel, create=False)
-            with suppress(OSError):  # without extended attributes, a made folder stays when emptied
-                os.setxattr(fd, MADE_XATTR, b"1")
-            os.fsync(parent)
-            return fd
+            _make_folder(parent, name)
+            return self._enter(parent, name, rel, create=False)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 if _is_link(parent, name):
@@ -556,6 +549,32 @@ def _carry_sidecar(src: _Walk, dest: _Walk) -> None:
 def _remove_sidecar(walk: _Walk) -> None:
     with suppress(FileNotFoundError):
         os.unlink(walk.name + SIDECAR_SUFFIX.encode(), dir_fd=walk.parent)
+
+
+def _make_folder(parent: int, name: bytes) -> None:
+    """Make folder ``name`` already marked as made by a write (so a delete may remove it once empty).
+
+    It is made and marked under a temporary name, then renamed into place: a process killed
+    in between leaves a temporary folder (never listed, removed by the next attempt), never an
+    unmarked folder that would stay behind empty after undo.
+    """
+    temp = _temp_name(name)
+    with suppress(FileNotFoundError):
+        os.rmdir(temp, dir_fd=parent)  # left by an attempt that was killed
+    os.mkdir(temp, dir_fd=parent)
+    fd = os.open(temp, DIR_FLAGS, dir_fd=parent)
+    try:
+        with suppress(OSError):  # without extended attributes, a made folder stays when emptied
+            os.setxattr(fd, MADE_XATTR, b"1")
+    finally:
+        os.close(fd)
+    try:
+        os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except OSError as exc:
+        os.rmdir(temp, dir_fd=parent)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # someone else made it meanwhile: use theirs
+            raise
+    os.fsync(parent)
 
 
 def _temp_name(name: bytes) -> bytes:

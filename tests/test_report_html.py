@@ -193,6 +193,9 @@ def test_copies_are_explained_in_words_with_the_measurements_one_click_away(chro
         words = tab.evaluate("[...document.querySelectorAll('.member .words')].map(n => n.textContent)")
         relations = tab.evaluate("[...document.querySelectorAll('.member .relation')].map(n => n.textContent)")
         details = tab.evaluate("document.querySelectorAll('.member details.evidence').length")
+        tab.wait_for(  # previews load lazily: the first cards' are on screen
+            "[...document.querySelectorAll('.member img.preview')].some(i => i.complete && i.naturalWidth > 0)"
+        )
         colour = tab.evaluate(
             "[...document.querySelectorAll('.member img.preview')].filter(i => i.complete && i.naturalWidth > 0)"
             ".map(i => i.naturalWidth)"
