@@ -20,6 +20,8 @@ import click
 from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
 from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
+from dam_dedupe.containers import extractor_rows
+from dam_dedupe.decoders import decoder_rows
 from dam_dedupe.decisions_cli import decisions
 from dam_dedupe.display import display_path
 from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
@@ -339,6 +341,10 @@ def plugins(obj: Context) -> None:
         except MissingExtra as exc:
             status = f"needs: pip install 'dam-dedupe[{exc.extra}]'"
         click.echo(f"  {impl.plugin_name}  [{status}]")
+    for heading, rows in (("decoders:", decoder_rows(host.pm)), ("documents:", extractor_rows(host.pm))):
+        click.echo(heading)  # formats: what each decoder and extractor reads, and the extra it needs
+        for name, description, status in rows:
+            click.echo(f"  {name}: {description}  [{status}]")
 
 
 @main.command()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dam_dedupe.canonical import choose_canonical, make_rules
 from dam_dedupe.catalog import Catalog, StoredCluster
 from dam_dedupe.config import Config
+from dam_dedupe.derivatives import derivative_relation
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import compare
 from dam_dedupe.matcher.grouping import find_groups_streamed
@@ -78,7 +79,10 @@ def build_clusters(
                 reason = "not a copy of the canonical under these settings"
                 log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
                 continue
-            explained.append(Member(member.asset, member.fingerprint, comparison.match, comparison.evidence))
+            match, evidence = derivative_relation(
+                canonical.fingerprint, member.fingerprint, comparison.match, comparison.evidence
+            )
+            explained.append(Member(member.asset, member.fingerprint, match, evidence))
         if len(explained) < 2:
             continue
         cluster.members, cluster.canonical = explained, explained[0]

@@ -45,13 +45,16 @@ class _HashingReader:
         return data
 
 
-def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image, str], None] | None = None) -> Fingerprint:
+def fingerprint_stream(
+    stream: IO[bytes], inspect: Callable[[Image.Image, str], None] | None = None, name: str = ""
+) -> Fingerprint:
     """Fingerprint an image from a readable stream.
 
     ``inspect``, if given, is called with the decode the fingerprint is made from (oriented,
     reduced, its embedded metadata in ``info``) and the content's SHA-256: analysers see the
     image without a second read or a second decode, and byte-identical copies can share
-    their result.
+    their result. ``name`` (the file name) lets a plugin's decoder recognise formats that share
+    a container, such as camera RAW files that are TIFFs inside.
 
     Returns the :class:`~dam_dedupe.records.Fingerprint`; raises
     :class:`~dam_dedupe.imaging.NotAnImage` or :class:`~dam_dedupe.errors.AssetError`
@@ -61,7 +64,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image, str], 
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
         shutil.copyfileobj(reader, spool, CHUNK)
         spool.seek(0)
-        decoded = decode(spool, reader.size)
+        decoded = decode(spool, reader.size, name=name)
         perceptual, thumbnail = describe(decoded.image)
         metadata_fields = count_metadata_fields(decoded.image)
         preview = make_preview(decoded.image)
@@ -78,6 +81,7 @@ def fingerprint_stream(stream: IO[bytes], inspect: Callable[[Image.Image, str], 
         metadata_fields=metadata_fields,
         version=FINGERPRINT_VERSION,
         preview=preview,
+        frames=decoded.frames,
     )
 
 

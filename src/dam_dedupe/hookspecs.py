@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from dam_dedupe.action import ActionPlugin, ActionStep
     from dam_dedupe.adapter import SourceAdapter
     from dam_dedupe.analysis import Analysis
+    from dam_dedupe.containers import Extractor
+    from dam_dedupe.decoders import Decoder
     from dam_dedupe.governance.signatures import SignatureScheme
     from dam_dedupe.records import AssetRecord, CanonicalChoice, Cluster, Member, ScanSummary
 
@@ -69,6 +71,41 @@ def dam_dedupe_signature_schemes() -> list[type[SignatureScheme]]:
 
     Return a list of :class:`~dam_dedupe.governance.signatures.SignatureScheme` subclasses,
     each known by its ``name``, which ``[governance] signatures = "NAME"`` selects.
+    """
+
+
+@hookspec
+def dam_dedupe_decoders() -> list[type[Decoder]]:
+    """Contribute decoders for image formats Pillow does not read (or misreads): camera RAW, PSB, a vendor's own.
+
+    Return a list of :class:`~dam_dedupe.decoders.Decoder` subclasses. Each is asked, in
+    registration order and before Pillow, whether it ``accepts`` a file's first bytes and name;
+    the first that does (and whose library is installed) decodes it. ``open`` returns a
+    :class:`~dam_dedupe.decoders.Picture`: the first page or frame (or the stored composite),
+    reduced where the format makes that cheap (an embedded preview, a half-size decode), with the
+    page or frame count. Memory must stay proportional to the picture, not the file. Raise
+    :class:`~dam_dedupe.errors.AssetError` with a reason for a corrupt or truncated file: it is
+    recorded against that asset and the scan goes on. Return the class even when its library is
+    not installed (import it inside the methods; ``check_available`` raises
+    :class:`~dam_dedupe.errors.MissingExtra`), so that ``dam-dedupe plugins`` can name the extra.
+    Called once per process (the scan's workers load the same plugins).
+    """
+
+
+@hookspec
+def dam_dedupe_extractors() -> list[type[Extractor]]:
+    """Contribute extractors that list the images inside documents (OOXML and PDF are built in).
+
+    Return a list of :class:`~dam_dedupe.containers.Extractor` subclasses, each reading the
+    file endings in its ``extensions``. ``parts`` yields every image a document holds as a
+    :class:`~dam_dedupe.containers.Part` whose name is stable across scans and unique in the
+    document; each becomes an asset ``<document URI>#<part name>``, fingerprinted and matched like
+    any other image, and never acted on (documents are not rewritten). The document is read once;
+    yield parts one at a time and bound what is decompressed by the given
+    :class:`~dam_dedupe.containers.Limits` (a zip bomb or a document of thousands of parts is an
+    error for that document). Raise :class:`~dam_dedupe.containers.DocumentError` with a reason for
+    a corrupt, truncated or password-protected document: it is recorded against the document and
+    the scan goes on. As for decoders, return the class even when its library is missing.
     """
 
 

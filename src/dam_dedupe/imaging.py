@@ -9,6 +9,7 @@ animation.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import IO
@@ -16,6 +17,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from dam_dedupe.decoders import HEAD_BYTES, Picture, decoder_for
 from dam_dedupe.errors import AssetError
 from dam_dedupe.libvips import reduce_with_vips
 
@@ -128,25 +130,33 @@ class Decoded:
         image: the first frame, oriented, reduced where the format allows, mode ``L`` or ``RGB``.
         width, height: the full-resolution size after EXIF orientation.
         format: the decoder's format name.
+        frames: pages, frames or layers the file holds (the first is decoded).
     """
 
     image: Image.Image
     width: int
     height: int
     format: str
+    frames: int = 1
 
 
-def decode(fp: IO[bytes], size: int, min_side: int = DECODE_SIZE) -> Decoded:
+def decode(fp: IO[bytes], size: int, min_side: int = DECODE_SIZE, name: str = "") -> Decoded:
     """Open, reduce and orient an image from a seekable binary file of ``size`` bytes.
 
     The first frame is decoded at a reduced size no smaller than ``min_side`` on its
     short side where the format allows (JPEG's DCT scaling; other formats are reduced right
     after decoding), with EXIF orientation applied and odd modes normalised to ``L`` or
     ``RGB`` (see :func:`normalise_mode`).
+    A decoder a plugin contributes (:mod:`dam_dedupe.decoders`) that accepts the first bytes and
+    ``name`` (the file name, a hint for formats that share a container) opens the file in place of Pillow.
     Raises :class:`NotAnImage` or :class:`~dam_dedupe.errors.AssetError` with a reason a user can act on.
     """
     if size == 0:
         raise AssetError("empty file (0 bytes)")
+    head = fp.read(HEAD_BYTES)
+    fp.seek(0)
+    if (plugin := decoder_for(head, name)) is not None:
+        return _from_picture(plugin().open(fp, size, min_side), min_side)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -176,11 +186,43 @@ def decode(fp: IO[bytes], size: int, min_side: int = DECODE_SIZE) -> Decoded:
         picture = normalise_mode(reduced)
         if orientation in _TRANSPOSE:
             picture = picture.transpose(_TRANSPOSE[orientation])
-        return Decoded(picture, width, height, fmt)
+        return Decoded(picture, width, height, fmt, frame_count(img))
     except Image.DecompressionBombError as exc:
         raise AssetError(f"refused as a decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise AssetError(f"corrupt or truncated {fmt}: {exc}") from exc
+
+
+def frame_count(img: Image.Image) -> int:
+    """How many pages or frames an opened file holds (1 when the format has no such notion or cannot say)."""
+    try:
+        return max(1, int(getattr(img, "n_frames", 1)))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
+        return 1  # a layer table Pillow cannot read (some PSD writers): the composite still decodes
+
+
+def _from_picture(found: Picture, min_side: int) -> Decoded:
+    """Finish a plugin decoder's picture as :func:`decode` finishes Pillow's: bounded, reduced, normalised, oriented."""
+    img, fmt = found.image, found.format
+    width, height = found.width, found.height
+    if width * height > MAX_PIXELS and img.format != "JPEG":
+        raise AssetError(f"refused as a decompression bomb: {width}x{height} pixels is more than {MAX_PIXELS}")
+    orientation = found.orientation if found.orientation != 1 else _orientation(img)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    try:
+        img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (min_side, min_side))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+        picture = normalise_mode(_reduce(img, min_side))
+    except Image.DecompressionBombError as exc:
+        raise AssetError(f"refused as a decompression bomb: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise AssetError(f"corrupt or truncated {fmt}: {exc}") from exc
+    if orientation in _TRANSPOSE:
+        picture = picture.transpose(_TRANSPOSE[orientation])
+    return Decoded(picture, width, height, fmt, found.frames)
 
 
 def _reduce(img: Image.Image, min_side: int) -> Image.Image:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-MatchKind = Literal["exact", "near", "transformed"]
+MatchKind = Literal["exact", "near", "transformed", "derivative"]
 """How a cluster member relates to its canonical: byte-identical, a visually identical
-copy (re-encoded, resized, lightly edited), or a rotated or mirrored copy."""
+copy (re-encoded, resized, lightly edited), a rotated or mirrored copy, or a camera RAW
+master and an export made from it (:mod:`dam_dedupe.derivatives`; never acted on by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,19 @@ class AssetRecord:
     object_id: str | None = field(default=None, compare=False, hash=False)
 
 
+EMBEDDED_IN = "dam-dedupe:embedded-in"
+"""The :attr:`AssetRecord.metadata` key of an image inside a document: the document's URI. Actions
+never act on such an asset (documents are not rewritten)."""
+
+PART = "dam-dedupe:part"
+"""The :attr:`AssetRecord.metadata` key of an image inside a document: the part's name in it."""
+
+
+def embedded_in(record: AssetRecord) -> str | None:
+    """The URI of the document an asset is an image inside, or ``None`` for a file of its own."""
+    return record.metadata.get(EMBEDDED_IN)
+
+
 @dataclass(frozen=True, slots=True)
 class ListingProblem:
     """Something an adapter could not list (a folder it may not read, a broken link).
@@ -115,6 +129,8 @@ class Fingerprint:
             a scan fingerprints again an asset whose version is older.
         preview: a small colour WebP of the picture for reviewers (:mod:`dam_dedupe.preview`);
             ``None`` when not made (fingerprints made before previews existed).
+        frames: how many pages, frames or layers the file holds (multi-page TIFF, animated GIF or
+            WebP, layered PSD); the first (or the stored composite) is the one fingerprinted.
     """
 
     sha256: str
@@ -127,6 +143,7 @@ class Fingerprint:
     metadata_fields: int = 0
     version: int = 1
     preview: bytes | None = field(default=None, repr=False)
+    frames: int = 1
 
 
 @dataclass(frozen=True, slots=True)

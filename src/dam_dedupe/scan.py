@@ -42,7 +42,9 @@ from dam_dedupe.analysis import Analysis, SharedResults, analysers_enabled
 from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
 from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config
-from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError
+from dam_dedupe.containers import DocumentError, Extractor, PartResult, extractor_for, read_document
+from dam_dedupe.decoders import has_decoder_extension
+from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, MissingExtra
 from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
 from dam_dedupe.host import Host
 from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
@@ -99,6 +101,8 @@ class JobResult:
     error: str | None = None
     retry: bool = False
     analyses: dict[str, Analysis] = field(default_factory=dict)  # analysis: results by analyser name
+    parts: tuple[PartResult, ...] = ()  # formats: the images read from a document (content "document")
+    part_analyses: dict[str, dict[str, Analysis]] = field(default_factory=dict)  # formats: by part name
 
 
 class _HeadKeeper:
@@ -181,7 +185,10 @@ class FingerprintJob:
 
     def __call__(self, asset_id: int, record: AssetRecord) -> JobResult:
         """Read and fingerprint one asset; never raises for a problem with the asset."""
-        if record.size > MAX_STUB_SIZE and not has_image_extension(record.name):
+        if (extractor := extractor_for(record.name)) is not None:
+            return self._read_document(asset_id, record, extractor)
+        named_as_image = has_image_extension(record.name) or has_decoder_extension(record.name)
+        if record.size > MAX_STUB_SIZE and not named_as_image:
             try:
                 with self.adapter().open(record) as head_stream:
                     head = head_stream.read(HEAD_BYTES)
@@ -206,7 +213,7 @@ class FingerprintJob:
         kept = _HeadKeeper(stream, MAX_STUB_SIZE + 1)
         try:
             with stream:
-                fingerprint = fingerprint_stream(cast(IO[bytes], kept), analyse)
+                fingerprint = fingerprint_stream(cast(IO[bytes], kept), analyse, name=record.name)
         except NotAnImage as exc:
             if (target := redirect_target(bytes(kept.head))) is not None:
                 # the redirect action's stub in place of a duplicate: not an image, and no mistake either
@@ -221,6 +228,31 @@ class FingerprintJob:
         except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
             return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
         return JobResult(asset_id, fingerprint, analyses=analyses)
+
+    def _read_document(self, asset_id: int, record: AssetRecord, extractor: type[Extractor]) -> JobResult:
+        """Read a document once and fingerprint the images inside it (formats: :mod:`dam_dedupe.containers`)."""
+        by_part: dict[str, dict[str, Analysis]] = {}
+
+        def analyse(part: str, image: Image.Image, sha256: str) -> None:
+            if self.analysis is not None:
+                found = self.shared().analyse(self.host().pm, record, image, self.analysis, sha256)
+                by_part.setdefault(part, {}).update(found)
+
+        try:
+            with self.adapter().open(record) as stream:
+                found = read_document(extractor, stream, analyse)
+        except MissingExtra as exc:
+            return JobResult(asset_id, content="error", error=f"images inside not read: {exc}", retry=True)
+        except DocumentError as exc:
+            return JobResult(asset_id, content="error", error=str(exc))
+        except AssetGone as exc:
+            return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
+        except DamDedupeError as exc:
+            return JobResult(asset_id, content="error", error=f"cannot read: {exc}", retry=True)
+        except Exception as exc:  # a plugin's or a stream's failure: recorded against the document
+            where = type(exc).__name__
+            return JobResult(asset_id, content="error", error=f"document read failed: {where}: {exc}", retry=True)
+        return JobResult(asset_id, content="document", error=found.note, parts=found.parts, part_analyses=by_part)
 
 
 def may_be_image(head: bytes) -> bool:
@@ -265,6 +297,7 @@ class Scan:
         self._results: list[JobResult] = []
         self._last_commit = time.monotonic()
         self._done = 0
+        self.run_id = 0  # formats: the run that records documents' images
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
@@ -277,6 +310,7 @@ class Scan:
         Listing all sources before reading any lets store hashes be compared across sources.
         """
         opened: list[tuple[SourceAdapter, SourceSpec, int]] = []
+        self.run_id = run_id
         self._scanned = {self.catalog.source_id(spec) for spec in specs}
         try:
             for spec in specs:
@@ -336,6 +370,8 @@ class Scan:
                 self._record_listing(batch, source_id, run_id)
                 batch = []
         self._record_listing(batch, source_id, run_id)
+        with self.catalog.transaction():
+            self.catalog.follow_documents(source_id, run_id)  # formats: images inside documents
         if not complete or self._listing_problems:
             self.failed_sources.append(spec.uri)
         cursor = self._cursor
@@ -392,7 +428,10 @@ class Scan:
             with self.catalog.transaction():
                 for asset in page:
                     record = asset.record
-                    if not worth_reading(record.name) or (record.size == 0 and not has_image_extension(record.name)):
+                    document = extractor_for(record.name) is not None
+                    if (not worth_reading(record.name) and not document) or (
+                        record.size == 0 and not has_image_extension(record.name)
+                    ):
                         self.catalog.set_content(asset.id, "skipped")
                         self.counts.skipped += 1
                     elif (
@@ -474,13 +513,33 @@ class Scan:
                 if result.fingerprint is not None:
                     self.catalog.store_fingerprint(result.asset_id, result.fingerprint)
                     self.catalog.store_analyses(result.asset_id, result.fingerprint.sha256, result.analyses)
+                    if result.fingerprint.frames > 1:
+                        self.catalog.store_frames(result.asset_id, result.fingerprint.frames)
                     self.counts.fingerprinted += 1
+                elif result.content == "document":
+                    self._store_document(result)
                 else:
                     self.catalog.set_content(result.asset_id, result.content, result.error, result.retry)
                     if result.content == "skipped":
                         self.counts.skipped += 1
                     else:
                         self.counts.errors += 1
+
+    def _store_document(self, result: JobResult) -> None:
+        """Record a document's images as assets of their own, each fingerprinted or with its error (formats)."""
+        ids = self.catalog.record_parts(result.asset_id, self.run_id, [(p.name, p.size) for p in result.parts])
+        for asset_id, part in zip(ids, result.parts, strict=True):
+            if part.fingerprint is not None:
+                self.catalog.store_fingerprint(asset_id, part.fingerprint)
+                analyses = result.part_analyses.get(part.name, {})
+                self.catalog.store_analyses(asset_id, part.fingerprint.sha256, analyses)
+                self.counts.fingerprinted += 1
+            else:
+                self.catalog.set_content(asset_id, "error", part.error)
+                self.counts.errors += 1
+        note = result.error or f"a document holding {len(ids)} image(s), each scanned as an asset of its own"
+        self.catalog.set_content(result.asset_id, "skipped", note)
+        self.counts.skipped += 1
 
 
 def run_scan(

@@ -397,5 +397,19 @@ class Catalog(Protocol):
     def audit_entries(self) -> list[AuditEntry]:
         """The whole audit log, oldest first."""
 
+    # -- images inside documents (formats) ----------------------------------------------
+
+    def record_parts(self, container_id: int, run_id: int, parts: Sequence[tuple[str, int]]) -> list[int]:
+        """Record the images read from a document (part name, size) as assets; return their ids."""
+
+    def follow_documents(self, source_id: int, run_id: int) -> None:
+        """After a listing: give each document's images their document's presence."""
+
+    def store_frames(self, asset_id: int, frames: int) -> None:
+        """Record how many pages, frames or layers a fingerprinted file holds."""
+
+    def embedded_images(self) -> dict[int, str]:
+        """Every present image inside a document, by asset id, with its document's URI."""
+
     def close(self) -> None:
         """Release the catalog."""

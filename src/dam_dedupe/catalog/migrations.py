@@ -197,6 +197,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE fingerprints ADD COLUMN preview BLOB;
     """,
+    # 9 (formats): images inside documents (a deck's media part, a PDF page's image), each an asset
+    # of its own tied to its document's asset; and how many pages, frames or layers a file holds.
+    """
+    CREATE TABLE embedded (
+        asset_id INTEGER PRIMARY KEY REFERENCES assets(id) ON DELETE CASCADE,
+        container_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+        part TEXT NOT NULL,
+        UNIQUE (container_id, part)
+    );
+    ALTER TABLE fingerprints ADD COLUMN frames INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,7 +35,7 @@ from dam_dedupe.catalog.base import (
 )
 from dam_dedupe.catalog.migrations import migrate
 from dam_dedupe.errors import DamDedupeError
-from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
+from dam_dedupe.records import EMBEDDED_IN, PART, AssetRecord, Fingerprint, SourceSpec
 
 QUERY_CHUNK = 500
 """Ids per ``IN (...)`` query, well under SQLite's limit on bound parameters."""
@@ -285,7 +285,7 @@ class SqliteCatalog:
         """A page of present assets of a source still waiting to be read: ids above ``after_id``, in id order."""
         rows = self.conn.execute(
             "SELECT * FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending' AND id > ?"
-            " ORDER BY id LIMIT ?",
+            " AND id NOT IN (SELECT asset_id FROM embedded) ORDER BY id LIMIT ?",
             (source_id, after_id, limit),
         ).fetchall()
         return [self._asset(row) for row in rows]
@@ -294,7 +294,8 @@ class SqliteCatalog:
         """How many present assets of a source wait to be read."""
         return int(
             self.conn.execute(
-                "SELECT COUNT(*) FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending'",
+                "SELECT COUNT(*) FROM assets WHERE source_id = ? AND state = 'present' AND content = 'pending'"
+                " AND id NOT IN (SELECT asset_id FROM embedded)",
                 (source_id,),
             ).fetchone()[0]
         )
@@ -817,6 +818,89 @@ class SqliteCatalog:
         return standing
 
     # -- rows to records -----------------------------------------------------------------------
+
+    # -- images inside documents (formats) -------------------------------------------------
+
+    def record_parts(self, container_id: int, run_id: int, parts: Sequence[tuple[str, int]]) -> list[int]:
+        """Record the images read from a document as assets of its source; return their ids, in order.
+
+        ``parts`` holds each image's part name and size. An image is keyed ``<document key>#<part>``
+        and named ``<document URI>#<part>``; its metadata names the document. Images the document
+        held before and no longer holds are marked gone.
+        """
+        doc = self.conn.execute("SELECT * FROM assets WHERE id = ?", (container_id,)).fetchone()
+        ids = []
+        for part, size in parts:
+            key, uri = f"{doc['key']}#{part}", f"{doc['uri']}#{part}"
+            metadata = json.dumps({EMBEDDED_IN: doc["uri"], PART: part}, ensure_ascii=False)
+            row = self.conn.execute(
+                "SELECT id FROM assets WHERE source_id = ? AND key = ?", (doc["source_id"], key)
+            ).fetchone()
+            if row is None:
+                cur = self.conn.execute(
+                    "INSERT INTO assets (source_id, key, uri, name, size, modified, metadata, first_seen_run,"
+                    " last_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (doc["source_id"], key, uri, f"{doc['name']}#{part}", size, doc["modified"], metadata)
+                    + (run_id, run_id),
+                )
+                asset_id = int(cur.lastrowid or 0)
+            else:
+                asset_id = int(row["id"])
+                self.conn.execute(
+                    "UPDATE assets SET uri = ?, size = ?, modified = ?, metadata = ?, last_seen_run = ?,"
+                    " state = 'present', gone_run = NULL, content = 'pending' WHERE id = ?",
+                    (uri, size, doc["modified"], metadata, run_id, asset_id),
+                )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO embedded (asset_id, container_id, part) VALUES (?, ?, ?)",
+                (asset_id, container_id, part),
+            )
+            ids.append(asset_id)
+        marks = ",".join("?" * len(ids)) or "NULL"
+        self.conn.execute(
+            "UPDATE assets SET state = 'gone', gone_run = ? WHERE state = 'present' AND id IN"
+            f" (SELECT asset_id FROM embedded WHERE container_id = ? AND asset_id NOT IN ({marks}))",
+            (run_id, container_id, *ids),
+        )
+        return ids
+
+    def follow_documents(self, source_id: int, run_id: int) -> None:
+        """After a source's listing: its documents' images share their document's presence.
+
+        Images are never listed by an adapter, so each takes its document's last sighting (a
+        listing that marks the document gone marks its images gone with it), images of a document
+        already gone are gone, and a document one of whose images waits to be read again (a newer
+        fingerprint kind, ``--reread``) is read again whole.
+        """
+        self.conn.execute(
+            "UPDATE assets SET last_seen_run = (SELECT d.last_seen_run FROM embedded e JOIN assets d"
+            " ON d.id = e.container_id WHERE e.asset_id = assets.id) WHERE source_id = ? AND state = 'present'"
+            " AND id IN (SELECT asset_id FROM embedded)",
+            (source_id,),
+        )
+        self.conn.execute(
+            "UPDATE assets SET state = 'gone', gone_run = ? WHERE source_id = ? AND state = 'present' AND id IN"
+            " (SELECT e.asset_id FROM embedded e JOIN assets d ON d.id = e.container_id WHERE d.state = 'gone')",
+            (run_id, source_id),
+        )
+        self.conn.execute(
+            "UPDATE assets SET content = 'pending' WHERE source_id = ? AND state = 'present' AND id IN"
+            " (SELECT e.container_id FROM embedded e JOIN assets p ON p.id = e.asset_id"
+            " WHERE p.content = 'pending' AND p.state = 'present')",
+            (source_id,),
+        )
+
+    def store_frames(self, asset_id: int, frames: int) -> None:
+        """Record how many pages, frames or layers a fingerprinted file holds."""
+        self.conn.execute("UPDATE fingerprints SET frames = ? WHERE asset_id = ?", (frames, asset_id))
+
+    def embedded_images(self) -> dict[int, str]:
+        """Every present image inside a document, by asset id, with its document's URI."""
+        rows = self.conn.execute(
+            "SELECT e.asset_id, d.uri FROM embedded e JOIN assets d ON d.id = e.container_id"
+            " JOIN assets a ON a.id = e.asset_id WHERE a.state = 'present'"
+        ).fetchall()
+        return {int(row[0]): str(row[1]) for row in rows}
 
     def _source_uri(self, source_id: int) -> str:
         if source_id not in self._source_uris:

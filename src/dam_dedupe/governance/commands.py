@@ -89,7 +89,7 @@ RESCAN_HINT = "the catalog and its reports show the stores as last scanned: scan
     "--match",
     "matches",
     multiple=True,
-    type=click.Choice(["exact", "near", "transformed"]),
+    type=click.Choice(["exact", "near", "transformed", "derivative"]),
     help="Act only on copies matched so (repeatable).",
 )
 @click.option("--cluster", "clusters", multiple=True, help="Plan only this cluster id (repeatable).")

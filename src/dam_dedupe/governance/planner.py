@@ -18,6 +18,7 @@ from dam_dedupe.governance.plan import SCHEMA, Plan, canonical_json
 from dam_dedupe.governance.signoff import policy_for_plan
 from dam_dedupe.governance.stores import AdapterPool
 from dam_dedupe.host import Host
+from dam_dedupe.records import embedded_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,10 @@ class _Planner:
             reason = "gone at the last scan"
         elif sel.sources and asset.record.source not in sel.sources:
             reason = "not in the chosen sources"
+        elif (document := embedded_in(asset.record)) is not None:
+            reason = f"referenced in {document}: documents are never rewritten"
+        elif match == "derivative" and match not in sel.match:
+            reason = "a camera RAW master and its export (derivative): acted on only with --match derivative"
         elif sel.match and match not in sel.match:
             reason = f"match kind '{match}' not chosen"
         elif confidence(match, evidence) < sel.min_confidence:

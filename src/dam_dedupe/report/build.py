@@ -321,7 +321,7 @@ class _Builder:
             "monthly_cost": sum(c["monthly_cost"] for c in clusters),
             "currency": self.settings.currency,
             "copies_histogram": {str(k): v for k, v in sorted(Counter(c["copies"] for c in clusters).items())},
-            "duplicates_by_match": {kind: by_match.get(kind, 0) for kind in ("exact", "near", "transformed")},
+            "duplicates_by_match": {kind: by_match.get(kind, 0) for kind in ("exact", "near", "transformed", "derivative")},
             "analysed_images": len(self.analyses),
             "personal_data": {
                 "images": sum(PERSONAL_DATA in f for f in flagged),
