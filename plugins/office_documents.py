@@ -9,8 +9,9 @@ standard library is needed.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
-from typing import IO, ClassVar
+from typing import IO, ClassVar, cast
 
 from dam_dedupe import hookimpl
 from dam_dedupe.containers import BoundedReader, Budget, DocumentError, Extractor, Limits, Part
@@ -70,8 +71,26 @@ class _MemberOpener:
             member = self.archive.open(self.info)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
             raise OSError(f"cannot open {self.info.filename} in the archive: {exc}") from exc
-        reader = BoundedReader(member, self.limits.max_part_bytes, self.budget, self.info.filename)
-        return reader  # type: ignore[return-value]
+        checked = _ZipMember(member, self.info.filename)
+        return cast(IO[bytes], BoundedReader(checked, self.limits.max_part_bytes, self.budget, self.info.filename))
+
+
+class _ZipMember:
+    """A zip member's stream whose damage (a bad CRC, a size that lies) is an ``OSError``: that part's error."""
+
+    def __init__(self, member: IO[bytes], name: str) -> None:
+        self.member, self.name = member, name
+
+    def read(self, n: int = -1) -> bytes:
+        """Read decompressed bytes, turning the archive's damage into an ``OSError`` naming the part."""
+        try:
+            return self.member.read(n)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise OSError(f"damaged part {self.name}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the member."""
+        self.member.close()
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import IO, ClassVar
+from typing import IO, ClassVar, cast
 
 from dam_dedupe import hookimpl
 from dam_dedupe.containers import BoundedReader, Budget, DocumentError, Extractor, Limits, Part
@@ -73,7 +73,7 @@ class _ImageOpener:
             data = self.page.images[self.key].data  # type: ignore[attr-defined]
         except (PyPdfError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
             raise OSError(f"pypdf cannot extract it: {type(exc).__name__}: {exc}") from exc
-        return BoundedReader(io.BytesIO(data), self.limits.max_part_bytes, self.budget, self.key)  # type: ignore[return-value]
+        return cast(IO[bytes], BoundedReader(io.BytesIO(data), self.limits.max_part_bytes, self.budget, self.key))
 
 
 @hookimpl

@@ -82,7 +82,7 @@ def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path:
     (root / "truncated.jpg").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 3])
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
     (root / "letter.jpg").write_text("Dear team,", encoding="utf-8")
-    (root / "minutes.docx").write_bytes(b"PK\x03\x04 not read at all")
+    (root / "minutes.docx").write_bytes(b"PK\x03\x04 a damaged document")
     save(picture(2), root / "no extension")  # recognised by content, not by name
     catalog = open_catalog(tmp_path / "c.sqlite")
 
@@ -90,7 +90,8 @@ def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path:
 
     report = build_report(catalog)
     reasons = {Path(e["path"]).name: e["reason"] for e in report["errors"]}
-    assert set(reasons) == {"zero.jpg", "truncated.jpg", "corrupt.png", "letter.jpg"}
+    assert set(reasons) == {"zero.jpg", "truncated.jpg", "corrupt.png", "letter.jpg", "minutes.docx"}
+    assert "corrupt or truncated Office document" in reasons["minutes.docx"]  # its images are looked for
     assert "empty" in reasons["zero.jpg"]
     assert "truncated" in reasons["truncated.jpg"]
     assert "not an image" in reasons["letter.jpg"]

@@ -21,8 +21,8 @@ from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
 from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
 from dam_dedupe.containers import extractor_rows
-from dam_dedupe.decoders import decoder_rows
 from dam_dedupe.decisions_cli import decisions
+from dam_dedupe.decoders import decoder_rows
 from dam_dedupe.display import display_path
 from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
 from dam_dedupe.governance import audit

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import IO, ClassVar
+from typing import IO, ClassVar, Protocol
 
 from PIL import Image
 
@@ -96,6 +96,18 @@ class Extractor(abc.ABC):
         """
 
 
+class Readable(Protocol):
+    """What :class:`BoundedReader` reads from: a binary stream's ``read`` and ``close``."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Read up to ``n`` bytes (all when ``n`` is negative)."""
+        ...
+
+    def close(self) -> None:
+        """Release the stream."""
+        ...
+
+
 class BoundedReader:
     """A stream that raises :class:`DocumentError` once more than its share of bytes has come through.
 
@@ -103,7 +115,7 @@ class BoundedReader:
     as well as each part.
     """
 
-    def __init__(self, stream: IO[bytes], limit: int, budget: Budget, what: str) -> None:
+    def __init__(self, stream: Readable, limit: int, budget: Budget, what: str) -> None:
         self.stream = stream
         self.left = limit
         self.budget = budget

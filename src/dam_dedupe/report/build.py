@@ -16,6 +16,7 @@ from dam_dedupe.analysis import LICENSED, PERSONAL_DATA, Analysis
 from dam_dedupe.catalog import Catalog, CatalogAsset, ReviewDecision
 from dam_dedupe.display import display_path
 from dam_dedupe.matcher.perceptual import viewable_thumbnail
+from dam_dedupe.records import embedded_in
 from dam_dedupe.report.compare import name_size_comparison
 from dam_dedupe.report.settings import ReportSettings, SourceFacts
 
@@ -29,6 +30,10 @@ def _analyses_doc(found: dict[str, Analysis]) -> Doc:
         name: {"flags": sorted(a.flags), "facts": dict(a.facts), **({"error": a.error} if a.error else {})}
         for name, a in sorted(found.items())
     }
+
+
+MATCH_KINDS = ("exact", "near", "transformed", "derivative")
+"""Every match kind, for the summary's counts."""
 
 
 def _flags(found: dict[str, Analysis]) -> list[str]:
@@ -51,6 +56,7 @@ def _location(asset: CatalogAsset, source: SourceFacts, analyses: dict[str, Anal
         "modified": record.modified.isoformat() if record.modified else None,
         "sha256": fp.sha256 if fp else None,
         "flags": _flags(analyses),
+        "embedded_in": embedded_in(record),  # formats: the document this image is inside, else None
     }
 
 
@@ -152,6 +158,8 @@ class _Builder:
             "decided": any(d["decision"] in ("keep_all", "not_duplicates", "exclude") for d in decisions),
             "decisions": decisions,
             "format_changes": format_changes,
+            "embedded_copies": sum(m["embedded_in"] is not None for m in members),  # formats: held inside documents
+            "referenced_in": sorted({m["embedded_in"] for m in members if m["embedded_in"]}),
             "members": members,
         }
 
@@ -321,7 +329,10 @@ class _Builder:
             "monthly_cost": sum(c["monthly_cost"] for c in clusters),
             "currency": self.settings.currency,
             "copies_histogram": {str(k): v for k, v in sorted(Counter(c["copies"] for c in clusters).items())},
-            "duplicates_by_match": {kind: by_match.get(kind, 0) for kind in ("exact", "near", "transformed", "derivative")},
+            "duplicates_by_match": {kind: by_match.get(kind, 0) for kind in MATCH_KINDS},
+            # formats: copies held inside documents (counted in the figures above; never acted on)
+            "embedded_copies": sum(c["embedded_copies"] for c in clusters),
+            "embedded_bytes": sum(m["size"] for c in clusters for m in c["members"] if m["embedded_in"]),
             "analysed_images": len(self.analyses),
             "personal_data": {
                 "images": sum(PERSONAL_DATA in f for f in flagged),
@@ -356,6 +367,7 @@ _LOCATION_KEYS = (
     "modified",
     "sha256",
     "flags",
+    "embedded_in",
 )
 
 

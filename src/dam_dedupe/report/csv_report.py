@@ -20,6 +20,7 @@ MEMBER_COLUMNS = [
     "match",
     "uri",
     "path",
+    "embedded_in",
     "source_name",
     "residency",
     "risk_tier",
