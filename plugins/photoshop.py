@@ -21,6 +21,7 @@ class Photoshop(Decoder):
     description = "Photoshop PSD/PSB: the stored composite, layer count recorded"
     extensions: ClassVar[frozenset[str]] = frozenset({".psd", ".psb"})
     extra = "psd"
+    pillow_reads = True  # most PSD files' composite, without the extra
 
     @classmethod
     def check_available(cls) -> None:

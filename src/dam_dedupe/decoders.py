@@ -55,6 +55,9 @@ class Decoder(abc.ABC):
     description: ClassVar[str]
     extensions: ClassVar[frozenset[str]] = frozenset()
     extra: ClassVar[str | None] = None
+    pillow_reads: ClassVar[bool] = False
+    """Whether Pillow reads the format well enough when this decoder's library is missing; when it
+    does not, a file this decoder accepts is an error naming the extra to install."""
 
     @classmethod
     def check_available(cls) -> None:
@@ -102,9 +105,14 @@ def decoders_of(pm: object) -> tuple[type[Decoder], ...]:
 
 
 def decoder_for(head: bytes, name: str, decoders: tuple[type[Decoder], ...] | None = None) -> type[Decoder] | None:
-    """The first installed decoder that accepts a file, or ``None`` (Pillow then opens it)."""
+    """The first decoder that accepts a file, or ``None`` (Pillow then opens it).
+
+    A decoder whose library is missing is passed over when Pillow reads its format
+    (:attr:`Decoder.pillow_reads`); otherwise it is returned, and its ``check_available`` says
+    which extra to install.
+    """
     for cls in registered_decoders() if decoders is None else decoders:
-        if cls.accepts(head, name) and _installed(cls):
+        if cls.accepts(head, name) and (_installed(cls) or not cls.pillow_reads):
             return cls
     return None
 

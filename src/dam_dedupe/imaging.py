@@ -149,13 +149,15 @@ def decode(fp: IO[bytes], size: int, min_side: int = DECODE_SIZE, name: str = ""
     ``RGB`` (see :func:`normalise_mode`).
     A decoder a plugin contributes (:mod:`dam_dedupe.decoders`) that accepts the first bytes and
     ``name`` (the file name, a hint for formats that share a container) opens the file in place of Pillow.
-    Raises :class:`NotAnImage` or :class:`~dam_dedupe.errors.AssetError` with a reason a user can act on.
+    Raises :class:`NotAnImage` or :class:`~dam_dedupe.errors.AssetError` with a reason a user can act on,
+    and :class:`~dam_dedupe.errors.MissingExtra` when the decoder for the format needs an extra.
     """
     if size == 0:
         raise AssetError("empty file (0 bytes)")
     head = fp.read(HEAD_BYTES)
     fp.seek(0)
     if (plugin := decoder_for(head, name)) is not None:
+        plugin.check_available()  # raises MissingExtra naming the install command
         return _from_picture(plugin().open(fp, size, min_side), min_side)
     try:
         with warnings.catch_warnings():

@@ -225,6 +225,8 @@ class FingerprintJob:
             return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
         except AssetError as exc:
             return JobResult(asset_id, content="error", error=str(exc))
+        except MissingExtra as exc:  # formats: read again by the next scan, once the extra is installed
+            return JobResult(asset_id, content="error", error=f"not decoded: {exc}", retry=True)
         except Exception as exc:  # an adapter's stream failing mid-read: record against the asset, retry next scan
             return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
         return JobResult(asset_id, fingerprint, analyses=analyses)
