@@ -127,7 +127,7 @@ def test_name_and_size_comparison_against_content(report: dict[str, Any]) -> Non
         "name_and_size_false_matches": 1,
     }
     assert report["summary"]["copies_histogram"] == {"2": 5}
-    assert report["summary"]["duplicates_by_match"] == {"exact": 5, "near": 0, "transformed": 0}
+    assert report["summary"]["duplicates_by_match"] == {"exact": 5, "near": 0, "transformed": 0, "derivative": 0}
 
 
 def test_csv_register_and_sources_carry_the_same_facts(
