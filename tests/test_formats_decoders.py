@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from dam_dedupe.host import Host
 from dam_dedupe.records import SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
-from tests.conftest import run_cli
+from tests.conftest import pip_install, run_cli
 from tests.formats_library import encoded, library_image, make_dng, make_psd, other_image
 
 
@@ -201,3 +202,28 @@ def test_a_scan_without_the_extras_names_the_install_command_for_each_file_and_r
     run_cli("report", "--format", "json", "-o", "r.json", cwd=tmp_path)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["errors"] == [] and report["summary"]["images"] == 2
+
+
+def test_a_vendors_decoder_and_extractor_installed_by_entry_point_are_used_by_the_scan(tmp_path: Path) -> None:
+    site = pip_install(Path(__file__).parent / "formats_plugin_pkg", tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    root = tmp_path / "archive"
+    root.mkdir()
+    lib = library_image().resize((320, 320))
+    lib.save(root / "cover.jpg", quality=90)
+    (root / "cover.damt").write_bytes(b"DAMT" + (320).to_bytes(2, "big") * 2 + lib.tobytes())
+    with zipfile.ZipFile(root / "issue 1.cbz", "w") as book:
+        book.writestr("page-01.png", encoded(library_image(), "PNG", (300, 300)))
+        book.writestr("page-02.jpg", encoded(other_image(0), "JPEG"))
+
+    listed = run_cli("plugins", cwd=tmp_path, env=env).stdout
+    run_cli("scan", str(root), "--workers", "2", cwd=tmp_path, env=env)
+    run_cli("report", "--format", "json", "-o", "r.json", cwd=tmp_path, env=env)
+
+    assert "damt: test: the vendor's DAMT raw RGB pictures  [ready]" in listed
+    assert "cbz: test: comic-book archives (.cbz), one asset per page  [ready]" in listed
+    report = json.loads((tmp_path / "r.json").read_text())
+    members = members_of(report, "cover.jpg")
+    assert set(members) == {"cover.jpg", "cover.damt", "issue 1.cbz#page-01.png"}
+    assert members["cover.damt"]["format"] == "DAMT"
+    assert members["issue 1.cbz#page-01.png"]["embedded_in"].endswith("/issue%201.cbz")
