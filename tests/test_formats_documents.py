@@ -82,8 +82,13 @@ def test_each_embedded_copy_is_grouped_with_the_library_original_and_named_by_do
     assert f"{base}/docs/annual%20report.pdf#page=1&image=1" not in grouped
     assert report["summary"]["images"] == 7  # two library files, five pictures inside documents
     assert report["summary"]["embedded_copies"] == 3
-    # embedded copies are holdings: their bytes count in the cluster's figures
+    # embedded copies are holdings: their bytes count in the cluster's figures, and a photograph of a person
+    # inside three documents is five locations in the personal-data register, three of them embedded
     assert cluster["reclaimable_bytes"] == sum(m["size"] for m in cluster["members"] if not m["canonical"])
+    assert cluster["personal_data"]
+    entry = next(e for e in report["personal_data_register"] if e["cluster"] == cluster["id"])
+    assert len(entry["locations"]) == 5
+    assert sorted(loc["embedded_in"] for loc in entry["locations"] if loc["embedded_in"]) == sorted(embedded)
 
 
 def test_a_plan_acts_only_on_standalone_files_and_says_where_each_embedded_copy_is_referenced(tmp_path: Path) -> None:

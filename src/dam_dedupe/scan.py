@@ -300,6 +300,7 @@ class Scan:
         self._last_commit = time.monotonic()
         self._done = 0
         self.run_id = 0  # formats: the run that records documents' images
+        self._documents_seen = False  # formats: whether any source listed a document this run
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
@@ -409,6 +410,7 @@ class Scan:
                         self.catalog.add_problem(run_id, source_id, item.uri, f"same file as {same}; recorded once")
                         continue
                     self.counts.listed += 1
+                    self._documents_seen = self._documents_seen or extractor_for(item.name) is not None
                     if not self.catalog.record_listed(source_id, item, run_id):
                         self.counts.unchanged += 1
                 elif isinstance(item, ListingProblem):
@@ -421,7 +423,8 @@ class Scan:
 
     def _to_read(self, source_id: int) -> Iterator[CatalogAsset]:
         """Pending assets worth reading, page by page; the rest are marked skipped without a read."""
-        exact_only = not self.config.matching.perceptual
+        # formats: a file's bytes may equal an image inside a document, which has no store hash to compare
+        exact_only = not self.config.matching.perceptual and not self._documents_seen
         shared, mixed_sizes = self.catalog.unconfirmable_by_store_hash() if exact_only else (set(), set())
         after = 0
         while page := self.catalog.pending(source_id, after, PAGE):
@@ -438,6 +441,7 @@ class Scan:
                         self.counts.skipped += 1
                     elif (
                         exact_only
+                        and not document  # formats: the images inside are not the document's bytes
                         and record.store_hash
                         and (record.store_hash, record.size) not in shared
                         and record.size not in mixed_sizes
