@@ -133,10 +133,8 @@ def main() -> None:
         again, summary = scan(root, Path(tmp) / "c.sqlite", args.workers)
         print(f"unchanged rescan: {again:.1f} s ({summary.get('fingerprinted')} fingerprinted)")
         alone, read = read_alone(root)
-        print(
-            f"read and fingerprint alone, one core: {alone:.1f} s, {args.documents / alone:.1f} documents/s, ", end=""
-        )
-        print(f"{read / alone:.1f} images/s")
+        rates = f"{args.documents / alone:.1f} documents/s, {read / alone:.1f} images/s"
+        print(f"read and fingerprint alone, one core: {alone:.1f} s, {rates}")
         print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
