@@ -238,3 +238,24 @@ def test_catalog_marks_embedded_images_with_their_document(tmp_path: Path) -> No
         "q3%20deck.pptx",
     ]
     assert len(embedded) == 5
+
+
+def test_a_document_damaged_since_the_last_scan_is_an_error_and_its_images_are_no_longer_counted(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "archive"
+    build_archive(root)
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    spec = SourceSpec(root.as_uri())
+    run_scan([spec], catalog, Host(), Config(), workers=1)
+    deck = root / "decks" / "q3 deck.pptx"
+    deck.write_bytes(deck.read_bytes()[:1000])
+
+    summary = run_scan([spec], catalog, Host(), Config(), workers=1)
+
+    assert summary.errors == 1
+    report = build_report(catalog)
+    assert [Path(e["path"]).name for e in report["errors"]] == ["q3 deck.pptx"]
+    members = {m["uri"] for m in brand_cluster(report)["members"]}
+    assert not any("q3%20deck.pptx#" in uri for uri in members) and len(members) == 4
+    assert report["summary"]["images"] == 5

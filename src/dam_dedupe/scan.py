@@ -245,8 +245,8 @@ class FingerprintJob:
                 found = read_document(extractor, stream, analyse)
         except MissingExtra as exc:
             return JobResult(asset_id, content="error", error=f"images inside not read: {exc}", retry=True)
-        except DocumentError as exc:
-            return JobResult(asset_id, content="error", error=str(exc))
+        except DocumentError as exc:  # final until the document changes: the images it held are not known now
+            return JobResult(asset_id, content="document_error", error=str(exc))
         except AssetGone as exc:
             return JobResult(asset_id, content="error", error=f"gone while being read: {exc}", retry=True)
         except DamDedupeError as exc:
@@ -524,6 +524,10 @@ class Scan:
                     self.counts.fingerprinted += 1
                 elif result.content == "document":
                     self._store_document(result)
+                elif result.content == "document_error":
+                    self.catalog.record_parts(result.asset_id, self.run_id, [])  # formats: its images are gone
+                    self.catalog.set_content(result.asset_id, "error", result.error)
+                    self.counts.errors += 1
                 else:
                     self.catalog.set_content(result.asset_id, result.content, result.error, result.retry)
                     if result.content == "skipped":

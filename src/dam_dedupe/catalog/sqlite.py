@@ -856,7 +856,7 @@ class SqliteCatalog:
                 (asset_id, container_id, part),
             )
             ids.append(asset_id)
-        marks = ",".join("?" * len(ids)) or "NULL"
+        marks = ",".join("?" * len(ids)) or "-1"  # no asset has id -1 (NOT IN (NULL) would match nothing)
         self.conn.execute(
             "UPDATE assets SET state = 'gone', gone_run = ? WHERE state = 'present' AND id IN"
             f" (SELECT asset_id FROM embedded WHERE container_id = ? AND asset_id NOT IN ({marks}))",
