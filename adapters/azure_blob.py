@@ -288,6 +288,10 @@ class AzureBlobAdapter(SourceAdapter):
 
     # -- tags ----------------------------------------------------------------------------------------
 
+    def tags_kept(self) -> str:
+        """Blob index tags, with what does not fit in them in the blob's metadata."""
+        return "blob index tags (az storage blob tag list), overflow in the blob's metadata"
+
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
         """Index tags merged with the tags kept in the metadata fallback (see :mod:`azure_tags`)."""
         blob = self._blob(record.key)

@@ -410,6 +410,10 @@ class GraphDriveAdapter(SourceAdapter):
 
     # -- write side -----------------------------------------------------------------------
 
+    def tags_kept(self) -> str:
+        """The library column tags are written to."""
+        return f"the library's {self.tag_column} column (JSON), shown in the document library's views"
+
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
         """The tags kept as JSON in the library's tag column (``{}`` when it is empty)."""
         what = f"the list item fields of {record.key}"

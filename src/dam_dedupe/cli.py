@@ -180,6 +180,26 @@ class _MatchLine:
         click.echo(line + ("\n" if done >= total else ""), file=sys.stderr, nl=False)
 
 
+class _ListingLine:
+    """Listing progress as one line on a terminal: the source and how many assets it has shown so far.
+
+    A large bucket or a SharePoint estate lists for minutes before the first image is read.
+    """
+
+    EVERY = 0.2
+
+    def __init__(self) -> None:
+        self.drawn = 0.0
+
+    def __call__(self, label: str, listed: int, finished: bool) -> None:
+        now = time.monotonic()
+        if not finished and now - self.drawn < self.EVERY:
+            return
+        self.drawn = now
+        line = f"\rlisting {label}: {listed:,} assets{' listed' if finished else ''}\x1b[K"
+        click.echo(line + ("\n" if finished else ""), file=sys.stderr, nl=False)
+
+
 def _match_progress() -> MatchProgress | None:
     """A progress line for the match stage when stderr is a terminal, else ``None`` (silent)."""
     return _MatchLine() if sys.stderr.isatty() else None
@@ -215,7 +235,15 @@ def _scan(
 
     try:
         summary = run_scan(
-            specs, catalog, obj.host, config, workers, progress=progress, reread=reread, matching=_match_progress()
+            specs,
+            catalog,
+            obj.host,
+            config,
+            workers,
+            progress=progress if sys.stderr.isatty() else None,
+            reread=reread,
+            matching=_match_progress(),
+            listing=_ListingLine() if sys.stderr.isatty() else None,
         )
     finally:
         for bar in bars.values():

@@ -53,7 +53,10 @@ log = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[int], Executor]
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)`` while a source is fingerprinted."""
+"""Called as ``progress(label, done, total)`` while the source ``label`` is fingerprinted."""
+ListingProgress = Callable[[str, int, bool], None]
+"""Called as ``listing(label, listed, finished)`` while the source ``label`` is listed; its size is known only
+when ``finished``."""
 
 COMMIT_EVERY = 200
 COMMIT_SECONDS = 2.0
@@ -248,6 +251,7 @@ class Scan:
         executor_factory: ExecutorFactory,
         progress: Progress | None,
         reread: bool = False,
+        listing: ListingProgress | None = None,
     ) -> None:
         self.catalog = catalog
         self.reread = reread
@@ -256,6 +260,7 @@ class Scan:
         self.workers = workers
         self.executor_factory = executor_factory
         self.progress = progress
+        self.listing = listing
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
         self._excludes: tuple[str, ...] = ()
@@ -318,6 +323,7 @@ class Scan:
         batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor] = []
         complete = True
         self._listing_problems = 0
+        before = self.counts.listed
         while True:
             try:
                 batch.append(next(iterator))
@@ -335,7 +341,11 @@ class Scan:
             if len(batch) >= COMMIT_EVERY:
                 self._record_listing(batch, source_id, run_id)
                 batch = []
+                if self.listing:
+                    self.listing(spec.label, self.counts.listed - before, False)
         self._record_listing(batch, source_id, run_id)
+        if self.listing:
+            self.listing(spec.label, self.counts.listed - before, True)
         if not complete or self._listing_problems:
             self.failed_sources.append(spec.uri)
         cursor = self._cursor
@@ -493,6 +503,7 @@ def run_scan(
     progress: Progress | None = None,
     reread: bool = False,
     matching: MatchProgress | None = None,
+    listing: ListingProgress | None = None,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -507,13 +518,21 @@ def run_scan(
         reread: read every present image of ``specs`` again, changed or not (so that an
             analyser installed since sees them all).
         matching: told of the match stage's progress (see :data:`~dam_dedupe.clustering.MatchProgress`).
+        listing: told how many assets each source's listing has found so far.
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
     """
     config = config or Config()
     scan = Scan(
-        catalog, host, config, workers or config.workers or os.cpu_count() or 1, executor_factory, progress, reread
+        catalog,
+        host,
+        config,
+        workers or config.workers or os.cpu_count() or 1,
+        executor_factory,
+        progress,
+        reread,
+        listing,
     )
     with catalog.scan_lock():
         run_id = catalog.begin_run([spec.uri for spec in specs])
