@@ -107,6 +107,26 @@ def test_demo_never_writes_into_the_catalog_beside_it(tmp_path: Path, library: P
     assert (tmp_path / "dam-dedupe-demo.sqlite").exists()
 
 
+def test_the_demos_next_steps_work_as_printed_and_undo_puts_the_sample_back(tmp_path: Path) -> None:
+    printed = run_cli("demo", cwd=tmp_path).stdout
+    assert "report: file://" in printed and "(opened in your browser)" not in printed  # no desktop here
+    steps = [
+        line.split(". ", 1)[1].split("    #")[0] for line in printed.splitlines() if line[:5] in ("  2. ", "  3. ")
+    ]
+    steps += [line.split(". ", 1)[1].split("    #")[0] for line in printed.splitlines() if line.startswith("  4. ")]
+    assert len(steps) == 3 and all(step.startswith("dam-dedupe --catalog dam-dedupe-demo.sqlite ") for step in steps)
+    sample = tmp_path / "dam-dedupe-sample"
+    before = {p: p.read_bytes() for p in sample.rglob("*") if p.is_file()}
+    for step in steps:
+        words = step.split()[1:]
+        words = [{"YOU": "ana", "REVIEWER": "lee"}.get(w, w) for w in words]
+        out = run_cli(*words, cwd=tmp_path).stdout
+    undo = out.split("undo with: ")[1].splitlines()[0].split()
+    assert undo[:3] == ["dam-dedupe", "--catalog", "dam-dedupe-demo.sqlite"]  # the hint names the demo's catalog
+    run_cli(*undo[1:], cwd=tmp_path)
+    assert {p: p.read_bytes() for p in sample.rglob("*") if p.is_file()} == before
+
+
 def test_csv_joins_lists_and_writes_money_in_fixed_point(tmp_path: Path, library: Path) -> None:
     big = picture(3, (1200, 900))
     save(big, library / "big.jpg")
