@@ -419,7 +419,7 @@ def demo(obj: Context, directory: str, output: str, open_report: bool) -> None:
     click.echo(f"  2. {obj.command('plan --action quarantine --by YOU -o plan.json')}    # a plan for sign-off")
     click.echo(f"  3. {obj.command('approve plan.json --by REVIEWER --role legal')}")
     click.echo(f"  4. {obj.command('apply plan.json')}    # then 'undo RUN_ID' puts every file back")
-    click.echo("  your own folders: dam-dedupe scan /path/to/images && dam-dedupe report -o report.html (docs/cli.md)")
+    click.echo("  your own folders: dam-dedupe scan /path/to/images (it prints the report command to run next)")
 
 
 def _open_in_desktop_browser(uri: str) -> bool:
