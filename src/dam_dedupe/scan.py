@@ -360,7 +360,9 @@ class Scan:
             reason = f"{kept} assets not listed by this scan were kept, not marked gone: {why}"
             log.warning("%s: %s", spec.label, reason)
             self.catalog.add_problem(run_id, source_id, spec.uri, reason)
-        if complete and cursor is not None:
+        if complete and not self._listing_problems and cursor is not None:
+            # a part that could not be listed is in no later delta round unless it changes: keep the
+            # last good cursor, so the next scan lists these changes again
             self.catalog.set_cursor(source_id, cursor.value)
 
     def _excluded(self, key: str) -> bool:
