@@ -288,6 +288,10 @@ class AzureBlobAdapter(SourceAdapter):
 
     # -- tags ----------------------------------------------------------------------------------------
 
+    def tags_kept(self) -> str:
+        """Blob index tags, with what does not fit in them in the blob's metadata."""
+        return "blob index tags (az storage blob tag list), overflow in the blob's metadata"
+
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
         """Index tags merged with the tags kept in the metadata fallback (see :mod:`azure_tags`)."""
         blob = self._blob(record.key)
@@ -393,16 +397,14 @@ class AzureBlobAdapter(SourceAdapter):
         raise AssetError(f"the copy to {self._where(dest_key)} ended {status}: {description}")
 
     def move(self, record: AssetRecord, dest_key: str) -> AssetRecord:
-        """Copy, then delete the source if it is still the listed ETag; if it is not, remove the copy again.
+        """Copy, then delete the source if it is still the listed ETag; if the delete fails the copy stays.
 
         Azure has no native move for blobs (:attr:`native_move` is false): the copy is a new blob.
+        The copy is never removed again: a delete whose answer was lost may have taken the
+        source, and then the copy holds the only bytes. The error is raised for the caller to judge.
         """
         copied = self.copy(record, dest_key)
-        try:
-            self.delete(record)
-        except AssetError:
-            self.delete(copied)
-            raise
+        self.delete(record)
         return copied
 
     def delete(self, record: AssetRecord) -> dict[str, str]:

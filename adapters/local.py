@@ -40,6 +40,11 @@ from dam_dedupe.errors import AssetError, AssetGone, SourceError, TransientError
 from dam_dedupe.records import AssetRecord, ListingProblem, SourceSpec
 
 XATTR_PREFIX = "user.dam_dedupe."
+"""The product's own extended attributes on folders (:data:`MADE_XATTR`)."""
+TAG_XATTR_PREFIX = "user."
+"""A tag ``dam-dedupe.cluster`` is the extended attribute ``user.dam-dedupe.cluster`` (``getfattr -d FILE``)."""
+LEGACY_TAG_PREFIX = XATTR_PREFIX
+"""Where tags were kept before (``user.dam_dedupe.dam-dedupe.cluster``): still read, renamed when rewritten."""
 SIDECAR_SUFFIX = ".dam-dedupe.json"
 TEMP_PREFIX = ".dam-dedupe-part-"
 """A write in progress is ``TEMP_PREFIX`` + a hash of its destination's name, beside it: never listed,
@@ -282,23 +287,22 @@ class LocalAdapter(SourceAdapter):
     # -- write side ------------------------------------------------------------------------
 
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
-        """Tags from extended attributes (``user.dam_dedupe.*``), else from the sidecar file."""
+        """Tags from the ``user.*`` extended attributes (text values), else from the sidecar file."""
         with self._writing(record.key) as walk:
             sidecar = _read_file(walk.parent, walk.name + SIDECAR_SUFFIX.encode())
             if sidecar is not None:
                 return dict(json.loads(sidecar.decode("utf-8")))
             fd = self._open_file(walk, walk_rel(walk))
             try:
-                names = os.listxattr(fd)
-                return {
-                    name[len(XATTR_PREFIX) :]: os.getxattr(fd, name).decode("utf-8")
-                    for name in names
-                    if name.startswith(XATTR_PREFIX)
-                }
+                return _xattr_tags(fd)
             except OSError:
                 return {}
             finally:
                 os.close(fd)
+
+    def tags_kept(self) -> str:
+        """Extended attributes, or the sidecar file where the file system has none."""
+        return f"extended attributes user.* (getfattr -d FILE), or a FILE{SIDECAR_SUFFIX} sidecar where there are none"
 
     def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
         """Write tags as extended attributes where the file system has them, else as a sidecar JSON file.
@@ -413,6 +417,12 @@ class LocalAdapter(SourceAdapter):
         except AssetGone:
             return {}
         return {}
+
+    def tidy(self, key: str) -> None:
+        """Remove the made folders on the way to ``key`` that are empty, if no file is at ``key``."""
+        with suppress(AssetGone), self._writing(key) as walk:
+            if _lstat(walk) is None:
+                _remove_empty_folders(walk)
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Write a small file whole or not at all, never overwriting; ``metadata`` goes into its tags."""
@@ -645,13 +655,35 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _tag_key(attr: str) -> str | None:
+    """The tag an extended attribute holds, or ``None`` for one that is no tag (another namespace, a made mark)."""
+    if attr == MADE_XATTR or not attr.startswith(TAG_XATTR_PREFIX):
+        return None
+    if attr.startswith(LEGACY_TAG_PREFIX):
+        return attr[len(LEGACY_TAG_PREFIX) :]
+    return attr[len(TAG_XATTR_PREFIX) :]
+
+
+def _xattr_tags(fd: int) -> dict[str, str]:
+    """The tags of an open file: its ``user.*`` attributes whose values are text (binary ones are not tags)."""
+    tags: dict[str, str] = {}
+    for attr in sorted(os.listxattr(fd), key=lambda a: a.startswith(LEGACY_TAG_PREFIX), reverse=True):
+        key = _tag_key(attr)
+        if key is not None:
+            with suppress(UnicodeDecodeError):
+                tags[key] = os.getxattr(fd, attr).decode("utf-8")  # a current name wins over a legacy one
+    return tags
+
+
 def _set_xattr_tags(fd: int, tags: Mapping[str, str]) -> None:
-    """Make the ``user.dam_dedupe.*`` attributes of an open file exactly ``tags``."""
+    """Make the tags of an open file exactly ``tags``; attributes with binary values are never touched."""
+    shown = _xattr_tags(fd)
     for attr in os.listxattr(fd):
-        if attr.startswith(XATTR_PREFIX) and attr[len(XATTR_PREFIX) :] not in tags:
+        key = _tag_key(attr)
+        if key is not None and key in shown and (key not in tags or attr != TAG_XATTR_PREFIX + key):
             os.removexattr(fd, attr)
     for key, value in tags.items():
-        os.setxattr(fd, XATTR_PREFIX + key, value.encode("utf-8"))
+        os.setxattr(fd, TAG_XATTR_PREFIX + key, value.encode("utf-8"))
 
 
 def _replace_small_file(parent: int, name: bytes, data: bytes) -> None:

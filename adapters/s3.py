@@ -419,6 +419,10 @@ class S3Adapter(SourceAdapter):
         answer = self._call(lambda: self.client.get_object_tagging(Bucket=self.bucket, Key=object_key), op, asset=True)
         return {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
 
+    def tags_kept(self) -> str:
+        """S3 object tags, with what does not fit in them in the object's metadata."""
+        return "S3 object tags (aws s3api get-object-tagging), overflow in the x-amz-meta-dam-dedupe-tags metadata"
+
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
         """The object's S3 tags and the overflow kept in its metadata (see :mod:`s3_tags`), as one mapping."""
         object_key = self.object_key(record.key)

@@ -344,12 +344,17 @@ class GraphDriveAdapter(SourceAdapter):
                 tree.remove(item_id)
             else:
                 tree.update(item)
+        problems: list[ListingProblem] = []
         for item_id, old_path in files_before.items():
             new_path = tree.path(item_id)
             if old_path != new_path:
                 forget(old_path)
             if isinstance(new_path, str):
                 records[new_path] = self.record_for(latest[item_id], new_path)
+            elif new_path is UNRESOLVED:  # listed again next scan: a round with a problem keeps the old cursor
+                problems.append(
+                    ListingProblem(f"{self.root_uri}#{item_id}", "its parent folder was not in the listing")
+                )
         for folder_id in moved_folders:
             # Graph reports a moved or renamed folder but not its contents: walk them.
             if isinstance(tree.path(folder_id), str):
@@ -359,6 +364,7 @@ class GraphDriveAdapter(SourceAdapter):
             removed.pop(path, None)
         yield from removed.values()
         yield from records.values()
+        yield from problems
         yield DeltaCursor(DeltaState(link, state.drive_id, tree.pruned()).encode(), full=False)
 
     def _walk_folder(self, folder_id: str, tree: DriveTree) -> Iterator[AssetRecord]:
@@ -409,6 +415,10 @@ class GraphDriveAdapter(SourceAdapter):
         return self.record_for(item, key) if "file" in item else None
 
     # -- write side -----------------------------------------------------------------------
+
+    def tags_kept(self) -> str:
+        """The library column tags are written to."""
+        return f"the library's {self.tag_column} column (JSON), shown in the document library's views"
 
     def get_tags(self, record: AssetRecord) -> dict[str, str]:
         """The tags kept as JSON in the library's tag column (``{}`` when it is empty)."""

@@ -291,6 +291,7 @@ def restore_from_quarantine(adapter: SourceAdapter, step: ActionStep, journal: M
         if "incomplete" in journal and not made_copy(journal):
             return {**result, "note": f"{uri} holds content this step did not put there; left as it is"}
         raise StepSkipped(f"the quarantine copy {uri} no longer matches the plan's SHA-256; it is kept")
+    adapter.tidy(key)  # the copy is gone: its folders too, even when a killed run removed the copy alone
     return result
 
 

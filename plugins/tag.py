@@ -8,11 +8,13 @@ tagged too, as ``canonical``. Undo puts the previous tags back exactly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dam_dedupe import hookimpl
 from dam_dedupe.action import ActionPlugin, ActionStep, ClusterChoice, ExpectedAsset, Role, Stores
+from dam_dedupe.display import display_path
 from dam_dedupe.plugins.tagging import apply_tags, current, restore_tags
 
 TAG_CLUSTER = "dam-dedupe.cluster"
@@ -59,6 +61,13 @@ class TagAction(ActionPlugin):
     ) -> dict[str, Any]:
         """Put the previous tags back."""
         return restore_tags(stores, step, before, after, step.params["tags"])
+
+    def finish(
+        self, stores: Stores, run_id: str, done: Sequence[tuple[ActionStep, Mapping[str, Any]]], out_dir: Path
+    ) -> list[str]:
+        """Say where each store keeps the tags, so an admin can find them."""
+        sources = dict.fromkeys(step.target.source for step, _after in done)
+        return [f"tags on {display_path(source)} are in {stores.adapter(source).tags_kept()}" for source in sources]
 
 
 @hookimpl

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,6 +107,26 @@ def test_demo_never_writes_into_the_catalog_beside_it(tmp_path: Path, library: P
     assert (tmp_path / "dam-dedupe-demo.sqlite").exists()
 
 
+def test_the_demos_next_steps_work_as_printed_and_undo_puts_the_sample_back(tmp_path: Path) -> None:
+    printed = run_cli("demo", cwd=tmp_path).stdout
+    assert "report: file://" in printed and "(opened in your browser)" not in printed  # no desktop here
+    steps = [
+        line.split(". ", 1)[1].split("    #")[0] for line in printed.splitlines() if line[:5] in ("  2. ", "  3. ")
+    ]
+    steps += [line.split(". ", 1)[1].split("    #")[0] for line in printed.splitlines() if line.startswith("  4. ")]
+    assert len(steps) == 3 and all(step.startswith("dam-dedupe --catalog dam-dedupe-demo.sqlite ") for step in steps)
+    sample = tmp_path / "dam-dedupe-sample"
+    before = {p: p.read_bytes() for p in sample.rglob("*") if p.is_file()}
+    for step in steps:
+        words = step.split()[1:]
+        words = [{"YOU": "ana", "REVIEWER": "lee"}.get(w, w) for w in words]
+        out = run_cli(*words, cwd=tmp_path).stdout
+    undo = out.split("undo with: ")[1].splitlines()[0].split()
+    assert undo[:3] == ["dam-dedupe", "--catalog", "dam-dedupe-demo.sqlite"]  # the hint names the demo's catalog
+    run_cli(*undo[1:], cwd=tmp_path)
+    assert {p: p.read_bytes() for p in sample.rglob("*") if p.is_file()} == before
+
+
 def test_csv_joins_lists_and_writes_money_in_fixed_point(tmp_path: Path, library: Path) -> None:
     big = picture(3, (1200, 900))
     save(big, library / "big.jpg")
@@ -168,3 +192,64 @@ def test_plan_apply_and_runs_speak_json_for_scripts(tmp_path: Path, library: Pat
     assert {Path(s["path"]).name for s in applied["steps"]} == {"海報.jpg", "copy.jpg"}  # decoded, not %E6%B5%B7...
     [run] = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
     assert run["id"] == applied["run_id"] and run["status"] == "finished"
+
+
+def _scan_on_a_terminal(tmp_path: Path, library: Path) -> str:
+    """Run a scan with its stderr on a pseudo-terminal, as at an admin's prompt; return what the terminal got."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dam_dedupe", "scan", "--workers", "1", str(library)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait() == 0
+    return seen.decode("utf-8", "replace")
+
+
+def test_a_scan_shows_listing_fingerprinting_and_matching_on_a_terminal_and_nothing_in_a_log(
+    tmp_path: Path, library: Path
+) -> None:
+    shown = _scan_on_a_terminal(tmp_path, library)
+    assert f"listing {library.as_uri()}: 2 assets listed" in shown, shown
+    assert "fingerprinting" in shown and "matching: " in shown, shown
+    logged = run_cli("scan", "--workers", "1", "--reread", str(library), cwd=tmp_path).stderr
+    assert not any(line in logged for line in ("listing file:", "fingerprinting", "matching: ")), logged
+
+
+def test_tags_on_local_files_have_one_readable_name_and_apply_says_where_they_are(
+    tmp_path: Path, library: Path
+) -> None:
+    copy = library / "copy.jpg"
+    os.setxattr(copy, "user.dam_dedupe.dam-dedupe.role", b"reviewed")  # as an earlier version named its tags
+    os.setxattr(copy, "user.xdg.origin.url", b"https://intranet/p.jpg")  # another program's attribute
+    os.setxattr(copy, "user.thumbnail", bytes(range(256)))  # a binary value: no tag, never touched
+    run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
+    run_cli("plan", "--action", "tag", "--by", "ana", "-o", "plan.json", cwd=tmp_path)
+    run_cli("approve", "plan.json", "--by", "lee", "--role", "legal", cwd=tmp_path)
+    out = run_cli("apply", "plan.json", cwd=tmp_path).stdout
+    assert "copy.jpg: tagged dam-dedupe.cluster=" in out and "dam-dedupe.role=duplicate" in out, out
+    assert f"tags on {library.as_uri()} are in extended attributes user.* (getfattr -d FILE)" in out, out
+    names = set(os.listxattr(copy))
+    assert {"user.dam-dedupe.cluster", "user.dam-dedupe.role", "user.dam-dedupe.canonical"} <= names
+    assert not [n for n in names if n.startswith("user.dam_dedupe.")]  # no doubled name left
+    assert os.getxattr(copy, "user.dam-dedupe.role") == b"duplicate"
+    assert os.getxattr(copy, "user.xdg.origin.url") == b"https://intranet/p.jpg"
+    assert os.getxattr(copy, "user.thumbnail") == bytes(range(256))
+
+    [run] = json.loads(run_cli("runs", "--json", cwd=tmp_path).stdout)
+    run_cli("undo", run["id"], cwd=tmp_path)
+    assert os.getxattr(copy, "user.dam-dedupe.role") == b"reviewed"  # the earlier tag, under its one name
+    assert "user.dam-dedupe.cluster" not in os.listxattr(copy)
+    assert os.getxattr(copy, "user.thumbnail") == bytes(range(256))

@@ -210,6 +210,23 @@ def test_delete_is_conditional_idempotent_and_removes_only_the_folders_writes_ma
     assert (root / "photos").is_dir()  # the user's own folder stays, empty
 
 
+def test_tidy_removes_the_made_folders_a_killed_removal_left_empty_and_never_a_users(tree: tuple[Path, Path]) -> None:
+    root, _ = tree
+    adapter = adapter_for(root)
+    copy = adapter.copy(record_of(adapter, "photos/a.jpg"), f"{QUARANTINE}/c-1/活動相片/a.jpg")
+    os.unlink(root / QUARANTINE / "c-1" / "活動相片" / "a.jpg")  # killed after the unlink, before the folders went
+    assert (root / QUARANTINE / "c-1" / "活動相片").is_dir()
+    adapter.tidy(copy.key)
+    assert not (root / QUARANTINE).exists()
+    adapter.tidy(copy.key)  # again, the folders gone too: nothing to do
+    (root / "own" / "sub").mkdir(parents=True)
+    adapter.tidy("own/sub/x.jpg")
+    assert (root / "own" / "sub").is_dir()  # a user's empty folder stays
+    kept = adapter.copy(record_of(adapter, "photos/a.jpg"), f"{QUARANTINE}/c-2/a.jpg")
+    adapter.tidy(kept.key)
+    assert (root / QUARANTINE / "c-2" / "a.jpg").exists()  # a key that holds a file is left as it is
+
+
 def test_move_keeps_the_inode_never_overwrites_and_is_safe_to_retry(tree: tuple[Path, Path]) -> None:
     root, _ = tree
     adapter = adapter_for(root)

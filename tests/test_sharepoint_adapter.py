@@ -676,3 +676,37 @@ ca_bundle = "{Path(graph.ca_pem).as_posix()}"
     assert clusters_relative(report, library_uri("Brand") + "/") == {
         frozenset({(f"originals/photo{n}.jpg", "exact"), (f"副本/copy of photo{n}.jpg", "exact")}) for n in (0, 2, 4)
     }
+
+
+def test_a_listing_that_missed_a_folder_is_listed_again_next_time_not_left_behind_a_cursor(
+    graph: GraphEmulator, tmp_path: Path
+) -> None:
+    lib = graph.library
+    lib.put("photos/a.jpg", b"a" + JPEG_LIKE)
+    lib.put("活動/b.jpg", b"b" + JPEG_LIKE)
+    graph.leave_out_of_delta(lib.at("活動"))  # b.jpg arrives without its folder: its path cannot be known
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    first = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert first.listed == 1 and first.errors == 1 and first.failed_sources == (library_uri(),)
+
+    graph.left_out_of_delta.clear()
+    second = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert second.errors == 0 and second.failed_sources == ()
+    [source] = catalog.source_overview()
+    assert source.present == 2  # b.jpg too: its round was asked again, not skipped behind the first cursor
+
+
+def test_a_change_round_that_misses_a_new_folder_reports_its_file_and_lists_it_next_time(
+    graph: GraphEmulator, tmp_path: Path
+) -> None:
+    lib = graph.library
+    lib.put("photos/a.jpg", b"a" + JPEG_LIKE)
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    assert run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1).errors == 0
+    lib.put("新相簿/b.jpg", b"b" + JPEG_LIKE)
+    graph.leave_out_of_delta(lib.at("新相簿"))
+    second = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert second.errors == 1 and second.failed_sources == (library_uri(),)  # said, not silently dropped
+    graph.left_out_of_delta.clear()
+    third = run_scan([SourceSpec(library_uri())], catalog, Host(), EXACT, workers=1)
+    assert third.errors == 0 and [s.present for s in catalog.source_overview()] == [2]

@@ -113,6 +113,10 @@ class SourceAdapter(abc.ABC):
         """Return the store-level tags or metadata the tag action manages."""
         raise UnsupportedOperation(self.scheme, "get_tags")
 
+    def tags_kept(self) -> str:
+        """Where :meth:`set_tags` keeps tags, in words an admin can look up (said after a tag run)."""
+        return "the store's own tags"
+
     def set_tags(self, record: AssetRecord, tags: Mapping[str, str]) -> None:
         """Replace the store-level tags with ``tags`` (callers merge first, see ``get_tags``). Idempotent."""
         raise UnsupportedOperation(self.scheme, "set_tags")
@@ -151,6 +155,15 @@ class SourceAdapter(abc.ABC):
         Only the governance workflow calls it, and only after a verified copy exists.
         """
         raise UnsupportedOperation(self.scheme, "delete")
+
+    def tidy(self, key: str) -> None:
+        """Remove what writes made on the way to ``key`` and is now empty; ``key`` itself must be gone.
+
+        Folders that a write made (never a user's) are removed once empty, so that an undo
+        resumed after a kill between removing a quarantine copy and its folders still leaves
+        none behind. Idempotent; touches no object. Stores without folders have nothing to
+        tidy, which is the default.
+        """
 
     def write_object(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> AssetRecord:
         """Write a small object (a redirect stub, a manifest) at ``key``; return its record. Never overwrites.

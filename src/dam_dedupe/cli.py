@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -56,6 +57,11 @@ class Context:
         self.catalog_path = catalog_path
         self.catalog_named = catalog_named
         self._host: Host | None = None
+
+    def command(self, words: str) -> str:
+        """``dam-dedupe WORDS`` as the user must type it next: with ``--catalog`` unless it is the default."""
+        catalog = f"--catalog {self.catalog_path} " if self.catalog_path != DEFAULT_CATALOG else ""
+        return f"dam-dedupe {catalog}{words}"
 
     @property
     def host(self) -> Host:
@@ -182,6 +188,26 @@ class _MatchLine:
         click.echo(line + ("\n" if done >= total else ""), file=sys.stderr, nl=False)
 
 
+class _ListingLine:
+    """Listing progress as one line on a terminal: the source and how many assets it has shown so far.
+
+    A large bucket or a SharePoint estate lists for minutes before the first image is read.
+    """
+
+    EVERY = 0.2
+
+    def __init__(self) -> None:
+        self.drawn = 0.0
+
+    def __call__(self, label: str, listed: int, finished: bool) -> None:
+        now = time.monotonic()
+        if not finished and now - self.drawn < self.EVERY:
+            return
+        self.drawn = now
+        line = f"\rlisting {label}: {listed:,} assets{' listed' if finished else ''}\x1b[K"
+        click.echo(line + ("\n" if finished else ""), file=sys.stderr, nl=False)
+
+
 def _match_progress() -> MatchProgress | None:
     """A progress line for the match stage when stderr is a terminal, else ``None`` (silent)."""
     return _MatchLine() if sys.stderr.isatty() else None
@@ -217,7 +243,15 @@ def _scan(
 
     try:
         summary = run_scan(
-            specs, catalog, obj.host, config, workers, progress=progress, reread=reread, matching=_match_progress()
+            specs,
+            catalog,
+            obj.host,
+            config,
+            workers,
+            progress=progress if sys.stderr.isatty() else None,
+            reread=reread,
+            matching=_match_progress(),
+            listing=_ListingLine() if sys.stderr.isatty() else None,
         )
     finally:
         for bar in bars.values():
@@ -268,8 +302,7 @@ def check_output(output: str) -> None:
 
 
 def _report_hint(obj: Context, output: str = "dam-dedupe-report.html") -> str:
-    catalog = f"--catalog {obj.catalog_path} " if obj.catalog_path != DEFAULT_CATALOG else ""
-    return f"dam-dedupe {catalog}report --format html -o {output}"
+    return obj.command(f"report --format html -o {output}")
 
 
 @main.command()
@@ -357,8 +390,14 @@ def plugins(obj: Context) -> None:
     help="Where to make the sample library.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="dam-dedupe-report.html", show_default=True)
+@click.option(
+    "--open/--no-open",
+    "open_report",
+    default=True,
+    help="Open the report in the desktop's browser (only where there is a desktop).",
+)
 @click.pass_obj
-def demo(obj: Context, directory: str, output: str) -> None:
+def demo(obj: Context, directory: str, output: str, open_report: bool) -> None:
     """Make a sample library, scan it into a catalog of its own and write an HTML report: the quick start.
 
     The catalog is ``dam-dedupe-demo.sqlite`` unless one is named, so a real catalog in the
@@ -378,11 +417,30 @@ def demo(obj: Context, directory: str, output: str) -> None:
     finally:
         catalog.close()
     click.echo("errors are expected: the sample holds three broken files on purpose (empty, truncated, not an image)")
-    click.echo(f"report: {Path(output).resolve()}")
-    click.echo(
-        f"next: open the report; plan a clean-up with "
-        f"dam-dedupe --catalog {obj.catalog_path} plan --action quarantine -o plan.json"
+    report = Path(output).resolve().as_uri()
+    opened = open_report and _open_in_desktop_browser(report)
+    click.echo(f"report{' (opened in your browser)' if opened else ''}: {report}")
+    click.echo("next:")
+    click.echo("  1. in the report, check each cluster's copies against its canonical (the compare view)")
+    click.echo(f"  2. {obj.command('plan --action quarantine --by YOU -o plan.json')}    # a plan for sign-off")
+    click.echo(f"  3. {obj.command('approve plan.json --by REVIEWER --role legal')}")
+    click.echo(f"  4. {obj.command('apply plan.json')}    # then 'undo RUN_ID' puts every file back")
+    click.echo("  your own folders: dam-dedupe scan /path/to/images (it prints the report command to run next)")
+
+
+def _open_in_desktop_browser(uri: str) -> bool:
+    """Open ``uri`` in a graphical browser where there is a desktop; never a text browser in this terminal."""
+    desktop = sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     )
+    if not desktop or not sys.stdout.isatty():
+        return False
+    import webbrowser
+
+    try:
+        return webbrowser.open(uri)
+    except webbrowser.Error:
+        return False
 
 
 @main.group(invoke_without_command=True)

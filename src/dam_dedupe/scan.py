@@ -55,7 +55,10 @@ log = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[int], Executor]
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)`` while a source is fingerprinted."""
+"""Called as ``progress(label, done, total)`` while the source ``label`` is fingerprinted."""
+ListingProgress = Callable[[str, int, bool], None]
+"""Called as ``listing(label, listed, finished)`` while the source ``label`` is listed; its size is known only
+when ``finished``."""
 
 COMMIT_EVERY = 200
 COMMIT_SECONDS = 2.0
@@ -282,6 +285,7 @@ class Scan:
         executor_factory: ExecutorFactory,
         progress: Progress | None,
         reread: bool = False,
+        listing: ListingProgress | None = None,
     ) -> None:
         self.catalog = catalog
         self.reread = reread
@@ -290,6 +294,7 @@ class Scan:
         self.workers = workers
         self.executor_factory = executor_factory
         self.progress = progress
+        self.listing = listing
         self.counts = RunCounts()
         self._cursor: DeltaCursor | None = None
         self._excludes: tuple[str, ...] = ()
@@ -355,6 +360,7 @@ class Scan:
         batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor] = []
         complete = True
         self._listing_problems = 0
+        before = self.counts.listed
         while True:
             try:
                 batch.append(next(iterator))
@@ -372,7 +378,11 @@ class Scan:
             if len(batch) >= COMMIT_EVERY:
                 self._record_listing(batch, source_id, run_id)
                 batch = []
+                if self.listing:
+                    self.listing(spec.label, self.counts.listed - before, False)
         self._record_listing(batch, source_id, run_id)
+        if self.listing:
+            self.listing(spec.label, self.counts.listed - before, True)
         with self.catalog.transaction():
             self.catalog.follow_documents(source_id, run_id)  # formats: images inside documents
         if not complete or self._listing_problems:
@@ -389,7 +399,9 @@ class Scan:
             reason = f"{kept} assets not listed by this scan were kept, not marked gone: {why}"
             log.warning("%s: %s", spec.label, reason)
             self.catalog.add_problem(run_id, source_id, spec.uri, reason)
-        if complete and cursor is not None:
+        if complete and not self._listing_problems and cursor is not None:
+            # a part that could not be listed is in no later delta round unless it changes: keep the
+            # last good cursor, so the next scan lists these changes again
             self.catalog.set_cursor(source_id, cursor.value)
 
     def _excluded(self, key: str) -> bool:
@@ -562,6 +574,7 @@ def run_scan(
     progress: Progress | None = None,
     reread: bool = False,
     matching: MatchProgress | None = None,
+    listing: ListingProgress | None = None,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -576,13 +589,21 @@ def run_scan(
         reread: read every present image of ``specs`` again, changed or not (so that an
             analyser installed since sees them all).
         matching: told of the match stage's progress (see :data:`~dam_dedupe.clustering.MatchProgress`).
+        listing: told how many assets each source's listing has found so far.
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
     """
     config = config or Config()
     scan = Scan(
-        catalog, host, config, workers or config.workers or os.cpu_count() or 1, executor_factory, progress, reread
+        catalog,
+        host,
+        config,
+        workers or config.workers or os.cpu_count() or 1,
+        executor_factory,
+        progress,
+        reread,
+        listing,
     )
     with catalog.scan_lock():
         run_id = catalog.begin_run([spec.uri for spec in specs])

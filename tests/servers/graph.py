@@ -307,9 +307,15 @@ class GraphEmulator:
             self.certificate_key: Any = None
             self._monitors: dict[str, str] = {}
             self.download_bytes: list[int] = []
+            self.left_out_of_delta: set[str] = set()
             self._counter = itertools.count(1)
 
     # -- test controls --------------------------------------------------------------------
+
+    def leave_out_of_delta(self, *items: Item) -> None:
+        """Leave ``items`` out of every delta page until :meth:`reset` (a listing that silently misses a folder)."""
+        with self._lock:
+            self.left_out_of_delta |= {item.id for item in items}
 
     def fail(self, match: str, status: int, code: str, retry_after: str | None = None, times: int = 1) -> None:
         """Answer the next ``times`` requests whose path contains ``match`` with ``status``."""
@@ -537,6 +543,7 @@ class GraphEmulator:
             if i in drive.items
             else {"id": i, "deleted": {"state": "deleted"}, "parentReference": {"driveId": drive.id}}
             for i in ids[offset : offset + self.page_size]
+            if i not in self.left_out_of_delta
         ]
         body: dict[str, Any] = {"value": page}
         root = f"{self.base}/v1.0/drives/{drive.id}/root/delta"

@@ -272,10 +272,14 @@ def _reason(exc: Exception) -> str:
 def describe(step: ActionStep) -> str:
     """One step as a reviewer reads it: the file (decoded), what happens to it, and the canonical it copies."""
     target, canonical = display_path(step.target.uri), display_path(step.canonical.uri)
-    if step.role == "canonical":
-        return f"{target} (the canonical): {step.operation.replace('_', ' ')}"
     params = step.params
-    if "quarantine_key" in params and step.operation == "quarantine":
+    tags = params.get("tags")
+    if step.role == "canonical":
+        what = _tagged(tags) if isinstance(tags, dict) else step.operation.replace("_", " ")
+        return f"{target} (the canonical): {what}"
+    if isinstance(tags, dict):
+        what = _tagged({k: v for k, v in tags.items() if v != step.canonical.uri})
+    elif "quarantine_key" in params and step.operation == "quarantine":
         what = f"moved to {display_path(params['quarantine_key'])}"
     elif "pointer" in params:
         what = (
@@ -284,6 +288,10 @@ def describe(step: ActionStep) -> str:
     else:
         what = step.operation.replace("_", " ")
     return f"{target}: {what}; a copy of {canonical}"
+
+
+def _tagged(tags: dict[str, Any]) -> str:
+    return "tagged " + ", ".join(f"{key}={display_path(str(value))}" for key, value in tags.items())
 
 
 def _line(result: StepResult) -> str:

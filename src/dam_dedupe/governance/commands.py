@@ -162,7 +162,7 @@ def plan_command(
     how = "--signature SIG (made with 'dam-dedupe sign')" if policy.signatures else "--by NAME"
     click.echo(
         f"next: sign-offs in the roles {roles}, each by a different person: "
-        f"dam-dedupe approve {output} --role ROLE {how}"
+        f"{obj.command(f'approve {output} --role ROLE {how}')}"
     )
 
 
@@ -247,7 +247,7 @@ def apply_command(obj: Context, plan_file: Path, dry_run: bool, by: str | None, 
         if dry_run:
             click.echo(f"dry run: {report.count('would')} steps would run, {report.count('skipped')} would be skipped")
         else:
-            click.echo(f"run {report.run_id}: {_summary(report)}; undo with: dam-dedupe undo {report.run_id}")
+            click.echo(f"run {report.run_id}: {_summary(report)}; undo with: {obj.command(f'undo {report.run_id}')}")
             click.echo(RESCAN_HINT)
     if not dry_run and not report.finished:
         raise SystemExit(UNFINISHED_EXIT)
