@@ -17,6 +17,7 @@ from PIL import Image
 from dam_dedupe import hookimpl
 from dam_dedupe.decoders import Decoder, Picture
 from dam_dedupe.errors import AssetError, MissingExtra
+from dam_dedupe.imaging import MAX_PIXELS
 
 RAW_EXTENSIONS = frozenset(
     {".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf", ".rw2", ".pef", ".srw"}
@@ -67,6 +68,8 @@ class CameraRaw(Decoder):
                 preview = _preview(raw, 2 * min_side)
                 if preview is not None:
                     return Picture(preview, sizes.width, sizes.height, "RAW", orientation=orientation)
+                if sizes.raw_width * sizes.raw_height > MAX_PIXELS:  # before the sensor data is demosaiced
+                    raise AssetError(f"refused as a decompression bomb: {sizes.raw_width}x{sizes.raw_height} pixels")
                 pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
         except (rawpy.LibRawError, OSError, ValueError) as exc:
             raise AssetError(f"corrupt or unsupported camera RAW: {type(exc).__name__}: {exc}") from exc

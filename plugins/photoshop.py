@@ -7,11 +7,13 @@ not PSB files nor some writers' layer tables.
 
 from __future__ import annotations
 
+import struct
 from typing import IO, ClassVar
 
 from dam_dedupe import hookimpl
 from dam_dedupe.decoders import Decoder, Picture
 from dam_dedupe.errors import AssetError, MissingExtra
+from dam_dedupe.imaging import MAX_PIXELS
 
 
 class Photoshop(Decoder):
@@ -43,11 +45,13 @@ class Photoshop(Decoder):
         fp.seek(0)
         try:
             psd = PSDImage.open(fp)
+            if psd.width * psd.height > MAX_PIXELS:  # checked before any pixel is decoded
+                raise AssetError(f"refused as a decompression bomb: {psd.width}x{psd.height} pixels")
             composite = psd.topil()
             if composite is None:  # no composite stored ("maximise compatibility" off): render it
                 composite = psd.composite()
             layers = sum(1 for _layer in psd.descendants())
-        except (OSError, ValueError, EOFError, KeyError, IndexError, AssertionError) as exc:
+        except (OSError, ValueError, EOFError, KeyError, IndexError, AssertionError, struct.error) as exc:
             raise AssetError(f"corrupt or truncated PSD: {type(exc).__name__}: {exc}") from exc
         kind = "PSB" if psd.version == 2 else "PSD"
         return Picture(composite, psd.width, psd.height, kind, frames=max(1, layers))

@@ -227,3 +227,12 @@ def test_a_vendors_decoder_and_extractor_installed_by_entry_point_are_used_by_th
     assert set(members) == {"cover.jpg", "cover.damt", "issue 1.cbz#page-01.png"}
     assert members["cover.damt"]["format"] == "DAMT"
     assert members["issue 1.cbz#page-01.png"]["embedded_in"].endswith("/issue%201.cbz")
+
+
+def test_a_psd_declaring_a_huge_canvas_is_refused_before_its_pixels_are_decoded(tmp_path: Path) -> None:
+    data = bytearray(make_psd(tmp_path / "small.psd", library_image().resize((64, 64))).read_bytes())
+    data[14:22] = (60_000).to_bytes(4, "big") * 2  # the header's height and width: 3.6 billion pixels
+    (tmp_path / "huge.psd").write_bytes(bytes(data))
+
+    with pytest.raises(AssetError, match="decompression bomb"):
+        fingerprint_file(tmp_path / "huge.psd")
