@@ -19,6 +19,9 @@ from dam_dedupe.containers import BoundedReader, Budget, DocumentError, Extracto
 MEDIA_FOLDERS = ("ppt/media/", "word/media/", "xl/media/")
 """Where OOXML documents keep their pictures."""
 
+VECTOR_MEDIA = frozenset({".emf", ".wmf", ".emz", ".wmz", ".svg", ".xml"})
+"""Media parts that are drawings, not pictures (Office keeps an EMF or SVG beside a chart or an icon): not read."""
+
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 """The compound-file signature of an encrypted OOXML document (and of pre-2007 Office files)."""
 
@@ -44,7 +47,7 @@ class OfficeDocuments(Extractor):
             raise DocumentError(f"corrupt or truncated Office document: {exc}") from exc
         with archive:
             media = sorted(
-                (info for info in archive.infolist() if info.filename.startswith(MEDIA_FOLDERS) and not info.is_dir()),
+                (info for info in archive.infolist() if _is_picture_part(info)),
                 key=lambda info: info.filename,
             )
             stated = sum(info.file_size for info in media[: limits.max_parts])
@@ -58,6 +61,12 @@ class OfficeDocuments(Extractor):
                 if info.file_size > limits.max_part_bytes:
                     raise DocumentError(f"{info.filename} states {info.file_size} bytes decompressed (a zip bomb?)")
                 yield Part(info.filename, _MemberOpener(archive, info, limits, budget), info.file_size)
+
+
+def _is_picture_part(info: zipfile.ZipInfo) -> bool:
+    """A media part that may be a picture: under a media folder, not a folder, not a vector drawing."""
+    ending = info.filename[info.filename.rfind(".") :].lower() if "." in info.filename else ""
+    return info.filename.startswith(MEDIA_FOLDERS) and not info.is_dir() and ending not in VECTOR_MEDIA
 
 
 class _MemberOpener:

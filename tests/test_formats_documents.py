@@ -213,14 +213,16 @@ def test_a_document_with_more_images_than_the_limit_is_read_up_to_it_and_says_so
     assert found.note == "holds more than 4 images; only the first 4 were read"
 
 
-def test_a_part_that_is_not_a_picture_is_that_parts_error_and_the_documents_other_images_are_read() -> None:
+def test_a_part_no_decoder_knows_is_skipped_and_the_documents_other_images_are_read() -> None:
     lib = encoded(library_image(), "JPEG", (200, 200))
-    found = read_document(OfficeDocuments, zip_with_media({"image1.jpg": lib, "image2.emf": b"\x01\x00\x00\x00junk"}))
+    media = {"image1.jpg": lib, "image2.bin": b"\x01\x00\x00\x00junk", "image3.emf": b"\x01\x00\x00\x00"}
+    found = read_document(OfficeDocuments, zip_with_media(media))
 
     by_name = {p.name: p for p in found.parts}
+    assert set(by_name) == {"ppt/media/image1.jpg", "ppt/media/image2.bin"}  # a vector drawing is not a picture
     assert by_name["ppt/media/image1.jpg"].fingerprint is not None
-    assert by_name["ppt/media/image2.emf"].fingerprint is None
-    assert "not an image" in (by_name["ppt/media/image2.emf"].error or "")
+    assert by_name["ppt/media/image2.bin"].fingerprint is None and by_name["ppt/media/image2.bin"].content == "skipped"
+    assert "not an image" in (by_name["ppt/media/image2.bin"].error or "")
 
 
 def test_catalog_marks_embedded_images_with_their_document(tmp_path: Path) -> None:

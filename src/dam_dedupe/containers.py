@@ -156,12 +156,17 @@ class Budget:
 
 @dataclass(frozen=True, slots=True)
 class PartResult:
-    """What reading one image inside a document found: a fingerprint, or the reason there is none."""
+    """What reading one image inside a document found: a fingerprint, or the reason there is none.
+
+    ``content`` is ``image`` with a fingerprint, ``skipped`` for a part no decoder knows (not counted
+    as an error), or ``error``.
+    """
 
     name: str
     size: int
     fingerprint: Fingerprint | None = None
     error: str | None = None
+    content: str = "image"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,11 +238,11 @@ def _read_part(part: Part, inspect: Callable[[str, Image.Image, str], None] | No
     except DocumentError:
         raise
     except NotAnImage as exc:
-        return PartResult(part.name, part.size, error=f"not an image: {exc}")
+        return PartResult(part.name, part.size, error=str(exc), content="skipped")
     except AssetError as exc:
-        return PartResult(part.name, part.size, error=str(exc))
+        return PartResult(part.name, part.size, error=str(exc), content="error")
     except (OSError, ValueError, EOFError) as exc:
-        return PartResult(part.name, part.size, error=f"unreadable part: {type(exc).__name__}: {exc}")
+        return PartResult(part.name, part.size, error=f"unreadable part: {type(exc).__name__}: {exc}", content="error")
     return PartResult(part.name, fingerprint.size, fingerprint)
 
 

@@ -556,6 +556,9 @@ class Scan:
                 analyses = result.part_analyses.get(part.name, {})
                 self.catalog.store_analyses(asset_id, part.fingerprint.sha256, analyses)
                 self.counts.fingerprinted += 1
+            elif part.content == "skipped":  # a part no decoder knows: noted, not an error
+                self.catalog.set_content(asset_id, "skipped", part.error)
+                self.counts.skipped += 1
             else:
                 self.catalog.set_content(asset_id, "error", part.error)
                 self.counts.errors += 1
