@@ -255,5 +255,5 @@ def extractor_rows(pm: object) -> list[tuple[str, str, str]]:
             status = "ready"
         except MissingExtra as exc:
             status = f"needs: pip install 'dam-dedupe[{exc.extra}]'"
-        rows.append((cls.name, cls.description, status))
+        rows.append((cls.name, cls.description + (f" (extra: {cls.extra})" if cls.extra else ""), status))
     return rows

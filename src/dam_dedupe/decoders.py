@@ -144,10 +144,11 @@ def decoder_rows(pm: object) -> list[tuple[str, str, str]]:
             status = "ready"
         except MissingExtra as exc:
             status = f"needs: pip install 'dam-dedupe[{exc.extra}]'"
-        rows.append((cls.name, cls.description, status))
+        rows.append((cls.name, cls.description + (f" (extra: {cls.extra})" if cls.extra else ""), status))
     Image.init()
     heic = "HEIF" in Image.OPEN  # pillow-heif registers its opener on import (dam_dedupe.imaging)
-    rows.append(("heic", "HEIC/HEIF (iPhone photos)", "ready" if heic else "needs: pip install 'dam-dedupe[heic]'"))
+    status = "ready" if heic else "needs: pip install 'dam-dedupe[heic]'"
+    rows.append(("heic", "HEIC/HEIF (iPhone photos) (extra: heic)", status))
     for name, description, pillow_format in PILLOW_FORMATS:
         ready = pillow_format in Image.OPEN and (name != "avif" or bool(features.check("avif")))
         rows.append((name, description + " (built into Pillow)", "ready" if ready else "not in this Pillow build"))
