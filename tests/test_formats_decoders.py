@@ -57,7 +57,9 @@ def test_a_raw_file_and_its_jpeg_export_are_derivative_reported_together_and_nev
     assert (members["IMG_0001.dng"]["width"], members["IMG_0001.dng"]["height"]) == (512, 512)
     assert not members["IMG_0001.dng"]["canonical"] or members["IMG_0001.jpg"]["match"] == "derivative"
     raw_or_export = [m for m in members.values() if m["match"] == "derivative"]
-    assert raw_or_export and all(m["evidence"]["relation"] == "raw-export" for m in raw_or_export)
+    assert raw_or_export and all(
+        m["evidence"]["relation"][0] == "camera RAW and an export of it" for m in raw_or_export
+    )
 
     plan = make_plan(catalog, host, Config(), "quarantine", {}, Selection(), by="ana")
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dam_dedupe.records import Fingerprint, MatchKind
 
+RAW_EXPORT = "camera RAW and an export of it"
+"""The first relation word of a ``derivative`` member, as the report shows it."""
+
 RAW_FORMAT = "RAW"
 """The format name the camera RAW decoder records (:mod:`dam_dedupe.plugins.camera_raw`)."""
 
@@ -23,4 +26,6 @@ def derivative_relation(
     if match == "exact" or (canonical.format == RAW_FORMAT) == (member.format == RAW_FORMAT):
         return match, evidence
     master = "the canonical" if canonical.format == RAW_FORMAT else "this copy"
-    return "derivative", {**evidence, "relation": "raw-export", "raw_master": master, "verified_as": match}
+    found = evidence.get("relation")
+    relation = [RAW_EXPORT, *(found if isinstance(found, list) else [])]
+    return "derivative", {**evidence, "relation": relation, "raw_master": master, "verified_as": match}
