@@ -11,6 +11,7 @@ import pytest
 from dam_dedupe.catalog import SqliteCatalog, open_catalog
 from dam_dedupe.config import Config
 from dam_dedupe.containers import DocumentError, Limits, read_document
+from dam_dedupe.decisions import Decision, Decisions
 from dam_dedupe.governance import Selection, make_plan
 from dam_dedupe.host import Host
 from dam_dedupe.plugins.office_documents import OfficeDocuments
@@ -261,3 +262,20 @@ def test_a_document_damaged_since_the_last_scan_is_an_error_and_its_images_are_n
     members = {m["uri"] for m in brand_cluster(report)["members"]}
     assert not any("q3%20deck.pptx#" in uri for uri in members) and len(members) == 4
     assert report["summary"]["images"] == 5
+
+
+def test_a_reviewer_naming_an_embedded_copy_as_canonical_leaves_the_cluster_out_of_the_plan(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    build_archive(root)
+    catalog = open_catalog(tmp_path / "c.sqlite")
+    host = Host()
+    run_scan([SourceSpec(root.as_uri())], catalog, host, Config(), workers=1)
+    cluster = brand_cluster(build_report(catalog))
+    deck_image = next(m["uri"] for m in cluster["members"] if m["embedded_in"] and "pptx" in m["uri"])
+    choice = Decisions("ana", "2026-12-02T00:00:00+00:00", (Decision(cluster["id"], "canonical", deck_image),), "")
+
+    plan = make_plan(catalog, host, Config(), "quarantine", {}, Selection(), decisions=choice, by="ana")
+
+    assert plan.steps == []  # the library files are not quarantined in favour of a picture inside a deck
+    [left_out] = [e for e in plan.body["excluded"] if e["cluster"] == cluster["id"] and "uri" not in e]
+    assert left_out["reason"].startswith("its canonical is referenced in ") and "q3%20deck.pptx" in left_out["reason"]

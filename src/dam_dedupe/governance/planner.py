@@ -119,6 +119,10 @@ class _Planner:
         if decided is None:
             return None
         canonical_uri, left_alone = decided
+        if (document := embedded_in(members[canonical_uri][0].record)) is not None:
+            # formats: acting on the files of their own would leave the picture only inside a document
+            self.exclude(stored.id, f"its canonical is referenced in {document}; choose a file of its own as canonical")
+            return None
         canonical = expected(members[canonical_uri][0])
         if (reason := self.plugin.skip_reason(canonical)) is not None:
             self.exclude(stored.id, f"its canonical {reason}; rescan without it")
