@@ -3,9 +3,10 @@
 Every answer to a caller's mistake is a 4xx with ``{"detail": "..."}``; the only 5xx is 503 when the
 catalog is busy past its timeout (try again). Request bodies are never logged, tokens never leave
 the ``Authorization`` header, and a check reads nothing but the body it was sent.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at run time,
+and those naming the scope dependencies refer to names local to :func:`create_app`.
+"""
 
 import json
 import logging
@@ -74,7 +75,8 @@ def create_app(state: ServiceState) -> FastAPI:
         ) -> ApiToken:
             if credentials is None or not credentials.credentials:
                 raise HTTPException(401, "send 'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
-            token = await run_in_threadpool(find_token, state.catalog(), credentials.credentials)
+            secret = credentials.credentials
+            token = await run_in_threadpool(lambda: find_token(state.catalog(), secret))
             if token is None:
                 raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
             if name not in token.scopes:

@@ -27,6 +27,8 @@ from dam_dedupe.records import Fingerprint, MatchKind
 MAX_VERIFIED = 64
 """Candidates verified per check, nearest first: bounds a check's time on a library of look-alikes."""
 FAMILIES = ("dct", "low", "centre")
+INVERSE = {"rotate-90": "rotate-270", "rotate-270": "rotate-90"}
+"""Symmetries whose inverse is another one (mirrors, transposes and the half turn undo themselves)."""
 
 Loader = Callable[[list[int]], Mapping[int, CatalogAsset]]
 """Gives catalogued assets with their whole fingerprints (thumbnails included), by asset id."""
@@ -142,10 +144,12 @@ class CatalogIndex:
             asset = assets.get(asset_id)
             if position not in wanted or asset_id in found or asset is None or asset.fingerprint is None:
                 continue
-            verdict = judge(query, asset.fingerprint, symmetry, settings)
+            # judged from the catalogued asset to the upload, so that the evidence reads as the edits
+            # that made the upload ("resized", "rotate-90") from what is catalogued
+            verdict = judge(asset.fingerprint, query, INVERSE.get(symmetry, symmetry), settings)
             if verdict is not None:
                 kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
-                found[asset_id] = Match(asset_id, asset.record.uri, kind, evidence(query, asset.fingerprint, verdict))
+                found[asset_id] = Match(asset_id, asset.record.uri, kind, evidence(asset.fingerprint, query, verdict))
         return list(found.values())
 
     def _flat(self, query: Fingerprint, arrays: _Arrays, skip: np.ndarray, load: Loader) -> list[Match]:
