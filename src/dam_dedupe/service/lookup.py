@@ -18,7 +18,6 @@ import numpy as np
 
 from dam_dedupe.catalog.base import CatalogAsset
 from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, evidence, flat, flat_level, flat_match, judge
-from dam_dedupe.matcher.index import popcount
 from dam_dedupe.matcher.neighbours import CONFIRM_RADIUS, SYMMETRIES
 from dam_dedupe.matcher.perceptual import dct_dihedral
 from dam_dedupe.matcher.settings import MatchSettings
@@ -120,9 +119,9 @@ class CatalogIndex:
         settings = self.settings
         usable = (arrays.kind == 1) & ~skip
         q = {family: np.uint64(int(query.perceptual[family], 16)) for family in FAMILIES}
-        dct = popcount(arrays.codes["dct"] ^ q["dct"])
-        low = popcount(arrays.codes["low"] ^ q["low"])
-        centre = popcount(arrays.codes["centre"] ^ q["centre"])
+        dct = np.bitwise_count(arrays.codes["dct"] ^ q["dct"])
+        low = np.bitwise_count(arrays.codes["low"] ^ q["low"])
+        centre = np.bitwise_count(arrays.codes["centre"] ^ q["centre"])
         radius = settings.candidate_radius
         low_hit = (low <= settings.crop_radius) & ((low <= radius) | (dct <= CONFIRM_RADIUS))
         tried: list[tuple[int, int, str]] = []  # (dct distance after the symmetry, position, symmetry)
@@ -131,7 +130,7 @@ class CatalogIndex:
         if settings.transforms:
             for symmetry in SYMMETRIES:
                 moved = np.uint64(dct_dihedral(int(q["dct"]), symmetry))
-                distance = popcount(arrays.codes["dct"] ^ moved)
+                distance = np.bitwise_count(arrays.codes["dct"] ^ moved)
                 for position in np.nonzero(usable & (distance <= settings.transform_radius))[0].tolist():
                     tried.append((int(distance[position]), position, symmetry))
         tried.sort(key=lambda t: (t[0], t[1], t[2] != "identity"))
