@@ -6,8 +6,9 @@ For each size, fills a fresh catalog (in a temporary folder) through the catalog
 fingerprints: synthetic ones (random hash codes, no thumbnail: the index holds only codes, and random
 codes are never candidates) plus ``--copies`` real copies of the test picture (resized, re-encoded), which
 each check verifies as the scan would: that verification, not the index, is most of a check's time.
-Then starts ``dam-dedupe serve`` as its own process on a free loopback port and, from this process, sends the 2 MP JPEG ``--requests`` times one after another
-(latency) and for ``--seconds`` from ``--clients`` threads at once (throughput).
+Then starts ``dam-dedupe serve`` as its own process on a free loopback port and, from this process,
+sends the 2 MP JPEG ``--requests`` times one after another (latency) and for ``--seconds`` from
+``--clients`` threads at once (throughput).
 """
 
 from __future__ import annotations
