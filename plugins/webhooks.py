@@ -9,29 +9,48 @@ gets ``./dam-dedupe.toml`` and keeps no dead letters. Needs no extra: delivery u
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
 import click
 
 from dam_dedupe.action import ActionStep
-from dam_dedupe.config import load_config
+from dam_dedupe.config import Config, load_config
+from dam_dedupe.errors import DamDedupeError
 from dam_dedupe.hookspecs import hookimpl
 from dam_dedupe.records import Cluster, ScanSummary
 from dam_dedupe.service.webhooks import Outbox, subscribers
 
+log = logging.getLogger(__name__)
+
 _outboxes: dict[tuple[str, str | None], Outbox] = {}
+_without_command: list[Config | None] = []  # ./dam-dedupe.toml, read once, for a program running the host itself
+
+
+def _config(obj: Any) -> Config | None:
+    """The running command's configuration, else ``./dam-dedupe.toml`` (read once); ``None`` if it is unreadable."""
+    config = getattr(obj, "config", None)
+    if config is not None:
+        return config
+    if not _without_command:
+        try:
+            _without_command.append(load_config())
+        except DamDedupeError as exc:  # an announcement must never break the run that makes it
+            log.warning("webhooks off: %s", exc)
+            _without_command.append(None)
+    return _without_command[0]
 
 
 def _outbox() -> Outbox | None:
     """The outbox of the running command's configuration, made on first use; ``None`` without subscribers."""
     context = click.get_current_context(silent=True)
     obj: Any = context.find_root().obj if context is not None else None
-    config = getattr(obj, "config", None) or load_config()
-    catalog_path = getattr(obj, "catalog_path", None)
-    section = config.sections.get("webhooks", {})
-    if not section:
+    config = _config(obj)
+    section = config.sections.get("webhooks", {}) if config is not None else {}
+    if config is None or not section:
         return None
+    catalog_path = getattr(obj, "catalog_path", None)
     key = (str(config.path), catalog_path)
     if key not in _outboxes:
         _outboxes[key] = Outbox(subscribers(section), catalog_path)
