@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,16 @@ def test_service_and_webhook_settings_are_checked_like_every_section(tmp_path: P
     config.write_text('[webhooks.dam]\nurl = "ftp://x"\nsecret_env = "S"\n', encoding="utf-8")
     result = run_cli("--config", str(config), "plugins", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "[webhooks.dam] url" in result.stderr
+
+
+def test_serve_without_the_service_extra_names_the_install_command(tmp_path: Path) -> None:
+    hidden = tmp_path / "no-fastapi"
+    (hidden / "fastapi").mkdir(parents=True)
+    (hidden / "fastapi" / "__init__.py").write_text("raise ImportError('planted: not installed')\n", encoding="utf-8")
+    save(picture(14), tmp_path / "lib" / "a.jpg")
+    run_cli("--catalog", str(tmp_path / "c.sqlite"), "scan", str(tmp_path / "lib"), "--workers", "1", cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])}
+    result = run_cli("--catalog", str(tmp_path / "c.sqlite"), "serve", cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 1
+    assert "pip install 'dam-dedupe[service]'" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
