@@ -86,3 +86,21 @@ def serving(workdir: Path, catalog: Path, config: Path | None = None) -> Iterato
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def raw_request(service: Service, head: bytes, chunks: list[bytes]) -> int:
+    """Send a request by hand (headers, then body pieces as far as the server lets us); return the status."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except OSError:  # the server answered and closed before the whole body was sent
+            pass
+        answer = b""
+        while b"\r\n" not in answer:
+            data = sock.recv(4096)
+            if not data:
+                break
+            answer += data
+    return int(answer.split(b" ", 2)[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import signal
-import socket
 import sqlite3
 import struct
 import time
@@ -18,7 +17,7 @@ import requests
 from PIL import Image, ImageDraw
 
 from tests.conftest import picture, run_cli, save
-from tests.service_library import Service, make_token, serving
+from tests.service_library import Service, make_token, raw_request, serving
 
 
 def jpeg(img: Image.Image, quality: int = 90) -> bytes:
@@ -117,24 +116,6 @@ def test_missing_unknown_revoked_and_unscoped_tokens_are_refused(
     listing = run_cli("--catalog", str(library["catalog"]), "tokens", "list", cwd=library["root"]).stdout
     assert "doomed" in listing and "revoked" in listing and "uploader" in listing
     assert all(token not in listing for token in tokens.values())
-
-
-def raw_request(service: Service, head: bytes, chunks: list[bytes]) -> int:
-    """Send a request by hand (headers, then body pieces as far as the server lets us); return the status."""
-    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as sock:
-        sock.sendall(head)
-        try:
-            for chunk in chunks:
-                sock.sendall(chunk)
-        except OSError:  # the server answered and closed before the whole body was sent
-            pass
-        answer = b""
-        while b"\r\n" not in answer:
-            data = sock.recv(4096)
-            if not data:
-                break
-            answer += data
-    return int(answer.split(b" ", 2)[1])
 
 
 def bomb_png(width: int, height: int) -> bytes:

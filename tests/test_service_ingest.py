@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.conftest import picture, run_cli, save
-from tests.service_library import make_token, serving
+from tests.service_library import make_token, raw_request, serving
 
 
 def counts(catalog: Path) -> tuple[int, int, int]:
@@ -74,4 +75,24 @@ def test_ingest_catalogues_once_per_asset_version_and_answers_like_a_check(tmp_p
             ).status_code
             == 422
         )
+        big = b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        big += f"Authorization: Bearer {token}\r\nContent-Length: 60000000\r\n\r\n".encode()
+        assert raw_request(service, big, [b"{" * 65536] * 4) == 413  # JSON routes have the limit too
         assert service.get("/v1/health").status_code == 200
+
+
+def test_a_running_service_finds_what_a_later_scan_catalogued(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    save(picture(6), library / "first.jpg")
+    catalog = tmp_path / "catalog.sqlite"
+    run_cli("--catalog", str(catalog), "scan", str(library), "--workers", "1", cwd=tmp_path)
+    token = make_token(tmp_path, catalog, "uploader", "check")
+    with serving(tmp_path, catalog) as service:
+        later = save(picture(7), library / "later.jpg")
+        assert service.check(token, later.read_bytes()).json()["matches"] == []
+        run_cli("--catalog", str(catalog), "scan", str(library), "--workers", "1", cwd=tmp_path)
+        deadline = time.monotonic() + 20
+        while not service.check(token, later.read_bytes()).json()["matches"]:
+            assert time.monotonic() < deadline, "the index was not refreshed after the scan"
+            time.sleep(0.5)
+        assert service.get("/v1/health").json()["images"] == 2

@@ -117,7 +117,7 @@ def create_app(state: ServiceState) -> FastAPI:
         content_type = request.headers.get("content-type", "").lower()
         if not content_type.startswith(BODY_TYPES):
             raise HTTPException(415, "send the image's bytes as image/* or application/octet-stream")
-        body = await _read_body(request, state.settings.max_body_bytes)
+        body = await request.body()  # within [service] max_body_bytes: see limits.BodyLimit
         try:
             fingerprint = await run_in_threadpool(fingerprint_upload, body, state.settings.max_pixels)
         except UnusableUpload as exc:
@@ -160,7 +160,7 @@ def create_app(state: ServiceState) -> FastAPI:
         }
         if dam not in mappers:
             raise HTTPException(404, f"no mapper for {dam!r}; known: {', '.join(sorted(mappers))}")
-        payload = await _json_body(request, state.settings.max_body_bytes)
+        payload = await _json_body(request)
         mapper, template = mappers[dam]
         try:
             event = mapper(payload, template)
@@ -240,28 +240,9 @@ def create_app(state: ServiceState) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 from its ``Content-Length`` before it is read, or once a body
-    without one (chunked) passes ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise HTTPException(400, "Content-Length is not a number")
-        if int(declared) > limit:
-            raise HTTPException(413, f"the body is larger than {limit} bytes ([service] max_body_bytes)")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"the body is larger than {limit} bytes ([service] max_body_bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _json_body(request: Request, limit: int) -> dict[str, Any]:
-    """A JSON object body (DAM payloads), within ``limit`` bytes; 422 for anything else."""
-    raw = await _read_body(request, limit)
+async def _json_body(request: Request) -> dict[str, Any]:
+    """A JSON object body (DAM payloads); 422 for anything else."""
+    raw = await request.body()
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -36,6 +36,7 @@ def serve_command(obj: Context, host: str, port: int) -> None:
     import uvicorn
 
     from dam_dedupe.service.app import create_app
+    from dam_dedupe.service.limits import BodyLimit
     from dam_dedupe.service.settings import ServiceSettings
     from dam_dedupe.service.state import ServiceState
 
@@ -45,7 +46,8 @@ def serve_command(obj: Context, host: str, port: int) -> None:
     state.start()
     click.echo(f"serving {obj.catalog_path} ({len(state.index)} images) on http://{host}:{port}", err=True)
     try:
-        uvicorn.run(create_app(state), host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+        app = BodyLimit(create_app(state), settings.max_body_bytes)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
     finally:
         state.stop()
 
