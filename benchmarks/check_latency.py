@@ -96,6 +96,11 @@ def fill(path: Path, size: int, body: bytes, copies: int) -> None:
     catalog.close()
 
 
+def server_time(header: str) -> float:
+    """Milliseconds the service says it spent (the sum of its ``Server-Timing`` durations)."""
+    return sum(float(part.split("dur=")[1]) for part in header.split(","))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -124,11 +129,13 @@ def measure(size: int, body: bytes, copies: int, count: int, clients: int, secon
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"}
             session = requests.Session()
             matches = len(session.post(url + "/v1/check", data=body, headers=headers).json()["matches"])
-            times = []
+            times, inside = [], []
             for _ in range(count):
                 t = time.perf_counter()
-                session.post(url + "/v1/check", data=body, headers=headers).raise_for_status()
+                answer = session.post(url + "/v1/check", data=body, headers=headers)
+                answer.raise_for_status()
                 times.append((time.perf_counter() - t) * 1000)
+                inside.append(server_time(answer.headers["Server-Timing"]))
             done = [0]
             stop = time.perf_counter() + seconds
 
@@ -147,12 +154,15 @@ def measure(size: int, body: bytes, copies: int, count: int, clients: int, secon
             server.terminate()
             server.wait(10)
     times.sort()
+    inside.sort()
     return {
         "fingerprints": size,
         "fill_seconds": round(filled, 1),
         "matches": matches,
         "p50_ms": round(statistics.median(times), 1),
         "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+        "server_p50_ms": round(statistics.median(inside), 1),
+        "server_p95_ms": round(inside[int(0.95 * (len(inside) - 1))], 1),
         "requests_per_second": round(done[0] / seconds, 1),
     }
 

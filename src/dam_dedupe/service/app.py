@@ -75,24 +75,25 @@ def create_app(state: ServiceState) -> FastAPI:
         ) -> ApiToken:
             if credentials is None or not credentials.credentials:
                 raise HTTPException(401, "send 'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
-            secret = credentials.credentials
-            token = await run_in_threadpool(lambda: find_token(state.catalog(), secret))
+            token = await run_in_threadpool(_look_up, credentials.credentials)
             if token is None:
                 raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
             if name not in token.scopes:
                 raise HTTPException(403, f"this token lacks the '{name}' scope")
-            await run_in_threadpool(_touch, token)
             return token
 
         return authorised
 
-    def _touch(token: ApiToken) -> None:
-        if time.monotonic() - touched.get(token.name, -TOUCH_EVERY) >= TOUCH_EVERY:
+    def _look_up(secret: str) -> ApiToken | None:
+        """The token in force for ``secret``, its use recorded (at most every ``TOUCH_EVERY`` seconds)."""
+        token = find_token(state.catalog(), secret)
+        if token is not None and time.monotonic() - touched.get(token.name, -TOUCH_EVERY) >= TOUCH_EVERY:
             touched[token.name] = time.monotonic()
             try:
                 state.catalog().touch_token(token.name, now())
             except sqlite3.OperationalError:  # busy: the next request records it
                 touched.pop(token.name, None)
+        return token
 
     @app.exception_handler(sqlite3.OperationalError)
     async def busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
@@ -113,16 +114,26 @@ def create_app(state: ServiceState) -> FastAPI:
             }
         },
     )
-    async def check(request: Request, _: Annotated[ApiToken, Depends(scope("check"))]) -> dict[str, Any]:
+    async def check(request: Request, _: Annotated[ApiToken, Depends(scope("check"))]) -> JSONResponse:
         content_type = request.headers.get("content-type", "").lower()
         if not content_type.startswith(BODY_TYPES):
             raise HTTPException(415, "send the image's bytes as image/* or application/octet-stream")
         body = await request.body()  # within [service] max_body_bytes: see limits.BodyLimit
+
+        def run() -> tuple[dict[str, Any], str]:
+            started = time.perf_counter()
+            fingerprint = fingerprint_upload(body, state.settings.max_pixels)
+            fingerprinted = time.perf_counter()
+            answer = state.answer(fingerprint)
+            spent = f"fingerprint;dur={(fingerprinted - started) * 1000:.1f}, "
+            return answer, spent + f"match;dur={(time.perf_counter() - fingerprinted) * 1000:.1f}"
+
         try:
-            fingerprint = await run_in_threadpool(fingerprint_upload, body, state.settings.max_pixels)
+            answer, timing = await run_in_threadpool(run)
         except UnusableUpload as exc:
             raise HTTPException(422, str(exc)) from exc
-        return await run_in_threadpool(state.answer, fingerprint)
+        # Server-Timing: where the service spent the check, for integrators measuring their upload path
+        return JSONResponse(answer, headers={"Server-Timing": timing})
 
     async def _ingest(event: IngestEvent) -> dict[str, Any]:
         def run() -> dict[str, Any]:
