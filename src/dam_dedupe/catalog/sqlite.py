@@ -923,13 +923,16 @@ class SqliteCatalog:
     def assets_page(self, uri: str, after: int, limit: int) -> list[CatalogAsset]:
         """Up to ``limit`` assets (present or gone) with this URI, or under it when it ends in ``/``, with ids
         after ``after``, in id order, without thumbnails."""
-        where = "a.uri >= ? AND a.uri < ?" if uri.endswith("/") else "a.uri = ? AND a.uri = ?"
-        upper = uri[:-1] + chr(ord("/") + 1) if uri.endswith("/") else uri
+        # under a folder: a range on the indexed URI (every URI starting with ``uri`` sorts between it and
+        # ``uri`` with its last ``/`` raised by one), with no LIKE pattern for a URI's ``%`` and ``_`` to upset
+        where, values = ("a.uri = ?", (uri,))
+        if uri.endswith("/"):
+            where, values = "a.uri >= ? AND a.uri < ?", (uri, uri[:-1] + "0")  # "0" follows "/"
         rows = self.conn.execute(
             "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
             " f.perceptual, NULL AS thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
             f" WHERE {where} AND a.id > ? ORDER BY a.id LIMIT ?",
-            (uri, upper, after, limit),
+            (*values, after, limit),
         ).fetchall()
         return [self._asset(row) for row in rows]
 
