@@ -925,9 +925,9 @@ class SqliteCatalog:
         after ``after``, in id order, without thumbnails."""
         # under a folder: a range on the indexed URI (every URI starting with ``uri`` sorts between it and
         # ``uri`` with its last ``/`` raised by one), with no LIKE pattern for a URI's ``%`` and ``_`` to upset
-        where, values = ("a.uri = ?", (uri,))
+        where, values = "a.uri = ?", [uri]
         if uri.endswith("/"):
-            where, values = "a.uri >= ? AND a.uri < ?", (uri, uri[:-1] + "0")  # "0" follows "/"
+            where, values = "a.uri >= ? AND a.uri < ?", [uri, uri[:-1] + "0"]  # "0" follows "/"
         rows = self.conn.execute(
             "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
             " f.perceptual, NULL AS thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
