@@ -75,6 +75,10 @@ def test_ingest_catalogues_once_per_asset_version_and_answers_like_a_check(tmp_p
             ).status_code
             == 422
         )
+        library.rename(tmp_path / "unmounted")  # the store vanishes: a failure that may pass, so the DAM resends
+        gone = service.post("/v1/ingest", token, json={**event, "asset_id": "A-19"})
+        assert gone.status_code == 503 and gone.headers["Retry-After"]
+        (tmp_path / "unmounted").rename(library)
         big = b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         big += f"Authorization: Bearer {token}\r\nContent-Length: 60000000\r\n\r\n".encode()
         assert raw_request(service, big, [b"{" * 65536] * 4) == 413  # JSON routes have the limit too

@@ -1,8 +1,9 @@
-"""The ASGI application (FastAPI): routes, bearer-token scopes, body limits and error answers.
+"""The ASGI application (FastAPI): routes, bearer-token scopes and error answers (the body limit is :mod:`.limits`).
 
-Every answer to a caller's mistake is a 4xx with ``{"detail": "..."}``; the only 5xx is 503 when the
-catalog is busy past its timeout (try again). Request bodies are never logged, tokens never leave
-the ``Authorization`` header, and a check reads nothing but the body it was sent.
+Every answer to a caller's mistake is a 4xx with ``{"detail": "..."}``; the only 5xx is 503 (try again)
+when the catalog is busy past its timeout or an ingest's store cannot be read just now. Request bodies
+are never logged, tokens never leave the ``Authorization`` header, and a check reads nothing but the
+body it was sent.
 
 No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at run time,
 and those naming the scope dependencies refer to names local to :func:`create_app`.
@@ -22,9 +23,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from dam_dedupe.catalog.base import ApiToken, CatalogAsset, StoredCluster
-from dam_dedupe.errors import ConfigError, DamDedupeError
+from dam_dedupe.errors import DamDedupeError
 from dam_dedupe.service import dams
-from dam_dedupe.service.ingest import IngestEvent, IngestRefused, ingest
+from dam_dedupe.service.ingest import IngestDeferred, IngestEvent, IngestRefused, ingest
 from dam_dedupe.service.state import ServiceState
 from dam_dedupe.service.tokens import find_token, now
 from dam_dedupe.service.upload import UnusableUpload, fingerprint_upload
@@ -152,9 +153,9 @@ def create_app(state: ServiceState) -> FastAPI:
 
         try:
             return await run_in_threadpool(run)
-        except IngestRefused as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except ConfigError as exc:  # no adapter serves the source's scheme
+        except IngestDeferred as exc:  # DAMs resend a webhook that was not accepted
+            raise HTTPException(503, str(exc), {"Retry-After": "30"}) from exc
+        except DamDedupeError as exc:  # outside the sources, no such asset, not an image, no adapter or SDK
             raise HTTPException(422, str(exc)) from exc
 
     @app.post("/v1/ingest", summary="A DAM asset version was uploaded: catalogue it once, answer as a check.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dam_dedupe.catalog.base import CatalogAsset, DamIngest, RunCounts
 from dam_dedupe.catalog.sqlite import SqliteCatalog
 from dam_dedupe.config import Config
-from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.errors import DamDedupeError, SourceError, TransientError
 from dam_dedupe.host import Host
 from dam_dedupe.records import AssetRecord, SourceSpec
 from dam_dedupe.scan import FingerprintJob
@@ -24,6 +24,10 @@ from dam_dedupe.service.tokens import now
 
 class IngestRefused(DamDedupeError):
     """The event names an asset the service may not or cannot read (the reason is safe to show the caller)."""
+
+
+class IngestDeferred(DamDedupeError):
+    """The store could not be read just now (unreachable, throttling, a read that broke off): send the event again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ def _stat(adapter: object, spec: SourceSpec, uri: str) -> AssetRecord:
     key = uri[len(spec.uri.rstrip("/")) + 1 :]
     try:
         record = adapter.stat(key)  # type: ignore[attr-defined]
+    except (TransientError, SourceError) as exc:
+        raise IngestDeferred(f"cannot reach {spec.label} now: {exc}") from exc
     except DamDedupeError as exc:
         raise IngestRefused(f"cannot read {uri}: {exc}") from exc
     if record is None or record.uri != uri:
@@ -99,6 +105,11 @@ def _catalogue(catalog: SqliteCatalog, job: FingerprintJob, spec: SourceSpec, re
     counts = RunCounts(listed=1, unchanged=0 if must_read else 1)
     if must_read:
         result = job(stored.id, record)
+        if result.retry:  # a failure that may pass: recorded for the next scan, and the DAM asked to resend
+            with catalog.transaction():
+                catalog.set_content(stored.id, result.content, result.error, result.retry)
+                catalog.finish_run(run_id, RunCounts(listed=1, errors=1), "finished")
+            raise IngestDeferred(f"{record.uri} could not be read now: {result.error}")
         with catalog.transaction():
             if result.fingerprint is not None:
                 catalog.store_fingerprint(stored.id, result.fingerprint)
