@@ -66,6 +66,9 @@ def test_ingest_catalogues_once_per_asset_version_and_answers_like_a_check(tmp_p
             "/v1/ingest", token, json={**event, "asset_id": "A-18", "uri": (tmp_path / "secret.jpg").as_uri()}
         )
         assert outside.status_code == 422 and "not inside any source" in outside.json()["detail"]
+        for sneaky in (library.as_uri() + "/../secret.jpg", library.as_uri() + "/%2E%2E/secret.jpg"):
+            climbed = service.post("/v1/ingest", token, json={**event, "asset_id": "A-20", "uri": sneaky})
+            assert climbed.status_code == 422 and "'..'" in climbed.json()["detail"]
         missing = service.post("/v1/ingest", token, json={**event, "uri": uri + ".gone", "version": "2"})
         assert missing.status_code == 422
         assert service.post("/v1/ingest", token, json={"uri": uri}).status_code == 422

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from dam_dedupe.catalog.base import CatalogAsset, DamIngest, RunCounts
 from dam_dedupe.catalog.sqlite import SqliteCatalog
@@ -51,9 +52,16 @@ _lock = threading.Lock()  # one ingest at a time: a repeat sent twice at once mu
 
 
 def source_for(config: Config, uri: str) -> SourceSpec:
-    """The configured source whose scope holds ``uri``; :class:`IngestRefused` if none does."""
+    """The configured source whose scope holds ``uri``; :class:`IngestRefused` if none does.
+
+    A URI with ``.`` or ``..`` segments (plain or percent-encoded) is refused whatever its prefix: it
+    could name something outside the source once resolved.
+    """
     for spec in config.sources.values():
-        if uri.startswith(spec.uri.rstrip("/") + "/"):
+        prefix = spec.uri.rstrip("/") + "/"
+        if uri.startswith(prefix):
+            if any(part in ("", ".", "..") for part in unquote(uri[len(prefix) :]).split("/")):
+                raise IngestRefused(f"{uri} has empty, '.' or '..' segments: name the asset itself")
             return spec
     raise IngestRefused(f"{uri} is not inside any source configured in dam-dedupe.toml ([sources.NAME] uri)")
 
