@@ -17,20 +17,33 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dam_dedupe.catalog.base import CatalogAsset
-from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, evidence, flat, flat_level, flat_match, judge
+from dam_dedupe.matcher.compare import (
+    FLAT_TOLERANCE,
+    comparable,
+    compare,
+    evidence,
+    flat,
+    flat_level,
+    flat_match,
+    judge,
+)
+from dam_dedupe.matcher.grouping import COMPARABLE, FLAT, OTHER
 from dam_dedupe.matcher.neighbours import CONFIRM_RADIUS, SYMMETRIES
 from dam_dedupe.matcher.perceptual import dct_dihedral
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint, MatchKind
 
 MAX_VERIFIED = 64
-"""Candidates verified per check, nearest first: bounds a check's time on a library of look-alikes."""
+"""Pair verifications per check (a candidate may be tried under more than one symmetry), nearest first:
+bounds a check's time, about 3 ms a verification, on a library of look-alikes."""
 FAMILIES = ("dct", "low", "centre")
 INVERSE = {"rotate-90": "rotate-270", "rotate-270": "rotate-90"}
 """Symmetries whose inverse is another one (mirrors, transposes and the half turn undo themselves)."""
 
 Loader = Callable[[list[int]], Mapping[int, CatalogAsset]]
 """Gives catalogued assets with their whole fingerprints (thumbnails included), by asset id."""
+Clusters = Callable[[Iterable[int]], Mapping[int, tuple[str, str]]]
+"""Gives the (cluster id, canonical URI) of those assets that are in a cluster, by asset id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +60,7 @@ class Match:
 class _Arrays:
     ids: np.ndarray
     uris: list[str]
-    kind: np.ndarray  # 1 comparable, 2 flat, 0 byte for byte only
+    kind: np.ndarray  # COMPARABLE, FLAT or OTHER (matched byte for byte only), as the scan's grouping says
     level: np.ndarray
     codes: dict[str, np.ndarray]
     by_sha: dict[str, list[int]] = field(default_factory=dict)
@@ -92,7 +105,7 @@ class CatalogIndex:
             added = [(sha, [p + offset for p in positions]) for sha, positions in new.by_sha.items()]
             _index_sha(self._arrays, [*_shas(old, keep), *added])
 
-    def matches(self, query: Fingerprint, load: Loader, exclude: int | None = None) -> list[Match]:
+    def matches(self, query: Fingerprint, load: Loader, clusters: Clusters, exclude: int | None = None) -> list[Match]:
         """Every catalogued asset ``query`` is a copy of: ``exact`` (same SHA-256), ``near`` or
         ``transformed`` (rotated or mirrored), nearest first after the exact ones. ``exclude`` is an
         asset id left out (the ingested asset itself)."""
@@ -109,15 +122,17 @@ class CatalogIndex:
         if exclude is not None:
             skip |= arrays.ids == exclude
         if comparable(query):
-            found += self._near(query, arrays, skip, load)
+            found += self._near(query, arrays, skip, load, clusters)
         elif flat(query):
             found += self._flat(query, arrays, skip, load)
         return found
 
-    def _near(self, query: Fingerprint, arrays: _Arrays, skip: np.ndarray, load: Loader) -> list[Match]:
+    def _near(
+        self, query: Fingerprint, arrays: _Arrays, skip: np.ndarray, load: Loader, clusters: Clusters
+    ) -> list[Match]:
         """Perceptual and transformed copies among the comparable images, verified as the scan verifies."""
         settings = self.settings
-        usable = (arrays.kind == 1) & ~skip
+        usable = (arrays.kind == COMPARABLE) & ~skip
         q = {family: np.uint64(int(query.perceptual[family], 16)) for family in FAMILIES}
         dct = np.bitwise_count(arrays.codes["dct"] ^ q["dct"])
         low = np.bitwise_count(arrays.codes["low"] ^ q["low"])
@@ -133,15 +148,13 @@ class CatalogIndex:
                 distance = np.bitwise_count(arrays.codes["dct"] ^ moved)
                 for position in np.nonzero(usable & (distance <= settings.transform_radius))[0].tolist():
                     tried.append((int(distance[position]), position, symmetry))
-        tried.sort(key=lambda t: (t[0], t[1], t[2] != "identity"))
-        positions = list(dict.fromkeys(p for _, p, _ in tried))[:MAX_VERIFIED]
-        wanted = set(positions)
-        assets = load([int(arrays.ids[p]) for p in positions])
+        tried = sorted(tried, key=lambda t: (t[0], t[1], t[2] != "identity"))[:MAX_VERIFIED]
+        assets = load(list(dict.fromkeys(int(arrays.ids[p]) for _, p, _ in tried)))
         found: dict[int, Match] = {}
         for _, position, symmetry in tried:
             asset_id = int(arrays.ids[position])
             asset = assets.get(asset_id)
-            if position not in wanted or asset_id in found or asset is None or asset.fingerprint is None:
+            if asset_id in found or asset is None or asset.fingerprint is None:
                 continue
             # judged from the catalogued asset to the upload, so that the evidence reads as the edits
             # that made the upload ("resized", "rotate-90") from what is catalogued
@@ -149,12 +162,33 @@ class CatalogIndex:
             if verdict is not None:
                 kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
                 found[asset_id] = Match(asset_id, asset.record.uri, kind, evidence(asset.fingerprint, query, verdict))
-        return list(found.values())
+        return list(found.values()) + self._cluster_mates(query, found, assets, clusters)
+
+    def _cluster_mates(
+        self, query: Fingerprint, found: dict[int, Match], assets: Mapping[int, CatalogAsset], clusters: Clusters
+    ) -> list[Match]:
+        """The nominated candidates that failed the pair decision but share a cluster with a copy found, and
+        pass the relaxed decision: the scan would put the upload in that cluster (a verified copy of one
+        member) and keep it there (a relaxed copy of the others), so the check names them too."""
+        rest = [asset_id for asset_id in assets if asset_id not in found]
+        if not found or not rest:
+            return []
+        cluster_of = clusters([*found, *rest])
+        joined = {cluster_of[asset_id][0] for asset_id in found if asset_id in cluster_of}
+        mates = []
+        for asset_id in rest:
+            fingerprint = assets[asset_id].fingerprint
+            if asset_id not in cluster_of or cluster_of[asset_id][0] not in joined or fingerprint is None:
+                continue
+            comparison = compare(fingerprint, query, self.settings)
+            if comparison is not None:
+                mates.append(Match(asset_id, assets[asset_id].record.uri, comparison.match, comparison.evidence))
+        return mates
 
     def _flat(self, query: Fingerprint, arrays: _Arrays, skip: np.ndarray, load: Loader) -> list[Match]:
         """Featureless copies: one flat colour, within the scan's tolerance of grey level and chroma."""
         gaps = np.abs(arrays.level - flat_level(query))
-        positions = np.nonzero((arrays.kind == 2) & ~skip & (gaps <= FLAT_TOLERANCE))[0]
+        positions = np.nonzero((arrays.kind == FLAT) & ~skip & (gaps <= FLAT_TOLERANCE))[0]
         positions = positions[np.argsort(gaps[positions], kind="stable")][:MAX_VERIFIED].tolist()
         assets = load([int(arrays.ids[p]) for p in positions])
         found = []
@@ -179,11 +213,11 @@ def _build(assets: Iterable[CatalogAsset]) -> _Arrays:
         position = len(ids)
         ids.append(asset.id)
         uris.append(asset.record.uri)
-        kind = 1 if comparable(fp) and all(f in fp.perceptual for f in FAMILIES) else 2 if flat(fp) else 0
+        kind = _kind(fp)
         kinds.append(kind)
-        levels.append(flat_level(fp) if kind == 2 else 0.0)
+        levels.append(flat_level(fp) if kind == FLAT else 0.0)
         for family in FAMILIES:
-            codes[family].append(int(fp.perceptual[family], 16) if kind == 1 else 0)
+            codes[family].append(int(fp.perceptual[family], 16) if kind == COMPARABLE else 0)
         shas.append((fp.sha256, [position]))
     arrays = _Arrays(
         np.array(ids, dtype=np.int64),
@@ -194,6 +228,13 @@ def _build(assets: Iterable[CatalogAsset]) -> _Arrays:
     )
     _index_sha(arrays, shas)
     return arrays
+
+
+def _kind(fp: Fingerprint) -> int:
+    """How an image is matched: perceptually (with every indexed family), as a flat colour, or byte for byte."""
+    if comparable(fp) and all(family in fp.perceptual for family in FAMILIES):
+        return COMPARABLE
+    return FLAT if flat(fp) else OTHER
 
 
 def _shas(arrays: _Arrays, keep: np.ndarray) -> list[tuple[str, list[int]]]:

@@ -81,7 +81,7 @@ class ServiceState:
     def answer(self, fingerprint: Fingerprint, exclude: int | None = None) -> dict[str, Any]:
         """The JSON answer of a check for ``fingerprint``: its SHA-256 and every catalogued copy."""
         catalog = self.catalog()
-        found = self.index.matches(fingerprint, catalog.assets_by_id, exclude)
+        found = self.index.matches(fingerprint, catalog.assets_by_id, catalog.clusters_of, exclude)
         clusters = catalog.clusters_of(m.asset_id for m in found)
         return {
             "sha256": fingerprint.sha256,
