@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import ImageOps
@@ -57,7 +58,6 @@ def test_checking_each_catalogued_image_finds_exactly_its_cluster(tmp_path: Path
     catalog.close()
 
 
-def _inline(workers: int):  # type: ignore[no-untyped-def]
-    from concurrent.futures import ThreadPoolExecutor
-
+def _inline(workers: int) -> ThreadPoolExecutor:
+    """Fingerprint in this process (a thread): the test reads the catalog right after."""
     return ThreadPoolExecutor(1)
