@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,9 @@ from dam_dedupe.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+RELOAD_SPACING = 10
+"""A reload of the index waits at least this many times the last one's duration after it."""
+
 
 class ServiceState:
     """The catalog, configuration, plugins and check index one service process shares between requests.
@@ -23,7 +27,7 @@ class ServiceState:
     SQLite connections belong to one thread, so each request thread opens its own (``open_catalog``)
     and keeps it. A background thread asks the catalog every ``refresh_seconds`` whether its images
     changed (:meth:`~dam_dedupe.catalog.sqlite.SqliteCatalog.change_marker`) and reloads the index
-    then; checks go on meanwhile against the index they have.
+    then; checks go on meanwhile against the index they have. An ingested asset is added at once.
     """
 
     def __init__(
@@ -67,12 +71,20 @@ class ServiceState:
             self._refresher.join(5)
 
     def _refresh(self) -> None:
+        """Reload the index when the catalog's images changed, at most once per ``RELOAD_SPACING`` times
+        the last reload's duration: a running scan commits every few seconds, and reloading 100k images
+        (about 6 s) back to back would take the checks' processor time."""
         catalog = self.open_catalog()
+        not_before = 0.0
         try:
             while not self._stop.wait(self.settings.refresh_seconds):
+                if time.monotonic() < not_before:
+                    continue
                 try:
                     if catalog.change_marker() != self._marker:
+                        started = time.monotonic()
                         self.load_index(catalog)
+                        not_before = time.monotonic() + RELOAD_SPACING * (time.monotonic() - started)
                 except Exception as exc:  # a locked or busy catalog: try again next time
                     log.warning("check index not refreshed: %s", exc)
         finally:
