@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dam_dedupe.imaging import MAX_PIXELS
+from PIL import Image
 
 MAX_BODY_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+"""Pillow's own decompression-bomb threshold: a picture it would warn about is refused, never decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +19,9 @@ class ServiceSettings:
     Attributes:
         max_body_bytes: largest request body; larger is refused with 413 before it is read.
         max_pixels: largest picture (width x height, from the file's header) decoded at all, in
-            any format; larger is refused with 422 as a decompression bomb.
+            any format; larger is refused with 422 as a decompression bomb. The default is Pillow's
+            warning threshold (89 million pixels), half what a scan accepts: an upload check has no
+            reason to decode a bigger picture.
         refresh_seconds: how often the catalog is asked whether its images changed (the
             in-memory index of hash codes is then reloaded in the background).
         page_size: items per page of ``/v1/clusters`` and ``/v1/assets`` when none is asked.
