@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ def test_ingest_catalogues_once_per_asset_version_and_answers_like_a_check(tmp_p
     catalog = tmp_path / "catalog.sqlite"
     config = tmp_path / "dam-dedupe.toml"
     config.write_text(
-        f'[sources.dam]\nuri = "{library.as_uri()}"\n\n[service]\ncanto_uri = "{library.as_uri()}/{{name}}"\n',
+        f'[sources.dam]\nuri = "{library.as_uri()}"\n\n[service]\ncanto_uri = "{library.as_uri()}/{{name}}"\n'
+        f'bynder_uri = "{library.as_uri()}/bynder/{{asset_id}}.jpg"\n',
         encoding="utf-8",
     )
     run_cli("--catalog", str(catalog), "--config", str(config), "scan", "dam", "--workers", "1", cwd=tmp_path)
@@ -61,6 +63,21 @@ def test_ingest_catalogues_once_per_asset_version_and_answers_like_a_check(tmp_p
         assert {m["match"] for m in canto.json()["matches"]} == {"transformed"}
         ignored = service.post("/v1/ingest/canto", token, json={"id": "c-10", "scheme": "video"})
         assert ignored.status_code == 200 and "ignored" in ignored.json()
+
+        # a Bynder notification arrives through Amazon SNS, the event as a JSON string in its Message
+        save(picture(4, (640, 480)).resize((320, 240)), library / "bynder" / "8A2C-11.jpg")
+        created = {"name": "asset_bank.media.create", "media_id": "8A2C-11", "timestamp": "2026-12-02T01:00:00Z"}
+        sns = {"Type": "Notification", "MessageId": "m-1", "Message": json.dumps(created)}
+        bynder = service.post("/v1/ingest/bynder", token, json=sns)
+        assert bynder.status_code == 200, bynder.text
+        assert bynder.json()["ingest"]["asset_id"] == "8A2C-11" and bynder.json()["ingest"]["catalogued"] is True
+        assert service.post("/v1/ingest/bynder", token, json=sns).json()["ingest"]["catalogued"] is False
+        metadata = {**sns, "Message": json.dumps({**created, "name": "asset_bank.media.meta_updated"})}
+        assert "ignored" in service.post("/v1/ingest/bynder", token, json=metadata).json()
+        confirm = {"Type": "SubscriptionConfirmation", "SubscribeURL": "http://127.0.0.1:1/never-fetched"}
+        assert "ignored" in service.post("/v1/ingest/bynder", token, json=confirm).json()
+        assert service.post("/v1/ingest/bynder", token, json={"Type": "Notification"}).status_code == 422
+        assert service.post("/v1/ingest/frontify", token, json={}).status_code == 404
 
         outside = service.post(
             "/v1/ingest", token, json={**event, "asset_id": "A-18", "uri": (tmp_path / "secret.jpg").as_uri()}
