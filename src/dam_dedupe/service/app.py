@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -54,7 +54,7 @@ class PlanBody(BaseModel):
     action: str = Field(min_length=1, max_length=100)
     params: dict[str, str] = {}
     sources: list[str] = []
-    match: list[str] = []
+    match: list[Literal["exact", "near", "transformed"]] = []
     clusters: list[str] = []
     min_confidence: float = Field(default=0.0, ge=0, le=1)
 
@@ -108,6 +108,13 @@ def create_app(state: ServiceState) -> FastAPI:
     @app.post(
         "/v1/check",
         summary="Is this image (the body) a copy of a catalogued one? Nothing is stored.",
+        responses={
+            401: {"description": "No token, or an unknown or revoked one."},
+            403: {"description": "The token lacks the 'check' scope."},
+            413: {"description": "The body is over [service] max_body_bytes."},
+            415: {"description": "The body is not sent as image/* or application/octet-stream."},
+            422: {"description": "Not a decodable image, or a decompression bomb."},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -45,6 +45,8 @@ def serve_command(obj: Context, host: str, port: int) -> None:
     state = ServiceState(obj.catalog, obj.config, obj.host, settings)
     state.start()
     click.echo(f"serving {obj.catalog_path} ({len(state.index)} images) on http://{host}:{port}", err=True)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo("listening beyond loopback: terminate TLS in a reverse proxy (docs/integrations.md)", err=True)
     try:
         app = BodyLimit(create_app(state), settings.max_body_bytes)
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
