@@ -501,3 +501,9 @@ main.add_command(undo_command)
 main.add_command(runs_command)
 main.add_command(audit_group)
 main.add_command(decisions)
+
+# The DAM integration service (serve, tokens) lives in its own package.
+from dam_dedupe.service.commands import serve_command, tokens_group  # noqa: E402
+
+main.add_command(serve_command)
+main.add_command(tokens_group)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
@@ -56,6 +56,32 @@ class ReportTable(_Table):
     risk_tiers: list[str] | None = None
 
 
+class ServiceTable(_Table):
+    """``dam-dedupe serve`` (see ``docs/integrations.md``)."""
+
+    max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_pixels: int | None = Field(default=None, ge=1)
+    refresh_seconds: float = Field(default=2.0, gt=0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    bynder_uri: str | None = None
+    canto_uri: str | None = None
+
+
+class WebhookTable(_Table):
+    """One outgoing webhook subscriber; its secret is read from the environment variable ``secret_env``."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str = Field(min_length=1)
+    events: list[Literal["scan.finished", "cluster.found", "action.applied"]] = [
+        "scan.finished",
+        "cluster.found",
+        "action.applied",
+    ]
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class AnalysisTable(BaseModel):
     """``disabled`` is the host's; every other key is an analyser's own table."""
 
@@ -87,6 +113,8 @@ class ConfigFile(_Table):
     report: ReportTable = ReportTable()
     analysis: AnalysisTable = AnalysisTable()
     sources: dict[str, SourceTable] = {}
+    service: ServiceTable = ServiceTable()
+    webhooks: dict[str, WebhookTable] = {}
 
 
 def _known_keys(location: tuple[str | int, ...]) -> list[str]:

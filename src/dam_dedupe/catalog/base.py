@@ -190,6 +190,49 @@ class JournalEntry:
     at: str
 
 
+# -- the DAM integration service (dam_dedupe.service) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A bearer token of the service, as stored: only a hash of the token itself.
+
+    Attributes:
+        name: the name it was created under (unique).
+        scopes: what it may do: ``check``, ``read``, ``plan``, ``ingest``.
+        created, last_used, revoked: ISO 8601 UTC times, or ``None``.
+    """
+
+    name: str
+    scopes: frozenset[str]
+    created: str
+    last_used: str | None
+    revoked: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DamIngest:
+    """A DAM asset version the service has catalogued (``POST /v1/ingest``): each is read once."""
+
+    dam_asset_id: str
+    version: str
+    uri: str
+    sha256: str | None
+    ingested: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An outgoing webhook event that could not be delivered after every retry, kept to be resent by hand."""
+
+    subscriber: str
+    event: str
+    body: str
+    error: str
+    attempts: int
+    failed: str
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One line of the chained audit log; ``hash`` covers every other field and ``prev_hash``."""
@@ -396,6 +439,50 @@ class Catalog(Protocol):
 
     def audit_entries(self) -> list[AuditEntry]:
         """The whole audit log, oldest first."""
+
+    # -- the DAM integration service --------------------------------------------------------
+
+    def add_token(self, name: str, token_hash: str, scopes: Collection[str], created: str) -> None:
+        """Store a new service token by the hash of its secret; a revoked token's name may be reused."""
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``token_hash`` (revoked or not), or ``None``."""
+
+    def tokens(self) -> list[ApiToken]:
+        """Every token, by name."""
+
+    def revoke_token(self, name: str, when: str) -> bool:
+        """Revoke a token at once; ``False`` if no token of that name is in force."""
+
+    def touch_token(self, name: str, when: str) -> None:
+        """Record when a token was last used."""
+
+    def dam_ingest(self, dam_asset_id: str, version: str) -> DamIngest | None:
+        """The record of a DAM asset version already ingested, or ``None``."""
+
+    def record_dam_ingest(self, ingest: DamIngest) -> bool:
+        """Record a DAM asset version as ingested; ``False`` if it already was (nothing is changed)."""
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep an outgoing webhook event that could not be delivered."""
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every undelivered webhook event, oldest first."""
+
+    def clusters_of(self, asset_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """For those of ``asset_ids`` in a cluster: (cluster id, the canonical's URI)."""
+
+    def cluster_page(self, after: str, limit: int) -> list[StoredCluster]:
+        """Up to ``limit`` stored clusters with ids after ``after``, in id order."""
+
+    def cluster_by_id(self, cluster_id: str) -> StoredCluster | None:
+        """One stored cluster with its members, or ``None``."""
+
+    def assets_page(self, uri: str, after: int, limit: int) -> list[CatalogAsset]:
+        """Up to ``limit`` assets with this URI (or under it, ending in ``/``) and ids after ``after``."""
+
+    def change_marker(self) -> tuple[object, ...]:
+        """A value that changes whenever the catalogued images or clusters change (cheap to ask often)."""
 
     # -- images inside documents (formats) ----------------------------------------------
 

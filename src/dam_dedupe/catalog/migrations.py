@@ -197,7 +197,37 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE fingerprints ADD COLUMN preview BLOB;
     """,
-    # 9 (formats): images inside documents (a deck's media part, a PDF page's image), each an asset
+    # service: the DAM integration service's bearer tokens (a SHA-256 of each, never the token), the DAM
+    # assets ingested by webhook (once per asset id and version), and outgoing webhook events that
+    # could not be delivered (the dead letters).
+    """
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created TEXT NOT NULL,
+        last_used TEXT,
+        revoked TEXT
+    );
+    CREATE TABLE dam_ingests (
+        dam_asset_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        uri TEXT NOT NULL,
+        sha256 TEXT,
+        ingested TEXT NOT NULL,
+        PRIMARY KEY (dam_asset_id, version)
+    );
+    CREATE TABLE webhook_dead_letters (
+        id INTEGER PRIMARY KEY,
+        subscriber TEXT NOT NULL,
+        event TEXT NOT NULL,
+        body TEXT NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        failed TEXT NOT NULL
+    );
+    """,
+    # formats: images inside documents (a deck's media part, a PDF page's image), each an asset
     # of its own tied to its document's asset; and how many pages, frames or layers a file holds.
     """
     CREATE TABLE embedded (

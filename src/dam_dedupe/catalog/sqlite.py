@@ -21,10 +21,13 @@ from urllib.parse import urlsplit
 from dam_dedupe.analysis import Analysis
 from dam_dedupe.catalog.base import (
     ActionRun,
+    ApiToken,
     AssetState,
     AuditEntry,
     CatalogAsset,
     CatalogProblem,
+    DamIngest,
+    DeadLetter,
     GovernanceRecords,
     JournalEntry,
     ReviewDecision,
@@ -818,6 +821,141 @@ class SqliteCatalog:
         return standing
 
     # -- rows to records -----------------------------------------------------------------------
+
+    # -- the DAM integration service (dam_dedupe.service) --------------------------------------
+
+    def add_token(self, name: str, token_hash: str, scopes: Collection[str], created: str) -> None:
+        """Store a new service token by the hash of its secret; a revoked token's name may be reused.
+
+        Raises :class:`DamDedupeError` if a token of that name is in force.
+        """
+        with self.transaction():
+            row = self.conn.execute("SELECT revoked FROM api_tokens WHERE name = ?", (name,)).fetchone()
+            if row is not None and row["revoked"] is None:
+                raise DamDedupeError(f"a token named {name!r} exists; revoke it first or choose another name")
+            self.conn.execute(
+                "INSERT OR REPLACE INTO api_tokens (name, token_hash, scopes, created) VALUES (?, ?, ?, ?)",
+                (name, token_hash, json.dumps(sorted(scopes)), created),
+            )
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``token_hash`` (revoked or not), or ``None``."""
+        row = self.conn.execute("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        return self._token(row) if row is not None else None
+
+    def tokens(self) -> list[ApiToken]:
+        """Every token, by name."""
+        return [self._token(row) for row in self.conn.execute("SELECT * FROM api_tokens ORDER BY name")]
+
+    @staticmethod
+    def _token(row: sqlite3.Row) -> ApiToken:
+        scopes = frozenset(json.loads(row["scopes"]))
+        return ApiToken(row["name"], scopes, row["created"], row["last_used"], row["revoked"])
+
+    def revoke_token(self, name: str, when: str) -> bool:
+        """Revoke a token at once; ``False`` if no token of that name is in force."""
+        cur = self.conn.execute("UPDATE api_tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", (when, name))
+        return cur.rowcount > 0
+
+    def touch_token(self, name: str, when: str) -> None:
+        """Record when a token was last used."""
+        self.conn.execute("UPDATE api_tokens SET last_used = ? WHERE name = ?", (when, name))
+
+    def dam_ingest(self, dam_asset_id: str, version: str) -> DamIngest | None:
+        """The record of a DAM asset version already ingested, or ``None``."""
+        row = self.conn.execute(
+            "SELECT * FROM dam_ingests WHERE dam_asset_id = ? AND version = ?", (dam_asset_id, version)
+        ).fetchone()
+        if row is None:
+            return None
+        return DamIngest(row["dam_asset_id"], row["version"], row["uri"], row["sha256"], row["ingested"])
+
+    def record_dam_ingest(self, ingest: DamIngest) -> bool:
+        """Record a DAM asset version as ingested; ``False`` if it already was (nothing is changed)."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO dam_ingests (dam_asset_id, version, uri, sha256, ingested) VALUES (?, ?, ?, ?, ?)",
+            (ingest.dam_asset_id, ingest.version, ingest.uri, ingest.sha256, ingest.ingested),
+        )
+        return cur.rowcount > 0
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep an outgoing webhook event that could not be delivered."""
+        self.conn.execute(
+            "INSERT INTO webhook_dead_letters (subscriber, event, body, error, attempts, failed)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (letter.subscriber, letter.event, letter.body, letter.error, letter.attempts, letter.failed),
+        )
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every undelivered webhook event, oldest first."""
+        rows = self.conn.execute("SELECT * FROM webhook_dead_letters ORDER BY id").fetchall()
+        return [
+            DeadLetter(row["subscriber"], row["event"], row["body"], row["error"], row["attempts"], row["failed"])
+            for row in rows
+        ]
+
+    def clusters_of(self, asset_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """For those of ``asset_ids`` in a cluster: (cluster id, the canonical's URI)."""
+        query = (
+            "SELECT m.asset_id, c.id, a.uri FROM cluster_members m JOIN clusters c ON c.id = m.cluster_id"
+            " JOIN assets a ON a.id = c.canonical_asset_id WHERE m.asset_id IN ({marks})"
+        )
+        return {row[0]: (row[1], row[2]) for row in self._rows_by_id(query, asset_ids)}
+
+    def cluster_page(self, after: str, limit: int) -> list[StoredCluster]:
+        """Up to ``limit`` stored clusters with ids after ``after``, in id order (a page of the service's list)."""
+        rows = self.conn.execute("SELECT * FROM clusters WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
+        return [self._cluster(row) for row in rows]
+
+    def cluster_by_id(self, cluster_id: str) -> StoredCluster | None:
+        """One stored cluster with its members, or ``None``."""
+        row = self.conn.execute("SELECT * FROM clusters WHERE id = ?", (cluster_id,)).fetchone()
+        return self._cluster(row) if row is not None else None
+
+    def _cluster(self, row: sqlite3.Row) -> StoredCluster:
+        members = [
+            (m["asset_id"], m["match"], json.loads(m["evidence"]))
+            for m in self.conn.execute(
+                "SELECT * FROM cluster_members WHERE cluster_id = ? ORDER BY asset_id", (row["id"],)
+            )
+        ]
+        return StoredCluster(row["id"], row["canonical_asset_id"], row["canonical_reason"], row["preset"], members)
+
+    def assets_page(self, uri: str, after: int, limit: int) -> list[CatalogAsset]:
+        """Up to ``limit`` assets (present or gone) with this URI, or under it when it ends in ``/``, with ids
+        after ``after``, in id order, without thumbnails."""
+        # under a folder: a range on the indexed URI (every URI starting with ``uri`` sorts between it and
+        # ``uri`` with its last ``/`` raised by one), with no LIKE pattern for a URI's ``%`` and ``_`` to upset
+        where, values = "a.uri = ?", [uri]
+        if uri.endswith("/"):
+            where, values = "a.uri >= ? AND a.uri < ?", [uri, uri[:-1] + "0"]  # "0" follows "/"
+        rows = self.conn.execute(
+            "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+            " f.perceptual, NULL AS thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+            f" WHERE {where} AND a.id > ? ORDER BY a.id LIMIT ?",
+            (*values, after, limit),
+        ).fetchall()
+        return [self._asset(row) for row in rows]
+
+    def change_marker(self) -> tuple[object, ...]:
+        """A value that changes whenever the present, fingerprinted images change: their count, the
+        newest fingerprint and the latest scan's end (a rescan replaces fingerprints in place).
+
+        Reading the tables costs about 40 ms at 100k assets, so it is done only when something was
+        committed since the last call: SQLite's ``data_version`` (other connections' commits) or this
+        connection's ``total_changes`` (its own) moved. Asking every few seconds is then nearly free.
+        """
+        committed = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
+        cached = getattr(self, "_change_marker", None)
+        if cached is not None and cached[0] == committed:
+            return cached[1]
+        row = self.conn.execute(
+            "SELECT (SELECT count(*) FROM fingerprints), (SELECT coalesce(max(rowid), 0) FROM fingerprints),"
+            " (SELECT count(*) FROM assets WHERE state = 'present' AND content = 'image'),"
+            " (SELECT coalesce(max(id), 0) FROM scan_runs), (SELECT max(finished) FROM scan_runs)"
+        ).fetchone()
+        self._change_marker = (committed, tuple(row))
+        return tuple(row)
 
     # -- images inside documents (formats) -------------------------------------------------
 
