@@ -71,6 +71,21 @@ def make_docx(path: Path, pictures: list[bytes]) -> Path:
     return path
 
 
+def make_xlsx(path: Path, pictures: list[bytes]) -> Path:
+    """An Excel workbook (openpyxl) with the pictures anchored on its first sheet."""
+    from openpyxl import Workbook
+    from openpyxl.drawing.image import Image as SheetImage
+
+    book = Workbook()
+    sheet = book.active
+    sheet["A1"] = "Campaign assets"
+    for row, picture in enumerate(pictures):
+        sheet.add_image(SheetImage(io.BytesIO(picture)), f"B{2 + 20 * row}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(str(path))
+    return path
+
+
 def make_pdf(path: Path, pictures: list[Image.Image]) -> Path:
     """A PDF (Pillow's writer) with one page per picture, each page one image XObject."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,12 +25,14 @@ from tests.formats_library import (
     make_docx,
     make_pdf,
     make_pptx,
+    make_xlsx,
     other_image,
 )
 
 
 def build_archive(root: Path) -> None:
-    """A library original (a 400-pixel JPEG), a standalone copy, and copies inside a deck, a Word document and a PDF.
+    """A library original (a 400-pixel JPEG), a standalone copy, and copies inside a deck, a Word document, a PDF
+    and an Excel workbook.
 
     The deck holds the picture at a higher resolution than the library file, as a designer's
     deck often does, so a policy that prefers resolution would pick it as canonical if it could.
@@ -42,6 +44,7 @@ def build_archive(root: Path) -> None:
     make_pptx(root / "decks" / "q3 deck.pptx", [encoded(lib, "PNG"), encoded(other_image(0), "JPEG")])
     make_docx(root / "docs" / "品牌指南.docx", [encoded(lib, "JPEG", (300, 300), quality=55)])
     make_pdf(root / "docs" / "annual report.pdf", [other_image(2), lib.resize((256, 256))])
+    make_xlsx(root / "sheets" / "budget.xlsx", [encoded(lib, "PNG", (200, 200))])
 
 
 def brand_cluster(report: dict) -> dict:
@@ -67,6 +70,7 @@ def test_each_embedded_copy_is_grouped_with_the_library_original_and_named_by_do
         f"{base}/decks/q3%20deck.pptx#ppt/media/image1.png",
         f"{base}/docs/%E5%93%81%E7%89%8C%E6%8C%87%E5%8D%97.docx#word/media/image1.jpg",
         f"{base}/docs/annual%20report.pdf#page=2&image=1",
+        f"{base}/sheets/budget.xlsx#xl/media/image1.png",
     }
     # the larger copy inside the deck is not the canonical: a document is never the authorised copy
     assert cluster["members"][0]["canonical"] and cluster["members"][0]["embedded_in"] is None
@@ -75,20 +79,21 @@ def test_each_embedded_copy_is_grouped_with_the_library_original_and_named_by_do
         f"{base}/decks/q3%20deck.pptx",
         f"{base}/docs/%E5%93%81%E7%89%8C%E6%8C%87%E5%8D%97.docx",
         f"{base}/docs/annual%20report.pdf",
+        f"{base}/sheets/budget.xlsx",
     }
-    assert cluster["embedded_copies"] == 3 and cluster["referenced_in"] == sorted(embedded)
+    assert cluster["embedded_copies"] == 4 and cluster["referenced_in"] == sorted(embedded)
     # the unrelated pictures in the deck and the PDF are images of their own, copies of nothing
     grouped = {m["uri"] for c in report["clusters"] for m in c["members"]}
     assert f"{base}/decks/q3%20deck.pptx#ppt/media/image2.jpg" not in grouped
     assert f"{base}/docs/annual%20report.pdf#page=1&image=1" not in grouped
-    assert report["summary"]["images"] == 7  # two library files, five pictures inside documents
-    assert report["summary"]["embedded_copies"] == 3
+    assert report["summary"]["images"] == 8  # two library files, six pictures inside documents
+    assert report["summary"]["embedded_copies"] == 4
     # embedded copies are holdings: their bytes count in the cluster's figures, and a photograph of a person
-    # inside three documents is five locations in the personal-data register, three of them embedded
+    # inside four documents is six locations in the personal-data register, four of them embedded
     assert cluster["reclaimable_bytes"] == sum(m["size"] for m in cluster["members"] if not m["canonical"])
     assert cluster["personal_data"]
     entry = next(e for e in report["personal_data_register"] if e["cluster"] == cluster["id"])
-    assert len(entry["locations"]) == 5
+    assert len(entry["locations"]) == 6
     assert sorted(loc["embedded_in"] for loc in entry["locations"] if loc["embedded_in"]) == sorted(embedded)
 
 
@@ -107,7 +112,7 @@ def test_a_plan_acts_only_on_standalone_files_and_says_where_each_embedded_copy_
     reasons = {e["uri"]: e["reason"] for e in plan.body["excluded"] if "uri" in e}
     deck = f"{base}/decks/q3%20deck.pptx"
     assert reasons[f"{deck}#ppt/media/image1.png"] == f"referenced in {deck}: documents are never rewritten"
-    assert sum(r.startswith("referenced in ") for r in reasons.values()) == 3
+    assert sum(r.startswith("referenced in ") for r in reasons.values()) == 4
 
 
 def test_password_protected_pdf_and_truncated_deck_are_errors_with_reasons_and_the_scan_goes_on(
@@ -130,7 +135,7 @@ def test_password_protected_pdf_and_truncated_deck_are_errors_with_reasons_and_t
         "cut short.pptx": "corrupt or truncated Office document: File is not a zip file",
         "protected.docx": "password-protected (an encrypted Office file), or an old binary Office format",
     }
-    assert len(brand_cluster(build_report(catalog))["members"]) == 5  # the rest of the archive was read
+    assert len(brand_cluster(build_report(catalog))["members"]) == 6  # the rest of the archive was read
 
 
 def test_document_images_follow_their_document_across_scans(tmp_path: Path) -> None:
@@ -157,7 +162,7 @@ def test_document_images_follow_their_document_across_scans(tmp_path: Path) -> N
     pdf_image = catalog.asset_by_uri(f"{base}/docs/annual%20report.pdf#page=2&image=1")
     assert pdf_image is not None and pdf_image.state.presence == "gone"
     members = {m["uri"] for m in brand_cluster(build_report(catalog))["members"]}
-    assert deck_image not in members and len(members) == 3
+    assert deck_image not in members and len(members) == 4
 
 
 def zip_with_media(parts: dict[str, bytes]) -> io.BytesIO:
@@ -238,9 +243,10 @@ def test_catalog_marks_embedded_images_with_their_document(tmp_path: Path) -> No
     assert sorted({d.rsplit("/", 1)[1] for d in embedded.values()}) == [
         "%E5%93%81%E7%89%8C%E6%8C%87%E5%8D%97.docx",
         "annual%20report.pdf",
+        "budget.xlsx",
         "q3%20deck.pptx",
     ]
-    assert len(embedded) == 5
+    assert len(embedded) == 6
 
 
 def test_a_document_damaged_since_the_last_scan_is_an_error_and_its_images_are_no_longer_counted(
@@ -260,8 +266,8 @@ def test_a_document_damaged_since_the_last_scan_is_an_error_and_its_images_are_n
     report = build_report(catalog)
     assert [Path(e["path"]).name for e in report["errors"]] == ["q3 deck.pptx"]
     members = {m["uri"] for m in brand_cluster(report)["members"]}
-    assert not any("q3%20deck.pptx#" in uri for uri in members) and len(members) == 4
-    assert report["summary"]["images"] == 5
+    assert not any("q3%20deck.pptx#" in uri for uri in members) and len(members) == 5
+    assert report["summary"]["images"] == 6
 
 
 def test_a_reviewer_naming_an_embedded_copy_as_canonical_leaves_the_cluster_out_of_the_plan(tmp_path: Path) -> None:
