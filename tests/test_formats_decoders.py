@@ -18,14 +18,14 @@ from dam_dedupe.errors import AssetError
 from dam_dedupe.fingerprint import fingerprint_stream
 from dam_dedupe.governance import Selection, make_plan
 from dam_dedupe.host import Host
-from dam_dedupe.records import SourceSpec
+from dam_dedupe.records import Fingerprint, SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
 from tests.conftest import pip_install, run_cli
 from tests.formats_library import encoded, library_image, make_dng, make_psd, other_image
 
 
-def fingerprint_file(path: Path):  # noqa: ANN201 (a Fingerprint)
+def fingerprint_file(path: Path) -> Fingerprint:
     with path.open("rb") as stream:
         return fingerprint_stream(stream, name=path.name)
 
