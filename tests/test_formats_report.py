@@ -16,7 +16,7 @@ def test_embedded_copies_say_where_they_are_referenced_and_a_raw_master_shows_as
     lib = library_image()
     make_dng(root / "raw" / "IMG_0001.dng", lib)
     lib.save(root / "IMG_0001.jpg", quality=90)
-    make_pptx(root / "decks" / "launch.pptx", [encoded(lib, "PNG", (300, 300))])
+    make_pptx(root / "簡報" / "launch.pptx", [encoded(lib, "PNG", (300, 300))])
     run_cli("scan", str(root), "--workers", "2", cwd=tmp_path)
     run_cli("report", "--format", "html", "-o", "report.html", cwd=tmp_path)
 
@@ -30,7 +30,7 @@ def test_embedded_copies_say_where_they_are_referenced_and_a_raw_master_shows_as
         errors = tab.console_errors
     finally:
         tab.close()
-    deck = (root / "decks" / "launch.pptx").resolve().as_uri()
+    deck = "file://" + str((root / "簡報" / "launch.pptx").resolve())  # readable, not %E7%B0%A1%E5%A0%B1
     assert errors == []
     assert notes == [f"referenced in {deck} (never acted on)"]
     assert "derivative" in roles

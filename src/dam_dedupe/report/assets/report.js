@@ -30,6 +30,10 @@
     return node;
   }
 
+  function readable(uri) {  // a URI as people read it: percent-escapes decoded (香港, not %E9%A6%99)
+    try { return decodeURI(uri); } catch (e) { return uri; }
+  }
+
   function size(n) {
     var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     var i = 0;
@@ -222,7 +226,7 @@
       el('span', { class: 'role' }, role), ' ', el('span', { class: 'relation' }, relationText(m.evidence)),
       el('div', null, el('b', { class: 'name' }, m.name)),
       el('div', { class: 'path' }, m.path),
-      m.embedded_in ? el('div', { class: 'muted embedded' }, 'referenced in ' + m.embedded_in + ' (never acted on)') : '',
+      m.embedded_in ? el('div', { class: 'muted embedded' }, 'referenced in ' + readable(m.embedded_in) + ' (never acted on)') : '',
       m.source_name && m.path.indexOf(m.source_name) !== 0
         ? el('div', null, m.source_name + (m.residency ? ' (' + m.residency + ')' : '')) : '',
       el('div', null, size(m.size) + (m.width ? ' · ' + m.width + '×' + m.height + ' ' + (m.format || '') : '')),
