@@ -183,6 +183,7 @@ class QuarantineAction(ActionPlugin):
             if record is not None:
                 adapter.delete(record)
                 removed.append(f"removed manifest {record.uri}")
+            adapter.tidy(self.manifest_key(run_id))  # its folders too, when a killed undo removed the manifest alone
         return removed
 
 

@@ -35,5 +35,6 @@ def test_without_opencv_the_faces_analyser_names_the_extra_and_stands_aside() ->
 
 def test_plugins_lists_the_analysers_and_their_extras() -> None:
     listing = CliRunner().invoke(main, ["plugins"]).output
-    analysers = listing.split("analysers:\n", 1)[1].splitlines()
+    section = listing.split("analysers:\n", 1)[1].splitlines()
+    analysers = section[: next((i for i, line in enumerate(section) if not line.startswith("  ")), len(section))]
     assert analysers == ["  faces  [ready]", "  rights  [ready]"]
