@@ -11,7 +11,7 @@ from dam_dedupe.canonical import choose_canonical, make_rules
 from dam_dedupe.catalog import Catalog, StoredCluster
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
-from dam_dedupe.matcher import compare
+from dam_dedupe.matcher.compare import compare_many
 from dam_dedupe.matcher.grouping import find_groups_streamed
 from dam_dedupe.records import Cluster, Fingerprint, Member
 
@@ -70,10 +70,9 @@ def build_clusters(
         canonical = cluster.canonical
         assert canonical is not None
         explained = [Member(canonical.asset, canonical.fingerprint, "exact", {"relation": "canonical"})]
-        for member in members:
-            if member is canonical:
-                continue
-            comparison = compare(canonical.fingerprint, member.fingerprint, settings)
+        others = [member for member in members if member is not canonical]
+        comparisons = compare_many(canonical.fingerprint, [member.fingerprint for member in others], settings)
+        for member, comparison in zip(others, comparisons, strict=True):
             if comparison is None:
                 reason = "not a copy of the canonical under these settings"
                 log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)

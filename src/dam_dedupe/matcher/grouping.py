@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, flat, flat_level, flat_match, is_copy, judge
+from dam_dedupe.matcher.compare import FLAT_TOLERANCE, are_copies, comparable, flat, flat_level, flat_match, judge_many
 from dam_dedupe.matcher.formation import form_groups
 from dam_dedupe.matcher.neighbours import INDEXED_FAMILIES, CandidateIndex
 from dam_dedupe.matcher.settings import MatchSettings
@@ -199,19 +199,19 @@ def _near_groups(
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return index.neighbours(np.array(asked, dtype=np.int64))
 
-    def edge(a: int, b: int, symmetry: str) -> float | None:
-        verdict = judge(loaded[int(image[a])], loaded[int(image[b])], symmetry, settings)
-        return None if verdict is None else verdict.trimmed_rms
+    def edges(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+        asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in pairs]
+        return [None if verdict is None else verdict.trimmed_rms for verdict in judge_many(asked, settings)]
 
-    def consistent(a: int, b: int) -> bool:
-        return is_copy(loaded[int(image[a])], loaded[int(image[b])], settings)
+    def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
+        return are_copies([(loaded[int(image[a])], loaded[int(image[b])]) for a, b in pairs], settings)
 
     def prepare(positions: set[int]) -> None:
         loaded.prepare({int(image[k]) for k in positions})
 
     # Largest picture first: a group's representative is then its most detailed copy.
     order = np.lexsort((np.arange(len(image)), -summary.area[image])).tolist()
-    groups = form_groups(order, neighbours, edge, consistent, prepare, progress)
+    groups = form_groups(order, neighbours, edges, consistent, prepare, progress)
     return [usable[group].tolist() for group in groups]
 
 
@@ -241,11 +241,14 @@ def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded
     def same(a: int, b: int) -> bool:
         return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
 
-    def level_gap(a: int, b: int, symmetry: str) -> float | None:
-        return float(abs(levels[a] - levels[b])) if same(a, b) else None
+    def level_gaps(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+        return [float(abs(levels[a] - levels[b])) if same(a, b) else None for a, b, _ in pairs]
+
+    def all_same(pairs: list[tuple[int, int]]) -> list[bool]:
+        return [same(a, b) for a, b in pairs]
 
     def prepare(positions: set[int]) -> None:
         loaded.prepare({int(image[k]) for k in positions})
 
-    groups = form_groups(list(range(len(ranked))), neighbours, level_gap, same, prepare)
+    groups = form_groups(list(range(len(ranked))), neighbours, level_gaps, all_same, prepare)
     return [ranked[group].tolist() for group in groups]

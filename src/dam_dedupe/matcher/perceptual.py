@@ -154,6 +154,7 @@ def _dihedral_bit_maps() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 _BIT_MAPS = _dihedral_bit_maps()
 
 
+@lru_cache(maxsize=1 << 14)
 def dct_dihedral(value: int, symmetry: str) -> int:
     """The dct hash a copy would have after ``symmetry`` (a :data:`DIHEDRAL` name) of the original."""
     source, flip = _BIT_MAPS[symmetry]
@@ -235,7 +236,7 @@ def _halve(fine: np.ndarray) -> np.ndarray:
     return fine.astype(np.float32).reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def thumbnail_array(thumbnail: bytes) -> np.ndarray:
     """A stored thumbnail as a float 32x32 array (read-only: it is cached, as each thumbnail
     is compared with many others)."""
@@ -244,7 +245,7 @@ def thumbnail_array(thumbnail: bytes) -> np.ndarray:
     return array
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)
 def fine_array(thumbnail: bytes) -> np.ndarray:
     """A stored thumbnail as a read-only float 64x64 array."""
     array = np.frombuffer(thumbnail, dtype=np.uint8).reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
@@ -252,7 +253,10 @@ def fine_array(thumbnail: bytes) -> np.ndarray:
     return array
 
 
+@lru_cache(maxsize=4096)
 def chroma_array(hex_value: str) -> np.ndarray:
-    """A stored ``chroma`` signature as a float (g, g, 2) array."""
+    """A stored ``chroma`` signature as a read-only float (g, g, 2) array (cached, as :func:`thumbnail_array`)."""
     raw = np.frombuffer(bytes.fromhex(hex_value), dtype=np.int8)
-    return raw.reshape(CHROMA_GRID, CHROMA_GRID, 2).astype(np.float32)
+    array = raw.reshape(CHROMA_GRID, CHROMA_GRID, 2).astype(np.float32)
+    array.flags.writeable = False
+    return array

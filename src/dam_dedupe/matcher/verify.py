@@ -18,12 +18,20 @@ thumbnails agree everywhere except in a small area (room for a watermark or logo
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
-from dam_dedupe.matcher.perceptual import DIHEDRAL, THUMBNAIL_SIDE, chroma_array, fine_array, thumbnail_array
+from dam_dedupe.matcher.perceptual import (
+    DIHEDRAL,
+    FINE_SIDE,
+    THUMBNAIL_SIDE,
+    chroma_array,
+    fine_array,
+    thumbnail_array,
+)
 
 MAX_MARGIN = 0.06
 MARGIN_STEP = 0.005
@@ -95,8 +103,9 @@ class Verdict:
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
-    """Mean 0, standard deviation 1."""
-    return (a - a.mean()) / (a.std() + 1e-6)
+    """Mean 0, standard deviation 1 (each picture of a stack, over its last two axes)."""
+    axes = (-2, -1)
+    return (a - a.mean(axis=axes, keepdims=True)) / (a.std(axis=axes, keepdims=True) + 1e-6)
 
 
 @lru_cache(maxsize=1)
@@ -114,14 +123,12 @@ def _resamplers(n: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, np.ndarray]:
     """
     margins = _margins()
     pairs = np.array([(lo, hi) for lo in margins for hi in margins])
-    mats = np.zeros((len(pairs), n, n))
     edges = np.arange(n + 1) / n
-    for k, (lo, hi) in enumerate(pairs):
-        span = 1.0 - lo - hi
-        for i in range(n):
-            start, end = lo + span * i / n, lo + span * (i + 1) / n
-            overlap = np.clip(np.minimum(edges[1:], end) - np.maximum(edges[:-1], start), 0, None)
-            mats[k, i] = overlap / overlap.sum()
+    row = np.arange(n)[None, :, None]
+    low, span = pairs[:, 0, None, None], (1.0 - pairs.sum(axis=1))[:, None, None]
+    start, end = low + span * row / n, low + span * (row + 1) / n
+    overlap = np.clip(np.minimum(edges[1:], end) - np.maximum(edges[:-1], start), 0, None)
+    mats = overlap / overlap.sum(axis=2, keepdims=True)
     return mats, pairs
 
 
@@ -221,21 +228,97 @@ def verify(
     searched = search and float(((x - y) ** 2).mean()) > 0.005
     cropped, crop = _search_crop(a, b, aspect, max_margin) if searched else NO_CROP
     x, y = _aligned(a, b, cropped, crop)
-    residual = x - y
-    trimmed = _trimmed_rms(residual)
+    rms, changed, trimmed, edge_strip = (float(value) for value in _coarse_measures(x - y))
     colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
-    return Verdict(
-        symmetry=symmetry,
-        rms=float(np.sqrt((residual**2).mean())),
-        changed=float((np.abs(residual) > max(DIFF_LEVEL, NOISE_LEVELS * trimmed)).mean()),
-        trimmed_rms=trimmed,
-        edge_strip=_edge_strip(residual),
-        crop=crop,
-        cropped=cropped,
-        colour_distance=colour_distance,
-        greyscale=greyscale,
-        crop_searched=searched,
-    )
+    return Verdict(symmetry, rms, changed, trimmed, edge_strip, crop, cropped, colour_distance, greyscale, searched)
+
+
+PAIRS_AT_ONCE = 64
+"""Pairs measured in one stack by :func:`plain_verdicts`: enough to spread numpy's cost per call,
+few enough that the stacks stay in the processor's cache and memory stays small."""
+PREPARED = 2048
+"""Thumbnails whose :class:`Prepared` arrays are kept (about 21 KiB each): a group's representative
+and sample, asked about for every member, stay prepared."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What verification needs of one thumbnail, computed once however many pairs it is in.
+
+    Attributes:
+        coarse: the 32x32 thumbnail normalised (mean 0, standard deviation 1).
+        fine: the 64x64 thumbnail normalised.
+        detail: the fine detail of ``fine`` (see :func:`_detail`); a symmetry does not change it.
+    """
+
+    coarse: np.ndarray
+    fine: np.ndarray
+    detail: float
+
+
+_prepared: OrderedDict[bytes, Prepared] = OrderedDict()
+
+
+def prepare(thumbnails: list[bytes]) -> list[Prepared]:
+    """The :class:`Prepared` arrays of each stored thumbnail; those not kept (see ``PREPARED``)
+    are computed together, as one stack."""
+    missing = list(dict.fromkeys(thumb for thumb in thumbnails if thumb not in _prepared))
+    if missing:
+        raw = np.stack([np.frombuffer(thumb, dtype=np.uint8) for thumb in missing]).reshape(-1, FINE_SIDE, FINE_SIDE)
+        fine = _normalise(raw.astype(np.float32))
+        coarse = _normalise(raw.reshape(-1, THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(2, 4), dtype=np.float32))
+        coarse.flags.writeable = fine.flags.writeable = False
+        for k, (thumb, detail) in enumerate(zip(missing, _detail(fine).tolist(), strict=True)):
+            _prepared[thumb] = Prepared(coarse[k], fine[k], detail)
+    found = []
+    for thumb in thumbnails:
+        _prepared.move_to_end(thumb)
+        found.append(_prepared[thumb])
+    while len(_prepared) > PREPARED:
+        _prepared.popitem(last=False)
+    return found
+
+
+def plain_verdicts(
+    pairs: list[tuple[bytes, bytes, str]], chromas: list[tuple[str | None, str | None]]
+) -> list[tuple[Verdict, float, float]]:
+    """:func:`verify` without a crop search, and the uncropped (fine residual, hotspot) that
+    :func:`refine` starts from, for many pairs (thumbnail a, thumbnail b, symmetry) at once.
+
+    The pairs are stacked, ``PAIRS_AT_ONCE`` at a time, and measured in a few numpy calls
+    instead of a few dozen calls a pair, from each thumbnail's prepared arrays (:func:`prepare`): a copy
+    re-saved at another size or quality needs no crop search, and in a library of one image
+    copied thousands of times almost every pair verified is such a copy.
+    """
+    found = []
+    for start in range(0, len(pairs), PAIRS_AT_ONCE):
+        part = pairs[start : start + PAIRS_AT_ONCE]
+        ready = prepare([thumb for first, second, _ in part for thumb in (first, second)])
+        firsts = [(DIHEDRAL[symmetry], first) for (_, _, symmetry), first in zip(part, ready[::2], strict=True)]
+        seconds = ready[1::2]
+        a = np.stack([turn(first.coarse) for turn, first in firsts])  # type: ignore[operator]
+        b = np.stack([second.coarse for second in seconds])
+        coarse = zip(*(values.tolist() for values in _coarse_measures(a - b)), strict=True)
+        a = np.stack([turn(first.fine) for turn, first in firsts])  # type: ignore[operator]
+        b = np.stack([second.fine for second in seconds])
+        details = (np.array([first.detail for _, first in firsts]), np.array([second.detail for second in seconds]))
+        fine = zip(*(values.tolist() for values in _fine_measures(a, b, details)), strict=True)
+        for (_, _, symmetry), (chroma_a, chroma_b), (rms, changed, trimmed, edge_strip), (residual, hotspot) in zip(
+            part, chromas[start : start + PAIRS_AT_ONCE], coarse, fine, strict=True
+        ):
+            colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
+            verdict = Verdict(symmetry, rms, changed, trimmed, edge_strip, NO_CROP[1], "", colour_distance, greyscale)
+            found.append((replace(verdict, crop_searched=False), residual, hotspot))
+    return found
+
+
+def _coarse_measures(residual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rms, changed area, trimmed rms, edge strip) of a residual or a stack of them (see :class:`Verdict`)."""
+    trimmed = _trimmed_rms(residual)
+    level = np.maximum(DIFF_LEVEL, NOISE_LEVELS * trimmed)[..., None, None]
+    axes = (-2, -1)
+    rms = np.sqrt((residual**2).mean(axis=axes))
+    return rms, (np.abs(residual) > level).mean(axis=axes), trimmed, _edge_strip(residual)
 
 
 NO_CROP: tuple[str, tuple[float, float, float, float]] = ("", (0.0, 0.0, 0.0, 0.0))
@@ -289,7 +372,7 @@ def refine(
     fine_a, fine_b = fine_array(thumb_a), fine_array(thumb_b)
     a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](fine_a))  # type: ignore[operator]
     cropped, crop = verdict.cropped, verdict.crop
-    uncropped = _fine_measures(*_aligned(a, fine_b, *NO_CROP))
+    uncropped = _fine_pair(*_aligned(a, fine_b, *NO_CROP))
     if not verdict.crop_searched:
         if uncropped[0] <= limits[0] and uncropped[1] <= limits[1]:
             return replace(verdict, fine_residual=uncropped[0], hotspot=uncropped[1])
@@ -298,8 +381,8 @@ def refine(
     fine_residual, hotspot = uncropped
     if cropped:
         crop = _polish_crop(a, fine_b, cropped, crop)
-        cropped_residual = _fine_measures(*_aligned(a, fine_b, cropped, crop))[0]
-        hotspot = min(hotspot, _fine_measures(*_aligned(a, fine_b, cropped, crop, soften=False))[1])
+        cropped_residual = _fine_pair(*_aligned(a, fine_b, cropped, crop))[0]
+        hotspot = min(hotspot, _fine_pair(*_aligned(a, fine_b, cropped, crop, soften=False))[1])
         if cropped_residual < fine_residual:
             fine_residual = cropped_residual
         else:
@@ -346,78 +429,109 @@ def _on_grid(lo: float, hi: float) -> tuple[float, float]:
     )
 
 
-def _fine_measures(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(fine residual, hotspot) of two aligned, normalised 64x64 thumbnails (see :class:`Verdict`).
+def _fine_pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """:func:`_fine_measures` of one pair, as numbers."""
+    residual, hotspot = _fine_measures(x, y)
+    return float(residual), float(hotspot)
+
+
+def _fine_measures(
+    x: np.ndarray, y: np.ndarray, details: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fine residual, hotspot) of two aligned, normalised 64x64 thumbnails, or of two stacks of
+    them (see :class:`Verdict`); ``details``, when known, is :func:`_detail` of each of ``x`` and ``y``.
 
     Both are normalised again over the pixels outside the locally changed area (the
     ``LOCAL_CHANGE`` share that differ most), so that a large opaque logo does not shift
-    the whole picture's brightness scale.
+    the whole picture's brightness scale (the fine detail, linear in the picture and blind to
+    its mean, is divided by the same spread).
     """
     magnitude = np.abs(x - y)
-    kept = magnitude <= _order_statistic(magnitude.ravel(), 1 - LOCAL_CHANGE)
-    x = (x - x[kept].mean()) / (x[kept].std() + 1e-6)
-    y = (y - y[kept].mean()) / (y[kept].std() + 1e-6)
+    kept = magnitude <= _order_statistic(magnitude, 1 - LOCAL_CHANGE)[..., None, None]
+    count = kept.sum(axis=(-2, -1), keepdims=True, dtype=x.dtype)
+    (x, spread_x), (y, spread_y) = (_normalise_over(picture, kept, count) for picture in (x, y))
     residual = x - y
     trimmed = _trimmed_rms(residual)
-    detail = min(_detail(x), _detail(y))
+    if details is None:
+        detail = np.minimum(_detail(x), _detail(y))
+    else:
+        detail = np.minimum(details[0] / spread_x, details[1] / spread_y)
     return trimmed / (detail + DETAIL_FLOOR), _interior_peak(residual) / (trimmed + HOTSPOT_FLOOR)
 
 
-def _detail(x: np.ndarray) -> float:
-    """RMS of what a double [1, 2, 1] blur removes from a normalised picture: its fine detail."""
-    return float(np.sqrt(((x - _soften(_soften(x))) ** 2).mean()))
+def _normalise_over(picture: np.ndarray, kept: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``picture`` or a stack with mean 0 and standard deviation 1 over the ``kept`` pixels, the
+    divisor that took)."""
+    axes = (-2, -1)
+    mean = picture.sum(axis=axes, where=kept, keepdims=True) / count
+    spread = np.sqrt(((picture - mean) ** 2).sum(axis=axes, where=kept, keepdims=True) / count) + 1e-6
+    return (picture - mean) / spread, spread.reshape(spread.shape[:-2])
 
 
-def _interior_peak(residual: np.ndarray) -> float:
+def _detail(x: np.ndarray) -> np.ndarray:
+    """RMS of what a double [1, 2, 1] blur removes from a normalised picture (or each of a stack): its fine detail."""
+    return np.sqrt(((x - _soften(_soften(x))) ** 2).mean(axis=(-2, -1)))
+
+
+def _interior_peak(residual: np.ndarray) -> np.ndarray:
     """How much the worst 4x4 block away from the border (inside ``HOTSPOT_MARGIN``) stands
-    out: its mean absolute residual minus 3 times the median block's."""
-    n = residual.shape[0]
-    blocks = (
-        np.abs(residual).reshape(n // HOTSPOT_BLOCK, HOTSPOT_BLOCK, n // HOTSPOT_BLOCK, HOTSPOT_BLOCK).mean(axis=(1, 3))
-    )
-    ring = round(blocks.shape[0] * HOTSPOT_MARGIN)
-    inner = blocks[ring:-ring, ring:-ring]
-    return float(inner.max() - 3 * np.median(blocks))
+    out: its mean absolute residual minus 3 times the median block's (for each of a stack)."""
+    n = residual.shape[-1]
+    side = n // HOTSPOT_BLOCK
+    shape = (*residual.shape[:-2], side, HOTSPOT_BLOCK, side, HOTSPOT_BLOCK)
+    blocks = np.abs(residual).reshape(shape).mean(axis=(-3, -1))
+    ring = round(side * HOTSPOT_MARGIN)
+    inner = blocks[..., ring:-ring, ring:-ring]
+    return inner.max(axis=(-2, -1)) - 3 * np.median(blocks.reshape(*blocks.shape[:-2], -1), axis=-1)
 
 
 def _soften(a: np.ndarray) -> np.ndarray:
-    """A [1, 2, 1] / 4 blur along both axes (edges repeated): after resampling a crop, detail
-    near the thumbnail's resolution is aliased differently in the two pictures."""
+    """A [1, 2, 1] / 4 blur along both axes of a picture or each of a stack (edges repeated):
+    after resampling a crop, detail near the thumbnail's resolution is aliased differently in the two pictures."""
     rows = 2 * a
-    rows[1:] += a[:-1]
-    rows[0] += a[0]
-    rows[:-1] += a[1:]
-    rows[-1] += a[-1]
+    rows[..., 1:, :] += a[..., :-1, :]
+    rows[..., 0, :] += a[..., 0, :]
+    rows[..., :-1, :] += a[..., 1:, :]
+    rows[..., -1, :] += a[..., -1, :]
     out = 2 * rows
-    out[:, 1:] += rows[:, :-1]
-    out[:, 0] += rows[:, 0]
-    out[:, :-1] += rows[:, 1:]
-    out[:, -1] += rows[:, -1]
+    out[..., 1:] += rows[..., :-1]
+    out[..., 0] += rows[..., 0]
+    out[..., :-1] += rows[..., 1:]
+    out[..., -1] += rows[..., -1]
     return out / 16
 
 
-def _edge_strip(residual: np.ndarray) -> float:
+def _edge_strip(residual: np.ndarray) -> np.ndarray:
     """Largest ``EDGE_QUANTILE`` quantile (along the border) of the absolute residual over the
-    four 2-pixel border strips: a logo or watermark covering part of a border does not count.
+    four 2-pixel border strips, of a residual or each of a stack: a logo or watermark covering
+    part of a border does not count.
     """
     magnitude = np.abs(residual)
     strips = np.stack(
-        (magnitude[:2, :].mean(0), magnitude[-2:, :].mean(0), magnitude[:, :2].mean(1), magnitude[:, -2:].mean(1))
+        (
+            magnitude[..., :2, :].mean(-2),
+            magnitude[..., -2:, :].mean(-2),
+            magnitude[..., :, :2].mean(-1),
+            magnitude[..., :, -2:].mean(-1),
+        ),
+        axis=-2,
     )
-    return float(np.sort(strips, axis=1)[:, int(EDGE_QUANTILE * (strips.shape[1] - 1))].max())
+    return np.sort(strips, axis=-1)[..., int(EDGE_QUANTILE * (strips.shape[-1] - 1))].max(axis=-1)
 
 
-def _trimmed_rms(residual: np.ndarray) -> float:
-    """RMS of the residual without its ``LOCAL_CHANGE`` share of largest values."""
-    squared = (residual**2).ravel()
-    keep = int(round(squared.size * (1 - LOCAL_CHANGE)))
-    return float(np.sqrt(np.partition(squared, keep - 1)[:keep].mean()))
+def _trimmed_rms(residual: np.ndarray) -> np.ndarray:
+    """RMS of the residual (or of each of a stack) without its ``LOCAL_CHANGE`` share of largest values."""
+    squared = (residual**2).reshape(*residual.shape[:-2], -1)
+    keep = int(round(squared.shape[-1] * (1 - LOCAL_CHANGE)))
+    return np.sqrt(np.partition(squared, keep - 1, axis=-1)[..., :keep].mean(axis=-1))
 
 
-def _order_statistic(values: np.ndarray, share: float) -> float:
-    """The value below which ``share`` of ``values`` lie (the lower one; no interpolation)."""
-    k = int(share * (values.size - 1))
-    return float(np.partition(values, k)[k])
+def _order_statistic(values: np.ndarray, share: float) -> np.ndarray:
+    """The value below which ``share`` of a picture's values lie (the lower one; no interpolation),
+    for a picture or each of a stack."""
+    flat = values.reshape(*values.shape[:-2], -1)
+    k = int(share * (flat.shape[-1] - 1))
+    return np.partition(flat, k, axis=-1)[..., k]
 
 
 def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
