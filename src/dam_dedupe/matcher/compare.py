@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from dam_dedupe.matcher.index import popcount
 from dam_dedupe.matcher.perceptual import (
     DIHEDRAL,
     FEATURELESS_STD,
     chroma_array,
     dct_dihedral,
+    dct_dihedral_array,
     grad_hash_of,
     thumbnail_array,
     tone_of,
@@ -178,12 +180,14 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
     """
     verdicts: list[Verdict | None] = [None] * len(pairs)
     open_pairs = [k for k, (a, b, symmetry) in enumerate(pairs) if _may_match(a, b, symmetry, settings)]
-    for k, (verdict, fine_residual, hotspot) in zip(open_pairs, _plain([pairs[k] for k in open_pairs]), strict=True):
+    for k, verdict in zip(open_pairs, _plain([pairs[k] for k in open_pairs]), strict=True):
         a, b, symmetry = pairs[k]
         resized = not same_size(a, b, symmetry)
+        fine_residual, hotspot = verdict.fine_residual, verdict.hotspot
+        assert fine_residual is not None and hotspot is not None
         fine_pass = fine_residual <= settings.max_fine_residual and hotspot <= settings.max_hotspot
         if _coarse_pass(verdict, settings, resized) and fine_pass:
-            verdicts[k] = replace(verdict, fine_residual=fine_residual, hotspot=hotspot)
+            verdicts[k] = verdict
         else:
             verdicts[k] = _searched(a, b, verdict, settings, resized)
     return verdicts
@@ -191,10 +195,10 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
 
 PLAIN_KEPT = 8192
 """Pairs whose plain measures (:func:`_plain`) are kept, about 300 bytes each."""
-_plain_kept: OrderedDict[tuple[str, str, str], tuple[Verdict, float, float]] = OrderedDict()
+_plain_kept: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
 
 
-def _plain(pairs: list[Pair]) -> list[tuple[Verdict, float, float]]:
+def _plain(pairs: list[Pair]) -> list[Verdict]:
     """:func:`~dam_dedupe.matcher.verify.plain_verdicts` of the pairs, the last ``PLAIN_KEPT`` kept by
     content hash: they do not depend on the settings, so a member verified against its group's
     representative is not measured again when it is explained against it as the canonical."""
@@ -231,7 +235,8 @@ def _thumbnail(fp: Fingerprint) -> bytes:
 
 
 def _searched(a: Fingerprint, b: Fingerprint, plain: Verdict, settings: MatchSettings, resized: bool) -> Verdict | None:
-    """The rest of :func:`judge` for a pair whose ``plain`` verdict (as it stands, uncropped) did not settle it."""
+    """The rest of :func:`judge` for a pair whose ``plain`` verdict (as it stands, uncropped) did not
+    settle it: a crop search when the coarse check failed, the finer check (:func:`refine`) after."""
     thumb_a, thumb_b = _thumbnail(a), _thumbnail(b)
     symmetry, aspect = plain.symmetry, aspect_change(a, b, plain.symmetry)
     chroma_a, chroma_b = a.perceptual.get("chroma"), b.perceptual.get("chroma")
@@ -307,10 +312,9 @@ def relaxed_verdicts(pairs: Sequence[tuple[Fingerprint, Fingerprint]], settings:
     """:func:`relaxed_verdict` for many pairs: each round verifies, together, every pair still
     unsettled under its next likeliest symmetry (a copy is almost always settled in the first)."""
     verdicts: list[Verdict | None] = [None] * len(pairs)
-    tries: dict[int, list[str]] = {}
-    for k, (a, b) in enumerate(pairs):
-        if comparable(a) and comparable(b):
-            tries[k] = _likeliest_symmetries(a, b) if settings.transforms else ["identity"]
+    asked = [k for k, (a, b) in enumerate(pairs) if comparable(a) and comparable(b)]
+    orders = _likeliest_symmetries([pairs[k] for k in asked]) if settings.transforms else [["identity"]] * len(asked)
+    tries = dict(zip(asked, orders, strict=True))
     relaxed = settings.relaxed()
     for round_number in range(len(DIHEDRAL)):
         asked = [k for k, symmetries in tries.items() if round_number < len(symmetries)]
@@ -324,14 +328,17 @@ def relaxed_verdicts(pairs: Sequence[tuple[Fingerprint, Fingerprint]], settings:
     return verdicts
 
 
-def _likeliest_symmetries(a: Fingerprint, b: Fingerprint) -> list[str]:
-    """Every symmetry, in the order :func:`relaxed_verdict` tries them."""
-    return sorted(DIHEDRAL, key=lambda name: dct_distance(a, b, name) - _preference(name))
-
-
-def _preference(symmetry: str) -> int:
-    """Bits of ``dct`` distance by which ``symmetry`` is tried earlier than its distance says."""
-    return IDENTITY_PREFERENCE if symmetry == "identity" else 0
+def _likeliest_symmetries(pairs: list[tuple[Fingerprint, Fingerprint]]) -> list[list[str]]:
+    """Every symmetry for each pair, in the order :func:`relaxed_verdict` tries them: by ``dct``
+    distance after the symmetry, ``identity`` preferred by ``IDENTITY_PREFERENCE`` bits."""
+    if not pairs:
+        return []
+    first = np.array([int(a.perceptual["dct"], 16) for a, _ in pairs], dtype=np.uint64)
+    second = np.array([int(b.perceptual["dct"], 16) for _, b in pairs], dtype=np.uint64)
+    names = list(DIHEDRAL)
+    distance = np.stack([popcount(dct_dihedral_array(first, name) ^ second) for name in names], axis=1)
+    distance[:, names.index("identity")] -= IDENTITY_PREFERENCE
+    return [[names[n] for n in row] for row in np.argsort(distance, axis=1, kind="stable").tolist()]
 
 
 def is_copy(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> bool:

@@ -218,7 +218,13 @@ def tone_of(perceptual: dict[str, str]) -> tuple[float, float] | None:
     """(mean grey level, standard deviation) from a fingerprint's hashes, or ``None`` if it has none."""
     if "tone" not in perceptual:
         return None
-    mean, std = perceptual["tone"].split(",")
+    return _tone(perceptual["tone"])
+
+
+@lru_cache(maxsize=4096)
+def _tone(text: str) -> tuple[float, float]:
+    """A stored ``tone`` read (cached: a representative's is read for every member it is compared with)."""
+    mean, std = text.split(",")
     return float(mean), float(std)
 
 

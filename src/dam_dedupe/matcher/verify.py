@@ -77,12 +77,12 @@ class Verdict:
         colour_distance: mean chroma difference over the grid, or ``None`` when one image has no colour.
         greyscale: which image is greyscale while the other has colour (``"first"``, ``"second"`` or ``""``).
         crop_searched: whether the crop search ran (it is skipped when the uncropped fit is good enough).
-        fine_residual: from :func:`refine`, on the 64x64 thumbnails: the trimmed residual
-            divided by the pictures' own fine detail (plus ``DETAIL_FLOOR``). A copy's
-            residual is aliasing and compression, which scale with the detail; a shifted or
-            turned view (burst, stereo pair) of a smooth scene leaves more. ``None`` before
-            :func:`refine`.
-        hotspot: from :func:`refine`: how much the worst 4x4 block away from the border
+        fine_residual: from :func:`refine` (or, uncropped, :func:`plain_verdicts`), on the
+            64x64 thumbnails: the trimmed residual divided by the pictures' own fine detail (plus
+            ``DETAIL_FLOOR``). A copy's residual is aliasing and compression, which scale with the
+            detail; a shifted or turned view (burst, stereo pair) of a smooth scene leaves more.
+            ``None`` before either.
+        hotspot: as ``fine_residual``: how much the worst 4x4 block away from the border
             stands out from the rest of the residual. A watermark or logo sits near the
             border; a different headline or an object added or removed inside the picture
             is a concentrated change away from it.
@@ -192,18 +192,26 @@ def _batch_residual(candidates: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def _colour(chroma_a: str | None, chroma_b: str | None, symmetry: str) -> tuple[float | None, str]:
     """(mean chroma difference or None, which image is greyscale) for two chroma signatures."""
-    if not chroma_a or not chroma_b:
-        return None, ""
-    op = DIHEDRAL[symmetry]
-    a = np.ascontiguousarray(op(chroma_array(chroma_a)))  # type: ignore[operator]
-    b = chroma_array(chroma_b)
-    colour_a = float(np.hypot(a[..., 0], a[..., 1]).mean()) > COLOURFUL
-    colour_b = float(np.hypot(b[..., 0], b[..., 1]).mean()) > COLOURFUL
-    if colour_a and colour_b:
-        return float(np.hypot(*(a - b).transpose(2, 0, 1)).mean()), ""
-    if colour_a != colour_b:
-        return None, "second" if colour_a else "first"
-    return None, ""
+    return _colours([(chroma_a, chroma_b, symmetry)])[0]
+
+
+def _colours(asked: list[tuple[str | None, str | None, str]]) -> list[tuple[float | None, str]]:
+    """:func:`_colour` of each (chroma a, chroma b, symmetry), measured together."""
+    found: list[tuple[float | None, str]] = [(None, "")] * len(asked)
+    both = [(k, first, second, symmetry) for k, (first, second, symmetry) in enumerate(asked) if first and second]
+    if not both:
+        return found
+    a = np.stack([DIHEDRAL[symmetry](chroma_array(first)) for _, first, _, symmetry in both])  # type: ignore[operator]
+    b = np.stack([chroma_array(second) for _, _, second, _ in both])
+    colour_a = (np.hypot(a[..., 0], a[..., 1]).mean(axis=(1, 2)) > COLOURFUL).tolist()
+    colour_b = (np.hypot(b[..., 0], b[..., 1]).mean(axis=(1, 2)) > COLOURFUL).tolist()
+    distance = np.hypot(*(a - b).transpose(3, 0, 1, 2)).mean(axis=(1, 2)).tolist()
+    for (k, _, _, _), first, second, apart in zip(both, colour_a, colour_b, distance, strict=True):
+        if first and second:
+            found[k] = (apart, "")
+        elif first != second:
+            found[k] = (None, "second" if first else "first")
+    return found
 
 
 def verify(
@@ -281,9 +289,9 @@ def prepare(thumbnails: list[bytes]) -> list[Prepared]:
 
 def plain_verdicts(
     pairs: list[tuple[bytes, bytes, str]], chromas: list[tuple[str | None, str | None]]
-) -> list[tuple[Verdict, float, float]]:
-    """:func:`verify` without a crop search, and the uncropped (fine residual, hotspot) that
-    :func:`refine` starts from, for many pairs (thumbnail a, thumbnail b, symmetry) at once.
+) -> list[Verdict]:
+    """:func:`verify` without a crop search, with the uncropped ``fine_residual`` and ``hotspot``
+    that :func:`refine` starts from, for many pairs (thumbnail a, thumbnail b, symmetry) at once.
 
     The pairs are stacked, ``PAIRS_AT_ONCE`` at a time, and measured in a few numpy calls
     instead of a few dozen calls a pair, from each thumbnail's prepared arrays (:func:`prepare`): a copy
@@ -303,12 +311,31 @@ def plain_verdicts(
         b = np.stack([second.fine for second in seconds])
         details = (np.array([first.detail for _, first in firsts]), np.array([second.detail for second in seconds]))
         fine = zip(*(values.tolist() for values in _fine_measures(a, b, details)), strict=True)
-        for (_, _, symmetry), (chroma_a, chroma_b), (rms, changed, trimmed, edge_strip), (residual, hotspot) in zip(
-            part, chromas[start : start + PAIRS_AT_ONCE], coarse, fine, strict=True
+        colours = _colours(
+            [
+                (*chroma, symmetry)
+                for chroma, (_, _, symmetry) in zip(chromas[start : start + len(part)], part, strict=True)
+            ]
+        )
+        for (_, _, symmetry), (colour_distance, greyscale), measures, (residual, hotspot) in zip(
+            part, colours, coarse, fine, strict=True
         ):
-            colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
-            verdict = Verdict(symmetry, rms, changed, trimmed, edge_strip, NO_CROP[1], "", colour_distance, greyscale)
-            found.append((replace(verdict, crop_searched=False), residual, hotspot))
+            rms, changed, trimmed, edge_strip = measures
+            found.append(
+                Verdict(
+                    symmetry,
+                    rms,
+                    changed,
+                    trimmed,
+                    edge_strip,
+                    *_UNCROPPED,
+                    colour_distance,
+                    greyscale,
+                    False,
+                    residual,
+                    hotspot,
+                )
+            )
     return found
 
 
@@ -322,6 +349,8 @@ def _coarse_measures(residual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 NO_CROP: tuple[str, tuple[float, float, float, float]] = ("", (0.0, 0.0, 0.0, 0.0))
+_UNCROPPED = NO_CROP[::-1]
+"""The (crop, cropped) fields of a :class:`Verdict` without a crop."""
 
 
 def _search_crop(
@@ -446,26 +475,28 @@ def _fine_measures(
     the whole picture's brightness scale (the fine detail, linear in the picture and blind to
     its mean, is divided by the same spread).
     """
+    shape = x.shape
+    x, y = x.reshape(*shape[:-2], -1), y.reshape(*shape[:-2], -1)
     magnitude = np.abs(x - y)
-    kept = magnitude <= _order_statistic(magnitude, 1 - LOCAL_CHANGE)[..., None, None]
-    count = kept.sum(axis=(-2, -1), keepdims=True, dtype=x.dtype)
+    kept = (magnitude <= _order_statistic(magnitude, 1 - LOCAL_CHANGE)[..., None]).astype(x.dtype)
+    count = kept.sum(axis=-1)
     (x, spread_x), (y, spread_y) = (_normalise_over(picture, kept, count) for picture in (x, y))
-    residual = x - y
+    residual = (x - y).reshape(shape)
     trimmed = _trimmed_rms(residual)
     if details is None:
-        detail = np.minimum(_detail(x), _detail(y))
+        detail = np.minimum(_detail(x.reshape(shape)), _detail(y.reshape(shape)))
     else:
         detail = np.minimum(details[0] / spread_x, details[1] / spread_y)
     return trimmed / (detail + DETAIL_FLOOR), _interior_peak(residual) / (trimmed + HOTSPOT_FLOOR)
 
 
-def _normalise_over(picture: np.ndarray, kept: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(``picture`` or a stack with mean 0 and standard deviation 1 over the ``kept`` pixels, the
-    divisor that took)."""
-    axes = (-2, -1)
-    mean = picture.sum(axis=axes, where=kept, keepdims=True) / count
-    spread = np.sqrt(((picture - mean) ** 2).sum(axis=axes, where=kept, keepdims=True) / count) + 1e-6
-    return (picture - mean) / spread, spread.reshape(spread.shape[:-2])
+def _normalise_over(values: np.ndarray, kept: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``values`` (a picture's or a stack's, flattened along the last axis) with mean 0 and
+    standard deviation 1 over the ``kept`` (1) pixels, the divisor that took)."""
+    mean = np.einsum("...i,...i->...", values, kept) / count
+    centred = values - mean[..., None]
+    spread = np.sqrt(np.einsum("...i,...i,...i->...", centred, centred, kept) / count) + 1e-6
+    return centred / spread[..., None], spread
 
 
 def _detail(x: np.ndarray) -> np.ndarray:
@@ -476,11 +507,11 @@ def _detail(x: np.ndarray) -> np.ndarray:
 def _interior_peak(residual: np.ndarray) -> np.ndarray:
     """How much the worst 4x4 block away from the border (inside ``HOTSPOT_MARGIN``) stands
     out: its mean absolute residual minus 3 times the median block's (for each of a stack)."""
-    n = residual.shape[-1]
-    side = n // HOTSPOT_BLOCK
-    shape = (*residual.shape[:-2], side, HOTSPOT_BLOCK, side, HOTSPOT_BLOCK)
-    blocks = np.abs(residual).reshape(shape).mean(axis=(-3, -1))
-    ring = round(side * HOTSPOT_MARGIN)
+    magnitude = np.abs(residual)
+    # Block sums by strided adds: numpy reduces a short inner axis slowly.
+    columns = sum(magnitude[..., offset::HOTSPOT_BLOCK] for offset in range(HOTSPOT_BLOCK))
+    blocks = sum(columns[..., offset::HOTSPOT_BLOCK, :] for offset in range(HOTSPOT_BLOCK)) / HOTSPOT_BLOCK**2
+    ring = round(blocks.shape[-1] * HOTSPOT_MARGIN)
     inner = blocks[..., ring:-ring, ring:-ring]
     return inner.max(axis=(-2, -1)) - 3 * np.median(blocks.reshape(*blocks.shape[:-2], -1), axis=-1)
 
@@ -527,11 +558,10 @@ def _trimmed_rms(residual: np.ndarray) -> np.ndarray:
 
 
 def _order_statistic(values: np.ndarray, share: float) -> np.ndarray:
-    """The value below which ``share`` of a picture's values lie (the lower one; no interpolation),
-    for a picture or each of a stack."""
-    flat = values.reshape(*values.shape[:-2], -1)
-    k = int(share * (flat.shape[-1] - 1))
-    return np.partition(flat, k, axis=-1)[..., k]
+    """The value below which ``share`` of the values along the last axis lie (the lower one; no
+    interpolation), for each row."""
+    k = int(share * (values.shape[-1] - 1))
+    return np.partition(values, k, axis=-1)[..., k]
 
 
 def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
