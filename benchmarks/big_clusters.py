@@ -175,11 +175,13 @@ def _match_catalog(path: str) -> tuple[float, float, list[list[str]]]:
     catalog = open_catalog(path)
     host = Host()
     started = time.perf_counter()
-    clusters = build_clusters(catalog, Config(), host)
+    build_clusters(catalog, Config(), host)
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    clusters = catalog.clusters()  # read back after the peak is taken: the outcome is not matching's memory
+    uris = {asset.id: asset.record.uri for asset in catalog.images(thumbnails=False)}
     catalog.close()
-    return elapsed, peak, [[m.asset.uri for m in cluster.members] for cluster in clusters]
+    return elapsed, peak, [[uris[asset_id] for asset_id, _, _ in cluster.members] for cluster in clusters]
 
 
 def outcome(clusters: list[list[int]], images: list[int]) -> dict[str, int]:

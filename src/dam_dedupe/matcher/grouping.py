@@ -19,7 +19,7 @@ candidates being the nearest in grey level, when their grey level and colour agr
 (:func:`~dam_dedupe.matcher.compare.flat_match`).
 
 Memory: the fingerprints are read once, and only what the index and the order need is kept
-(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 100 bytes an
+(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 70 bytes an
 image); whole fingerprints with their thumbnails are loaded a batch of candidates at a time
 (:func:`find_groups_streamed`), and at most ``LOADED`` of them are kept between batches.
 """
@@ -46,7 +46,7 @@ Progress = Callable[[int, int], None]
 """Told (images placed, images to place) as matching goes on."""
 
 FLAT_WINDOW = 50
-LOADED = 8192
+LOADED = 2048
 """Whole fingerprints (a 4 KiB thumbnail each) kept between batches; a batch that needs more keeps all it needs."""
 SUMMARY_CHUNK = 4096
 """Fingerprints summarised into arrays at a time while they are read."""
@@ -139,7 +139,7 @@ class _Summary:
                 ]
                 codes[family] = np.array(values, dtype=np.uint64)
         return cls(
-            np.array([fp.sha256 for fp in chunk], dtype="S64"),
+            np.array([bytes.fromhex(fp.sha256) for fp in chunk], dtype="S32"),
             kind,
             np.array([fp.width * fp.height for fp in chunk], dtype=np.int64),
             np.array([flat_level(fp) if k == FLAT else 0.0 for fp, k in zip(chunk, kind, strict=True)], np.float32),

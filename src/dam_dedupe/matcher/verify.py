@@ -244,7 +244,7 @@ def verify(
 PAIRS_AT_ONCE = 64
 """Pairs measured in one stack by :func:`plain_verdicts`: enough to spread numpy's cost per call,
 few enough that the stacks stay in the processor's cache and memory stays small."""
-PREPARED = 2048
+PREPARED = 1024
 """Thumbnails whose :class:`Prepared` arrays are kept (about 21 KiB each): a group's representative
 and sample, asked about for every member, stay prepared."""
 
