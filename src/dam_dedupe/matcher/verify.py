@@ -554,7 +554,8 @@ def _trimmed_rms(residual: np.ndarray) -> np.ndarray:
     """RMS of the residual (or of each of a stack) without its ``LOCAL_CHANGE`` share of largest values."""
     squared = (residual**2).reshape(*residual.shape[:-2], -1)
     keep = int(round(squared.shape[-1] * (1 - LOCAL_CHANGE)))
-    return np.sqrt(np.partition(squared, keep - 1, axis=-1)[..., :keep].mean(axis=-1))
+    squared.partition(keep - 1, axis=-1)  # in place: the squares are this function's own
+    return np.sqrt(squared[..., :keep].mean(axis=-1))
 
 
 def _order_statistic(values: np.ndarray, share: float) -> np.ndarray:
