@@ -188,9 +188,21 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
         fine_pass = fine_residual <= settings.max_fine_residual and hotspot <= settings.max_hotspot
         if _coarse_pass(verdict, settings, resized) and fine_pass:
             verdicts[k] = verdict
-        else:
-            verdicts[k] = _searched(a, b, verdict, settings, resized)
+            continue
+        key = (a.sha256, b.sha256, symmetry, settings)
+        if key not in _searched_kept:
+            _searched_kept[key] = _searched(a, b, verdict, settings, resized)
+            if len(_searched_kept) > SEARCHED_KEPT:
+                _searched_kept.popitem(last=False)
+        verdicts[k] = _searched_kept[key]
     return verdicts
+
+
+SEARCHED_KEPT = 8192
+"""Pairs whose verdict after the crop search is kept, by content hash, symmetry and settings: the
+same pair is asked while its group forms, when groups of up to 40 are checked pair by pair, and
+when it is explained against the canonical, and a crop search costs about a hundred plain pairs."""
+_searched_kept: OrderedDict[tuple[str, str, str, MatchSettings], Verdict | None] = OrderedDict()
 
 
 PLAIN_KEPT = 8192

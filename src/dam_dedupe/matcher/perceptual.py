@@ -165,14 +165,11 @@ def dct_dihedral(value: int, symmetry: str) -> int:
 def dct_dihedral_array(values: np.ndarray, symmetry: str) -> np.ndarray:
     """:func:`dct_dihedral` for a uint64 array at once."""
     source, flip = _BIT_MAPS[symmetry]
-    out = np.zeros_like(values)
-    one = np.uint64(1)
-    for bit in range(63):
-        moved = (values >> np.uint64(source[bit])) & one
-        if flip[bit]:
-            moved ^= one
-        out |= moved << np.uint64(bit)
-    return out
+    codes = np.ascontiguousarray(values, dtype="<u8")
+    bits = np.unpackbits(codes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    moved = np.zeros_like(bits)
+    moved[:, :63] = bits[:, source] ^ flip
+    return np.packbits(moved, axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64)
 
 
 def chroma_signature(rgb: Image.Image) -> np.ndarray:

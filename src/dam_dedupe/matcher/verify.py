@@ -152,19 +152,19 @@ def _best_crop(
             return within
         return within & (np.abs(sign * (scales - other_scale) - aspect) <= ASPECT_TOLERANCE)
 
-    best_x, best_y, score = 0, 0, np.inf
-    for y_index in range(len(pairs)):
-        if pairs[y_index, 0] != pairs[y_index, 1]:
-            continue
-        mask = allowed(float(scales[y_index]), 1.0) & (pairs[:, 0] == pairs[:, 1])
-        if not mask.any():
-            continue
-        candidates = np.nonzero(mask)[0]
-        errs = _batch_residual(mats[y_index] @ big @ mats[candidates].transpose(0, 2, 1), target)
-        if float(errs.min()) < score:
-            score, best_x, best_y = float(errs.min()), int(candidates[np.argmin(errs)]), y_index
-    if not np.isfinite(score):
-        return score, (0.0, 0.0, 0.0, 0.0)
+    # First every centred crop (equal margins on the two sides of each axis), all in one call.
+    centred = np.nonzero(pairs[:, 0] == pairs[:, 1])[0]
+    ok = np.broadcast_to(within[centred], (len(centred), len(centred)))
+    if aspect is not None:  # as allowed(scale of row y, 1.0) for each row
+        ok = ok & (np.abs(scales[centred][None, :] - scales[centred][:, None] - aspect) <= ASPECT_TOLERANCE)
+    if not ok.any():
+        return np.inf, (0.0, 0.0, 0.0, 0.0)
+    rows = mats[centred] @ big
+    grid = rows[:, None] @ mats[centred].transpose(0, 2, 1)[None]
+    errs = np.full(ok.shape, np.inf)
+    errs[ok] = _batch_residual(grid[ok], target)
+    y_at, x_at = np.unravel_index(int(np.argmin(errs)), errs.shape)
+    best_y, best_x = int(centred[y_at]), int(centred[x_at])
     for _ in range(2):
         candidates = np.nonzero(allowed(float(scales[best_y]), 1.0))[0]
         errs = _batch_residual((mats[best_y] @ big) @ mats[candidates].transpose(0, 2, 1), target)
@@ -430,7 +430,7 @@ def _polish_crop(
         return crop
     big, small = (a, b) if cropped == "second" else (b, a)
     mats, pairs = _resamplers(big.shape[0])
-    index = {tuple(pair): i for i, pair in enumerate(pairs.tolist())}
+    index = _pair_index(big.shape[0])
     target = _normalise(small)
     left, top, right, bottom = crop
 
@@ -567,7 +567,13 @@ def _order_statistic(values: np.ndarray, share: float) -> np.ndarray:
 
 def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
     """``big`` (square) cropped by margins (left, top, right, bottom) and resampled to its own size."""
-    mats, pairs = _resamplers(big.shape[0])
-    index = {tuple(pair): i for i, pair in enumerate(pairs.tolist())}
+    mats, _ = _resamplers(big.shape[0])
+    index = _pair_index(big.shape[0])
     left, top, right, bottom = crop
     return mats[index[(top, bottom)]] @ big @ mats[index[(left, right)]].T
+
+
+@lru_cache(maxsize=2)
+def _pair_index(n: int) -> dict[tuple[float, float], int]:
+    """The position of each (low, high) margin pair among :func:`_resamplers`' matrices for ``n`` pixels."""
+    return {(low, high): i for i, (low, high) in enumerate(_resamplers(n)[1].tolist())}
