@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -190,11 +191,12 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
             verdicts[k] = verdict
             continue
         key = (a.sha256, b.sha256, symmetry, settings)
-        if key not in _searched_kept:
-            _searched_kept[key] = _searched(a, b, verdict, settings, resized)
-            if len(_searched_kept) > SEARCHED_KEPT:
-                _searched_kept.popitem(last=False)
-        verdicts[k] = _searched_kept[key]
+        with _kept_lock:
+            if key not in _searched_kept:
+                _searched_kept[key] = _searched(a, b, verdict, settings, resized)
+                if len(_searched_kept) > SEARCHED_KEPT:
+                    _searched_kept.popitem(last=False)
+            verdicts[k] = _searched_kept[key]
     return verdicts
 
 
@@ -208,28 +210,31 @@ _searched_kept: OrderedDict[tuple[str, str, str, MatchSettings], Verdict | None]
 PLAIN_KEPT = 8192
 """Pairs whose plain measures (:func:`_plain`) are kept, about 300 bytes each."""
 _plain_kept: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
+_kept_lock = threading.Lock()
+"""Held while the kept verdicts are read or changed: two matches may run in one process's threads."""
 
 
 def _plain(pairs: list[Pair]) -> list[Verdict]:
     """:func:`~dam_dedupe.matcher.verify.plain_verdicts` of the pairs, the last ``PLAIN_KEPT`` kept by
     content hash: they do not depend on the settings, so a member verified against its group's
     representative is not measured again when it is explained against it as the canonical."""
-    keys = [(a.sha256, b.sha256, symmetry) for a, b, symmetry in pairs]
-    missing = [k for k, key in enumerate(keys) if key not in _plain_kept]
-    measured = plain_verdicts(
-        [(_thumbnail(pairs[k][0]), _thumbnail(pairs[k][1]), pairs[k][2]) for k in missing],
-        [(pairs[k][0].perceptual.get("chroma"), pairs[k][1].perceptual.get("chroma")) for k in missing],
-    )
-    found = dict(zip(missing, measured, strict=True))
-    for k, key in enumerate(keys):
-        if k in found:
-            _plain_kept[key] = found[k]
-        else:
-            found[k] = _plain_kept[key]
-            _plain_kept.move_to_end(key)
-    while len(_plain_kept) > PLAIN_KEPT:
-        _plain_kept.popitem(last=False)
-    return [found[k] for k in range(len(pairs))]
+    with _kept_lock:
+        keys = [(a.sha256, b.sha256, symmetry) for a, b, symmetry in pairs]
+        missing = [k for k, key in enumerate(keys) if key not in _plain_kept]
+        measured = plain_verdicts(
+            [(_thumbnail(pairs[k][0]), _thumbnail(pairs[k][1]), pairs[k][2]) for k in missing],
+            [(pairs[k][0].perceptual.get("chroma"), pairs[k][1].perceptual.get("chroma")) for k in missing],
+        )
+        found = dict(zip(missing, measured, strict=True))
+        for k, key in enumerate(keys):
+            if k in found:
+                _plain_kept[key] = found[k]
+            else:
+                found[k] = _plain_kept[key]
+                _plain_kept.move_to_end(key)
+        while len(_plain_kept) > PLAIN_KEPT:
+            _plain_kept.popitem(last=False)
+        return [found[k] for k in range(len(pairs))]
 
 
 def _may_match(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings) -> bool:

@@ -18,6 +18,7 @@ thumbnails agree everywhere except in a small area (room for a watermark or logo
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -265,25 +266,32 @@ class Prepared:
 
 
 _prepared: OrderedDict[bytes, Prepared] = OrderedDict()
+_prepared_lock = threading.Lock()
+"""Held while the prepared arrays are read or changed: two matches may run in one process's threads."""
 
 
 def prepare(thumbnails: list[bytes]) -> list[Prepared]:
     """The :class:`Prepared` arrays of each stored thumbnail; those not kept (see ``PREPARED``)
     are computed together, as one stack."""
-    missing = list(dict.fromkeys(thumb for thumb in thumbnails if thumb not in _prepared))
-    if missing:
-        raw = np.stack([np.frombuffer(thumb, dtype=np.uint8) for thumb in missing]).reshape(-1, FINE_SIDE, FINE_SIDE)
-        fine = _normalise(raw.astype(np.float32))
-        coarse = _normalise(raw.reshape(-1, THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(2, 4), dtype=np.float32))
-        coarse.flags.writeable = fine.flags.writeable = False
-        for k, (thumb, detail) in enumerate(zip(missing, _detail(fine).tolist(), strict=True)):
-            _prepared[thumb] = Prepared(coarse[k], fine[k], detail)
-    found = []
-    for thumb in thumbnails:
-        _prepared.move_to_end(thumb)
-        found.append(_prepared[thumb])
-    while len(_prepared) > PREPARED:
-        _prepared.popitem(last=False)
+    with _prepared_lock:
+        missing = list(dict.fromkeys(thumb for thumb in thumbnails if thumb not in _prepared))
+        if missing:
+            raw = np.stack([np.frombuffer(thumb, dtype=np.uint8) for thumb in missing]).reshape(
+                -1, FINE_SIDE, FINE_SIDE
+            )
+            fine = _normalise(raw.astype(np.float32))
+            coarse = _normalise(
+                raw.reshape(-1, THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(2, 4), dtype=np.float32)
+            )
+            coarse.flags.writeable = fine.flags.writeable = False
+            for k, (thumb, detail) in enumerate(zip(missing, _detail(fine).tolist(), strict=True)):
+                _prepared[thumb] = Prepared(coarse[k], fine[k], detail)
+        found = []
+        for thumb in thumbnails:
+            _prepared.move_to_end(thumb)
+            found.append(_prepared[thumb])
+        while len(_prepared) > PREPARED:
+            _prepared.popitem(last=False)
     return found
 
 
