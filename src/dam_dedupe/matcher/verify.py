@@ -160,35 +160,81 @@ def _best_crop(
         ok = ok & (np.abs(scales[centred][None, :] - scales[centred][:, None] - aspect) <= ASPECT_TOLERANCE)
     if not ok.any():
         return np.inf, (0.0, 0.0, 0.0, 0.0)
+    # Each crop is scored from sums (see _column_crop_scores), without resampling the picture.
     rows = mats[centred] @ big
-    grid = rows[:, None] @ mats[centred].transpose(0, 2, 1)[None]
-    errs = np.full(ok.shape, np.inf)
-    errs[ok] = _batch_residual(grid[ok], target)
+    sums = _resampler_sums(big.shape[0])
+    column_sums, flat_mats, grams = sums
+    count = len(centred)
+    errs = _crop_scores(
+        rows.sum(axis=1) @ column_sums[centred].T,
+        (rows.transpose(0, 2, 1) @ rows).reshape(count, -1) @ grams[centred].T,
+        (target.T @ rows).reshape(count, -1) @ flat_mats[centred].T,
+        target.size,
+    )
+    errs[~ok] = np.inf
     y_at, x_at = np.unravel_index(int(np.argmin(errs)), errs.shape)
     best_y, best_x = int(centred[y_at]), int(centred[x_at])
     for _ in range(2):
         candidates = np.nonzero(allowed(float(scales[best_y]), 1.0))[0]
-        errs = _batch_residual((mats[best_y] @ big) @ mats[candidates].transpose(0, 2, 1), target)
+        errs = _column_crop_scores(mats[best_y] @ big, target, sums)[candidates]
         best_x = int(candidates[np.argmin(errs)])
         candidates = np.nonzero(allowed(float(scales[best_x]), -1.0))[0]
-        errs = _batch_residual(mats[candidates] @ (big @ mats[best_x].T), target)
+        errs = _row_crop_scores(big @ mats[best_x].T, target, sums)[candidates]
         best_y, score = int(candidates[np.argmin(errs)]), float(errs.min())
     (left, right), (top, bottom) = pairs[best_x], pairs[best_y]
     return score, (float(left), float(top), float(right), float(bottom))
 
 
-def _batch_residual(candidates: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Mean squared residual of each normalised candidate against a normalised target.
+Sums = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""What :func:`_resampler_sums` gives, for all the resamplers or some of them (one row each)."""
 
-    For two pictures of mean 0 and standard deviation 1 this is 2 - 2 x their correlation,
-    computed from sums without normalising each candidate.
-    """
-    flat = candidates.reshape(len(candidates), -1)
-    n = flat.shape[1]
-    mean = flat.sum(axis=1) / n
-    var = np.einsum("ij,ij->i", flat, flat) / n - mean**2
-    cov = flat @ target.ravel() / n
-    return 2.0 - 2.0 * cov / (np.sqrt(np.maximum(var, 0.0)) + 1e-6)
+
+@lru_cache(maxsize=2)
+def _resampler_sums(n: int = THUMBNAIL_SIDE) -> Sums:
+    """Of each of :func:`_resamplers`' matrices M for ``n`` pixels: its column sums, M and its
+    Gram matrix MᵀM, the last two flattened (one row each): enough to score a crop from sums
+    (:func:`_column_crop_scores`)."""
+    mats, _ = _resamplers(n)
+    grams = mats.transpose(0, 2, 1) @ mats
+    return mats.sum(axis=1), mats.reshape(len(mats), -1), grams.reshape(len(mats), -1)
+
+
+def _some(sums: Sums, candidates: np.ndarray | list[int]) -> Sums:
+    """The rows of ``sums`` of some resamplers only: cheaper when they are few."""
+    return sums[0][candidates], sums[1][candidates], sums[2][candidates]
+
+
+def _column_crop_scores(rows: np.ndarray, target: np.ndarray, sums: Sums) -> np.ndarray:
+    """Mean squared residual of each normalised picture ``rows @ M.T`` (M each resampler of
+    ``sums``) against the normalised ``target``, 2 - 2 x their correlation, computed from sums
+    without forming the pictures: the sum of a picture is the
+    column sums of M and of ``rows`` multiplied, its product with the target M's with
+    ``target.T @ rows``, and its sum of squares MᵀM's with ``rows.T @ rows`` (three products of
+    a matrix with a vector where each picture cost a 32x32 matrix product)."""
+    column_sums, mats, grams = sums
+    return _crop_scores(
+        column_sums @ rows.sum(axis=0), grams @ (rows.T @ rows).ravel(), mats @ (target.T @ rows).ravel(), target.size
+    )
+
+
+def _row_crop_scores(columns: np.ndarray, target: np.ndarray, sums: Sums) -> np.ndarray:
+    """:func:`_column_crop_scores` for the pictures ``M @ columns`` (a crop along the other axis)."""
+    column_sums, mats, grams = sums
+    return _crop_scores(
+        column_sums @ columns.sum(axis=1),
+        grams @ (columns @ columns.T).ravel(),
+        mats @ (target @ columns.T).ravel(),
+        target.size,
+    )
+
+
+def _crop_scores(total: np.ndarray, squares: np.ndarray, products: np.ndarray, n: int) -> np.ndarray:
+    """2 - 2 x the correlation of each candidate picture with the normalised target, from the
+    candidate's sum, sum of squares and product with the target (``n`` pixels): the mean squared
+    residual of the two normalised."""
+    mean = total / n
+    var = squares / n - mean**2
+    return 2.0 - 2.0 * (products / n) / (np.sqrt(np.maximum(var, 0.0)) + 1e-6)
 
 
 def _colour(chroma_a: str | None, chroma_b: str | None, symmetry: str) -> tuple[float | None, str]:
@@ -418,8 +464,9 @@ def refine(
     fine_residual, hotspot = uncropped
     if cropped:
         crop = _polish_crop(a, fine_b, cropped, crop)
-        cropped_residual = _fine_pair(*_aligned(a, fine_b, cropped, crop))[0]
-        hotspot = min(hotspot, _fine_pair(*_aligned(a, fine_b, cropped, crop, soften=False))[1])
+        sharp = _aligned(a, fine_b, cropped, crop, soften=False)
+        cropped_residual = _fine_pair(*(_normalise(_soften(picture)) for picture in sharp))[0]
+        hotspot = min(hotspot, _fine_pair(*sharp)[1])
         if cropped_residual < fine_residual:
             fine_residual = cropped_residual
         else:
@@ -447,12 +494,13 @@ def _polish_crop(
         found = (index.get(_on_grid(lo + d_lo, hi + d_hi)) for d_lo in steps for d_hi in steps)
         return [i for i in found if i is not None]
 
+    sums = _resampler_sums(big.shape[0])
     rows = mats[index[_on_grid(top, bottom)]] @ big
     candidates = near(left, right)
-    x = candidates[int(np.argmin(_batch_residual(rows @ mats[candidates].transpose(0, 2, 1), target)))]
+    x = candidates[int(np.argmin(_column_crop_scores(rows, target, _some(sums, candidates))))]
     columns = big @ mats[x].T
     candidates = near(top, bottom)
-    y = candidates[int(np.argmin(_batch_residual(mats[candidates] @ columns, target)))]
+    y = candidates[int(np.argmin(_row_crop_scores(columns, target, _some(sums, candidates))))]
     (left, right), (top, bottom) = pairs[x], pairs[y]
     return float(left), float(top), float(right), float(bottom)
 
@@ -460,9 +508,10 @@ def _polish_crop(
 def _on_grid(lo: float, hi: float) -> tuple[float, float]:
     """A pair of margins rounded onto the search grid, as keys of the resampler index."""
     margins = _margins()
+    last = len(margins) - 1
     return (
-        float(margins[np.argmin(np.abs(margins - lo))]) if lo > -1e-9 else -1.0,
-        float(margins[np.argmin(np.abs(margins - hi))]) if hi > -1e-9 else -1.0,
+        float(margins[min(last, round(lo / MARGIN_STEP))]) if lo > -1e-9 else -1.0,
+        float(margins[min(last, round(hi / MARGIN_STEP))]) if hi > -1e-9 else -1.0,
     )
 
 
