@@ -455,18 +455,25 @@ def refine(
     fine_a, fine_b = fine_array(thumb_a), fine_array(thumb_b)
     a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](fine_a))  # type: ignore[operator]
     cropped, crop = verdict.cropped, verdict.crop
-    uncropped = _fine_pair(*_aligned(a, fine_b, *NO_CROP))
+    plain = _aligned(a, fine_b, *NO_CROP)
+    measured: list[tuple[float, float]] = []
     if not verdict.crop_searched:
-        if uncropped[0] <= limits[0] and uncropped[1] <= limits[1]:
-            return replace(verdict, fine_residual=uncropped[0], hotspot=uncropped[1])
+        measured = _fine_pairs([plain])
+        if measured[0][0] <= limits[0] and measured[0][1] <= limits[1]:
+            return replace(verdict, fine_residual=measured[0][0], hotspot=measured[0][1])
         coarse_a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
         cropped, crop = _search_crop(coarse_a, thumbnail_array(thumb_b), aspect, max_margin)
-    fine_residual, hotspot = uncropped
-    if cropped:
+    if not cropped:
+        fine_residual, hotspot = (measured or _fine_pairs([plain]))[0]
+    else:
+        # The uncropped alignment (unless measured above), the cropped one softened (its
+        # residual) and not (its hotspot), measured together.
         crop = _polish_crop(a, fine_b, cropped, crop)
         sharp = _aligned(a, fine_b, cropped, crop, soften=False)
-        cropped_residual = _fine_pair(*(_normalise(_soften(picture)) for picture in sharp))[0]
-        hotspot = min(hotspot, _fine_pair(*sharp)[1])
+        soft = (_normalise(_soften(sharp[0])), _normalise(_soften(sharp[1])))
+        found = measured + _fine_pairs([plain, soft, sharp][len(measured) :])
+        (fine_residual, hotspot), (cropped_residual, _), (_, sharp_hotspot) = found
+        hotspot = min(hotspot, sharp_hotspot)
         if cropped_residual < fine_residual:
             fine_residual = cropped_residual
         else:
@@ -515,10 +522,10 @@ def _on_grid(lo: float, hi: float) -> tuple[float, float]:
     )
 
 
-def _fine_pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """:func:`_fine_measures` of one pair, as numbers."""
-    residual, hotspot = _fine_measures(x, y)
-    return float(residual), float(hotspot)
+def _fine_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
+    """:func:`_fine_measures` of a few aligned pairs, stacked into one call, as numbers."""
+    residuals, hotspots = _fine_measures(np.stack([x for x, _ in pairs]), np.stack([y for _, y in pairs]))
+    return list(zip(residuals.tolist(), hotspots.tolist(), strict=True))
 
 
 def _fine_measures(
