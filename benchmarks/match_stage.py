@@ -17,6 +17,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import multiprocessing
 import pickle
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--clusters", help="write the clusters found (sorted, one member a line) to this file")
     parser.add_argument("--workers", type=int, default=2, help="processes that fingerprint the corpus once")
     args = parser.parse_args()
+    if args.profile and importlib.util.find_spec("pyinstrument") is None:
+        parser.exit(2, "--profile needs pyinstrument: .venv/bin/pip install pyinstrument\n")
     files = fingerprints(args.corpus, args.workers)
     spawn = multiprocessing.get_context("spawn")
     for number in range(args.runs + args.profile):
