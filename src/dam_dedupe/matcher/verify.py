@@ -176,10 +176,10 @@ def _best_crop(
     best_y, best_x = int(centred[y_at]), int(centred[x_at])
     for _ in range(2):
         candidates = np.nonzero(allowed(float(scales[best_y]), 1.0))[0]
-        errs = _column_crop_scores(mats[best_y] @ big, target, sums)[candidates]
+        errs = _column_crop_scores(mats[best_y] @ big, target, _some(sums, candidates))
         best_x = int(candidates[np.argmin(errs)])
         candidates = np.nonzero(allowed(float(scales[best_x]), -1.0))[0]
-        errs = _row_crop_scores(big @ mats[best_x].T, target, sums)[candidates]
+        errs = _row_crop_scores(big @ mats[best_x].T, target, _some(sums, candidates))
         best_y, score = int(candidates[np.argmin(errs)]), float(errs.min())
     (left, right), (top, bottom) = pairs[best_x], pairs[best_y]
     return score, (float(left), float(top), float(right), float(bottom))
