@@ -7,13 +7,14 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageEnhance
 
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
-from dam_dedupe.matcher import PRESETS
+from dam_dedupe.matcher import PRESETS, verify
 from dam_dedupe.matcher.compare import compare, compare_many, judge, judge_many
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 from tests.test_matcher_groups import ORIGINAL, SOURCE, fingerprint, scene, window
@@ -108,3 +109,23 @@ def test_clusters_are_stored_and_read_back_one_at_a_time_with_their_evidence(tmp
     assert any("greyscale" in relation for relation in relations)
     assert any("rotate-90" in relation or "rotate-270" in relation for relation in relations)
     catalog.close()
+
+
+def test_crop_scores_from_sums_are_the_residuals_of_the_resampled_crops() -> None:
+    """The crop search scores every candidate crop from sums without resampling the picture; each
+    score must be the mean squared residual of that crop, resampled and normalised, against the
+    other picture, along either axis and at both thumbnail sizes (else it picks another crop)."""
+    rng = np.random.default_rng(7)
+    for side in (32, 64):
+        mats, _ = verify._resamplers(side)
+        sums = verify._resampler_sums(side)
+        big, target = rng.random((side, side)), verify._normalise(rng.random((side, side)))
+        some = [0, 5, len(mats) // 2, len(mats) - 1]
+        rows, columns = mats[3] @ big, big @ mats[7].T
+        by_columns = verify._column_crop_scores(rows, target, verify._some(sums, some))
+        by_rows = verify._row_crop_scores(columns, target, verify._some(sums, some))
+        for k, score_columns, score_rows in zip(some, by_columns, by_rows, strict=True):
+            direct_columns = ((verify._normalise(rows @ mats[k].T) - target) ** 2).mean()
+            direct_rows = ((verify._normalise(mats[k] @ columns) - target) ** 2).mean()
+            assert abs(score_columns - direct_columns) < 1e-4
+            assert abs(score_rows - direct_rows) < 1e-4
