@@ -145,9 +145,9 @@ def library(kind: str, size: int, workers: int) -> list[tuple[int, Fingerprint]]
     return files
 
 
-def match(files: list[tuple[int, Fingerprint]]) -> tuple[float, float, dict[str, int]]:
-    """Match a library as ``dam-dedupe match`` does, in a fresh process: (seconds, peak resident MiB of
-    that process, outcome)."""
+def match(files: list[tuple[int, Fingerprint]]) -> tuple[float, float, float, dict[str, int]]:
+    """Match a library as ``dam-dedupe match`` does, in a fresh process: (seconds, processor seconds,
+    peak resident MiB of that process, outcome)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "catalog.db"
         catalog = open_catalog(path)
@@ -165,21 +165,38 @@ def match(files: list[tuple[int, Fingerprint]]) -> tuple[float, float, dict[str,
                 image_of[record.uri] = image
         catalog.close()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            elapsed, peak, clusters = pool.submit(_match_catalog, str(path)).result()
+            elapsed, processor, peak, clusters = pool.submit(_match_catalog, str(path)).result()
     as_images = [[image_of[uri] for uri in cluster] for cluster in clusters]
-    return elapsed, peak, outcome(as_images, [image for image, _ in files])
+    return elapsed, processor, peak, outcome(as_images, [image for image, _ in files])
 
 
-def _match_catalog(path: str) -> tuple[float, float, list[list[str]]]:
-    """In the child process: (seconds, peak resident MiB, each cluster's member URIs)."""
+def _match_catalog(path: str) -> tuple[float, float, float, list[list[str]]]:
+    """In the child process: (seconds, processor seconds, peak resident MiB, each cluster's member URIs).
+
+    Processor time is printed beside the wall time: on a shared machine it is the steadier of the two.
+    """
     catalog = open_catalog(path)
     host = Host()
-    started = time.perf_counter()
-    clusters = build_clusters(catalog, Config(), host)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started, processor = time.perf_counter(), time.process_time()
+    build_clusters(catalog, Config(), host)
+    elapsed, processor = time.perf_counter() - started, time.process_time() - processor
+    peak = _peak_mib()
+    clusters = catalog.clusters()  # read back after the peak is taken: the outcome is not matching's memory
+    uris = {asset.id: asset.record.uri for asset in catalog.images(thumbnails=False)}
     catalog.close()
-    return elapsed, peak, [[m.asset.uri for m in cluster.members] for cluster in clusters]
+    return elapsed, processor, peak, [[uris[asset_id] for asset_id, _, _ in cluster.members] for cluster in clusters]
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory in MiB: Linux's high-water mark of its own address space
+    (``VmHWM``), since ``ru_maxrss`` survives the exec of a spawned child and so reports the parent's
+    peak when the parent was larger (here: the parent holds every library's fingerprints)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def outcome(clusters: list[list[int]], images: list[int]) -> dict[str, int]:
@@ -203,22 +220,29 @@ def outcome(clusters: list[list[int]], images: list[int]) -> dict[str, int]:
     return {"copied": len(copied), "whole": whole, "mixed": mixed, "clusters": len(clusters), "left_out": left_out}
 
 
-def report(name: str, files: list[tuple[int, Fingerprint]]) -> float:
-    """Match one library and print its line; return the match time."""
-    elapsed, peak, found = match(files)
+def report(name: str, files: list[tuple[int, Fingerprint]]) -> tuple[float, float]:
+    """Match one library and print its line; return the match time and processor time."""
+    elapsed, processor, peak, found = match(files)
     verdict = "yes" if found["whole"] == found["copied"] and not found["mixed"] else "NO"
     print(
-        f"{name:<16} files {len(files):>6,d}  match {elapsed:7.1f} s  peak {peak:6.1f} MiB  "
+        f"{name:<16} files {len(files):>6,d}  match {elapsed:7.2f} s (cpu {processor:6.2f} s)  peak {peak:6.1f} MiB  "
         f"clusters {found['clusters']:>5,d}  images copied {found['copied']:>5,d}  one cluster each: {verdict} "
         f"(whole {found['whole']}, mixed {found['mixed']}, files left out {found['left_out']})",
         flush=True,
     )
-    return elapsed
+    return elapsed, processor
 
 
 def fitted_exponent(sizes: list[int], times: list[float]) -> float:
     """k in time ~ size^k, by least squares on the logarithms."""
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+
+
+def print_exponents(kind: str, sizes: list[int], times: list[tuple[float, float]]) -> None:
+    """The fitted growth exponents of wall and processor time (the steadier on a shared machine)."""
+    wall = fitted_exponent(sizes, [elapsed for elapsed, _ in times])
+    processor = fitted_exponent(sizes, [seconds for _, seconds in times])
+    print(f"{kind}: fitted growth exponent (time ~ N^k): k = {wall:.2f} (processor time: {processor:.2f})", flush=True)
 
 
 def main() -> None:
@@ -232,14 +256,13 @@ def main() -> None:
     for kind, sizes in (("distinct", args.distinct), ("copies", args.copies)):
         times = [report(f"{kind}-{size}", library(kind, size, args.workers)) for size in sizes]
         if len(sizes) > 1:
-            print(f"{kind}: fitted growth exponent (time ~ N^k): k = {fitted_exponent(sizes, times):.2f}", flush=True)
+            print_exponents(kind, sizes, times)
     for size in args.zipf:
         # Growth within one shape: a random quarter, half and all of the Zipf library's files.
         files = library("zipf", size, args.workers)
         random.Random(0).shuffle(files)
         sizes = [len(files) // 4, len(files) // 2, len(files)]
-        times = [report(f"zipf-{part}", files[:part]) for part in sizes]
-        print(f"zipf: fitted growth exponent (time ~ N^k): k = {fitted_exponent(sizes, times):.2f}", flush=True)
+        print_exponents("zipf", sizes, [report(f"zipf-{part}", files[:part]) for part in sizes])
 
 
 if __name__ == "__main__":

@@ -315,10 +315,10 @@ def match(obj: Context, preset: str | None) -> None:
         config = replace(config, matching=matching_settings({"preset": preset}))
     catalog = obj.catalog()
     try:
-        clusters = build_clusters(catalog, config, obj.host, _match_progress())
+        matched = build_clusters(catalog, config, obj.host, _match_progress())
     finally:
         catalog.close()
-    click.echo(f"{len(clusters)} clusters, {sum(len(c.members) - 1 for c in clusters)} duplicate copies")
+    click.echo(f"{matched.clusters} clusters, {matched.copies} duplicate copies")
 
 
 @main.command()

@@ -6,21 +6,26 @@ import hashlib
 import logging
 from array import array
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import cast
 
-from dam_dedupe.canonical import choose_canonical, make_rules
+from dam_dedupe.canonical import Rule, choose_canonical, make_rules
 from dam_dedupe.catalog import Catalog, StoredCluster
 from dam_dedupe.config import Config
 from dam_dedupe.derivatives import derivative_relation
 from dam_dedupe.host import Host
-from dam_dedupe.matcher import compare
+from dam_dedupe.matcher.compare import compare_many
 from dam_dedupe.matcher.grouping import find_groups_streamed
-from dam_dedupe.records import Cluster, Fingerprint, Member
+from dam_dedupe.records import Cluster, Fingerprint, MatchKind, Member
 
 log = logging.getLogger(__name__)
 
 MatchProgress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while matching: stage ``grouping`` (distinct images
 placed in a group, many alone), then ``explaining`` (clusters whose members are compared with the canonical)."""
+
+CANONICAL: dict[str, object] = {"relation": "canonical"}
+"""The evidence stored for a cluster's canonical."""
 
 
 def cluster_id(members: list[Member]) -> str:
@@ -29,75 +34,100 @@ def cluster_id(members: list[Member]) -> str:
     return "c-" + hashlib.sha256(anchor.encode()).hexdigest()[:16]
 
 
-def build_clusters(
-    catalog: Catalog, config: Config, host: Host, progress: MatchProgress | None = None
-) -> list[Cluster]:
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """What a match found: clusters stored, and the copies in them besides the canonicals."""
+
+    clusters: int
+    copies: int
+
+
+def build_clusters(catalog: Catalog, config: Config, host: Host, progress: MatchProgress | None = None) -> Matched:
     """Match every present image, choose canonicals, explain each member, store and announce the clusters.
 
     An object listed under two overlapping sources is one asset (by URI), not two copies.
-    Fingerprints are streamed out of the catalog and only summarised; whole fingerprints with
-    their thumbnails are loaded a batch of candidates at a time and one cluster at a time.
+    Memory stays flat however large the library: only the hash codes the index needs are held
+    (:func:`~dam_dedupe.matcher.grouping.find_groups_streamed`); whole fingerprints with their
+    thumbnails are loaded a batch of candidates at a time and one cluster at a time, and each
+    cluster is stored as soon as it is explained, then read back one at a time for the
+    ``dam_dedupe_cluster_found`` listeners (if any plugin listens).
     ``progress``, when given, is told how matching goes on (a large library takes minutes).
     """
     ids = array("q")  # asset id by the index the matcher knows it by: 8 bytes an image
 
     def summaries() -> Iterator[Fingerprint]:
-        for asset in catalog.images_streamed():
-            if asset.fingerprint is not None:
-                ids.append(asset.id)
-                yield asset.fingerprint
+        for asset_id, fingerprint in catalog.fingerprints_streamed():
+            ids.append(asset_id)
+            yield fingerprint
 
     def load(indices: list[int]) -> dict[int, Fingerprint]:
-        by_id = catalog.assets_by_id(ids[i] for i in indices)
-        return {i: fp for i in indices if (fp := by_id[ids[i]].fingerprint) is not None}
+        by_id = catalog.fingerprints_by_id(ids[i] for i in indices)
+        return {i: by_id[ids[i]] for i in indices if ids[i] in by_id}
 
     def grouping(done: int, total: int) -> None:
         if progress is not None:
             progress("grouping", done, total)
 
+    groups = find_groups_streamed(summaries(), config.matching, load, grouping)
+    counts = [0, 0]
+
+    def explained() -> Iterator[StoredCluster]:
+        rules = make_rules(config.authoritative)
+        for done, group in enumerate(groups, start=1):
+            if progress is not None:
+                progress("explaining", done, len(groups))
+            stored = _explained(catalog, config, host, [ids[i] for i in group], rules)
+            if stored is not None:
+                counts[0] += 1
+                counts[1] += len(stored.members) - 1
+                yield stored
+
+    catalog.replace_clusters(explained())
+    if host.hook.dam_dedupe_cluster_found.get_hookimpls():
+        for stored in catalog.clusters_streamed():
+            host.hook.dam_dedupe_cluster_found(cluster=_announced(catalog, stored))
+    return Matched(*counts)
+
+
+def _explained(
+    catalog: Catalog, config: Config, host: Host, asset_ids: list[int], rules: dict[str, Rule]
+) -> StoredCluster | None:
+    """One group as a stored cluster: its canonical chosen, every other member explained against it
+    (those that are not a copy of it under the settings left out), or ``None`` if none is left."""
     settings = config.matching
-    groups = find_groups_streamed(summaries(), settings, load, grouping)
-    rules = make_rules(config.authoritative)
-    clusters: list[Cluster] = []
-    stored: list[StoredCluster] = []
-    for done, group in enumerate(groups, start=1):
-        if progress is not None:
-            progress("explaining", done, len(groups))
-        assets = catalog.assets_by_id(ids[i] for i in group)
-        images = [assets[ids[i]] for i in group]
-        members = [Member(asset.record, asset.fingerprint) for asset in images if asset.fingerprint is not None]
-        cluster = Cluster(cluster_id(members), members)
-        choose_canonical(cluster, config.policy, rules, host.hook)
-        canonical = cluster.canonical
-        assert canonical is not None
-        explained = [Member(canonical.asset, canonical.fingerprint, "exact", {"relation": "canonical"})]
-        for member in members:
-            if member is canonical:
-                continue
-            comparison = compare(canonical.fingerprint, member.fingerprint, settings)
-            if comparison is None:
-                reason = "not a copy of the canonical under these settings"
-                log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
-                continue
-            match, evidence = derivative_relation(
-                canonical.fingerprint, member.fingerprint, comparison.match, comparison.evidence
-            )
-            explained.append(Member(member.asset, member.fingerprint, match, evidence))
-        if len(explained) < 2:
+    assets = catalog.assets_by_id(asset_ids)
+    images = [assets[asset_id] for asset_id in asset_ids]
+    members = [Member(asset.record, asset.fingerprint) for asset in images if asset.fingerprint is not None]
+    cluster = Cluster(cluster_id(members), members)
+    choose_canonical(cluster, config.policy, rules, host.hook)
+    canonical = cluster.canonical
+    assert canonical is not None
+    id_of = {asset.record.uri: asset.id for asset in images}
+    explained: list[tuple[int, str, dict[str, object]]] = [(id_of[canonical.asset.uri], "exact", CANONICAL)]
+    others = [member for member in members if member is not canonical]
+    comparisons = compare_many(canonical.fingerprint, [member.fingerprint for member in others], settings)
+    for member, comparison in zip(others, comparisons, strict=True):
+        if comparison is None:
+            reason = "not a copy of the canonical under these settings"
+            log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
             continue
-        cluster.members, cluster.canonical = explained, explained[0]
-        clusters.append(cluster)
-        id_of = {asset.record.uri: asset.id for asset in images}
-        stored.append(
-            StoredCluster(
-                cluster.id,
-                id_of[canonical.asset.uri],
-                cluster.canonical_reason,
-                settings.preset,
-                [(id_of[m.asset.uri], m.match, m.evidence) for m in explained],
-            )
+        match, evidence = derivative_relation(
+            canonical.fingerprint, member.fingerprint, comparison.match, comparison.evidence
         )
-    catalog.replace_clusters(stored)
-    for cluster in clusters:
-        host.hook.dam_dedupe_cluster_found(cluster=cluster)
-    return clusters
+        explained.append((id_of[member.asset.uri], match, evidence))
+    if len(explained) < 2:
+        return None
+    return StoredCluster(cluster.id, explained[0][0], cluster.canonical_reason, settings.preset, explained)
+
+
+def _announced(catalog: Catalog, stored: StoredCluster) -> Cluster:
+    """A stored cluster as the ``dam_dedupe_cluster_found`` hook is told of it, canonical first."""
+    assets = catalog.assets_by_id(asset_id for asset_id, _, _ in stored.members)
+    canonical: list[Member] = []
+    others: list[Member] = []
+    for asset_id, match, evidence in stored.members:
+        asset = assets[asset_id]
+        assert asset.fingerprint is not None
+        member = Member(asset.record, asset.fingerprint, cast(MatchKind, match), evidence)
+        (canonical if asset_id == stored.canonical_asset_id else others).append(member)
+    return Cluster(stored.id, canonical + others, canonical[0], stored.canonical_reason)

@@ -344,6 +344,18 @@ class Catalog(Protocol):
     def clusters(self) -> list[StoredCluster]:
         """Every stored cluster, largest first."""
 
+    # Reads for matching a library too large to hold (see dam_dedupe.clustering).
+
+    def fingerprints_streamed(self, chunk: int = 4096) -> Iterator[tuple[int, Fingerprint]]:
+        """(asset id, fingerprint without its thumbnail) of the images :meth:`images_streamed`
+        gives, in the same order, without their asset records."""
+
+    def fingerprints_by_id(self, asset_ids: Iterable[int]) -> dict[int, Fingerprint]:
+        """The whole fingerprints (thumbnails included) of these assets, by asset id (those that have one)."""
+
+    def clusters_streamed(self) -> Iterator[StoredCluster]:
+        """Every stored cluster, one at a time, in id order."""
+
     def problems(self) -> list[CatalogProblem]:
         """Current errors."""
 

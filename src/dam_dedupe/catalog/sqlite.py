@@ -476,6 +476,50 @@ class SqliteCatalog:
         )
         return {row["id"]: self._asset(row) for row in self._rows_by_id(query, ids)}
 
+    # -- reads for matching a library too large to hold ---------------------------------------
+
+    def fingerprints_streamed(self, chunk: int = 4096) -> Iterator[tuple[int, Fingerprint]]:
+        """(asset id, fingerprint without its thumbnail) of the images :meth:`images_streamed`
+        gives, in the same order, ``chunk`` rows a query, without building their asset records."""
+        after = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT a.id, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
+                " f.perceptual, NULL AS thumbnail, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+                " WHERE a.state = 'present' AND a.content = 'image' AND a.id > ? AND NOT EXISTS"
+                " (SELECT 1 FROM assets b JOIN fingerprints g ON g.asset_id = b.id WHERE b.uri = a.uri"
+                " AND b.id < a.id AND b.state = 'present' AND b.content = 'image') ORDER BY a.id LIMIT ?",
+                (after, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            yield from ((row["id"], _fingerprint(row)) for row in rows)
+            after = rows[-1]["id"]
+
+    def fingerprints_by_id(self, asset_ids: Iterable[int]) -> dict[int, Fingerprint]:
+        """The whole fingerprints (thumbnails included) of these assets, by asset id (those that have one)."""
+        query = (
+            "SELECT asset_id, sha256, size AS fp_size, width, height, format, metadata_fields, perceptual,"
+            " thumbnail, version FROM fingerprints WHERE asset_id IN ({marks})"
+        )
+        return {row["asset_id"]: _fingerprint(row) for row in self._rows_by_id(query, asset_ids)}
+
+    def clusters_streamed(self) -> Iterator[StoredCluster]:
+        """Every stored cluster, one at a time, in id order."""
+        after = ""
+        while True:
+            row = self.conn.execute("SELECT * FROM clusters WHERE id > ? ORDER BY id LIMIT 1", (after,)).fetchone()
+            if row is None:
+                return
+            members = [
+                (member["asset_id"], member["match"], json.loads(member["evidence"]))
+                for member in self.conn.execute(
+                    "SELECT * FROM cluster_members WHERE cluster_id = ? ORDER BY asset_id", (row["id"],)
+                )
+            ]
+            yield StoredCluster(row["id"], row["canonical_asset_id"], row["canonical_reason"], row["preset"], members)
+            after = row["id"]
+
     # -- what went wrong and totals ------------------------------------------------------------
 
     def problems(self) -> list[CatalogProblem]:
@@ -1062,16 +1106,21 @@ class SqliteCatalog:
         )
         fingerprint = None
         if "sha256" in row.keys() and row["sha256"] is not None:  # noqa: SIM118 (sqlite3.Row: in tests values)
-            fingerprint = Fingerprint(
-                sha256=row["sha256"],
-                size=row["fp_size"],
-                width=row["width"],
-                height=row["height"],
-                format=row["format"],
-                perceptual=json.loads(row["perceptual"]),
-                thumbnail=row["thumbnail"],
-                metadata_fields=row["metadata_fields"],
-                version=row["version"],
-            )
+            fingerprint = _fingerprint(row)
         state = AssetState(row["state"], row["content"], row["error"])
         return CatalogAsset(row["id"], row["source_id"], record, fingerprint, state)
+
+
+def _fingerprint(row: sqlite3.Row) -> Fingerprint:
+    """A fingerprint from a row with the fingerprint columns (``fp_size`` for its size)."""
+    return Fingerprint(
+        sha256=row["sha256"],
+        size=row["fp_size"],
+        width=row["width"],
+        height=row["height"],
+        format=row["format"],
+        perceptual=json.loads(row["perceptual"]),
+        thumbnail=row["thumbnail"],
+        metadata_fields=row["metadata_fields"],
+        version=row["version"],
+    )

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from dam_dedupe.matcher.index import popcount
 from dam_dedupe.matcher.perceptual import (
     DIHEDRAL,
     FEATURELESS_STD,
     chroma_array,
     dct_dihedral,
+    dct_dihedral_array,
     grad_hash_of,
     thumbnail_array,
     tone_of,
 )
 from dam_dedupe.matcher.settings import MatchSettings
-from dam_dedupe.matcher.verify import MAX_MARGIN, Verdict, refine, verify
+from dam_dedupe.matcher.verify import MAX_MARGIN, Verdict, plain_verdicts, refine, verify
 from dam_dedupe.records import Fingerprint, MatchKind
 
 QUARTER_TURNS = frozenset({"rotate-90", "rotate-270", "transpose", "transverse"})
@@ -158,18 +164,101 @@ def judge(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings
     saved at exactly the size of its original is rare, while a shifted view from the same
     camera (a burst) has that size and can pass for a crop of it.
     """
-    aspect = aspect_change(a, b, symmetry)
-    if not (comparable(a) and comparable(b)) or abs(aspect) > settings.max_aspect_change:
-        return None
-    if tone_change(a, b) > settings.max_tone_change:
-        return None
-    thumb_a, thumb_b = a.thumbnail, b.thumbnail
-    if thumb_a is None or thumb_b is None:
+    return judge_many([(a, b, symmetry)], settings)[0]
+
+
+Pair = tuple[Fingerprint, Fingerprint, str]
+"""Two fingerprints and the symmetry that turns the first into the second."""
+
+
+def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict | None]:
+    """:func:`judge` for many pairs at once, with the same verdicts.
+
+    Every pair is first measured as it stands, all of them in a few numpy calls
+    (:func:`~dam_dedupe.matcher.verify.plain_verdicts`); only the pairs that this does not
+    settle as copies (a crop, a shifted view, an unrelated picture) go on to the crop search,
+    one at a time.
+    """
+    verdicts: list[Verdict | None] = [None] * len(pairs)
+    open_pairs = [k for k, (a, b, symmetry) in enumerate(pairs) if _may_match(a, b, symmetry, settings)]
+    for k, verdict in zip(open_pairs, _plain([pairs[k] for k in open_pairs]), strict=True):
+        a, b, symmetry = pairs[k]
+        resized = not same_size(a, b, symmetry)
+        fine_residual, hotspot = verdict.fine_residual, verdict.hotspot
+        assert fine_residual is not None and hotspot is not None
+        fine_pass = fine_residual <= settings.max_fine_residual and hotspot <= settings.max_hotspot
+        if _coarse_pass(verdict, settings, resized) and fine_pass:
+            verdicts[k] = verdict
+            continue
+        key = (a.sha256, b.sha256, symmetry, settings)
+        with _kept_lock:
+            if key not in _searched_kept:
+                _searched_kept[key] = _searched(a, b, verdict, settings, resized)
+                if len(_searched_kept) > SEARCHED_KEPT:
+                    _searched_kept.popitem(last=False)
+            verdicts[k] = _searched_kept[key]
+    return verdicts
+
+
+SEARCHED_KEPT = 8192
+"""Pairs whose verdict after the crop search is kept, by content hash, symmetry and settings: the
+same pair is asked while its group forms, when groups of up to 40 are checked pair by pair, and
+when it is explained against the canonical, and a crop search costs about a hundred plain pairs."""
+_searched_kept: OrderedDict[tuple[str, str, str, MatchSettings], Verdict | None] = OrderedDict()
+
+
+PLAIN_KEPT = 8192
+"""Pairs whose plain measures (:func:`_plain`) are kept, about 300 bytes each."""
+_plain_kept: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
+_kept_lock = threading.Lock()
+"""Held while the kept verdicts are read or changed: two matches may run in one process's threads."""
+
+
+def _plain(pairs: list[Pair]) -> list[Verdict]:
+    """:func:`~dam_dedupe.matcher.verify.plain_verdicts` of the pairs, the last ``PLAIN_KEPT`` kept by
+    content hash: they do not depend on the settings, so a member verified against its group's
+    representative is not measured again when it is explained against it as the canonical."""
+    with _kept_lock:
+        keys = [(a.sha256, b.sha256, symmetry) for a, b, symmetry in pairs]
+        missing = [k for k, key in enumerate(keys) if key not in _plain_kept]
+        measured = plain_verdicts(
+            [(_thumbnail(pairs[k][0]), _thumbnail(pairs[k][1]), pairs[k][2]) for k in missing],
+            [(pairs[k][0].perceptual.get("chroma"), pairs[k][1].perceptual.get("chroma")) for k in missing],
+        )
+        found = dict(zip(missing, measured, strict=True))
+        for k, key in enumerate(keys):
+            if k in found:
+                _plain_kept[key] = found[k]
+            else:
+                found[k] = _plain_kept[key]
+                _plain_kept.move_to_end(key)
+        while len(_plain_kept) > PLAIN_KEPT:
+            _plain_kept.popitem(last=False)
+        return [found[k] for k in range(len(pairs))]
+
+
+def _may_match(a: Fingerprint, b: Fingerprint, symmetry: str, settings: MatchSettings) -> bool:
+    """Whether a pair is worth verifying: both comparable, aspect ratios and tones close enough."""
+    if not (comparable(a) and comparable(b)) or abs(aspect_change(a, b, symmetry)) > settings.max_aspect_change:
+        return False
+    return tone_change(a, b) <= settings.max_tone_change
+
+
+def _thumbnail(fp: Fingerprint) -> bytes:
+    """A fingerprint's thumbnail, which verification cannot do without."""
+    if fp.thumbnail is None:
         raise ValueError("a fingerprint was compared without its thumbnail; load it first")
+    return fp.thumbnail
+
+
+def _searched(a: Fingerprint, b: Fingerprint, plain: Verdict, settings: MatchSettings, resized: bool) -> Verdict | None:
+    """The rest of :func:`judge` for a pair whose ``plain`` verdict (as it stands, uncropped) did not
+    settle it: a crop search when the coarse check failed, the finer check (:func:`refine`) after."""
+    thumb_a, thumb_b = _thumbnail(a), _thumbnail(b)
+    symmetry, aspect = plain.symmetry, aspect_change(a, b, plain.symmetry)
     chroma_a, chroma_b = a.perceptual.get("chroma"), b.perceptual.get("chroma")
-    resized = not same_size(a, b, symmetry)
     margin = MAX_MARGIN if resized else SAME_SIZE_MARGIN
-    verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, search=False)
+    verdict = plain
     if not _coarse_pass(verdict, settings, resized):
         verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, max_margin=margin)
         if not _coarse_pass(verdict, settings, resized):
@@ -203,18 +292,28 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     The verification thresholds are relaxed by ``settings.group_slack``: every pair of
     members of a group :func:`~dam_dedupe.matcher.find_groups` made passes this test.
     """
-    if a.sha256 == b.sha256:
-        return Comparison("exact", {"relation": ["identical"], "sha256": a.sha256})
-    if not settings.perceptual:
-        return None
-    if flat(a) or flat(b):
-        found = flat_match(a, b)
-        return Comparison("near", found) if found else None
-    verdict = relaxed_verdict(a, b, settings)
-    if verdict is None:
-        return None
-    kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
-    return Comparison(kind, evidence(a, b, verdict))
+    return compare_many(a, [b], settings)[0]
+
+
+def compare_many(a: Fingerprint, others: Sequence[Fingerprint], settings: MatchSettings) -> list[Comparison | None]:
+    """:func:`compare` of each of ``others`` with ``a``, verified together (a cluster's members
+    against its canonical: thousands of them for the most-copied image)."""
+    found: list[Comparison | None] = [None] * len(others)
+    perceptual: list[int] = []
+    for k, b in enumerate(others):
+        if a.sha256 == b.sha256:
+            found[k] = Comparison("exact", {"relation": ["identical"], "sha256": a.sha256})
+        elif settings.perceptual and (flat(a) or flat(b)):
+            match = flat_match(a, b)
+            found[k] = Comparison("near", match) if match else None
+        elif settings.perceptual:
+            perceptual.append(k)
+    verdicts = relaxed_verdicts([(a, others[k]) for k in perceptual], settings)
+    for k, verdict in zip(perceptual, verdicts, strict=True):
+        if verdict is not None:
+            kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
+            found[k] = Comparison(kind, evidence(a, others[k], verdict))
+    return found
 
 
 def relaxed_verdict(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Verdict | None:
@@ -223,39 +322,70 @@ def relaxed_verdict(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> 
     ``transforms``), likeliest first by ``dct`` distance, ``identity`` preferred by
     ``IDENTITY_PREFERENCE`` bits; or ``None``. Every symmetry is tried: a rotated member of a
     near-symmetric picture's group may be related to another member by any of them."""
-    if not (comparable(a) and comparable(b)):
-        return None
-    symmetries = ["identity"]
-    if settings.transforms:
-        symmetries = sorted(DIHEDRAL, key=lambda name: dct_distance(a, b, name) - _preference(name))
+    return relaxed_verdicts([(a, b)], settings)[0]
+
+
+def relaxed_verdicts(pairs: Sequence[tuple[Fingerprint, Fingerprint]], settings: MatchSettings) -> list[Verdict | None]:
+    """:func:`relaxed_verdict` for many pairs: each round verifies, together, every pair still
+    unsettled under its next likeliest symmetry (a copy is almost always settled in the first)."""
+    verdicts: list[Verdict | None] = [None] * len(pairs)
+    asked = [k for k, (a, b) in enumerate(pairs) if comparable(a) and comparable(b)]
+    orders = _likeliest_symmetries([pairs[k] for k in asked]) if settings.transforms else [["identity"]] * len(asked)
+    tries = dict(zip(asked, orders, strict=True))
     relaxed = settings.relaxed()
-    for symmetry in symmetries:
-        verdict = judge(a, b, symmetry, relaxed)
-        if verdict is not None:
-            return verdict
-    return None
+    for round_number in range(len(DIHEDRAL)):
+        asked = [k for k, symmetries in tries.items() if round_number < len(symmetries)]
+        if not asked:
+            break
+        batch = [(pairs[k][0], pairs[k][1], tries[k][round_number]) for k in asked]
+        for k, verdict in zip(asked, judge_many(batch, relaxed), strict=True):
+            if verdict is not None:
+                verdicts[k] = verdict
+                del tries[k]
+    return verdicts
 
 
-def _preference(symmetry: str) -> int:
-    """Bits of ``dct`` distance by which ``symmetry`` is tried earlier than its distance says."""
-    return IDENTITY_PREFERENCE if symmetry == "identity" else 0
+def _likeliest_symmetries(pairs: list[tuple[Fingerprint, Fingerprint]]) -> list[list[str]]:
+    """Every symmetry for each pair, in the order :func:`relaxed_verdict` tries them: by ``dct``
+    distance after the symmetry, ``identity`` preferred by ``IDENTITY_PREFERENCE`` bits."""
+    if not pairs:
+        return []
+    first = np.array([int(a.perceptual["dct"], 16) for a, _ in pairs], dtype=np.uint64)
+    second = np.array([int(b.perceptual["dct"], 16) for _, b in pairs], dtype=np.uint64)
+    names = list(DIHEDRAL)
+    distance = np.stack([popcount(dct_dihedral_array(first, name) ^ second) for name in names], axis=1)
+    distance[:, names.index("identity")] -= IDENTITY_PREFERENCE
+    return [[names[n] for n in row] for row in np.argsort(distance, axis=1, kind="stable").tolist()]
 
 
 def is_copy(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> bool:
     """Whether :func:`compare` finds ``b`` a copy of ``a``, without building the evidence."""
-    if a.sha256 == b.sha256:
-        return True
-    if not settings.perceptual:
-        return False
-    if flat(a) or flat(b):
-        return flat_match(a, b) is not None
-    return relaxed_verdict(a, b, settings) is not None
+    return are_copies([(a, b)], settings)[0]
+
+
+def are_copies(pairs: Sequence[tuple[Fingerprint, Fingerprint]], settings: MatchSettings) -> list[bool]:
+    """:func:`is_copy` for many pairs, verified together."""
+    answers: list[bool] = []
+    perceptual: list[int] = []
+    for k, (a, b) in enumerate(pairs):
+        if a.sha256 == b.sha256:
+            answers.append(True)
+        elif not settings.perceptual:
+            answers.append(False)
+        elif flat(a) or flat(b):
+            answers.append(flat_match(a, b) is not None)
+        else:
+            answers.append(False)
+            perceptual.append(k)
+    for k, verdict in zip(perceptual, relaxed_verdicts([pairs[k] for k in perceptual], settings), strict=True):
+        answers[k] = verdict is not None
+    return answers
 
 
 def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, object]:
     """What a reviewer needs to judge a pair: hashes and distances, measurements, likely relation."""
-    ta = DIHEDRAL[verdict.symmetry](thumbnail_array(a.thumbnail))  # type: ignore[operator]
-    grad = (grad_hash_of(ta.copy()) ^ int(b.perceptual["grad"], 16)).bit_count() if "grad" in b.perceptual else None
+    grad_a = _grad_after(_thumbnail(a), verdict.symmetry)
+    grad = (grad_a ^ int(b.perceptual["grad"], 16)).bit_count() if "grad" in b.perceptual else None
     hashes: dict[str, dict[str, int | None]] = {"dct": {"distance": dct_distance(a, b, verdict.symmetry), "bits": 63}}
     for family in ("low", "centre"):
         if verdict.symmetry == "identity" and family in a.perceptual and family in b.perceptual:
@@ -280,6 +410,13 @@ def evidence(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> dict[str, obje
         "size": {"a": [a.width, a.height], "b": [b.width, b.height]},
         "format": {"a": a.format, "b": b.format},
     }
+
+
+@lru_cache(maxsize=64)
+def _grad_after(thumbnail: bytes, symmetry: str) -> int:
+    """The ``grad`` hash of a thumbnail after ``symmetry``: a canonical's, for each of its many members."""
+    turned = DIHEDRAL[symmetry](thumbnail_array(thumbnail))  # type: ignore[operator]
+    return grad_hash_of(np.array(turned))
 
 
 def relation(a: Fingerprint, b: Fingerprint, verdict: Verdict) -> list[str]:

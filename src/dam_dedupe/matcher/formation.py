@@ -5,7 +5,7 @@ representative is its most detailed copy). An image not yet in a group asks the 
 candidates (:class:`~dam_dedupe.matcher.neighbours.CandidateIndex`), then:
 
 1. it joins the group of its nearest candidate already in one with which it is a verified copy
-   (``edge``, the pair decision as set), if that group *admits* it (up to ``JOIN_ATTEMPTS`` tries);
+   (``edges``, the pair decision as set), if that group *admits* it (up to ``JOIN_ATTEMPTS`` tries);
 2. otherwise it starts a group and is that group's representative;
 3. each of its candidates not yet in a group joins its group on the same two conditions (it stops
    after ``CLAIM_MISSES`` failures in a row).
@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 
 SAMPLE = 2
 """Members besides the representative that a new member must also be a copy of."""
-FIRST_BATCH = 64
+FIRST_BATCH = 16
 """Images whose candidates are looked up in the first call to the index."""
 ROWS_PER_BATCH = 1 << 16
 """Candidate rows a call to the index should return: each later batch is sized from the rows per
-image of the one before (between ``FIRST_BATCH // 4`` and ``MAX_BATCH`` images), so a library of
+image of the one before (between ``FIRST_BATCH`` and ``MAX_BATCH`` images), so a library of
 distinct images is searched in a few large calls and one of many copies in small ones (images
 claimed by an earlier image of their batch asked for their candidates in vain)."""
 MAX_BATCH = 4096
@@ -45,6 +45,10 @@ the sample (a burst that passes against the original) fails against the other co
 JOIN_ATTEMPTS = 8
 """Most candidates already in a group through which an image tries to join one before it starts its own."""
 
+CLAIM_BATCH = 256
+"""Most candidates an image verifies at once while it claims them: the first batch is
+``CLAIM_MISSES`` (enough to stop after, among candidates of another picture), each later one twice
+the one before."""
 CLAIM_MISSES = 16
 """Candidates in a row that an image may fail to claim before it stops claiming: candidates come
 nearest first, so a run of failures means the rest are copies of another, similar picture
@@ -53,11 +57,13 @@ later, through step 1, when it asks for its own candidates."""
 
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
-Edge = Callable[[int, int, str], float | None]
-"""How far the second image is from the first after the symmetry if it is a copy under the pair
-decision as set (lower is closer), else ``None``."""
-Consistent = Callable[[int, int], bool]
-"""Whether the second image is a copy of the first under the relaxed decision, any symmetry."""
+Edges = Callable[[list[tuple[int, int, str]]], list[float | None]]
+"""For each (first image, second image, symmetry): how far the second is from the first after the
+symmetry if it is a copy under the pair decision as set (lower is closer), else ``None``. Asked
+for many pairs at once, so that they can be verified together."""
+Consistent = Callable[[list[tuple[int, int]]], list[bool]]
+"""For each (first image, second image): whether the second is a copy of the first under the
+relaxed decision, any symmetry. Asked for many pairs at once."""
 Prepare = Callable[[set[int]], None]
 """Told, before a batch, every image it may verify: a chance to load their thumbnails at once."""
 Progress = Callable[[int, int], None]
@@ -74,7 +80,7 @@ class _Group:
 def form_groups(
     order: Sequence[int],
     neighbours: Neighbours,
-    edge: Edge,
+    edges: Edges,
     consistent: Consistent,
     prepare: Prepare | None = None,
     progress: Progress | None = None,
@@ -86,21 +92,30 @@ def form_groups(
     refused: set[tuple[int, int]] = set()
     contacts: list[tuple[int, int]] = []  # verified copies whose groups did not admit one another
 
-    def copies(image: int, other: int, symmetry: str) -> float | None:
+    def copies(pairs: list[tuple[int, int, str]]) -> list[float | None]:
         # A pair that failed once is not tried again from its other end (a candidate pair is
         # found from both ends): as before, each candidate pair is verified once.
-        pair = (min(image, other), max(image, other))
-        if pair in refused:
-            return None
-        score = edge(image, other, symmetry)
-        if score is None:
-            refused.add(pair)
-        return score
+        keys = [(min(image, other), max(image, other)) for image, other, _ in pairs]
+        asked = [k for k, key in enumerate(keys) if key not in refused]
+        scores: list[float | None] = [None] * len(pairs)
+        for k, score in zip(asked, edges([pairs[k] for k in asked]), strict=True):
+            scores[k] = score
+            if score is None:
+                refused.add(keys[k])
+        return scores
 
-    def admits(number: int, image: int, through: int) -> bool:
+    def admitted(number: int, images: list[int], through: int) -> list[bool]:
+        # Checked against the representative, then the sample, each step only for the images
+        # that passed the one before, all of them at once.
         group = groups[number]
-        checked = [group.representative, *group.sample]
-        return all(member == through or consistent(member, image) for member in checked)
+        passing = [True] * len(images)
+        for member in [group.representative, *group.sample]:
+            if member == through:
+                continue
+            asked = [k for k, ok in enumerate(passing) if ok]
+            for k, ok in zip(asked, consistent([(member, images[k]) for k in asked]), strict=True):
+                passing[k] = ok
+        return passing
 
     def add(number: int, image: int) -> None:
         group = groups[number]
@@ -119,8 +134,8 @@ def form_groups(
             if attempts >= JOIN_ATTEMPTS:
                 break
             attempts += 1
-            if copies(image, other, symmetry) is not None:
-                if admits(number, image, other):
+            if copies([(image, other, symmetry)])[0] is not None:
+                if admitted(number, [image], other)[0]:
                     home = number
                     break
                 declined.add(number)
@@ -129,23 +144,33 @@ def form_groups(
             home = len(groups)
             groups.append(_Group(image, []))
         add(home, image)
+        claim(home, image, [(other, symmetry) for other, symmetry in candidates if other not in group_of])
+
+    def claim(home: int, image: int, unplaced: list[tuple[int, str]]) -> None:
         # Claim the verified candidates closest first, so that the sample is the closest copies
         # and a look-alike that passed the pair decision is checked against them, not one of them.
         verified: list[tuple[float, int]] = []
-        misses = 0
-        for other, symmetry in candidates:
-            if other in group_of:
-                continue
-            score = copies(image, other, symmetry)
-            if score is not None:
-                verified.append((score, other))
-                misses = 0
+        misses, start, size = 0, 0, CLAIM_MISSES
+        while start < len(unplaced) and misses < CLAIM_MISSES:
+            part = unplaced[start : start + size]
+            start, size = start + size, min(2 * size, CLAIM_BATCH)
+            for (other, _), score in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
+                if score is not None:
+                    verified.append((score, other))
+                    misses = 0
+                else:
+                    misses += 1
+                    if misses >= CLAIM_MISSES:
+                        break
+        closest = [other for _, other in sorted(verified)]
+        while closest and len(groups[home].sample) < SAMPLE:
+            other = closest.pop(0)
+            if admitted(home, [other], image)[0]:
+                add(home, other)
             else:
-                misses += 1
-                if misses >= CLAIM_MISSES:
-                    break
-        for _, other in sorted(verified):
-            if admits(home, other, image):
+                contacts.append((image, other))
+        for other, ok in zip(closest, admitted(home, closest, image), strict=True):
+            if ok:
                 add(home, other)
             else:
                 contacts.append((image, other))
@@ -162,7 +187,7 @@ def form_groups(
                 if image not in group_of:
                     place(image, candidates)
             rows = sum(len(candidates) for candidates in found) / len(seeds)
-            batch = int(min(MAX_BATCH, max(FIRST_BATCH // 4, ROWS_PER_BATCH / max(rows, 1.0))))
+            batch = int(min(MAX_BATCH, max(FIRST_BATCH, ROWS_PER_BATCH / max(rows, 1.0))))
         if progress is not None:
             progress(len(group_of), total)
     merged = _small_unions([group.members for group in groups], [(group_of[a], group_of[b]) for a, b in contacts])
@@ -202,11 +227,11 @@ def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepa
     if prepare is not None:
         prepare(set(members))
     failures: dict[int, set[int]] = {member: set() for member in members}
-    for n, first in enumerate(members):
-        for second in members[n + 1 :]:
-            if not consistent(first, second):
-                failures[first].add(second)
-                failures[second].add(first)
+    pairs = [(first, second) for n, first in enumerate(members) for second in members[n + 1 :]]
+    for (first, second), ok in zip(pairs, consistent(pairs), strict=True):
+        if not ok:
+            failures[first].add(second)
+            failures[second].add(first)
     alone: list[list[int]] = []
     kept = list(members)
     while any(failures[member] for member in kept):

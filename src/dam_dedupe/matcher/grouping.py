@@ -19,7 +19,7 @@ candidates being the nearest in grey level, when their grey level and colour agr
 (:func:`~dam_dedupe.matcher.compare.flat_match`).
 
 Memory: the fingerprints are read once, and only what the index and the order need is kept
-(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 100 bytes an
+(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 70 bytes an
 image); whole fingerprints with their thumbnails are loaded a batch of candidates at a time
 (:func:`find_groups_streamed`), and at most ``LOADED`` of them are kept between batches.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dam_dedupe.matcher.compare import FLAT_TOLERANCE, comparable, flat, flat_level, flat_match, is_copy, judge
+from dam_dedupe.matcher.compare import FLAT_TOLERANCE, are_copies, comparable, flat, flat_level, flat_match, judge_many
 from dam_dedupe.matcher.formation import form_groups
 from dam_dedupe.matcher.neighbours import INDEXED_FAMILIES, CandidateIndex
 from dam_dedupe.matcher.settings import MatchSettings
@@ -46,7 +46,7 @@ Progress = Callable[[int, int], None]
 """Told (images placed, images to place) as matching goes on."""
 
 FLAT_WINDOW = 50
-LOADED = 8192
+LOADED = 2048
 """Whole fingerprints (a 4 KiB thumbnail each) kept between batches; a batch that needs more keeps all it needs."""
 SUMMARY_CHUNK = 4096
 """Fingerprints summarised into arrays at a time while they are read."""
@@ -139,7 +139,7 @@ class _Summary:
                 ]
                 codes[family] = np.array(values, dtype=np.uint64)
         return cls(
-            np.array([fp.sha256 for fp in chunk], dtype="S64"),
+            np.array([bytes.fromhex(fp.sha256) for fp in chunk], dtype="S32"),
             kind,
             np.array([fp.width * fp.height for fp in chunk], dtype=np.int64),
             np.array([flat_level(fp) if k == FLAT else 0.0 for fp, k in zip(chunk, kind, strict=True)], np.float32),
@@ -199,19 +199,19 @@ def _near_groups(
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return index.neighbours(np.array(asked, dtype=np.int64))
 
-    def edge(a: int, b: int, symmetry: str) -> float | None:
-        verdict = judge(loaded[int(image[a])], loaded[int(image[b])], symmetry, settings)
-        return None if verdict is None else verdict.trimmed_rms
+    def edges(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+        asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in pairs]
+        return [None if verdict is None else verdict.trimmed_rms for verdict in judge_many(asked, settings)]
 
-    def consistent(a: int, b: int) -> bool:
-        return is_copy(loaded[int(image[a])], loaded[int(image[b])], settings)
+    def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
+        return are_copies([(loaded[int(image[a])], loaded[int(image[b])]) for a, b in pairs], settings)
 
     def prepare(positions: set[int]) -> None:
         loaded.prepare({int(image[k]) for k in positions})
 
     # Largest picture first: a group's representative is then its most detailed copy.
     order = np.lexsort((np.arange(len(image)), -summary.area[image])).tolist()
-    groups = form_groups(order, neighbours, edge, consistent, prepare, progress)
+    groups = form_groups(order, neighbours, edges, consistent, prepare, progress)
     return [usable[group].tolist() for group in groups]
 
 
@@ -241,11 +241,14 @@ def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded
     def same(a: int, b: int) -> bool:
         return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
 
-    def level_gap(a: int, b: int, symmetry: str) -> float | None:
-        return float(abs(levels[a] - levels[b])) if same(a, b) else None
+    def level_gaps(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+        return [float(abs(levels[a] - levels[b])) if same(a, b) else None for a, b, _ in pairs]
+
+    def all_same(pairs: list[tuple[int, int]]) -> list[bool]:
+        return [same(a, b) for a, b in pairs]
 
     def prepare(positions: set[int]) -> None:
         loaded.prepare({int(image[k]) for k in positions})
 
-    groups = form_groups(list(range(len(ranked))), neighbours, level_gap, same, prepare)
+    groups = form_groups(list(range(len(ranked))), neighbours, level_gaps, all_same, prepare)
     return [ranked[group].tolist() for group in groups]

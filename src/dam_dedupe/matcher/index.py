@@ -141,15 +141,17 @@ class HammingIndex:
 
 
 class _Buckets:
-    """Where each key's codes lie in the sorted order: a direct table for narrow chunks,
-    binary search for wide ones."""
+    """Where each key's codes lie in the sorted order: a direct table for chunks narrow enough
+    that the table is not much larger than the codes, binary search otherwise."""
 
-    TABLE_BITS = 22
+    TABLE_PER_CODE = 8
+    """Most table entries (8 bytes each) per code: a table of every 22-bit key is 32 MiB, and an
+    index has one per chunk and family, whatever the library's size."""
 
     def __init__(self, sorted_keys: np.ndarray, width: int) -> None:
         self.sorted_keys = sorted_keys
         self.starts: np.ndarray | None = None
-        if width <= self.TABLE_BITS:
+        if 1 << width <= self.TABLE_PER_CODE * len(sorted_keys) + 4096:
             counts = np.bincount(sorted_keys, minlength=1 << width)
             self.starts = np.concatenate([[0], np.cumsum(counts)])
 

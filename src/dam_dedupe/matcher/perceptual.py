@@ -154,6 +154,7 @@ def _dihedral_bit_maps() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 _BIT_MAPS = _dihedral_bit_maps()
 
 
+@lru_cache(maxsize=1 << 14)
 def dct_dihedral(value: int, symmetry: str) -> int:
     """The dct hash a copy would have after ``symmetry`` (a :data:`DIHEDRAL` name) of the original."""
     source, flip = _BIT_MAPS[symmetry]
@@ -164,14 +165,11 @@ def dct_dihedral(value: int, symmetry: str) -> int:
 def dct_dihedral_array(values: np.ndarray, symmetry: str) -> np.ndarray:
     """:func:`dct_dihedral` for a uint64 array at once."""
     source, flip = _BIT_MAPS[symmetry]
-    out = np.zeros_like(values)
-    one = np.uint64(1)
-    for bit in range(63):
-        moved = (values >> np.uint64(source[bit])) & one
-        if flip[bit]:
-            moved ^= one
-        out |= moved << np.uint64(bit)
-    return out
+    codes = np.ascontiguousarray(values, dtype="<u8")
+    bits = np.unpackbits(codes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    moved = np.zeros_like(bits)
+    moved[:, :63] = bits[:, source] ^ flip
+    return np.packbits(moved, axis=1, bitorder="little").view("<u8").ravel().astype(np.uint64)
 
 
 def chroma_signature(rgb: Image.Image) -> np.ndarray:
@@ -217,7 +215,13 @@ def tone_of(perceptual: dict[str, str]) -> tuple[float, float] | None:
     """(mean grey level, standard deviation) from a fingerprint's hashes, or ``None`` if it has none."""
     if "tone" not in perceptual:
         return None
-    mean, std = perceptual["tone"].split(",")
+    return _tone(perceptual["tone"])
+
+
+@lru_cache(maxsize=4096)
+def _tone(text: str) -> tuple[float, float]:
+    """A stored ``tone`` read (cached: a representative's is read for every member it is compared with)."""
+    mean, std = text.split(",")
     return float(mean), float(std)
 
 
@@ -235,7 +239,7 @@ def _halve(fine: np.ndarray) -> np.ndarray:
     return fine.astype(np.float32).reshape(THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(1, 3))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def thumbnail_array(thumbnail: bytes) -> np.ndarray:
     """A stored thumbnail as a float 32x32 array (read-only: it is cached, as each thumbnail
     is compared with many others)."""
@@ -244,7 +248,7 @@ def thumbnail_array(thumbnail: bytes) -> np.ndarray:
     return array
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)
 def fine_array(thumbnail: bytes) -> np.ndarray:
     """A stored thumbnail as a read-only float 64x64 array."""
     array = np.frombuffer(thumbnail, dtype=np.uint8).reshape(FINE_SIDE, FINE_SIDE).astype(np.float32)
@@ -252,7 +256,10 @@ def fine_array(thumbnail: bytes) -> np.ndarray:
     return array
 
 
+@lru_cache(maxsize=4096)
 def chroma_array(hex_value: str) -> np.ndarray:
-    """A stored ``chroma`` signature as a float (g, g, 2) array."""
+    """A stored ``chroma`` signature as a read-only float (g, g, 2) array (cached, as :func:`thumbnail_array`)."""
     raw = np.frombuffer(bytes.fromhex(hex_value), dtype=np.int8)
-    return raw.reshape(CHROMA_GRID, CHROMA_GRID, 2).astype(np.float32)
+    array = raw.reshape(CHROMA_GRID, CHROMA_GRID, 2).astype(np.float32)
+    array.flags.writeable = False
+    return array
