@@ -192,15 +192,24 @@ def dlib_hog(upsample: int) -> Detector:
 
 
 def analyser() -> Detector:
-    """The product's faces analyser as it runs in a scan (its resize, skin-tone gate and cascade)."""
+    """The product's faces analyser as it runs in a scan, with its default options."""
     from dam_dedupe.plugins import faces
 
     return faces.count_faces
 
 
+def blazeface(min_score: float) -> Detector:
+    """MediaPipe's BlazeFace short-range model (the analyser's) with its confidence threshold at ``min_score``."""
+    from dam_dedupe.plugins import faces
+
+    return lambda img: faces.count_faces(img, min_face=0.0, min_score=min_score)
+
+
 def detectors() -> dict[str, Detector]:
     """Every candidate that is installed, by name."""
     found: dict[str, Detector] = {"faces analyser": analyser()}
+    for score in (0.5, 0.6, 0.7, 0.75):
+        found[f"blazeface >={score}"] = blazeface(score)
     try:
         import cv2  # noqa: F401
     except ImportError:
