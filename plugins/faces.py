@@ -91,16 +91,22 @@ def _anchors() -> np.ndarray:
 
 
 def _model_input(image: Image.Image) -> tuple[np.ndarray, float]:
-    """``image`` fitted into the model's input (centred on black), and how many input pixels one of its pixels is."""
+    """``image`` fitted into the model's input (centred on black), and how many input pixels one of its pixels is.
+
+    OpenCV's area resize, several times faster than Pillow's on these small pictures, is what
+    ``benchmarks/faces.py`` measured.
+    """
+    import cv2
     import numpy as np
 
     scale = INPUT_SIDE / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    canvas = Image.new("RGB", (INPUT_SIDE, INPUT_SIDE))
-    corner = ((INPUT_SIDE - size[0]) // 2, (INPUT_SIDE - size[1]) // 2)
-    canvas.paste(image.convert("RGB").resize(size, Image.Resampling.BILINEAR), corner)
-    pixels = np.asarray(canvas, dtype=np.float32) / 127.5 - 1.0
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1)[np.newaxis]), scale
+    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    canvas = np.zeros((INPUT_SIDE, INPUT_SIDE, 3), dtype=np.float32)
+    top, left = (INPUT_SIDE - height) // 2, (INPUT_SIDE - width) // 2
+    canvas[top : top + height, left : left + width] = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
+    canvas = canvas / 127.5 - 1.0
+    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[np.newaxis]), scale
 
 
 def count_faces(image: Image.Image, min_face: float = DEFAULT_MIN_FACE, min_score: float = DEFAULT_MIN_SCORE) -> int:
