@@ -21,8 +21,12 @@ canonicals, evidence; matchscale's work), *catalog* (writing listings, fingerpri
 clusters), and *start* (the rest: interpreter, imports, plugins). Analysers' cost is the
 difference between the two runs of ours. Medians over the repeats are printed, then both
 ratios and the analysers' share against the targets (2x with analysers on, 3x off, analysers
-at most a quarter), by wall time and by CPU time; the machine may be shared, so only figures
-of one run compare.
+at most a quarter), by wall time and by CPU time, and the ratios our scan would have without
+its match stage; the machine may be shared, so only figures of one run compare.
+
+``--per-image`` then fingerprints and analyses every file once more in this process, one
+thread, and prints the CPU time of each part of a worker's job (read and hash, decode,
+matcher's description, preview, each analyser) per image: where the *read+fingerprint* stage goes.
 
 imagededup imports torchvision, whose PyPI wheel is a CUDA build that cannot load beside
 the CPU-only torch wheel; its hashing never calls torchvision, so the child stands in a
@@ -169,6 +173,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--child", choices=TOOLS)
+    parser.add_argument("--per-image", action="store_true", help="then time each part of a worker's job")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.corpus, args.workers)
@@ -199,6 +204,59 @@ def main() -> None:
             f" analysers {share:.1%} of the scan ({on - off:.2f} s of {on:.2f} s;"
             f" {_verdict(share <= TARGET_SHARE)} {TARGET_SHARE:.0%})"
         )
+    rest = {t: statistics.median(r["wall"] - r["stages"]["match"] for r in runs[t]) for t in TOOLS[:2]}
+    print(
+        f"without our match stage: imagededup / ours {wall[TOOLS[2]] / rest[TOOLS[0]]:.2f}x with analysers on,"
+        f" {wall[TOOLS[2]] / rest[TOOLS[1]]:.2f}x with them off (by wall time)"
+    )
+    if args.per_image:
+        per_image(args.corpus)
+
+
+def per_image(corpus: Path) -> None:
+    """Fingerprint and analyse every file of ``corpus`` in this process; print each part's CPU time per image."""
+    from dam_dedupe import fingerprint
+    from dam_dedupe.host import Host
+    from dam_dedupe.records import AssetRecord
+
+    parts: dict[str, float] = {}
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            started = time.process_time()
+            try:
+                return function(*args)
+            finally:
+                parts[name] = parts.get(name, 0.0) + time.process_time() - started
+
+        return run
+
+    for name in ("decode", "describe", "make_preview"):
+        setattr(fingerprint, name, timed(name, getattr(fingerprint, name)))
+    analysers = Host().pm.hook.dam_dedupe_analyse_asset.get_hookimpls()
+    images = 0
+    started = time.process_time()
+    for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+        record = AssetRecord(
+            source=corpus.as_uri(), key=path.name, uri=path.as_uri(), size=path.stat().st_size, name=path.name
+        )
+        arguments = {"asset": record, "options": {}}
+
+        def analyse(image: Any, _sha256: str, arguments: dict[str, Any] = arguments) -> None:
+            for impl in analysers:
+                given = {**arguments, "image": image}
+                timed(impl.plugin_name, impl.function)(*(given[name] for name in impl.argnames))
+
+        try:
+            with path.open("rb") as stream:
+                fingerprint.fingerprint_stream(stream, analyse)
+        except Exception:  # a file the scan records as an error: not part of an image's cost
+            continue
+        images += 1
+    total = time.process_time() - started
+    print(f"per image, one process, one thread, CPU time over {images} images ({total:.2f} s in all):")
+    for name, seconds in [("read, hash and the rest", total - sum(parts.values())), *parts.items()]:
+        print(f"  {name:24} {seconds / images * 1000:6.2f} ms  {seconds / total:5.1%}")
 
 
 def _verdict(met: bool) -> str:
