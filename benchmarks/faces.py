@@ -199,7 +199,7 @@ def analyser() -> Detector:
 
 
 def blazeface(min_score: float) -> Detector:
-    """MediaPipe's BlazeFace short-range model (the analyser's) with its confidence threshold at ``min_score``."""
+    """MediaPipe's BlazeFace short-range model on LiteRT (the analyser's) with its confidence threshold at ``min_score``."""
     from dam_dedupe.plugins import faces
 
     return lambda img: faces.count_faces(img, min_face=0.0, min_score=min_score)
@@ -252,9 +252,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="detectors to run, comma-separated (default: all installed)")
     parser.add_argument("--misses", action="store_true", help="name the images each detector gets wrong")
     args = parser.parse_args()
-    import cv2
-
-    cv2.setNumThreads(1)  # as in the scan's workers: one thread each, the cores shared by processes
+    try:
+        import cv2
+    except ImportError:
+        pass
+    else:
+        cv2.setNumThreads(1)  # as in the scan's workers: one thread each, the cores shared by processes
     decoded = []
     for name, img, face in labelled():
         data = _jpeg(img)
