@@ -152,6 +152,23 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
     return out.getvalue()
 
 
+def blazeface_opencv(min_score: float) -> Detector:
+    """The same model, input and decoding as the analyser, run by OpenCV's DNN module instead of LiteRT."""
+    import cv2
+
+    from dam_dedupe.plugins import faces
+
+    net = cv2.dnn.readNetFromTFLite(str(faces.MODEL))
+
+    def detect(img: Image.Image) -> int:
+        pixels, scale = faces._model_input(img)
+        net.setInput(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # OpenCV wants channels first
+        logits, boxes = net.forward(["classificators", "regressors"])
+        return faces.faces_in(logits, boxes, min(img.size) * scale, 0.0, min_score)
+
+    return detect
+
+
 def haar(cascade: str, scale: float = 1.1, neighbours: int = 5, min_face: float = 0.08) -> Detector:
     """An OpenCV cascade from the opencv-python-headless wheel (or a path), on the equalised grey picture."""
     import cv2
@@ -199,7 +216,7 @@ def analyser() -> Detector:
 
 
 def blazeface(min_score: float) -> Detector:
-    """MediaPipe's BlazeFace short-range model on LiteRT (the analyser's) with its confidence threshold at ``min_score``."""
+    """BlazeFace on LiteRT, as the analyser runs it, with its confidence threshold at ``min_score``."""
     from dam_dedupe.plugins import faces
 
     return lambda img: faces.count_faces(img, min_face=0.0, min_score=min_score)
@@ -219,6 +236,7 @@ def detectors() -> dict[str, Detector]:
             found[f"haar-{cascade}"] = haar(f"haarcascade_frontalface_{cascade}.xml")
         found["haar-default x1.2"] = haar("haarcascade_frontalface_default.xml", scale=1.2)
         found["haar-alt2 x1.2"] = haar("haarcascade_frontalface_alt2.xml", scale=1.2)
+        found["blazeface >=0.7 opencv"] = blazeface_opencv(0.7)
     try:
         import skimage  # noqa: F401
     except ImportError:

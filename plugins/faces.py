@@ -152,19 +152,26 @@ def count_faces(image: Image.Image, min_face: float = DEFAULT_MIN_FACE, min_scor
     interpreter = _detector()
     if interpreter is None:
         return 0
-    import numpy as np
-
     pixels, scale = _model_input(image)
     with _running:
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
         interpreter.invoke()
         outputs = {o["name"]: interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()}
-    logits, boxes = outputs["classificators"][0, :, 0], outputs["regressors"][0]
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
+    return faces_in(outputs["classificators"], outputs["regressors"], min(image.size) * scale, min_face, min_score)
+
+
+def faces_in(logits: np.ndarray, boxes: np.ndarray, short_side: float, min_face: float, min_score: float) -> int:
+    """How many distinct faces the model's outputs show (``short_side``: the picture's, in input pixels).
+
+    Apart from :func:`count_faces` so that ``benchmarks/faces.py`` can decode another runtime's outputs alike.
+    """
+    import numpy as np
+
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, :, 0], -80.0, 80.0)))
     keep = np.flatnonzero(scores >= min_score)
-    centres = _anchors()[keep] * INPUT_SIDE + boxes[keep, :2]
-    sides = boxes[keep, 2:4]
-    large = sides.min(axis=1) >= min_face * min(image.size) * scale
+    centres = _anchors()[keep] * INPUT_SIDE + boxes[0, keep, :2]
+    sides = boxes[0, keep, 2:4]
+    large = sides.min(axis=1) >= min_face * short_side
     if not large.any():
         return 0
     corners = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1)[large]
