@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import AssetRecord, Cluster, Member, SourceSpec
 from dam_dedupe.report import build_report
-from dam_dedupe.scan import run_scan, worker_start_method
+from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
 from tests.report_library import app13, iim
 
@@ -73,25 +72,6 @@ def test_exact_duplicates_grouped_whatever_their_names_with_no_false_group(tmp_p
         assert sum(m["canonical"] for m in cluster["members"]) == 1
         assert cluster["canonical_reason"]
     assert report["summary"]["duplicate_copies"] == sum(len(v) - 1 for v in expected.values())
-
-
-def test_a_scan_from_a_program_running_other_threads_spawns_its_workers_and_finishes(tmp_path: Path) -> None:
-    # forking while another thread may hold a lock (an embedding application's server, say) can
-    # hang the worker: the scan spawns its workers then, and still groups what it reads
-    root = tmp_path / "tree"
-    expected = build_tree(root)
-    release = threading.Event()
-    server = threading.Thread(target=release.wait, daemon=True)
-    server.start()
-    try:
-        assert worker_start_method().get_start_method() == "spawn"
-        catalog = open_catalog(tmp_path / "c.sqlite")
-        summary = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=2)
-    finally:
-        release.set()
-        server.join()
-    assert summary.errors == 0
-    assert clusters_by_path(build_report(catalog), root) == {frozenset(v) for v in expected.values()}
 
 
 def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path: Path) -> None:

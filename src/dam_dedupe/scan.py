@@ -19,8 +19,6 @@ import fnmatch
 import logging
 import multiprocessing
 import os
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -68,24 +66,15 @@ HEAD_BYTES = 64
 
 
 def default_executor(workers: int) -> Executor:
-    """A process pool of ``workers`` processes; with one worker, a thread in this process."""
+    """A process pool of ``workers`` processes; with one worker, a thread in this process.
+
+    Workers are spawned, never forked: a fork copies every lock as it is, including those of
+    native libraries' own threads (LiteRT's, OpenBLAS's), which no thread count here can see,
+    and a worker forked while one is held hangs.
+    """
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_start_method())
-
-
-def worker_start_method() -> multiprocessing.context.BaseContext:
-    """How worker processes start: forked on Linux while this process runs one thread, else spawned.
-
-    A forked worker starts with the modules and plugins this process has already imported; a
-    spawned one imports them all again (about half a second each, a fifth of a small library's
-    scan). Forking copies every lock as it is, so it is safe only while no other thread can
-    hold one (an embedding application's server thread, say), and only Linux forks safely.
-    The pool starts all its workers before its own management thread (Python's rule for fork).
-    """
-    if sys.platform == "linux" and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 DEFAULT_EXCLUDES = ("_dam-dedupe-quarantine/*",)
