@@ -152,6 +152,23 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
     return out.getvalue()
 
 
+def blazeface_opencv(min_score: float) -> Detector:
+    """The same model, input and decoding as the analyser, run by OpenCV's DNN module instead of LiteRT."""
+    import cv2
+
+    from dam_dedupe.plugins import faces
+
+    net = cv2.dnn.readNetFromTFLite(str(faces.MODEL))
+
+    def detect(img: Image.Image) -> int:
+        pixels, scale = faces._model_input(img)
+        net.setInput(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # OpenCV wants channels first
+        logits, boxes = net.forward(["classificators", "regressors"])
+        return faces.faces_in(logits, boxes, min(img.size) * scale, 0.0, min_score)
+
+    return detect
+
+
 def haar(cascade: str, scale: float = 1.1, neighbours: int = 5, min_face: float = 0.08) -> Detector:
     """An OpenCV cascade from the opencv-python-headless wheel (or a path), on the equalised grey picture."""
     import cv2
@@ -192,15 +209,24 @@ def dlib_hog(upsample: int) -> Detector:
 
 
 def analyser() -> Detector:
-    """The product's faces analyser as it runs in a scan (its resize, skin-tone gate and cascade)."""
+    """The product's faces analyser as it runs in a scan, with its default options."""
     from dam_dedupe.plugins import faces
 
     return faces.count_faces
 
 
+def blazeface(min_score: float) -> Detector:
+    """BlazeFace on LiteRT, as the analyser runs it, with its confidence threshold at ``min_score``."""
+    from dam_dedupe.plugins import faces
+
+    return lambda img: faces.count_faces(img, min_face=0.0, min_score=min_score)
+
+
 def detectors() -> dict[str, Detector]:
     """Every candidate that is installed, by name."""
     found: dict[str, Detector] = {"faces analyser": analyser()}
+    for score in (0.5, 0.6, 0.7, 0.75):
+        found[f"blazeface >={score}"] = blazeface(score)
     try:
         import cv2  # noqa: F401
     except ImportError:
@@ -210,6 +236,7 @@ def detectors() -> dict[str, Detector]:
             found[f"haar-{cascade}"] = haar(f"haarcascade_frontalface_{cascade}.xml")
         found["haar-default x1.2"] = haar("haarcascade_frontalface_default.xml", scale=1.2)
         found["haar-alt2 x1.2"] = haar("haarcascade_frontalface_alt2.xml", scale=1.2)
+        found["blazeface >=0.7 opencv"] = blazeface_opencv(0.7)
     try:
         import skimage  # noqa: F401
     except ImportError:
@@ -243,9 +270,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="detectors to run, comma-separated (default: all installed)")
     parser.add_argument("--misses", action="store_true", help="name the images each detector gets wrong")
     args = parser.parse_args()
-    import cv2
-
-    cv2.setNumThreads(1)  # as in the scan's workers: one thread each, the cores shared by processes
+    try:
+        import cv2
+    except ImportError:
+        pass
+    else:
+        cv2.setNumThreads(1)  # as in the scan's workers: one thread each, the cores shared by processes
     decoded = []
     for name, img, face in labelled():
         data = _jpeg(img)

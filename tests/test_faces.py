@@ -70,6 +70,21 @@ def test_a_portrait_in_a_larger_photograph_is_found() -> None:
     assert PERSONAL_DATA in flags(scene)
 
 
+def test_a_face_half_hidden_behind_a_camera_is_found() -> None:
+    # scikit-image's cameraman: his face partly behind the camera, which the Haar cascades never found
+    assert PERSONAL_DATA in flags(Image.fromarray(data.camera()))
+    assert PERSONAL_DATA in flags(ImageOps.mirror(Image.fromarray(data.camera())))
+
+
+def test_min_score_and_min_face_say_which_detections_count() -> None:
+    seen = as_scanned(astronaut())
+    assert faces.count_faces(seen) == 1  # one astronaut, one face: overlapping detections are merged
+    assert faces.count_faces(seen, min_score=0.999) == 0  # stricter than the model is sure
+    assert faces.count_faces(seen, min_face=0.5) == 0  # her face is about a fifth of the short side
+    found = faces.dam_dedupe_analyse_asset(ASSET, seen, {"faces": {"min_score": 0.999}})
+    assert found == Analysis(facts={"faces": "0"})
+
+
 def logo() -> Image.Image:
     img = Image.new("RGB", (1200, 800), (30, 80, 170))
     draw = ImageDraw.Draw(img)

@@ -1,4 +1,4 @@
-"""The faces extra: without OpenCV the analyser imports, names the extra and flags nothing; with it, it is ready."""
+"""The faces extra: without LiteRT the analyser imports, names the extra and flags nothing; with it, it is ready."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dam_dedupe.cli import main
 
 SCRIPT = """
 import sys
-sys.modules["cv2"] = None  # as if opencv-python-headless were not installed
+sys.modules["ai_edge_litert"] = None  # as if ai-edge-litert were not installed
 from PIL import Image
 from dam_dedupe.errors import MissingExtra
 from dam_dedupe.plugins import faces
@@ -25,7 +25,7 @@ print(faces.dam_dedupe_analyse_asset(asset, Image.new("RGB", (64, 64)), {}))
 """
 
 
-def test_without_opencv_the_faces_analyser_names_the_extra_and_stands_aside() -> None:
+def test_without_litert_the_faces_analyser_names_the_extra_and_stands_aside() -> None:
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
     lines = result.stdout.splitlines()
     assert "pip install 'dam-dedupe[faces]'" in lines[0]

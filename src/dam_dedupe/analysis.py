@@ -38,7 +38,7 @@ class Analysis:
         flags: labels the report acts on; the built-in ones are :data:`PERSONAL_DATA` and
             :data:`LICENSED`. Other flags are shown but not acted on.
         facts: named findings as text, shown to reviewers and exported (for example
-            ``{"faces": "2", "detector": "haarcascade_frontalface_alt2"}`` or the rights fields).
+            ``{"faces": "2", "detector": "blazeface_short_range"}`` or the rights fields).
         error: set instead of flags and facts when the analyser failed on this image;
             the host fills it in, analysers raise instead.
     """

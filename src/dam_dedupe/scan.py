@@ -71,7 +71,12 @@ HEAD_BYTES = 64
 
 
 def default_executor(workers: int) -> Executor:
-    """A process pool of ``workers`` processes; with one worker, a thread in this process."""
+    """A process pool of ``workers`` processes; with one worker, a thread in this process.
+
+    Workers are spawned, never forked: a fork copies every lock as it is, including those of
+    native libraries' own threads (LiteRT's, OpenBLAS's), which no thread count here can see,
+    and a worker forked while one is held hangs.
+    """
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
