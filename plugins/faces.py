@@ -73,7 +73,7 @@ def _detector() -> Interpreter | None:
     try:
         check_available()
     except MissingExtra as exc:
-        log.warning("face detection is off, so no image is flagged as personal data: %s", exc)
+        log.info("face detection is off, so no image is flagged as personal data: %s", exc)  # the scan said so once
         return None
     from ai_edge_litert.interpreter import Interpreter
 

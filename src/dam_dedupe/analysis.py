@@ -11,17 +11,22 @@ against the asset and the plugin, and the scan goes on.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dam_dedupe.errors import MissingExtra
+
 if TYPE_CHECKING:
     import pluggy
     from PIL import Image
 
     from dam_dedupe.records import AssetRecord
+
+log = logging.getLogger(__name__)
 
 PERSONAL_DATA = "personal_data"
 """Flag: the image shows identifiable people (personal data under PDPO, GDPR and the like)."""
@@ -81,6 +86,22 @@ def analysers_enabled(pm: pluggy.PluginManager, options: Mapping[str, Any]) -> b
     """Whether any installed analyser will run under these ``[analysis]`` options."""
     disabled = set(options.get("disabled", ()))
     return any(impl.plugin_name not in disabled for impl in pm.hook.dam_dedupe_analyse_asset.get_hookimpls())
+
+
+def warn_unavailable(pm: pluggy.PluginManager, options: Mapping[str, Any]) -> None:
+    """Say once, in the scan's own process, which enabled analyser cannot run and the install that fixes it.
+
+    The workers each find the same and stay quiet, so an admin reads it once, not once per worker.
+    """
+    disabled = set(options.get("disabled", ()))
+    for impl in pm.hook.dam_dedupe_analyse_asset.get_hookimpls():
+        check = getattr(impl.plugin, "check_available", None)
+        if impl.plugin_name in disabled or check is None:
+            continue
+        try:
+            check()
+        except MissingExtra as exc:
+            log.warning("the %s analyser is off, so it flags nothing: %s", impl.plugin_name, exc)
 
 
 class SharedResults:

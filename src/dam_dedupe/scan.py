@@ -38,7 +38,7 @@ from typing import IO, Any, cast
 from PIL import Image
 
 from dam_dedupe.adapter import SourceAdapter
-from dam_dedupe.analysis import Analysis, SharedResults, analysers_enabled
+from dam_dedupe.analysis import Analysis, SharedResults, analysers_enabled, warn_unavailable
 from dam_dedupe.catalog import Catalog, CatalogAsset, RunCounts
 from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config
@@ -314,6 +314,8 @@ class Scan:
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
+        if self.analysis is not None:
+            warn_unavailable(host.pm, options)
         self.shared = SharedResults()  # analysis: byte-identical copies analysed once
         self.token = uuid.uuid4().hex  # analysis: names this scan to worker processes' SharedResults
 
