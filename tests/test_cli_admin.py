@@ -57,6 +57,11 @@ def test_a_clean_scan_exits_0(tmp_path: Path, library: Path) -> None:
         ("[governance]\nauthor_may_sing = true\n", "unknown key [governance] author_may_sing; did you mean"),
         ("[sources.x]\nuri = '/srv'\nrisk_tier = 'top'\n", "risk_tier = 'top' is not one of [report] risk_tiers"),
         ("[sources.x]\nauthoritative = true\n", "[sources.x] uri is required"),
+        ("[analysis.faces]\nmin_neighbors = 5\n", "unknown key [analysis.faces] min_neighbors"),  # the old detector's
+        (
+            "[analysis.faces]\nmin_score = 7\n",
+            "[analysis.faces] min_score = 7: input should be less than or equal to 1",
+        ),
     ],
 )
 def test_configuration_mistakes_are_found_before_any_work(

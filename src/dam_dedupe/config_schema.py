@@ -82,11 +82,19 @@ class WebhookTable(_Table):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class FacesTable(_Table):
+    """The built-in faces analyser's options (``min_neighbors`` belonged to the Haar cascade it replaced)."""
+
+    min_face: float = Field(default=0.08, gt=0, le=1)
+    min_score: float = Field(default=0.7, gt=0, le=1)
+
+
 class AnalysisTable(BaseModel):
-    """``disabled`` is the host's; every other key is an analyser's own table."""
+    """``disabled`` is the host's, ``faces`` the built-in analyser's; other keys are vendor analysers' tables."""
 
     model_config = ConfigDict(extra="allow", strict=True)
     disabled: list[str] = []
+    faces: FacesTable = FacesTable()
 
 
 class SourceTable(BaseModel):
