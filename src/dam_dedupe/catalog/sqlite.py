@@ -391,15 +391,15 @@ class SqliteCatalog:
         query = "SELECT asset_id, preview FROM fingerprints WHERE asset_id IN ({marks}) AND preview IS NOT NULL"
         return {row["asset_id"]: row["preview"] for row in self._rows_by_id(query, asset_ids)}
 
-    def images_streamed(self, chunk: int = 2000) -> Iterator[CatalogAsset]:
-        """Every present, fingerprinted image without its thumbnail, one asset per URI (the first
-        listed: an object listed under two overlapping sources is one asset), in id order, read
-        ``chunk`` rows a query so that matching a large library never holds all its rows at once."""
+    def _present_images(self, asset_columns: str, chunk: int) -> Iterator[sqlite3.Row]:
+        """Rows of every present, fingerprinted image without its thumbnail (``asset_columns`` of the asset
+        beside the fingerprint), one per URI (the first listed), in id order, ``chunk`` rows a query."""
         after = 0
         while True:
             rows = self.conn.execute(
-                "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-                " f.perceptual, NULL AS thumbnail, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
+                f"SELECT {asset_columns}, f.sha256, f.size AS fp_size, f.width, f.height, f.format,"
+                " f.metadata_fields, f.perceptual, NULL AS thumbnail, f.version"
+                " FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
                 " WHERE a.state = 'present' AND a.content = 'image' AND a.id > ? AND NOT EXISTS"
                 " (SELECT 1 FROM assets b JOIN fingerprints g ON g.asset_id = b.id WHERE b.uri = a.uri"
                 " AND b.id < a.id AND b.state = 'present' AND b.content = 'image') ORDER BY a.id LIMIT ?",
@@ -407,8 +407,14 @@ class SqliteCatalog:
             ).fetchall()
             if not rows:
                 return
-            yield from (self._asset(row) for row in rows)
+            yield from rows
             after = rows[-1]["id"]
+
+    def images_streamed(self, chunk: int = 2000) -> Iterator[CatalogAsset]:
+        """Every present, fingerprinted image without its thumbnail, one asset per URI (the first
+        listed: an object listed under two overlapping sources is one asset), in id order, read
+        ``chunk`` rows a query so that matching a large library never holds all its rows at once."""
+        yield from (self._asset(row) for row in self._present_images("a.*", chunk))
 
     def thumbnails(self, asset_ids: Iterable[int]) -> dict[int, bytes]:
         """The stored thumbnails of these assets, by asset id."""
@@ -481,20 +487,7 @@ class SqliteCatalog:
     def fingerprints_streamed(self, chunk: int = 4096) -> Iterator[tuple[int, Fingerprint]]:
         """(asset id, fingerprint without its thumbnail) of the images :meth:`images_streamed`
         gives, in the same order, ``chunk`` rows a query, without building their asset records."""
-        after = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT a.id, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-                " f.perceptual, NULL AS thumbnail, f.version FROM assets a JOIN fingerprints f ON f.asset_id = a.id"
-                " WHERE a.state = 'present' AND a.content = 'image' AND a.id > ? AND NOT EXISTS"
-                " (SELECT 1 FROM assets b JOIN fingerprints g ON g.asset_id = b.id WHERE b.uri = a.uri"
-                " AND b.id < a.id AND b.state = 'present' AND b.content = 'image') ORDER BY a.id LIMIT ?",
-                (after, chunk),
-            ).fetchall()
-            if not rows:
-                return
-            yield from ((row["id"], _fingerprint(row)) for row in rows)
-            after = rows[-1]["id"]
+        yield from ((row["id"], _fingerprint(row)) for row in self._present_images("a.id", chunk))
 
     def fingerprints_by_id(self, asset_ids: Iterable[int]) -> dict[int, Fingerprint]:
         """The whole fingerprints (thumbnails included) of these assets, by asset id (those that have one)."""
