@@ -180,15 +180,16 @@ class DocumentResult:
 @cache
 def registered_extractors() -> tuple[type[Extractor], ...]:
     """Every extractor the installed plugins contribute, loaded once per process."""
-    from dam_dedupe.host import make_plugin_manager
+    from dam_dedupe.host import installed_plugins
 
-    return extractors_of(make_plugin_manager())
+    return extractors_of(installed_plugins())
 
 
 def extractors_of(pm: object) -> tuple[type[Extractor], ...]:
     """The extractors a plugin manager's plugins contribute, in registration order."""
-    contributed = pm.hook.dam_dedupe_extractors()  # type: ignore[attr-defined]
-    return tuple(cls for group in contributed for cls in group)
+    from dam_dedupe.host import contributed
+
+    return contributed(pm.hook.dam_dedupe_extractors)  # type: ignore[attr-defined]
 
 
 def extractor_for(name: str) -> type[Extractor] | None:

@@ -93,15 +93,16 @@ def _installed(cls: type[Decoder]) -> bool:
 @cache
 def registered_decoders() -> tuple[type[Decoder], ...]:
     """Every decoder the installed plugins contribute, loaded once per process."""
-    from dam_dedupe.host import make_plugin_manager
+    from dam_dedupe.host import installed_plugins
 
-    return decoders_of(make_plugin_manager())
+    return decoders_of(installed_plugins())
 
 
 def decoders_of(pm: object) -> tuple[type[Decoder], ...]:
     """The decoders a plugin manager's plugins contribute, in registration order."""
-    contributed = pm.hook.dam_dedupe_decoders()  # type: ignore[attr-defined]
-    return tuple(cls for group in contributed for cls in group)
+    from dam_dedupe.host import contributed
+
+    return contributed(pm.hook.dam_dedupe_decoders)  # type: ignore[attr-defined]
 
 
 def decoder_for(head: bytes, name: str, decoders: tuple[type[Decoder], ...] | None = None) -> type[Decoder] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
@@ -41,6 +41,17 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
         pm.register(plugin)
     pm.check_pending()
     return pm
+
+
+def contributed(hook: pluggy.HookCaller) -> tuple[type, ...]:
+    """The classes every plugin contributes through a list-returning ``hook``, in registration order."""
+    return tuple(cls for group in hook() for cls in group)
+
+
+@cache
+def installed_plugins() -> pluggy.PluginManager:
+    """The installed plugins, loaded once per process, for code that runs in a scan's worker processes."""
+    return make_plugin_manager()
 
 
 class Host:
