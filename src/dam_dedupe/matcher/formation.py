@@ -39,7 +39,8 @@ claimed by an earlier image of their batch asked for their candidates in vain)."
 MAX_BATCH = 4096
 CHECKED_SIZE = 40
 """Groups of up to this many members, united with the groups that declined verified copies of
-their members (up to this size in all), have every pair of members checked once formed (the
+their members or hold a verified copy that a member met after it joined (up to this size in all),
+have every pair of members checked once formed (the
 earlier complete linkage checked up to 40 by 40): a look-alike admitted by the representative and
 the sample (a burst that passes against the original) fails against the other copies, and goes."""
 JOIN_ATTEMPTS = 8
@@ -144,7 +145,25 @@ def form_groups(
             home = len(groups)
             groups.append(_Group(image, []))
         add(home, image)
+        meet(image, candidates, declined | {home})
         claim(home, image, [(other, symmetry) for other, symmetry in candidates if other not in group_of])
+
+    def meet(image: int, candidates: list[tuple[int, str]], seen: set[int]) -> None:
+        # Its nearest candidate in each other small group that it did not try to join (it found
+        # its home first): a verified copy there is a contact, so the groups are united and
+        # checked pair by pair. Else a look-alike that came first (a burst a pixel wider than
+        # the original) keeps the crops it claimed, which the original's group never asks for.
+        asked: list[tuple[int, int, str]] = []
+        for other, symmetry in candidates:
+            number = group_of.get(other)
+            if number is None or number in seen or len(asked) >= JOIN_ATTEMPTS:
+                continue
+            seen.add(number)
+            if len(groups[number].members) + len(groups[group_of[image]].members) <= CHECKED_SIZE:
+                asked.append((image, other, symmetry))
+        for (_, other, _), score in zip(asked, copies(asked), strict=True):
+            if score is not None:
+                contacts.append((image, other))
 
     def claim(home: int, image: int, unplaced: list[tuple[int, str]]) -> None:
         # Claim the verified candidates closest first, so that the sample is the closest copies
