@@ -15,7 +15,7 @@ from dam_dedupe.matcher import PRESETS, compare, find_groups
 from dam_dedupe.matcher.compare import judge
 from dam_dedupe.records import Fingerprint
 from tests.test_matcher_fine import gravel
-from tests.test_matcher_groups import ORIGINAL, SOURCE, fingerprint, window
+from tests.test_matcher_groups import ORIGINAL, SOURCE, fingerprint, scene, window
 
 BALANCED = PRESETS["balanced"]
 
@@ -85,6 +85,17 @@ def test_a_crop_of_four_to_five_percent_a_side_is_found(margin: float) -> None:
     assert result is not None
     relation = result.evidence["relation"]
     assert "cropped" in relation or "cropped or reshaped (margins not measured)" in relation  # type: ignore[operator]
+
+
+def test_a_crop_that_moves_every_hash_is_found_through_the_middle_of_its_original() -> None:
+    # Cropping 4-5% a side rescales every frequency by 10%: this crop's dct hash is 12 bits from
+    # its original's, its low hash 9 and its centre hash 10, beyond every radius; the dct hash of
+    # the original's middle 91% (its inner hash) is 1 bit from the crop's.
+    picture = window(scene(0), 0.05, 0.05, 0.9, 0.9)
+    crop = window(picture, 0.045, 0.042, 0.907, 0.912)
+    original, cropped = fingerprint(picture, quality=92), fingerprint(crop, quality=85)
+    assert find_groups([original, cropped], BALANCED) == [[0, 1]]
+    assert find_groups([cropped, original], BALANCED) == [[0, 1]]
 
 
 def test_a_resized_copy_is_not_said_to_be_cropped() -> None:

@@ -80,3 +80,35 @@ def test_the_wider_low_radius_nominates_only_what_the_dct_hash_confirms() -> Non
         for i, j, symmetry in candidate_pairs({"dct": dct, "low": low, "centre": centre}, settings)
     }
     assert found == {(0, 1)}
+
+
+def test_a_crop_is_nominated_across_the_inner_and_dct_hashes_from_either_end() -> None:
+    from dam_dedupe.matcher import PRESETS
+    from dam_dedupe.matcher.neighbours import candidate_pairs
+
+    settings = PRESETS["balanced"]
+    rng = np.random.default_rng(11)
+    middle, low_code = rng.integers(0, 2**62, 2, dtype=np.uint64)
+
+    def flipped(value: np.uint64, bits: int, offset: int = 0) -> np.uint64:
+        return value ^ np.uint64(sum(1 << (offset + b) for b in range(bits)))
+
+    def far(count: int) -> np.ndarray:
+        return rng.integers(0, 2**63, count, dtype=np.uint64)
+
+    # Image 0's inner hash is near the dct hash of 1 (5 bits), 2 (7 bits, low hashes 7 apart)
+    # and 3 (7 bits, low hashes unrelated: not enough); 1, 2 and 3 differ in 12 bits or more.
+    # Every other code is unrelated.
+    dct = np.array(
+        [
+            far(1)[0],
+            flipped(middle, settings.candidate_radius),
+            flipped(middle, settings.crop_radius, 20),
+            flipped(middle, settings.crop_radius, 40),
+        ]
+    )
+    inner = np.concatenate([[middle], far(3)])
+    low = np.array([low_code, far(1)[0], flipped(low_code, settings.crop_radius, 30), ~low_code & np.uint64(2**63 - 1)])
+    codes = {"dct": dct, "low": low, "centre": far(4), "inner": inner}
+    found = {(i, j) for i, j, _ in candidate_pairs(codes, settings)}
+    assert found == {(0, 1), (1, 0), (0, 2), (2, 0)}

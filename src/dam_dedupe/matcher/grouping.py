@@ -4,7 +4,8 @@
 2. The index (:mod:`dam_dedupe.matcher.neighbours`) nominates, for a node, the nodes whose
    ``dct`` or ``centre`` hashes are within ``candidate_radius`` bits or whose ``low`` hashes are
    within ``crop_radius`` (each family catches copies the others miss: re-encodes, crops,
-   edge watermarks), and, for rotated and mirrored copies, whose ``dct`` hashes are within
+   edge watermarks), those whose ``dct`` hash is near its ``inner`` hash or the other way
+   round (crops of 4-5% a side), and, for rotated and mirrored copies, whose ``dct`` hashes are within
    ``transform_radius`` bits after each symmetry.
 3. Groups form around representatives (:mod:`dam_dedupe.matcher.formation`): a node joins a
    group when it is a verified copy (:func:`~dam_dedupe.matcher.compare.judge`) of the member
@@ -19,7 +20,7 @@ candidates being the nearest in grey level, when their grey level and colour agr
 (:func:`~dam_dedupe.matcher.compare.flat_match`).
 
 Memory: the fingerprints are read once, and only what the index and the order need is kept
-(:class:`_Summary`: the content hash, pixel count, kind and three 64-bit codes, about 70 bytes an
+(:class:`_Summary`: the content hash, pixel count, kind and four 64-bit codes, about 80 bytes an
 image); whole fingerprints with their thumbnails are loaded a batch of candidates at a time
 (:func:`find_groups_streamed`), and at most ``LOADED`` of them are kept between batches.
 """
@@ -34,7 +35,7 @@ import numpy as np
 
 from dam_dedupe.matcher.compare import FLAT_TOLERANCE, are_copies, comparable, flat, flat_level, flat_match, judge_many
 from dam_dedupe.matcher.formation import form_groups
-from dam_dedupe.matcher.neighbours import INDEXED_FAMILIES, CandidateIndex
+from dam_dedupe.matcher.neighbours import CODE_FAMILIES, CandidateIndex
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
 
@@ -118,7 +119,7 @@ class _Summary:
                 parts.append(cls._of_chunk(chunk))
                 chunk = []
         parts.append(cls._of_chunk(chunk))
-        families = [f for f in INDEXED_FAMILIES if all(f in part.codes for part in parts)]
+        families = [f for f in CODE_FAMILIES if all(f in part.codes for part in parts)]
         return cls(
             np.concatenate([part.sha256 for part in parts]),
             np.concatenate([part.kind for part in parts]),
@@ -132,7 +133,7 @@ class _Summary:
         kind = np.array([COMPARABLE if comparable(fp) else FLAT if flat(fp) else OTHER for fp in chunk], np.int8)
         usable = [fp for fp, k in zip(chunk, kind.tolist(), strict=True) if k == COMPARABLE]
         codes = {}
-        for family in INDEXED_FAMILIES:
+        for family in CODE_FAMILIES:
             if all(family in fp.perceptual for fp in usable):
                 values = [
                     int(fp.perceptual[family], 16) if k == COMPARABLE else 0 for fp, k in zip(chunk, kind, strict=True)

@@ -1,8 +1,10 @@
 """Which images the hash index nominates as candidate copies of a few images at a time.
 
 For each family in :data:`INDEXED_FAMILIES`, an image's candidates are those whose code is
-within the family's radius (:func:`radius_of`); with transforms, also those whose ``dct``
-code is within ``transform_radius`` of the image's code after each symmetry. Each family's
+within the family's radius (:func:`radius_of`); across the ``inner`` and ``dct`` families
+(:data:`CROSSED`), those whose code of the other family is near, for crops of 4-5% a side; with
+transforms, also those whose ``dct`` code is within ``transform_radius`` of the image's code
+after each symmetry. Each family's
 multi-index is built once (:class:`~dam_dedupe.matcher.index.HammingIndex`) and asked for the
 neighbours of one batch of images after another: cluster formation asks only for the
 neighbours of images not yet in a group, so a cluster of 5,000 copies costs 5,000 candidate
@@ -26,6 +28,14 @@ SYMMETRIES = tuple(name for name in DIHEDRAL if name != "identity")
 """Every symmetry a transformed copy may have been made with, searched from the image asked about."""
 INDEX_THREADS = min(2, os.cpu_count() or 1)
 """Threads the searches of one batch run on: numpy releases the interpreter lock in the heavy steps."""
+CROSSED = (("inner", "dct"), ("dct", "inner"))
+"""(family of the asked image's code, family of the codes searched): a picture's ``inner`` hash is
+the ``dct`` hash of its crop of about 4.5% a side, so its ``inner`` code finds its crops among the
+``dct`` codes and its ``dct`` code finds, among the ``inner`` codes, the pictures it is a crop of.
+Such a pair is nominated within ``candidate_radius``, or within ``crop_radius`` when the ``low``
+hashes agree within ``crop_radius`` too (see :meth:`CandidateIndex._confirmed_across`)."""
+CODE_FAMILIES = (*INDEXED_FAMILIES, "inner")
+"""Every hash family whose codes the index holds."""
 CONFIRM_RADIUS = 12
 """Most ``dct`` bits in which a pair nominated by the ``low`` hash beyond ``candidate_radius`` may differ."""
 
@@ -46,6 +56,11 @@ class CandidateIndex:
         self.settings = settings
         self.families = [family for family in INDEXED_FAMILIES if family in codes]
         self._indexes = {family: HammingIndex(codes[family], radius_of(family, settings)) for family in self.families}
+        self._across = {
+            (asked, searched): HammingIndex(codes[searched], settings.crop_radius)
+            for asked, searched in CROSSED
+            if asked in codes and searched in codes
+        }
         self._turned = (
             HammingIndex(codes["dct"], settings.transform_radius) if settings.transforms and "dct" in codes else None
         )
@@ -59,8 +74,12 @@ class CandidateIndex:
         """
         asked = np.asarray(asked, dtype=np.int64)
 
-        def search(task: tuple[str, int]) -> np.ndarray:
-            family, number = task
+        def search(task: tuple[str, str, int]) -> np.ndarray:
+            # (family asked, family searched, symmetry number): one search of one index.
+            family, searched, number = task
+            if family != searched:
+                found = self._across[family, searched].query(self.codes[family][asked])
+                return self._with_symmetry(self._confirmed_across(found, asked, family, searched), 0)
             if number == 0:
                 found = self._indexes[family].query(self.codes[family][asked])
                 return self._with_symmetry(self._confirmed(found, asked, family), 0)
@@ -68,9 +87,10 @@ class CandidateIndex:
             moved = dct_dihedral_array(self.codes["dct"][asked], SYMMETRIES[number - 1])
             return self._with_symmetry(self._turned.query(moved), number)
 
-        tasks = [(family, 0) for family in self.families]
+        tasks = [(family, family, 0) for family in self.families]
+        tasks += [(family, searched, 0) for family, searched in self._across]
         if self._turned is not None:
-            tasks += [("dct", number) for number in range(1, len(SYMMETRIES) + 1)]
+            tasks += [("dct", "dct", number) for number in range(1, len(SYMMETRIES) + 1)]
         with ThreadPoolExecutor(INDEX_THREADS) as pool:
             rows = list(pool.map(search, tasks))
         table = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
@@ -105,6 +125,20 @@ class CandidateIndex:
         near = popcount(codes[first] ^ codes[second]) <= settings.candidate_radius
         agreed = popcount(dct[first] ^ dct[second]) <= CONFIRM_RADIUS
         return found[near | agreed]
+
+    def _confirmed_across(self, found: np.ndarray, asked: np.ndarray, family: str, searched: str) -> np.ndarray:
+        """``found`` (within ``crop_radius`` from ``family`` codes to ``searched`` ones) without the pairs beyond
+        ``candidate_radius`` whose ``low`` hashes differ in more than ``crop_radius`` bits: the
+        wider radius alone nominated unrelated pictures of fine texture."""
+        settings = self.settings
+        if not len(found) or settings.crop_radius <= settings.candidate_radius:
+            return found
+        first, second = asked[found[:, 0]], found[:, 1]
+        near = popcount(self.codes[family][first] ^ self.codes[searched][second]) <= settings.candidate_radius
+        if "low" not in self.codes:
+            return found[near]
+        low = self.codes["low"]
+        return found[near | (popcount(low[first] ^ low[second]) <= settings.crop_radius)]
 
     def _dct_distance(self, first: np.ndarray, second: np.ndarray, symmetry: np.ndarray) -> np.ndarray:
         """``dct`` bits in which each second image differs from its first after the row's symmetry."""

@@ -12,6 +12,9 @@ floating point (the aspect ratio is squashed away; :attr:`Fingerprint.width`/``h
   finds cropped copies the ``dct`` hash misses.
 - ``centre``: the ``dct`` hash of the middle 75% (:func:`centre_hash_of`): finds copies with
   a logo or watermark near the edge.
+- ``inner``: the ``dct`` hash of the middle ``1 - 2 x INNER_MARGIN`` (:func:`inner_hash_of`): the
+  ``dct`` hash that a crop of about 4.5% a side has, so the index can match a picture's ``inner``
+  code with its crop's ``dct`` code when the crop has moved every frequency too far for the others.
 - ``grad``: 128-bit gradient hash (dHash): for a 9x8 and an 8x9 reduction, whether each
   pixel is brighter than its right (then lower) neighbour. A second family, so that a
   match needs two kinds of evidence to agree.
@@ -27,8 +30,8 @@ greyscale picture *normalised*: its mean grey level and standard deviation are k
 faint pattern on an almost flat wallpaper keeps its shape instead of being rounded away
 into one or two grey levels. The thumbnail is what pairs are verified against and, toned back
 (:func:`viewable_thumbnail`), what the report shows. Its ``THUMBNAIL_SIDE`` square
-reduction (:func:`thumbnail_array`) is what the hashes are computed from, so that a
-verifier can recompute them for any symmetry; the full 64x64 (:func:`fine_array`) is the
+reduction (:func:`thumbnail_array`) is what the hashes but ``inner`` are computed from, so
+that a verifier can recompute them for any symmetry; the full 64x64 (:func:`fine_array`) is the
 second, finer check of a pair.
 """
 
@@ -49,6 +52,8 @@ TONE_SCALE = 32.0
 """A thumbnail byte is ``TONE_CENTRE + TONE_SCALE`` x the pixel's standard score (clipped to 0..255)."""
 TONE_TRIM = 0.025
 """Share of the darkest and of the brightest pixels left out of the ``tone`` (see :func:`robust_tone`)."""
+INNER_MARGIN = 0.045
+"""Share of each side that the ``inner`` hash leaves out: the middle of the crops of 4-5% a side."""
 FEATURELESS_STD = 0.5
 """Working pictures flatter than this (standard deviation in grey levels) have no structure
 to match: a flat colour, matched by colour alone."""
@@ -106,6 +111,19 @@ def centre_hash_of(grey: np.ndarray) -> int:
     """
     centre = Image.fromarray(np.ascontiguousarray(grey[_CENTRE, _CENTRE], dtype=np.float32), mode="F")
     return dct_hash_of(np.asarray(centre.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)))
+
+
+def inner_hash_of(fine: np.ndarray) -> int:
+    """The 64-bit ``inner`` hash (as an int): the dct hash of the middle of a ``FINE_SIDE`` square
+    float picture, ``INNER_MARGIN`` of each side left out.
+
+    Reduced from the 64x64 picture (an area mean over the window), not the 32x32 one: the window's
+    edges fall between the 32x32 pixels.
+    """
+    low, high = INNER_MARGIN * FINE_SIDE, (1 - INNER_MARGIN) * FINE_SIDE
+    image = Image.fromarray(np.ascontiguousarray(fine, dtype=np.float32), mode="F")
+    inner = image.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX, box=(low, low, high, high))
+    return dct_hash_of(np.asarray(inner))
 
 
 def grad_hash_of(grey: np.ndarray) -> int:
@@ -193,6 +211,7 @@ def describe(image: Image.Image) -> tuple[dict[str, str], bytes]:
         "dct": f"{dct_hash_of(half):016x}",
         "low": f"{low_hash_of(half):016x}",
         "centre": f"{centre_hash_of(half):016x}",
+        "inner": f"{inner_hash_of(fine):016x}",
         "grad": f"{grad_hash_of(half):032x}",
         "chroma": chroma_signature(rgb).tobytes().hex(),
         "tone": f"{mean:.2f},{std:.2f}",

@@ -31,7 +31,10 @@ class MatchSettings:
         crop_radius: the same for the ``low`` hash, which is made to survive crops: cropped
             copies of fine textures need a little more room. A pair it nominates beyond
             ``candidate_radius`` must also be within 12 bits in ``dct`` (the ``low`` hash's
-            bits are not independent, so by itself it nominates many unrelated pairs).
+            bits are not independent, so by itself it nominates many unrelated pairs). Also
+            the radius between one image's ``inner`` hash and another's ``dct`` hash (a crop
+            of 4-5% a side), beyond ``candidate_radius`` only when their ``low`` hashes are
+            within it too.
         transform_radius: the same for rotated and mirrored copies.
         max_residual: largest RMS difference of the aligned, normalised thumbnails outside
             the locally changed area (0 identical; about 1.4 unrelated).
