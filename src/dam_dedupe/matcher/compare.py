@@ -48,9 +48,10 @@ EDGE_RATIO = 2.0
 times the residual elsewhere: a crop of a fine texture leaves the same residual everywhere,
 while a shifted view shows new content along a border and little change inside."""
 
-CROP_RESIDUAL_SLACK = 1.25
+CROP_RESIDUAL_SLACK = 1.3
 """Factor on ``max_residual`` for a pair that needed a crop to align: the crop is resampled
-onto the other picture's grid, which blurs a fine texture's detail differently in each."""
+onto the other picture's grid, which blurs a fine texture's detail differently in each (the wider
+the crop, the more: scikit-image's gravel cropped by 4-4.5% a side leaves 0.278, 1.26x)."""
 
 SAME_SIZE = 0.005
 """Relative difference of each side within which two pictures count as the same pixel size."""
