@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from dam_dedupe.scan import run_scan
 from dam_dedupe.service.lookup import CatalogIndex
 from dam_dedupe.service.upload import fingerprint_upload
 from tests.conftest import picture, save
+from tests.test_matcher_groups import scene, window
 
 
 def test_checking_each_catalogued_image_finds_exactly_its_cluster(tmp_path: Path) -> None:
@@ -61,3 +63,20 @@ def test_checking_each_catalogued_image_finds_exactly_its_cluster(tmp_path: Path
 def _inline(workers: int) -> ThreadPoolExecutor:
     """Fingerprint in this process (a thread): the test reads the catalog right after."""
     return ThreadPoolExecutor(1)
+
+
+def test_a_check_finds_the_original_of_a_crop_of_four_to_five_percent_a_side(tmp_path: Path) -> None:
+    # As the scan finds it (tests/test_matcher_accuracy.py): every hash of the crop but the one
+    # compared with the original's inner hash is beyond its radius.
+    original = window(scene(0), 0.05, 0.05, 0.9, 0.9)
+    save(original, tmp_path / "lib" / "original.jpg", quality=92)
+    crop = io.BytesIO()
+    window(original, 0.045, 0.042, 0.907, 0.912).save(crop, "JPEG", quality=85)
+    catalog = open_catalog(tmp_path / "catalog.sqlite")
+    run_scan([SourceSpec((tmp_path / "lib").as_uri())], catalog, Host(), Config(), workers=1, executor_factory=_inline)
+    index = CatalogIndex(PRESETS["balanced"])
+    index.replace(catalog.images_streamed())
+    found = index.matches(fingerprint_upload(crop.getvalue(), 10**9), catalog.assets_by_id, catalog.clusters_of)
+    assert [m.uri.rsplit("/", 1)[1] for m in found] == ["original.jpg"]
+    assert "cropped" in found[0].evidence["relation"]  # type: ignore[operator]
+    catalog.close()

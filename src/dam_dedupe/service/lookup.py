@@ -36,7 +36,9 @@ from dam_dedupe.records import Fingerprint, MatchKind
 MAX_VERIFIED = 64
 """Pair verifications per check (a candidate may be tried under more than one symmetry), nearest first:
 bounds a check's time, about 3 ms a verification, on a library of look-alikes."""
-FAMILIES = ("dct", "low", "centre")
+FAMILIES = ("dct", "low", "centre", "inner")
+"""Hash families held per image; a fingerprint older than the ``inner`` hash (version 5) stands in
+with its ``dct`` hash there, with which the search across ``inner`` and ``dct`` repeats the ``dct`` one."""
 INVERSE = {"rotate-90": "rotate-270", "rotate-270": "rotate-90"}
 """Symmetries whose inverse is another one (mirrors, transposes and the half turn undo themselves)."""
 
@@ -133,14 +135,19 @@ class CatalogIndex:
         """Perceptual and transformed copies among the comparable images, verified as the scan verifies."""
         settings = self.settings
         usable = (arrays.kind == COMPARABLE) & ~skip
-        q = {family: np.uint64(int(query.perceptual[family], 16)) for family in FAMILIES}
+        q = {family: np.uint64(_code(query, family)) for family in FAMILIES}
         dct = np.bitwise_count(arrays.codes["dct"] ^ q["dct"])
         low = np.bitwise_count(arrays.codes["low"] ^ q["low"])
         centre = np.bitwise_count(arrays.codes["centre"] ^ q["centre"])
         radius = settings.candidate_radius
         low_hit = (low <= settings.crop_radius) & ((low <= radius) | (dct <= CONFIRM_RADIUS))
+        # A crop of 4-5% a side and its original, from either end (neighbours.CROSSED).
+        across = np.minimum(
+            np.bitwise_count(arrays.codes["dct"] ^ q["inner"]), np.bitwise_count(arrays.codes["inner"] ^ q["dct"])
+        )
+        across_hit = (across <= radius) | ((across <= settings.crop_radius) & (low <= settings.crop_radius))
         tried: list[tuple[int, int, str]] = []  # (dct distance after the symmetry, position, symmetry)
-        for position in np.nonzero(usable & ((dct <= radius) | (centre <= radius) | low_hit))[0].tolist():
+        for position in np.nonzero(usable & ((dct <= radius) | (centre <= radius) | low_hit | across_hit))[0].tolist():
             tried.append((int(dct[position]), position, "identity"))
         if settings.transforms:
             for symmetry in SYMMETRIES:
@@ -198,6 +205,11 @@ class CatalogIndex:
         return found
 
 
+def _code(fp: Fingerprint, family: str) -> int:
+    """A comparable fingerprint's ``family`` code (``dct`` for a missing ``inner``: see :data:`FAMILIES`)."""
+    return int(fp.perceptual.get(family) or fp.perceptual["dct"], 16)
+
+
 def _build(assets: Iterable[CatalogAsset]) -> _Arrays:
     """The arrays of an index over ``assets`` (those with a fingerprint)."""
     ids: list[int] = []
@@ -217,7 +229,7 @@ def _build(assets: Iterable[CatalogAsset]) -> _Arrays:
         kinds.append(kind)
         levels.append(flat_level(fp) if kind == FLAT else 0.0)
         for family in FAMILIES:
-            codes[family].append(int(fp.perceptual[family], 16) if kind == COMPARABLE else 0)
+            codes[family].append(_code(fp, family) if kind == COMPARABLE else 0)
         shas.append((fp.sha256, [position]))
     arrays = _Arrays(
         np.array(ids, dtype=np.int64),
