@@ -168,11 +168,11 @@ def pair_rate(fingerprints: dict[str, object], preset: str) -> tuple[int, float]
 
     from dam_dedupe.matcher import PRESETS
     from dam_dedupe.matcher.compare import comparable, judge
-    from dam_dedupe.matcher.grouping import INDEXED_FAMILIES, candidate_pairs
+    from dam_dedupe.matcher.neighbours import CODE_FAMILIES, candidate_pairs
 
     settings = PRESETS[preset]
     fps = [fp for fp in fingerprints.values() if comparable(fp)]  # type: ignore[arg-type]
-    codes = {f: np.array([int(fp.perceptual[f], 16) for fp in fps], dtype=np.uint64) for f in INDEXED_FAMILIES}
+    codes = {f: np.array([int(fp.perceptual[f], 16) for fp in fps], dtype=np.uint64) for f in CODE_FAMILIES}
     candidates = candidate_pairs(codes, settings)
     started = time.process_time()
     for i, j, symmetry in candidates:
