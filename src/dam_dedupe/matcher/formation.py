@@ -40,9 +40,9 @@ MAX_BATCH = 4096
 CHECKED_SIZE = 40
 """Groups of up to this many members, united with the groups that declined verified copies of
 their members or hold a verified copy that a member met after it joined (up to this size in all),
-have every pair of members checked once formed (the
-earlier complete linkage checked up to 40 by 40): a look-alike admitted by the representative and
-the sample (a burst that passes against the original) fails against the other copies, and goes."""
+have every pair of members checked once formed (the earlier complete linkage checked up to 40 by
+40): a look-alike admitted by the representative and the sample (a burst that passes against the
+original) fails against the other copies, and goes."""
 JOIN_ATTEMPTS = 8
 """Most candidates already in a group through which an image tries to join one before it starts its own."""
 
@@ -145,10 +145,10 @@ def form_groups(
             home = len(groups)
             groups.append(_Group(image, []))
         add(home, image)
-        meet(image, candidates, declined | {home})
+        meet(image, home, candidates, declined | {home})
         claim(home, image, [(other, symmetry) for other, symmetry in candidates if other not in group_of])
 
-    def meet(image: int, candidates: list[tuple[int, str]], seen: set[int]) -> None:
+    def meet(image: int, home: int, candidates: list[tuple[int, str]], seen: set[int]) -> None:
         # Its nearest candidate in each other small group that it did not try to join (it found
         # its home first): a verified copy there is a contact, so the groups are united and
         # checked pair by pair. Else a look-alike that came first (a burst a pixel wider than
@@ -159,7 +159,7 @@ def form_groups(
             if number is None or number in seen or len(asked) >= JOIN_ATTEMPTS:
                 continue
             seen.add(number)
-            if len(groups[number].members) + len(groups[group_of[image]].members) <= CHECKED_SIZE:
+            if len(groups[number].members) + len(groups[home].members) <= CHECKED_SIZE:
                 asked.append((image, other, symmetry))
         for (_, other, _), score in zip(asked, copies(asked), strict=True):
             if score is not None:
