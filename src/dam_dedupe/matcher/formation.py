@@ -235,7 +235,7 @@ def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepa
         return [members]
     if prepare is not None:
         prepare(set(members))
-    checkers = [members[0], *members[-LAST_CHECKERS:]]
+    checkers = [members[0], *members[max(1, len(members) - LAST_CHECKERS) :]]
     pairs = list(
         dict.fromkeys(
             (first, second)
