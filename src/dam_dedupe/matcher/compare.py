@@ -214,7 +214,7 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
 
 SEARCHED_KEPT = 8192
 """Pairs whose verdict after the crop search is kept, by content hash, symmetry and settings: the
-same pair is asked while its group forms, when groups of up to 40 are checked pair by pair, and
+same pair is asked while its group forms, when a formed group of up to 40 is checked again, and
 when it is explained against the canonical, and a crop search costs about a hundred plain pairs."""
 _searched_kept: OrderedDict[tuple[str, str, str, MatchSettings], Verdict | None] = OrderedDict()
 
