@@ -23,7 +23,16 @@ from dam_dedupe.matcher.perceptual import (
     tone_of,
 )
 from dam_dedupe.matcher.settings import MatchSettings
-from dam_dedupe.matcher.verify import MAX_MARGIN, Asked, Refining, Verdict, plain_verdicts, refine, verify
+from dam_dedupe.matcher.verify import (
+    MAX_MARGIN,
+    PAIRS_AT_ONCE,
+    Asked,
+    Refining,
+    Verdict,
+    plain_verdicts,
+    refine,
+    verify,
+)
 from dam_dedupe.records import Fingerprint, MatchKind
 
 QUARTER_TURNS = frozenset({"rotate-90", "rotate-270", "transpose", "transverse"})
@@ -200,7 +209,10 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
             _searched_kept.move_to_end(key)
     missing = [key for key in unsettled if key not in known]
     firsts = [unsettled[key][0] for key in missing]
-    found = _searched([(pairs[k][0], pairs[k][1], *plains[k]) for k in firsts], settings)
+    found: list[Verdict | None] = []
+    for start in range(0, len(firsts), PAIRS_AT_ONCE):  # stacks that stay in the processor's cache
+        part = firsts[start : start + PAIRS_AT_ONCE]
+        found += _searched([(pairs[k][0], pairs[k][1], *plains[k]) for k in part], settings)
     with _kept_lock:
         for key, verdict in zip(missing, found, strict=True):
             known[key] = _searched_kept[key] = verdict
