@@ -122,8 +122,13 @@ def test_crop_scores_from_sums_are_the_residuals_of_the_resampled_crops() -> Non
         big, target = rng.random((side, side)), verify._normalise(rng.random((side, side)))
         some = [0, 5, len(mats) // 2, len(mats) - 1]
         rows, columns = mats[3] @ big, big @ mats[7].T
-        by_columns = verify._column_crop_scores(rows, target, verify._some(sums, some))
-        by_rows = verify._row_crop_scores(columns, target, verify._some(sums, some))
+        by_columns = verify._column_crop_scores(rows, target, sums)[some]
+        by_rows = verify._row_crop_scores(columns, target, sums)[some]
+        # A stack of pairs gets, row by row, the scores each pair gets alone.
+        stacked = verify._column_crop_scores(np.stack([rows, columns]), np.stack([target, target]), sums)
+        assert np.allclose(stacked[0][some], by_columns) and np.allclose(
+            stacked[1], verify._column_crop_scores(columns, target, sums)
+        )
         for k, score_columns, score_rows in zip(some, by_columns, by_rows, strict=True):
             direct_columns = ((verify._normalise(rows @ mats[k].T) - target) ** 2).mean()
             direct_rows = ((verify._normalise(mats[k] @ columns) - target) ** 2).mean()

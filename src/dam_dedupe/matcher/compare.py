@@ -23,7 +23,16 @@ from dam_dedupe.matcher.perceptual import (
     tone_of,
 )
 from dam_dedupe.matcher.settings import MatchSettings
-from dam_dedupe.matcher.verify import MAX_MARGIN, Verdict, plain_verdicts, refine, verify
+from dam_dedupe.matcher.verify import (
+    MAX_MARGIN,
+    PAIRS_AT_ONCE,
+    Asked,
+    Refining,
+    Verdict,
+    plain_verdicts,
+    refine,
+    verify,
+)
 from dam_dedupe.records import Fingerprint, MatchKind
 
 QUARTER_TURNS = frozenset({"rotate-90", "rotate-270", "transpose", "transverse"})
@@ -182,6 +191,8 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
     """
     verdicts: list[Verdict | None] = [None] * len(pairs)
     open_pairs = [k for k, (a, b, symmetry) in enumerate(pairs) if _may_match(a, b, symmetry, settings)]
+    unsettled: dict[tuple[str, str, str, MatchSettings], list[int]] = {}
+    plains: dict[int, tuple[Verdict, bool]] = {}
     for k, verdict in zip(open_pairs, _plain([pairs[k] for k in open_pairs]), strict=True):
         a, b, symmetry = pairs[k]
         resized = not same_size(a, b, symmetry)
@@ -191,19 +202,32 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
         if _coarse_pass(verdict, settings, resized) and fine_pass:
             verdicts[k] = verdict
             continue
-        key = (a.sha256, b.sha256, symmetry, settings)
-        with _kept_lock:
-            if key not in _searched_kept:
-                _searched_kept[key] = _searched(a, b, verdict, settings, resized)
-                if len(_searched_kept) > SEARCHED_KEPT:
-                    _searched_kept.popitem(last=False)
-            verdicts[k] = _searched_kept[key]
+        unsettled.setdefault((a.sha256, b.sha256, symmetry, settings), []).append(k)
+        plains[k] = verdict, resized
+    with _kept_lock:
+        known = {key: _searched_kept[key] for key in unsettled if key in _searched_kept}
+        for key in known:
+            _searched_kept.move_to_end(key)
+    missing = [key for key in unsettled if key not in known]
+    firsts = [unsettled[key][0] for key in missing]
+    found: list[Verdict | None] = []
+    for start in range(0, len(firsts), PAIRS_AT_ONCE):  # stacks that stay in the processor's cache
+        part = firsts[start : start + PAIRS_AT_ONCE]
+        found += _searched([(pairs[k][0], pairs[k][1], *plains[k]) for k in part], settings)
+    with _kept_lock:
+        for key, verdict in zip(missing, found, strict=True):
+            known[key] = _searched_kept[key] = verdict
+        while len(_searched_kept) > SEARCHED_KEPT:
+            _searched_kept.popitem(last=False)
+    for key, ks in unsettled.items():
+        for k in ks:
+            verdicts[k] = known[key]
     return verdicts
 
 
 SEARCHED_KEPT = 8192
 """Pairs whose verdict after the crop search is kept, by content hash, symmetry and settings: the
-same pair is asked while its group forms, when groups of up to 40 are checked pair by pair, and
+same pair is asked while its group forms, when a formed group of up to 40 is checked again, and
 when it is explained against the canonical, and a crop search costs about a hundred plain pairs."""
 _searched_kept: OrderedDict[tuple[str, str, str, MatchSettings], Verdict | None] = OrderedDict()
 
@@ -252,25 +276,41 @@ def _thumbnail(fp: Fingerprint) -> bytes:
     return fp.thumbnail
 
 
-def _searched(a: Fingerprint, b: Fingerprint, plain: Verdict, settings: MatchSettings, resized: bool) -> Verdict | None:
-    """The rest of :func:`judge` for a pair whose ``plain`` verdict (as it stands, uncropped) did not
-    settle it: a crop search when the coarse check failed, the finer check (:func:`refine`) after."""
-    thumb_a, thumb_b = _thumbnail(a), _thumbnail(b)
-    symmetry, aspect = plain.symmetry, aspect_change(a, b, plain.symmetry)
+Unsettled = tuple[Fingerprint, Fingerprint, Verdict, bool]
+"""A pair whose plain verdict did not settle it: (a, b, plain verdict, whether their pixel sizes differ)."""
+
+
+def _searched(asked: list[Unsettled], settings: MatchSettings) -> list[Verdict | None]:
+    """The rest of :func:`judge` for pairs whose plain verdict (as they stand, uncropped) did not
+    settle them: a crop search for those the coarse check failed, the finer check
+    (:func:`~dam_dedupe.matcher.verify.refine`) after; each step for all the pairs still open at once."""
+    verdicts: list[Verdict | None] = [plain for _, _, plain, _ in asked]
+    again = [k for k, (_, _, plain, resized) in enumerate(asked) if not _coarse_pass(plain, settings, resized)]
+    for k, verdict in zip(again, verify([_asked(*asked[k]) for k in again]), strict=True):
+        verdicts[k] = verdict if _coarse_pass(verdict, settings, asked[k][3]) else None
+    limits = (settings.max_fine_residual, settings.max_hotspot)
+    refining = [(k, verdict) for k, verdict in enumerate(verdicts) if verdict is not None]
+    for (k, _), verdict in zip(refining, refine([_refining(asked[k], v, limits) for k, v in refining]), strict=True):
+        too_far = verdict.fine_residual is not None and verdict.fine_residual > settings.max_fine_residual
+        too_hot = verdict.hotspot is not None and verdict.hotspot > settings.max_hotspot
+        verdicts[k] = None if too_far or too_hot else verdict
+    return verdicts
+
+
+def _asked(a: Fingerprint, b: Fingerprint, plain: Verdict, resized: bool) -> Asked:
+    """The crop search's question for an unsettled pair (a shift of at most ``SAME_SIZE_MARGIN`` between
+    pictures of one pixel size)."""
     chroma_a, chroma_b = a.perceptual.get("chroma"), b.perceptual.get("chroma")
     margin = MAX_MARGIN if resized else SAME_SIZE_MARGIN
-    verdict = plain
-    if not _coarse_pass(verdict, settings, resized):
-        verdict = verify(thumb_a, thumb_b, symmetry, chroma_a, chroma_b, aspect=aspect, max_margin=margin)
-        if not _coarse_pass(verdict, settings, resized):
-            return None
-    limits = (settings.max_fine_residual, settings.max_hotspot)
-    verdict = refine(thumb_a, thumb_b, verdict, aspect, limits, margin)
-    if verdict.fine_residual is not None and verdict.fine_residual > settings.max_fine_residual:
-        return None
-    if verdict.hotspot is not None and verdict.hotspot > settings.max_hotspot:
-        return None
-    return verdict
+    aspect = aspect_change(a, b, plain.symmetry)
+    return Asked(_thumbnail(a), _thumbnail(b), plain.symmetry, chroma_a, chroma_b, aspect, max_margin=margin)
+
+
+def _refining(pair: Unsettled, verdict: Verdict, limits: tuple[float, float]) -> Refining:
+    """The finer check's question for an unsettled pair whose coarse verdict passed."""
+    a, b, _, resized = pair
+    margin = MAX_MARGIN if resized else SAME_SIZE_MARGIN
+    return Refining(_thumbnail(a), _thumbnail(b), verdict, aspect_change(a, b, verdict.symmetry), limits, margin)
 
 
 def _coarse_pass(verdict: Verdict, settings: MatchSettings, resized: bool) -> bool:

@@ -15,8 +15,9 @@ A group admits an image that is a copy (``consistent``: the pair decision relaxe
 image is verified against a fixed number of members, never against all of them, and a chain
 A~B~C where A and C are not copies never becomes one group: whichever of A, B, C comes first,
 the third is checked against both others (a group of up to ``SAMPLE + 2`` members has every
-pair checked). Because every member is a copy of the representative, the copies of one image form one
-group however many there are.
+pair checked), and once formed, each member of a group of up to ``CHECKED_SIZE`` is checked
+against the representative and the ``LAST_CHECKERS`` members last to join. Because every member
+is a copy of the representative, the copies of one image form one group however many there are.
 
 Images that are already in a group never ask the index, so a cluster of n copies costs about
 n candidate rows and ``n x (SAMPLE + 1)`` verifications, not the n²/2 pairs among its members.
@@ -40,9 +41,15 @@ MAX_BATCH = 4096
 CHECKED_SIZE = 40
 """Groups of up to this many members, united with the groups that declined verified copies of
 their members or hold a verified copy that a member met after it joined (up to this size in all),
-have every pair of members checked once formed (the earlier complete linkage checked up to 40 by
-40): a look-alike admitted by the representative and the sample (a burst that passes against the
-original) fails against the other copies, and goes."""
+are checked again once formed (:func:`_consistent_parts`): a look-alike admitted by the
+representative and the sample (a burst that passes against the original) fails against the other
+copies, and goes."""
+LAST_CHECKERS = 4
+"""Members last to join a group that, with its representative, every member of a group of up to
+``CHECKED_SIZE`` is checked against once formed. Members join nearest first, so the last are the
+farthest copies (the smallest, the most compressed, or those of a united group): a look-alike
+that passes against the sharp copies fails against them. Checking against a fixed number of
+members, not every pair, keeps the check's cost linear in the group's size."""
 JOIN_ATTEMPTS = 8
 """Most candidates already in a group through which an image tries to join one before it starts its own."""
 
@@ -239,14 +246,24 @@ def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> l
 
 
 def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepare | None) -> list[list[int]]:
-    """``members`` as one group if every pair is ``consistent``, else the group without the members
-    that fail most (each then alone). Only groups of up to ``CHECKED_SIZE`` are checked this way."""
+    """``members`` as one group if each is ``consistent`` with the representative and the
+    ``LAST_CHECKERS`` last members (so those are checked against every member), else the group
+    without the members that fail most (each then alone). Only groups of up to ``CHECKED_SIZE``
+    are checked this way."""
     if not 2 < len(members) <= CHECKED_SIZE:
         return [members]
     if prepare is not None:
         prepare(set(members))
+    checkers = [members[0], *members[max(1, len(members) - LAST_CHECKERS) :]]
+    pairs = list(
+        dict.fromkeys(
+            (first, second)
+            for n, first in enumerate(members)
+            for second in members[n + 1 :]
+            if first in checkers or second in checkers
+        )
+    )
     failures: dict[int, set[int]] = {member: set() for member in members}
-    pairs = [(first, second) for n, first in enumerate(members) for second in members[n + 1 :]]
     for (first, second), ok in zip(pairs, consistent(pairs), strict=True):
         if not ok:
             failures[first].add(second)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -133,56 +134,70 @@ def _resamplers(n: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, np.ndarray]:
     return mats, pairs
 
 
-def _best_crop(
-    big: np.ndarray, small: np.ndarray, aspect: float | None, max_margin: float = MAX_MARGIN
-) -> tuple[float, tuple[float, float, float, float]]:
-    """The crop of ``big`` that best matches ``small``: (mean squared residual, margins l, t, r, b).
+def _best_crops(
+    big: np.ndarray, small: np.ndarray, aspect: np.ndarray, max_margin: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop of each of a stack of pictures ``big`` that best matches ``small``: (mean squared
+    residual of each, margins l, t, r, b of each), all of them searched together.
 
-    ``aspect`` is log(aspect ratio of small / aspect ratio of big) from the full-size
-    dimensions: a crop must explain it (within ``ASPECT_TOLERANCE``), so a shifted view
-    of the same size, as in a burst or a stereo pair, cannot pass for a crop.
+    ``aspect`` is, for each pair, log(aspect ratio of small / aspect ratio of big) from the
+    full-size dimensions, or NaN when unknown: a crop must explain it (within
+    ``ASPECT_TOLERANCE``), so a shifted view of the same size, as in a burst or a stereo pair,
+    cannot pass for a crop. ``max_margin`` is each pair's largest margin a side.
     """
-    mats, pairs = _resamplers(big.shape[0])
+    mats, pairs = _resamplers(big.shape[-1])
+    sums = _resampler_sums(big.shape[-1])
     scales = np.log(1.0 - pairs.sum(axis=1))
     target = _normalise(small)
+    unknown = np.isnan(aspect)[:, None]
+    within = pairs.max(axis=1)[None, :] <= max_margin[:, None] + 1e-9
 
-    within = pairs.max(axis=1) <= max_margin + 1e-9
+    def allowed(other_scale: np.ndarray, sign: float) -> np.ndarray:
+        fits = np.abs(sign * (scales[None, :] - other_scale[:, None]) - aspect[:, None]) <= ASPECT_TOLERANCE
+        return within & (fits | unknown)
 
-    def allowed(other_scale: float, sign: float) -> np.ndarray:
-        if aspect is None:
-            return within
-        return within & (np.abs(sign * (scales - other_scale) - aspect) <= ASPECT_TOLERANCE)
-
-    # First every centred crop (equal margins on the two sides of each axis), all in one call.
+    # First every centred crop (equal margins on the two sides of each axis), all in one call:
+    # ok[p, y, x] for the crop with the y-th centred rows and x-th centred columns of pair p.
     centred = np.nonzero(pairs[:, 0] == pairs[:, 1])[0]
-    ok = np.broadcast_to(within[centred], (len(centred), len(centred)))
-    if aspect is not None:  # as allowed(scale of row y, 1.0) for each row
-        ok = ok & (np.abs(scales[centred][None, :] - scales[centred][:, None] - aspect) <= ASPECT_TOLERANCE)
-    if not ok.any():
-        return np.inf, (0.0, 0.0, 0.0, 0.0)
-    # Each crop is scored from sums (see _column_crop_scores), without resampling the picture.
-    rows = mats[centred] @ big
-    sums = _resampler_sums(big.shape[0])
-    column_sums, flat_mats, grams = sums
     count = len(centred)
+    gaps = scales[centred][None, None, :] - scales[centred][None, :, None] - aspect[:, None, None]
+    ok = within[:, None, centred] & ((np.abs(gaps) <= ASPECT_TOLERANCE) | unknown[:, :, None])
+    # Each crop is scored from sums (see _column_crop_scores), without resampling the picture.
+    rows = mats[centred] @ big[:, None]
+    column_sums, flat_mats, grams = sums
     errs = _crop_scores(
-        rows.sum(axis=1) @ column_sums[centred].T,
-        (rows.transpose(0, 2, 1) @ rows).reshape(count, -1) @ grams[centred].T,
-        (target.T @ rows).reshape(count, -1) @ flat_mats[centred].T,
-        target.size,
+        rows.sum(axis=2) @ column_sums[centred].T,
+        (rows.swapaxes(-1, -2) @ rows).reshape(len(big), count, -1) @ grams[centred].T,
+        (target.swapaxes(-1, -2)[:, None] @ rows).reshape(len(big), count, -1) @ flat_mats[centred].T,
+        target[0].size,
     )
     errs[~ok] = np.inf
-    y_at, x_at = np.unravel_index(int(np.argmin(errs)), errs.shape)
-    best_y, best_x = int(centred[y_at]), int(centred[x_at])
+    y_at, x_at = np.divmod(errs.reshape(len(big), -1).argmin(axis=1), count)
+    best_y, best_x = centred[y_at], centred[x_at]
     for _ in range(2):
-        candidates = np.nonzero(allowed(float(scales[best_y]), 1.0))[0]
-        errs = _column_crop_scores(mats[best_y] @ big, target, _some(sums, candidates))
-        best_x = int(candidates[np.argmin(errs)])
-        candidates = np.nonzero(allowed(float(scales[best_x]), -1.0))[0]
-        errs = _row_crop_scores(big @ mats[best_x].T, target, _some(sums, candidates))
-        best_y, score = int(candidates[np.argmin(errs)]), float(errs.min())
-    (left, right), (top, bottom) = pairs[best_x], pairs[best_y]
-    return score, (float(left), float(top), float(right), float(bottom))
+        best_x, _ = _best_allowed(_column_crop_scores, mats[best_y] @ big, target, allowed(scales[best_y], 1.0))
+        columns = big @ mats[best_x].swapaxes(-1, -2)
+        best_y, score = _best_allowed(_row_crop_scores, columns, target, allowed(scales[best_x], -1.0))
+    crops = np.stack((pairs[best_x, 0], pairs[best_y, 0], pairs[best_x, 1], pairs[best_y, 1]), axis=1)
+    none = ~ok.reshape(len(big), -1).any(axis=1)
+    score[none], crops[none] = np.inf, 0.0
+    return score, crops
+
+
+def _best_allowed(
+    scores: Callable[[np.ndarray, np.ndarray, Sums], np.ndarray],
+    pictures: np.ndarray,
+    target: np.ndarray,
+    allowed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the allowed resampler with the lowest of ``scores``, that score) for each pair of a stack,
+    scoring only the resamplers some pair of the stack may use."""
+    some = np.nonzero(allowed.any(axis=0))[0]
+    sums = _resampler_sums(pictures.shape[-1])
+    errs = scores(pictures, target, (sums[0][some], sums[1][some], sums[2][some]))
+    errs[~allowed[:, some]] = np.inf
+    best = errs.argmin(axis=1)
+    return some[best], errs[np.arange(len(errs)), best]
 
 
 Sums = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -199,32 +214,33 @@ def _resampler_sums(n: int = THUMBNAIL_SIDE) -> Sums:
     return mats.sum(axis=1), mats.reshape(len(mats), -1), grams.reshape(len(mats), -1)
 
 
-def _some(sums: Sums, candidates: np.ndarray | list[int]) -> Sums:
-    """The rows of ``sums`` of some resamplers only: cheaper when they are few."""
-    return sums[0][candidates], sums[1][candidates], sums[2][candidates]
-
-
 def _column_crop_scores(rows: np.ndarray, target: np.ndarray, sums: Sums) -> np.ndarray:
     """Mean squared residual of each normalised picture ``rows @ M.T`` (M each resampler of
     ``sums``) against the normalised ``target``, 2 - 2 x their correlation, computed from sums
     without forming the pictures: the sum of a picture is the
     column sums of M and of ``rows`` multiplied, its product with the target M's with
     ``target.T @ rows``, and its sum of squares MᵀM's with ``rows.T @ rows`` (three products of
-    a matrix with a vector where each picture cost a 32x32 matrix product)."""
+    a matrix with a vector where each picture cost a 32x32 matrix product). ``rows`` and
+    ``target`` may be stacks of pairs: then one row of scores for each."""
     column_sums, mats, grams = sums
+    lead = rows.shape[:-2]
     return _crop_scores(
-        column_sums @ rows.sum(axis=0), grams @ (rows.T @ rows).ravel(), mats @ (target.T @ rows).ravel(), target.size
+        rows.sum(axis=-2) @ column_sums.T,
+        (rows.swapaxes(-1, -2) @ rows).reshape(*lead, -1) @ grams.T,
+        (target.swapaxes(-1, -2) @ rows).reshape(*lead, -1) @ mats.T,
+        target.shape[-1] * target.shape[-2],
     )
 
 
 def _row_crop_scores(columns: np.ndarray, target: np.ndarray, sums: Sums) -> np.ndarray:
     """:func:`_column_crop_scores` for the pictures ``M @ columns`` (a crop along the other axis)."""
     column_sums, mats, grams = sums
+    lead = columns.shape[:-2]
     return _crop_scores(
-        column_sums @ columns.sum(axis=1),
-        grams @ (columns @ columns.T).ravel(),
-        mats @ (target @ columns.T).ravel(),
-        target.size,
+        columns.sum(axis=-1) @ column_sums.T,
+        (columns @ columns.swapaxes(-1, -2)).reshape(*lead, -1) @ grams.T,
+        (target @ columns.swapaxes(-1, -2)).reshape(*lead, -1) @ mats.T,
+        target.shape[-1] * target.shape[-2],
     )
 
 
@@ -235,11 +251,6 @@ def _crop_scores(total: np.ndarray, squares: np.ndarray, products: np.ndarray, n
     mean = total / n
     var = squares / n - mean**2
     return 2.0 - 2.0 * (products / n) / (np.sqrt(np.maximum(var, 0.0)) + 1e-6)
-
-
-def _colour(chroma_a: str | None, chroma_b: str | None, symmetry: str) -> tuple[float | None, str]:
-    """(mean chroma difference or None, which image is greyscale) for two chroma signatures."""
-    return _colours([(chroma_a, chroma_b, symmetry)])[0]
 
 
 def _colours(asked: list[tuple[str | None, str | None, str]]) -> list[tuple[float | None, str]]:
@@ -261,31 +272,58 @@ def _colours(asked: list[tuple[str | None, str | None, str]]) -> list[tuple[floa
     return found
 
 
-def verify(
-    thumb_a: bytes,
-    thumb_b: bytes,
-    symmetry: str = "identity",
-    chroma_a: str | None = None,
-    chroma_b: str | None = None,
-    aspect: float | None = None,
-    search: bool = True,
-    max_margin: float = MAX_MARGIN,
-) -> Verdict:
-    """Measure how well ``thumb_b`` is explained as a copy of ``thumb_a`` after ``symmetry``.
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """One pair for :func:`verify`: ``thumb_b`` measured as a copy of ``thumb_a`` after ``symmetry``.
 
-    ``aspect`` is log(aspect ratio of b / aspect ratio of a after ``symmetry``) from the
-    full-size dimensions, when known. With ``search`` false, or when the two are nearly
-    identical as they stand, no crop is searched; otherwise margins up to ``max_margin`` a side.
+    Attributes:
+        aspect: log(aspect ratio of b / aspect ratio of a after ``symmetry``) from the full-size
+            dimensions, when known.
+        search: whether a crop may be searched (it is skipped anyway when the two are nearly
+            identical as they stand).
+        max_margin: the largest margin a side a crop may have.
     """
-    a = np.ascontiguousarray(DIHEDRAL[symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
-    b = thumbnail_array(thumb_b)
+
+    thumb_a: bytes
+    thumb_b: bytes
+    symmetry: str = "identity"
+    chroma_a: str | None = None
+    chroma_b: str | None = None
+    aspect: float | None = None
+    search: bool = True
+    max_margin: float = MAX_MARGIN
+
+
+def verify(asked: list[Asked]) -> list[Verdict]:
+    """Measure how well each pair's second thumbnail is explained as a copy of its first, with the
+    crop search where it runs done for all the pairs together (a crop search one pair at a time
+    spent most of its time calling numpy on small arrays)."""
+    if not asked:
+        return []
+    a = np.stack([DIHEDRAL[one.symmetry](thumbnail_array(one.thumb_a)) for one in asked])  # type: ignore[operator]
+    b = np.stack([thumbnail_array(one.thumb_b) for one in asked])
     x, y = _normalise(a), _normalise(b)
-    searched = search and float(((x - y) ** 2).mean()) > 0.005
-    cropped, crop = _search_crop(a, b, aspect, max_margin) if searched else NO_CROP
-    x, y = _aligned(a, b, cropped, crop)
-    rms, changed, trimmed, edge_strip = (float(value) for value in _coarse_measures(x - y))
-    colour_distance, greyscale = _colour(chroma_a, chroma_b, symmetry)
-    return Verdict(symmetry, rms, changed, trimmed, edge_strip, crop, cropped, colour_distance, greyscale, searched)
+    searched = np.array([one.search for one in asked]) & (((x - y) ** 2).mean(axis=(-2, -1)) > 0.005)
+    crops = [NO_CROP] * len(asked)
+    where = np.nonzero(searched)[0]
+    limits = _limits([(asked[k].aspect, asked[k].max_margin) for k in where.tolist()])
+    for k, found in zip(where.tolist(), _search_crops(a[where], b[where], *limits), strict=True):
+        crops[k] = found
+    x, y = _aligned(a, b, crops)
+    coarse = zip(*(values.tolist() for values in _coarse_measures(x - y)), strict=True)
+    colours = _colours([(one.chroma_a, one.chroma_b, one.symmetry) for one in asked])
+    return [
+        Verdict(one.symmetry, *measures, crop, cropped, *colour, bool(was_searched))
+        for one, measures, (cropped, crop), colour, was_searched in zip(
+            asked, coarse, crops, colours, searched.tolist(), strict=True
+        )
+    ]
+
+
+def _limits(pairs: list[tuple[float | None, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The (aspect change, largest margin) of each pair as two arrays, NaN where the aspect is unknown."""
+    aspect = np.array([np.nan if change is None else change for change, _ in pairs], dtype=float)
+    return aspect, np.array([margin for _, margin in pairs], dtype=float)
 
 
 PAIRS_AT_ONCE = 64
@@ -407,109 +445,154 @@ _UNCROPPED = NO_CROP[::-1]
 """The (crop, cropped) fields of a :class:`Verdict` without a crop."""
 
 
-def _search_crop(
-    a: np.ndarray, b: np.ndarray, aspect: float | None, max_margin: float = MAX_MARGIN
-) -> tuple[str, tuple[float, float, float, float]]:
-    """(which picture is cropped, its margins) for the crop that best explains the pair, or :data:`NO_CROP`."""
+def _search_crops(
+    a: np.ndarray, b: np.ndarray, aspect: np.ndarray, max_margin: np.ndarray
+) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(which picture is cropped, its margins) for the crop that best explains each pair of the
+    stacks ``a`` and ``b``, or :data:`NO_CROP`: both ways round, all of them searched together."""
+    if not len(a):
+        return []
     x, y = _normalise(a), _normalise(b)
-    direct = float(((x - y) ** 2).mean())
-    score_b, crop_b = _best_crop(a, b, aspect, max_margin)
-    score_a, crop_a = _best_crop(b, a, None if aspect is None else -aspect, max_margin)
-    if min(score_a, score_b) >= direct:
-        return NO_CROP
-    return ("second", crop_b) if score_b <= score_a else ("first", crop_a)
+    direct = ((x - y) ** 2).mean(axis=(-2, -1)).tolist()
+    scores, crops = _best_crops(
+        np.concatenate((a, b)), np.concatenate((b, a)), np.concatenate((aspect, -aspect)), np.tile(max_margin, 2)
+    )
+    count = len(a)
+    found: list[tuple[str, tuple[float, float, float, float]]] = []
+    for k, (score_b, score_a) in enumerate(zip(scores[:count].tolist(), scores[count:].tolist(), strict=True)):
+        if min(score_a, score_b) >= direct[k]:
+            found.append(NO_CROP)
+        elif score_b <= score_a:
+            found.append(("second", _margins_of(crops[k])))
+        else:
+            found.append(("first", _margins_of(crops[count + k])))
+    return found
+
+
+def _margins_of(row: np.ndarray) -> tuple[float, float, float, float]:
+    """A row of four margins as the (left, top, right, bottom) tuple a :class:`Verdict` holds."""
+    left, top, right, bottom = row.tolist()
+    return left, top, right, bottom
 
 
 def _aligned(
-    a: np.ndarray, b: np.ndarray, cropped: str, crop: tuple[float, float, float, float], soften: bool = True
+    a: np.ndarray, b: np.ndarray, crops: list[tuple[str, tuple[float, float, float, float]]], soften: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``a`` and ``b`` normalised, with the crop applied to the cropped one and, if ``soften``,
-    both softened after it."""
-    if not cropped:
-        return _normalise(a), _normalise(b)
-    big, small = (a, b) if cropped == "second" else (b, a)
-    x, y = _normalise(_apply_crop(big, crop)), _normalise(small)
-    if cropped == "first":
-        x, y = y, x
-    if not soften:
+    """The stacks ``a`` and ``b`` normalised, with each pair's crop applied to its cropped
+    picture and, if ``soften``, both pictures of a cropped pair softened after it."""
+    x, y = _normalise(a), _normalise(b)
+    where = [k for k, (cropped, _) in enumerate(crops) if cropped]
+    if not where:
         return x, y
-    return _normalise(_soften(x)), _normalise(_soften(y))
+    second = np.array([crops[k][0] == "second" for k in where])[:, None, None]
+    big = np.where(second, a[where], b[where])
+    small = np.where(second, b[where], a[where])
+    cut, kept = _normalise(_apply_crops(big, [crops[k][1] for k in where])), _normalise(small)
+    if soften:
+        cut, kept = _normalise(_soften(cut)), _normalise(_soften(kept))
+    x[where], y[where] = np.where(second, cut, kept), np.where(second, kept, cut)
+    return x, y
 
 
-def refine(
-    thumb_a: bytes,
-    thumb_b: bytes,
-    verdict: Verdict,
-    aspect: float | None = None,
-    limits: tuple[float, float] = (np.inf, np.inf),
-    max_margin: float = MAX_MARGIN,
-) -> Verdict:
-    """Add the finer check to a coarse ``verdict``: ``fine_residual`` and ``hotspot`` from the 64x64 thumbnails.
+@dataclass(frozen=True, slots=True)
+class Refining:
+    """One pair for :func:`refine`: its thumbnails, its coarse verdict, the aspect change the crop
+    must explain, ``limits`` (the largest fine residual and hotspot that pass) and the largest margin."""
+
+    thumb_a: bytes
+    thumb_b: bytes
+    verdict: Verdict
+    aspect: float | None = None
+    limits: tuple[float, float] = (np.inf, np.inf)
+    max_margin: float = MAX_MARGIN
+
+
+def refine(asked: list[Refining]) -> list[Verdict]:
+    """Add the finer check to each pair's coarse verdict: ``fine_residual`` and ``hotspot`` from the
+    64x64 thumbnails, all the pairs measured together.
 
     The symmetry found on the 32x32 thumbnails is applied to the 64x64 ones, and of the
     uncropped alignment and the coarse crop (adjusted to the fine thumbnails), the one that
     leaves the smaller fine residual is kept. When the coarse check skipped the crop search
-    and the uncropped measures exceed ``limits`` (the largest fine residual and hotspot that
-    pass), the search is run now, for margins up to ``max_margin``.
+    and the uncropped measures exceed the pair's ``limits``, the search is run now.
     """
-    fine_a, fine_b = fine_array(thumb_a), fine_array(thumb_b)
-    a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](fine_a))  # type: ignore[operator]
-    cropped, crop = verdict.cropped, verdict.crop
-    plain = _aligned(a, fine_b, *NO_CROP)
-    measured: list[tuple[float, float]] = []
-    if not verdict.crop_searched:
-        measured = _fine_pairs([plain])
-        if measured[0][0] <= limits[0] and measured[0][1] <= limits[1]:
-            return replace(verdict, fine_residual=measured[0][0], hotspot=measured[0][1])
-        coarse_a = np.ascontiguousarray(DIHEDRAL[verdict.symmetry](thumbnail_array(thumb_a)))  # type: ignore[operator]
-        cropped, crop = _search_crop(coarse_a, thumbnail_array(thumb_b), aspect, max_margin)
-    if not cropped:
-        fine_residual, hotspot = (measured or _fine_pairs([plain]))[0]
-    else:
-        # The uncropped alignment (unless measured above), the cropped one softened (its
-        # residual) and not (its hotspot), measured together.
-        crop = _polish_crop(a, fine_b, cropped, crop)
-        sharp = _aligned(a, fine_b, cropped, crop, soften=False)
-        soft = (_normalise(_soften(sharp[0])), _normalise(_soften(sharp[1])))
-        found = measured + _fine_pairs([plain, soft, sharp][len(measured) :])
-        (fine_residual, hotspot), (cropped_residual, _), (_, sharp_hotspot) = found
-        hotspot = min(hotspot, sharp_hotspot)
-        if cropped_residual < fine_residual:
-            fine_residual = cropped_residual
+    if not asked:
+        return []
+    a = np.stack([DIHEDRAL[one.verdict.symmetry](fine_array(one.thumb_a)) for one in asked])  # type: ignore[operator]
+    b = np.stack([fine_array(one.thumb_b) for one in asked])
+    plain = _normalise(a), _normalise(b)
+    crops = [(one.verdict.cropped, one.verdict.crop) for one in asked]
+    done: dict[int, Verdict] = {}
+    measured: dict[int, tuple[float, float]] = {}
+    unsearched = [k for k, one in enumerate(asked) if not one.verdict.crop_searched]
+    for k, measures in zip(unsearched, _fine_list(plain[0][unsearched], plain[1][unsearched]), strict=True):
+        measured[k] = measures
+        limit_residual, limit_hotspot = asked[k].limits
+        if measures[0] <= limit_residual and measures[1] <= limit_hotspot:
+            done[k] = replace(asked[k].verdict, fine_residual=measures[0], hotspot=measures[1])
+    search = np.array([k for k in unsearched if k not in done], dtype=np.int64)
+    if len(search):
+        coarse_a = np.stack(
+            [DIHEDRAL[asked[k].verdict.symmetry](thumbnail_array(asked[k].thumb_a)) for k in search.tolist()]  # type: ignore[operator]
+        )
+        coarse_b = np.stack([thumbnail_array(asked[k].thumb_b) for k in search.tolist()])
+        limits = _limits([(asked[k].aspect, asked[k].max_margin) for k in search.tolist()])
+        for k, found in zip(search.tolist(), _search_crops(coarse_a, coarse_b, *limits), strict=True):
+            crops[k] = found
+    rest = [k for k in range(len(asked)) if k not in done]
+    unmeasured = [k for k in rest if k not in measured]
+    for k, measures in zip(unmeasured, _fine_list(plain[0][unmeasured], plain[1][unmeasured]), strict=True):
+        measured[k] = measures
+    cut = [k for k in rest if crops[k][0]]
+    polished = _polish_crops(a[cut], b[cut], [crops[k] for k in cut])
+    sharp = _aligned(a[cut], b[cut], polished, soften=False)
+    soft = _normalise(_soften(sharp[0])), _normalise(_soften(sharp[1]))
+    cropped_residuals = [residual for residual, _ in _fine_list(*soft)]
+    sharp_hotspots = [hotspot for _, hotspot in _fine_list(*sharp)]
+    for n, k in enumerate(cut):
+        residual, hotspot = measured[k]
+        hotspot = min(hotspot, sharp_hotspots[n])
+        if cropped_residuals[n] < residual:
+            crops[k], residual = polished[n], cropped_residuals[n]
         else:
-            cropped, crop = NO_CROP
-    return replace(
-        verdict, crop_searched=True, cropped=cropped, crop=crop, fine_residual=fine_residual, hotspot=hotspot
-    )
+            crops[k] = NO_CROP
+        measured[k] = residual, hotspot
+    for k in rest:
+        (cropped, crop), (residual, hotspot) = crops[k], measured[k]
+        done[k] = replace(
+            asked[k].verdict, crop_searched=True, cropped=cropped, crop=crop, fine_residual=residual, hotspot=hotspot
+        )
+    return [done[k] for k in range(len(asked))]
 
 
-def _polish_crop(
-    a: np.ndarray, b: np.ndarray, cropped: str, crop: tuple[float, float, float, float]
-) -> tuple[float, float, float, float]:
-    """The crop found on the coarse thumbnails, adjusted by up to one ``MARGIN_STEP`` per
-    side to fit the fine ones (one pass along each axis)."""
-    if not cropped:
-        return crop
-    big, small = (a, b) if cropped == "second" else (b, a)
-    mats, pairs = _resamplers(big.shape[0])
-    index = _pair_index(big.shape[0])
-    target = _normalise(small)
-    left, top, right, bottom = crop
+def _polish_crops(
+    a: np.ndarray, b: np.ndarray, crops: list[tuple[str, tuple[float, float, float, float]]]
+) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The crops found on the coarse thumbnails, each adjusted by up to one ``MARGIN_STEP`` per
+    side to fit the fine stacks ``a`` and ``b`` (one pass along each axis, all pairs together)."""
+    if not crops:
+        return []
+    second = np.array([cropped == "second" for cropped, _ in crops])[:, None, None]
+    big, target = np.where(second, a, b), _normalise(np.where(second, b, a))
+    mats, pairs = _resamplers(big.shape[-1])
+    index = _pair_index(big.shape[-1])
 
-    def near(lo: float, hi: float) -> list[int]:
+    def near(lo: float, hi: float) -> np.ndarray:
         steps = (-MARGIN_STEP, 0.0, MARGIN_STEP)
         found = (index.get(_on_grid(lo + d_lo, hi + d_hi)) for d_lo in steps for d_hi in steps)
-        return [i for i in found if i is not None]
+        mask = np.zeros(len(pairs), dtype=bool)
+        mask[[i for i in found if i is not None]] = True
+        return mask
 
-    sums = _resampler_sums(big.shape[0])
-    rows = mats[index[_on_grid(top, bottom)]] @ big
-    candidates = near(left, right)
-    x = candidates[int(np.argmin(_column_crop_scores(rows, target, _some(sums, candidates))))]
-    columns = big @ mats[x].T
-    candidates = near(top, bottom)
-    y = candidates[int(np.argmin(_row_crop_scores(columns, target, _some(sums, candidates))))]
-    (left, right), (top, bottom) = pairs[x], pairs[y]
-    return float(left), float(top), float(right), float(bottom)
+    rows = mats[[index[_on_grid(top, bottom)] for _, (_, top, _, bottom) in crops]] @ big
+    across = np.stack([near(left, right) for _, (left, _, right, _) in crops])
+    x, _ = _best_allowed(_column_crop_scores, rows, target, across)
+    down = np.stack([near(top, bottom) for _, (_, top, _, bottom) in crops])
+    y, _ = _best_allowed(_row_crop_scores, big @ mats[x].swapaxes(-1, -2), target, down)
+    return [
+        (cropped, (float(pairs[i, 0]), float(pairs[j, 0]), float(pairs[i, 1]), float(pairs[j, 1])))
+        for (cropped, _), i, j in zip(crops, x.tolist(), y.tolist(), strict=True)
+    ]
 
 
 def _on_grid(lo: float, hi: float) -> tuple[float, float]:
@@ -522,9 +605,11 @@ def _on_grid(lo: float, hi: float) -> tuple[float, float]:
     )
 
 
-def _fine_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
-    """:func:`_fine_measures` of a few aligned pairs, stacked into one call, as numbers."""
-    residuals, hotspots = _fine_measures(np.stack([x for x, _ in pairs]), np.stack([y for _, y in pairs]))
+def _fine_list(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
+    """:func:`_fine_measures` of two stacks of aligned pictures, as numbers (none for empty stacks)."""
+    if not len(x):
+        return []
+    residuals, hotspots = _fine_measures(x, y)
     return list(zip(residuals.tolist(), hotspots.tolist(), strict=True))
 
 
@@ -629,12 +714,14 @@ def _order_statistic(values: np.ndarray, share: float) -> np.ndarray:
     return np.partition(values, k, axis=-1)[..., k]
 
 
-def _apply_crop(big: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
-    """``big`` (square) cropped by margins (left, top, right, bottom) and resampled to its own size."""
-    mats, _ = _resamplers(big.shape[0])
-    index = _pair_index(big.shape[0])
-    left, top, right, bottom = crop
-    return mats[index[(top, bottom)]] @ big @ mats[index[(left, right)]].T
+def _apply_crops(big: np.ndarray, crops: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """Each of a stack of square pictures ``big`` cropped by its margins (left, top, right,
+    bottom) and resampled to its own size."""
+    mats, _ = _resamplers(big.shape[-1])
+    index = _pair_index(big.shape[-1])
+    rows = mats[[index[(top, bottom)] for _, top, _, bottom in crops]]
+    columns = mats[[index[(left, right)] for left, _, right, _ in crops]]
+    return rows @ big @ columns.swapaxes(-1, -2)
 
 
 @lru_cache(maxsize=2)

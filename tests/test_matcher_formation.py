@@ -1,0 +1,58 @@
+"""Cluster formation on a relation given outright: what the final check of a formed group keeps
+out, and that it asks about a fixed number of pairs per member, not every pair."""
+
+from __future__ import annotations
+
+import pytest
+
+from dam_dedupe.matcher.formation import LAST_CHECKERS, form_groups
+
+
+def relation(size: int, lookalike: int, passes: set[int]):  # type: ignore[no-untyped-def]
+    """(neighbours, edges, consistent, asked) for ``size`` images in order, all copies of one
+    picture but ``lookalike``, which passes as a copy of the images in ``passes`` only (the sharp
+    copies, largest first); ``asked`` records every pair ``consistent`` is asked about."""
+    asked: list[tuple[int, int]] = []
+
+    def copies(a: int, b: int) -> bool:
+        if lookalike in (a, b):
+            return (b if a == lookalike else a) in passes
+        return True
+
+    def neighbours(images: list[int]) -> list[list[tuple[int, str]]]:
+        return [[(other, "identity") for other in range(size) if other != image] for image in images]
+
+    def edges(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+        return [abs(a - b) / size if copies(a, b) else None for a, b, _ in pairs]
+
+    def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
+        asked.extend(pairs)
+        return [copies(a, b) for a, b in pairs]
+
+    return neighbours, edges, consistent, asked
+
+
+@pytest.mark.parametrize(
+    "lookalike, passes",
+    [
+        (0, set(range(1, 7))),  # came first, so it represents a group and admits the sharp copies
+        (1, {0, 2, 3}),  # admitted by the representative and is in the sample, so later copies fail against it
+    ],
+)
+def test_a_lookalike_admitted_by_the_sharp_copies_leaves_and_the_copies_are_one_group(
+    lookalike: int, passes: set[int]
+) -> None:
+    # The look-alike splits the copies into two groups; united, it fails against the farthest
+    # copies (the last to join) and leaves, and the copies are one group.
+    neighbours, edges, consistent, _ = relation(30, lookalike, passes)
+    groups = form_groups(list(range(30)), neighbours, edges, consistent)
+    copies = [image for image in range(30) if image != lookalike]
+    assert sorted(sorted(group) for group in groups) == sorted([[lookalike], copies])
+
+
+def test_a_formed_group_is_checked_against_a_fixed_number_of_members() -> None:
+    neighbours, edges, consistent, asked = relation(40, 0, set(range(1, 7)))
+    form_groups(list(range(40)), neighbours, edges, consistent)
+    # Admission asks about each member against the representative and the sample, and the final
+    # check against the representative and the last members: linear, far from the 780 pairs of 40.
+    assert len(set(asked)) <= 40 * (LAST_CHECKERS + 1) + 40 * 3
