@@ -241,10 +241,10 @@ def per_image(corpus: Path) -> None:
     parts: dict[str, float] = {}
 
     def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
             started = time.process_time()
             try:
-                return function(*args)
+                return function(*args, **kwargs)
             finally:
                 parts[name] = parts.get(name, 0.0) + time.process_time() - started
 
