@@ -19,6 +19,7 @@ import fnmatch
 import logging
 import multiprocessing
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -76,17 +77,18 @@ HEAD_BYTES = 64
 def default_executor(workers: int) -> Executor:
     """A process pool of ``workers`` processes; with one worker, a thread in this process.
 
-    Workers are forked from Python's fork server where it exists (Linux, macOS): a clean process,
-    started once, that imports the scan's modules and the built-in plugins (:func:`worker_preload`)
-    and forks each worker from there, so workers start without importing them again (about 0.4 s
-    of CPU each when spawned). The server never decodes an image or runs a model, so no native
+    On Linux, workers are forked from Python's fork server: a clean process, started once, that
+    imports the scan's modules and the built-in plugins (:func:`worker_preload`) and forks each
+    worker from there, so workers start without importing them again (about 0.4 s of CPU each
+    when spawned). The server never decodes an image or runs a model, so no native
     library's threads (LiteRT's) hold a lock it could copy into a worker; this scan's own process
-    is never forked, as it may have run them. Elsewhere (Windows) workers are spawned.
+    is never forked, as it may have run them. Elsewhere workers are spawned (on macOS, system
+    libraries may start threads on import, which is why Python spawns there by default).
     Either way a worker sees this process's environment as it is when the pool starts.
     """
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    if sys.platform == "linux":
         context: BaseContext = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(worker_preload())  # used when the server starts: the first pool only
     else:
