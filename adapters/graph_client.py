@@ -19,7 +19,6 @@ import email.utils
 import logging
 import os
 import re
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,6 +202,8 @@ def build_session(ca_bundle: str | None) -> requests.Session:
     ``CURL_CA_BUNDLE`` do not replace it (requests lets them override ``verify``), while
     the proxy variables (``HTTPS_PROXY``, ``NO_PROXY``) still apply.
     """
+    import ssl  # here, not at the top: every scan loads this adapter's module, and ssl costs 20-60 ms to import
+
     import requests
     from requests.adapters import HTTPAdapter
 

@@ -12,8 +12,10 @@ Each repeat runs, back to back on the same cores:
   ``find_duplicates`` (threshold 10, its default).
 
 Each runs in a fresh child process. Wall time is that child's, start to exit; CPU time is
-the child's and its workers' (user and system), which a shared machine's load changes less
-than wall time; peak memory is the largest resident set of the child or of any one of its workers. Our scan runs
+the child's and every process under it (user and system; the fork server our workers are
+forked from, and the workers, are counted on Linux, where this script reaps them), which a
+shared machine's load changes less than wall time; peak memory is the largest resident set of
+the child or of any one process under it. Our scan runs
 through the real command line (``dam_dedupe.cli.main``) with timers wrapped around the
 scan's stages from outside: *list* (the adapter's listing), *read+fingerprint* (waiting
 for the workers, which read, hash, decode, fingerprint and analyse), *match* (grouping,
@@ -36,8 +38,9 @@ placeholder for it when the real one fails to import.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -53,6 +56,7 @@ TORCHVISION_MODULES = ("torchvision", "torchvision.models", "torchvision.transfo
 TORCHVISION_MODULES += ("torchvision.models.vision_transformer",)
 TOOLS = ("ours (analysers on)", "ours (analysers off)", "imagededup")
 TARGET_ON, TARGET_OFF, TARGET_SHARE = 2.0, 3.0, 0.25
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 
 
 class StageClock:
@@ -81,18 +85,30 @@ class StageClock:
         setattr(owner, name, timed)
 
 
-def _cpu_seconds() -> float:
-    """User and system CPU time of this process and of its finished children (the workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _adopt_orphans() -> None:
+    """Become the reaper of this process's orphaned descendants (Linux), so their CPU time and memory are counted.
+
+    Our scan's workers are children of Python's fork server, which the scan leaves to exit after it:
+    without this, neither would be waited for by anyone whose resource usage we read.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _peak_mb() -> float:
-    """The largest resident set of this process or any of its finished children, in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+def _reap(pid: int) -> tuple[float, float]:
+    """Wait for ``pid`` and then every orphan left to us; (CPU seconds, largest resident set in MiB) over them all.
+
+    Each wait's figures include the reaped process's own waited-for children (the workers).
+    """
+    cpu, peak_kib = 0.0, 0
+    _pid, _status, usage = os.wait4(pid, 0)
+    while True:
+        cpu += usage.ru_utime + usage.ru_stime
+        peak_kib = max(peak_kib, usage.ru_maxrss)
+        try:
+            _pid, _status, usage = os.wait4(-1, 0)
+        except ChildProcessError:
+            return cpu, peak_kib / 1024
 
 
 def run_ours(corpus: Path, workers: int, analysers: bool, started: float) -> dict[str, Any]:
@@ -147,22 +163,24 @@ def child(tool: str, corpus: Path, workers: int) -> None:
         found = run_imagededup(corpus, workers, started)
     else:
         found = run_ours(corpus, workers, tool == TOOLS[0], started)
-    found["peak_mb"] = _peak_mb()
-    found["cpu"] = _cpu_seconds()
     print(json.dumps(found))
 
 
 def spawn(tool: str, corpus: Path, workers: int) -> dict[str, Any]:
-    """Run one tool in a fresh child process; its figures, with the child's wall time from outside."""
+    """Run one tool in a fresh child process; its figures, with wall time, CPU time and peak memory from outside."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, str(corpus), "--child", tool, "--workers", str(workers)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    found["wall"] = time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as errors:
+        command = [sys.executable, __file__, str(corpus), "--child", tool, "--workers", str(workers)]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert child.stdout is not None
+        out = child.stdout.read()
+        cpu, peak = _reap(child.pid)
+        wall = time.perf_counter() - started
+        if not out.strip():
+            errors.seek(0)
+            raise SystemExit(f"{tool} failed:\n{errors.read()}")
+    found: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    found.update(wall=wall, cpu=cpu, peak_mb=peak)
     return found
 
 
@@ -178,6 +196,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.corpus, args.workers)
         return
+    _adopt_orphans()
     runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in TOOLS}
     for n in range(args.repeat):
         for tool in TOOLS:
@@ -222,10 +241,10 @@ def per_image(corpus: Path) -> None:
     parts: dict[str, float] = {}
 
     def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
             started = time.process_time()
             try:
-                return function(*args)
+                return function(*args, **kwargs)
             finally:
                 parts[name] = parts.get(name, 0.0) + time.process_time() - started
 

@@ -122,6 +122,25 @@ def test_second_scan_of_an_unchanged_tree_reads_no_bytes(tmp_path: Path, with_te
     assert reads.read_text().splitlines()[len(first_reads) :] == ["originals/photo1.jpg"]
 
 
+def test_workers_see_the_environment_as_it_is_when_the_scan_starts(
+    tmp_path: Path, with_test_plugin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an embedding application may set credentials or endpoints between scans: the workers of each
+    # scan must read with the values of its start, even once worker processes have been started before
+    root = tmp_path / "tree"
+    build_tree(root)
+    spec = SourceSpec("counting://" + str(root))
+    first = run_scan([spec], open_catalog(tmp_path / "first.sqlite"), Host(), EXACT, workers=2)
+    later_reads = tmp_path / "later-reads.log"
+    later_reads.touch()
+    monkeypatch.setenv("DAM_TEST_READ_LOG", str(later_reads))
+
+    later = run_scan([spec], open_catalog(tmp_path / "later.sqlite"), Host(), EXACT, workers=2)
+
+    assert len((with_test_plugin / "reads.log").read_text().splitlines()) == first.fingerprinted > 0
+    assert len(later_reads.read_text().splitlines()) == later.fingerprinted == first.fingerprinted
+
+
 def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
     tmp_path: Path, with_test_plugin: Path
 ) -> None:

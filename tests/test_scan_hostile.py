@@ -193,16 +193,21 @@ print("fingerprinted", s.fingerprinted, "errors", s.errors, flush=True)
 """
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: the scan's workers are its children, or its fork server's."""
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry))
+            parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
     return found
 
 
@@ -221,7 +226,7 @@ def scan_killing_readers_of(catalog_path: Path, root: Path, victim: Path) -> tup
     kills = 0
     deadline = time.monotonic() + 300
     while scan.poll() is None and time.monotonic() < deadline:
-        for worker in children(scan.pid):
+        for worker in descendants(scan.pid):
             if holds_open(worker, victim):
                 os.kill(worker, signal.SIGKILL)
                 kills += 1

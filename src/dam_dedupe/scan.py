@@ -19,6 +19,7 @@ import fnmatch
 import logging
 import multiprocessing
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,8 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from multiprocessing.context import BaseContext
 from typing import IO, Any, cast
 
 from PIL import Image
@@ -46,6 +49,7 @@ from dam_dedupe.containers import DocumentError, Extractor, PartResult, extracto
 from dam_dedupe.decoders import has_decoder_extension
 from dam_dedupe.errors import AssetError, AssetGone, DamDedupeError, MissingExtra
 from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
+from dam_dedupe.hookspecs import PROJECT_NAME
 from dam_dedupe.host import Host
 from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
 from dam_dedupe.records import AssetRecord, DeltaCursor, Fingerprint, ListingProblem, Removed, ScanSummary, SourceSpec
@@ -73,13 +77,44 @@ HEAD_BYTES = 64
 def default_executor(workers: int) -> Executor:
     """A process pool of ``workers`` processes; with one worker, a thread in this process.
 
-    Workers are spawned, never forked: a fork copies every lock as it is, including those of
-    native libraries' own threads (LiteRT's, OpenBLAS's), which no thread count here can see,
-    and a worker forked while one is held hangs.
+    On Linux, workers are forked from Python's fork server: a clean process, started once, that
+    imports the scan's modules and the built-in plugins (:func:`worker_preload`) and forks each
+    worker from there, so workers start without importing them again (about 0.4 s of CPU each
+    when spawned). The server never decodes an image or runs a model, so no native
+    library's threads (LiteRT's) hold a lock it could copy into a worker; this scan's own process
+    is never forked, as it may have run them. Elsewhere workers are spawned (on macOS, system
+    libraries may start threads on import, which is why Python spawns there by default).
+    Either way a worker sees this process's environment as it is when the pool starts.
     """
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    if sys.platform == "linux":
+        context: BaseContext = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(worker_preload())  # used when the server starts: the first pool only
+    else:
+        context = multiprocessing.get_context("spawn")
+    environment = dict(os.environ)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_take_environment, initargs=(environment,)
+    )
+
+
+def worker_preload() -> list[str]:
+    """The modules the fork server imports once for every worker: the program's main module (as a spawned
+    worker imports it), this module (the jobs' code) and the built-in plugins' modules.
+
+    A vendor's plugin is imported in each worker, as before: its import might start threads, which
+    a fork must not copy. Registration is unchanged: each worker still loads every plugin through
+    the ``dam_dedupe`` entry points; the server has only imported modules.
+    """
+    built_in = [ep.module for ep in entry_points(group=PROJECT_NAME) if ep.module.startswith(f"{PROJECT_NAME}.")]
+    return ["__main__", __name__, *built_in]
+
+
+def _take_environment(environment: dict[str, str]) -> None:
+    """Give a worker the scan's environment (a forked worker would have the fork server's, from when it started)."""
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 DEFAULT_EXCLUDES = ("_dam-dedupe-quarantine/*",)
