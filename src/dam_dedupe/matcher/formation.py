@@ -37,6 +37,11 @@ image of the one before (between ``FIRST_BATCH`` and ``MAX_BATCH`` images), so a
 distinct images is searched in a few large calls and one of many copies in small ones (images
 claimed by an earlier image of their batch asked for their candidates in vain)."""
 MAX_BATCH = 4096
+PREPARE_LIMIT = 2048
+"""Most images ``prepare`` is told of at once (more only when one image alone may verify more): a
+batch is placed a part at a time, each part as many of its images as stay within this, so that a
+batch of thousands of distinct images does not load the thumbnails of all their candidates at once
+(at 20,000 images one batch needed 7,550)."""
 CHECKED_SIZE = 40
 """Groups of up to this many members, united with the groups that declined verified copies of
 their members (up to this size in all), have every pair of members checked once formed (the
@@ -65,7 +70,8 @@ Consistent = Callable[[list[tuple[int, int]]], list[bool]]
 """For each (first image, second image): whether the second is a copy of the first under the
 relaxed decision, any symmetry. Asked for many pairs at once."""
 Prepare = Callable[[set[int]], None]
-"""Told, before a batch, every image it may verify: a chance to load their thumbnails at once."""
+"""Told, before a part of a batch is placed, every image that part may verify (up to about
+``PREPARE_LIMIT``): a chance to load their thumbnails at once."""
 Progress = Callable[[int, int], None]
 """Told (images placed, all images) after each batch."""
 
@@ -181,11 +187,15 @@ def form_groups(
         start += batch
         if seeds:
             found = neighbours(seeds)
-            if prepare is not None:
-                prepare(_needed(seeds, found, group_of, groups))
-            for image, candidates in zip(seeds, found, strict=True):
-                if image not in group_of:
-                    place(image, candidates)
+            part = 0
+            while part < len(seeds):
+                stop, needed = _next_part(seeds, found, part, group_of, groups)
+                if prepare is not None:
+                    prepare(needed)
+                for image, candidates in zip(seeds[part:stop], found[part:stop], strict=True):
+                    if image not in group_of:
+                        place(image, candidates)
+                part = stop
             rows = sum(len(candidates) for candidates in found) / len(seeds)
             batch = int(min(MAX_BATCH, max(FIRST_BATCH, ROWS_PER_BATCH / max(rows, 1.0))))
         if progress is not None:
@@ -242,6 +252,24 @@ def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepa
         for other in failures.pop(worst):
             failures[other].discard(worst)
     return [kept, *alone]
+
+
+def _next_part(
+    seeds: list[int], found: list[list[tuple[int, str]]], start: int, group_of: dict[int, int], groups: list[_Group]
+) -> tuple[int, set[int]]:
+    """(end, images needed) of the part of a batch that starts at ``start``: the seeds from there
+    whose placing may verify at most ``PREPARE_LIMIT`` images in all (at least one seed), told
+    just before they are placed, so the groups their candidates are in are the current ones."""
+    needed: set[int] = set()
+    stop = start
+    while stop < len(seeds):
+        if seeds[stop] not in group_of:  # a seed claimed by an earlier one is not placed
+            more = _needed(seeds[stop : stop + 1], found[stop : stop + 1], group_of, groups) - needed
+            if stop > start and len(needed) + len(more) > PREPARE_LIMIT:
+                break
+            needed |= more
+        stop += 1
+    return stop, needed
 
 
 def _needed(
