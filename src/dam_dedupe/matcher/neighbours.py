@@ -46,9 +46,10 @@ class CandidateIndex:
         self.settings = settings
         self.families = [family for family in INDEXED_FAMILIES if family in codes]
         self._indexes = {family: HammingIndex(codes[family], radius_of(family, settings)) for family in self.families}
-        self._turned = (
-            HammingIndex(codes["dct"], settings.transform_radius) if settings.transforms and "dct" in codes else None
-        )
+        self._turned: HammingIndex | None = None
+        if settings.transforms and "dct" in codes:
+            same = self._indexes["dct"].radius == settings.transform_radius  # the presets' default: one index
+            self._turned = self._indexes["dct"] if same else HammingIndex(codes["dct"], settings.transform_radius)
 
     def neighbours(self, asked: np.ndarray) -> list[list[tuple[int, str]]]:
         """For each image position in ``asked``, its candidates as (position, symmetry), nearest first.
