@@ -60,6 +60,11 @@ nearest first, so a run of failures means the rest are copies of another, simila
 (verifying each costs a crop search). Any copy of its own left unclaimed still joins its group
 later, through step 1, when it asks for its own candidates."""
 
+FORESEEN = JOIN_ATTEMPTS + CLAIM_MISSES
+"""Candidates of each image (nearest first) that ``prepare`` is told of with its part of a batch:
+an image that joins a group or claims its copies rarely verifies more. Those of an image with
+more (the first copy of a picture copied thousands of times) are told a claim batch at a time."""
+
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
 Edges = Callable[[list[tuple[int, int, str]]], list[float | None]]
@@ -70,8 +75,8 @@ Consistent = Callable[[list[tuple[int, int]]], list[bool]]
 """For each (first image, second image): whether the second is a copy of the first under the
 relaxed decision, any symmetry. Asked for many pairs at once."""
 Prepare = Callable[[set[int]], None]
-"""Told, before a part of a batch is placed, every image that part may verify (up to about
-``PREPARE_LIMIT``): a chance to load their thumbnails at once."""
+"""Told the images about to be verified, before a part of a batch is placed (up to about
+``PREPARE_LIMIT``) and before each claim batch: a chance to load their thumbnails at once."""
 Progress = Callable[[int, int], None]
 """Told (images placed, all images) after each batch."""
 
@@ -160,6 +165,8 @@ def form_groups(
         while start < len(unplaced) and misses < CLAIM_MISSES:
             part = unplaced[start : start + size]
             start, size = start + size, min(2 * size, CLAIM_BATCH)
+            if prepare is not None:
+                prepare({image, *(other for other, _ in part)})
             for (other, _), score in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
                 if score is not None:
                     verified.append((score, other))
@@ -175,11 +182,17 @@ def form_groups(
                 add(home, other)
             else:
                 contacts.append((image, other))
-        for other, ok in zip(closest, admitted(home, closest, image), strict=True):
-            if ok:
-                add(home, other)
-            else:
-                contacts.append((image, other))
+        # The sample is complete now (or nothing is left), so the rest are admitted a part at a time.
+        group = groups[home]
+        for begin in range(0, len(closest), CLAIM_BATCH):
+            part = closest[begin : begin + CLAIM_BATCH]
+            if prepare is not None:
+                prepare({group.representative, *group.sample, *part})
+            for other, ok in zip(part, admitted(home, part, image), strict=True):
+                if ok:
+                    add(home, other)
+                else:
+                    contacts.append((image, other))
 
     total, start, batch = len(order), 0, FIRST_BATCH
     while start < total:
@@ -275,11 +288,11 @@ def _next_part(
 def _needed(
     seeds: list[int], found: list[list[tuple[int, str]]], group_of: dict[int, int], groups: list[_Group]
 ) -> set[int]:
-    """Every image a batch may verify: its seeds that have candidates, their candidates, and the
-    representatives and samples of the groups those candidates are in."""
+    """The images placing ``seeds`` will likely verify: the seeds that have candidates, their first
+    ``FORESEEN`` candidates, and the representatives and samples of the groups those are in."""
     needed = {seed for seed, candidates in zip(seeds, found, strict=True) if candidates}
     for candidates in found:
-        for other, _ in candidates:
+        for other, _ in candidates[:FORESEEN]:
             needed.add(other)
             number = group_of.get(other)
             if number is not None:
