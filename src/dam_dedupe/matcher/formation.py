@@ -185,10 +185,10 @@ def form_groups(
         # The sample is complete now (or nothing is left), so the rest are admitted a part at a time.
         group = groups[home]
         for begin in range(0, len(closest), CLAIM_BATCH):
-            part = closest[begin : begin + CLAIM_BATCH]
+            admitting = closest[begin : begin + CLAIM_BATCH]
             if prepare is not None:
-                prepare({group.representative, *group.sample, *part})
-            for other, ok in zip(part, admitted(home, part, image), strict=True):
+                prepare({group.representative, *group.sample, *admitting})
+            for other, ok in zip(admitting, admitted(home, admitting, image), strict=True):
                 if ok:
                     add(home, other)
                 else:
