@@ -14,13 +14,15 @@ Each file is fingerprinted once, as the scan does, and the fingerprints are cach
 ``benchmarks/out/big_clusters/``. Matching then runs as ``dam-dedupe match`` runs it
 (:func:`~dam_dedupe.clustering.build_clusters` on a SQLite catalog: grouping, canonicals and
 every member's evidence), and the benchmark prints its time, the peak memory the matching
-step's process reached, whether every image's copies form exactly one cluster, and the
-growth exponent of time against library size fitted over the libraries of one kind. Matching runs
-in a fresh process, so its peak resident memory is the matching step's own.
+step's process reached and its floor (the process's resident memory just before matching:
+interpreter, numpy, plugins), the bytes an image above that floor, whether every image's copies
+form exactly one cluster, and, over the libraries of one kind, the growth exponent of time
+against library size and how much the peak grew for each image added (flat memory: close to
+nothing). Matching runs in a fresh process, so its peak resident memory is the matching step's own.
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.big_clusters [--copies 100 1000 5000] [--distinct 1000] [--zipf 20000]
+    .venv/bin/python -m benchmarks.big_clusters [--copies 100 1000 5000] [--distinct 1000] [--zipf 20000 40000]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -145,9 +148,18 @@ def library(kind: str, size: int, workers: int) -> list[tuple[int, Fingerprint]]
     return files
 
 
-def match(files: list[tuple[int, Fingerprint]]) -> tuple[float, float, float, dict[str, int]]:
-    """Match a library as ``dam-dedupe match`` does, in a fresh process: (seconds, processor seconds,
-    peak resident MiB of that process, outcome)."""
+@dataclass(frozen=True)
+class Measured:
+    """One match: seconds, processor seconds, and the matching process's resident MiB before and at its peak."""
+
+    elapsed: float
+    processor: float
+    floor: float
+    peak: float
+
+
+def match(files: list[tuple[int, Fingerprint]]) -> tuple[Measured, dict[str, int]]:
+    """Match a library as ``dam-dedupe match`` does, in a fresh process: what it cost, and the outcome."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "catalog.db"
         catalog = open_catalog(path)
@@ -165,36 +177,38 @@ def match(files: list[tuple[int, Fingerprint]]) -> tuple[float, float, float, di
                 image_of[record.uri] = image
         catalog.close()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            elapsed, processor, peak, clusters = pool.submit(_match_catalog, str(path)).result()
+            measured, clusters = pool.submit(_match_catalog, str(path)).result()
     as_images = [[image_of[uri] for uri in cluster] for cluster in clusters]
-    return elapsed, processor, peak, outcome(as_images, [image for image, _ in files])
+    return measured, outcome(as_images, [image for image, _ in files])
 
 
-def _match_catalog(path: str) -> tuple[float, float, float, list[list[str]]]:
-    """In the child process: (seconds, processor seconds, peak resident MiB, each cluster's member URIs).
+def _match_catalog(path: str) -> tuple[Measured, list[list[str]]]:
+    """In the child process: what matching cost, and each cluster's member URIs.
 
     Processor time is printed beside the wall time: on a shared machine it is the steadier of the two.
     """
     catalog = open_catalog(path)
     host = Host()
+    floor = _resident_mib("VmRSS")
     started, processor = time.perf_counter(), time.process_time()
     build_clusters(catalog, Config(), host)
     elapsed, processor = time.perf_counter() - started, time.process_time() - processor
-    peak = _peak_mib()
+    measured = Measured(elapsed, processor, floor, _resident_mib("VmHWM"))
     clusters = catalog.clusters()  # read back after the peak is taken: the outcome is not matching's memory
     uris = {asset.id: asset.record.uri for asset in catalog.images(thumbnails=False)}
     catalog.close()
-    return elapsed, processor, peak, [[uris[asset_id] for asset_id, _, _ in cluster.members] for cluster in clusters]
+    return measured, [[uris[asset_id] for asset_id, _, _ in cluster.members] for cluster in clusters]
 
 
-def _peak_mib() -> float:
-    """This process's peak resident memory in MiB: Linux's high-water mark of its own address space
-    (``VmHWM``), since ``ru_maxrss`` survives the exec of a spawned child and so reports the parent's
-    peak when the parent was larger (here: the parent holds every library's fingerprints)."""
+def _resident_mib(field: str) -> float:
+    """This process's resident memory in MiB, now (``VmRSS``) or at its peak (``VmHWM``, Linux's
+    high-water mark of its own address space: ``ru_maxrss`` survives the exec of a spawned child and
+    so reports the parent's peak when the parent was larger, and here the parent holds every
+    library's fingerprints). Where there is no ``/proc``, ``ru_maxrss`` for both."""
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -220,17 +234,19 @@ def outcome(clusters: list[list[int]], images: list[int]) -> dict[str, int]:
     return {"copied": len(copied), "whole": whole, "mixed": mixed, "clusters": len(clusters), "left_out": left_out}
 
 
-def report(name: str, files: list[tuple[int, Fingerprint]]) -> tuple[float, float]:
-    """Match one library and print its line; return the match time and processor time."""
-    elapsed, processor, peak, found = match(files)
+def report(name: str, files: list[tuple[int, Fingerprint]]) -> Measured:
+    """Match one library and print its line; return what the match cost."""
+    measured, found = match(files)
     verdict = "yes" if found["whole"] == found["copied"] and not found["mixed"] else "NO"
+    above = (measured.peak - measured.floor) * 2**20 / len(files)
     print(
-        f"{name:<16} files {len(files):>6,d}  match {elapsed:7.2f} s (cpu {processor:6.2f} s)  peak {peak:6.1f} MiB  "
+        f"{name:<16} files {len(files):>6,d}  match {measured.elapsed:7.2f} s (cpu {measured.processor:6.2f} s)  "
+        f"peak {measured.peak:6.1f} MiB (floor {measured.floor:5.1f}, {above:,.0f} B an image above it)  "
         f"clusters {found['clusters']:>5,d}  images copied {found['copied']:>5,d}  one cluster each: {verdict} "
         f"(whole {found['whole']}, mixed {found['mixed']}, files left out {found['left_out']})",
         flush=True,
     )
-    return elapsed, processor
+    return measured
 
 
 def fitted_exponent(sizes: list[int], times: list[float]) -> float:
@@ -238,11 +254,19 @@ def fitted_exponent(sizes: list[int], times: list[float]) -> float:
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
 
 
-def print_exponents(kind: str, sizes: list[int], times: list[tuple[float, float]]) -> None:
-    """The fitted growth exponents of wall and processor time (the steadier on a shared machine)."""
-    wall = fitted_exponent(sizes, [elapsed for elapsed, _ in times])
-    processor = fitted_exponent(sizes, [seconds for _, seconds in times])
-    print(f"{kind}: fitted growth exponent (time ~ N^k): k = {wall:.2f} (processor time: {processor:.2f})", flush=True)
+def print_growth(kind: str, sizes: list[int], runs: list[Measured]) -> None:
+    """The fitted growth exponents of wall and processor time (the steadier on a shared machine),
+    and how much the peak memory grew per file from the smallest library to the largest."""
+    wall = fitted_exponent(sizes, [run.elapsed for run in runs])
+    processor = fitted_exponent(sizes, [run.processor for run in runs])
+    grown = runs[-1].peak - runs[0].peak
+    per_file = grown * 2**20 / (sizes[-1] - sizes[0])
+    print(
+        f"{kind}: fitted growth exponent (time ~ N^k): k = {wall:.2f} (processor time: {processor:.2f}); "
+        f"peak memory {runs[0].peak:.1f} -> {runs[-1].peak:.1f} MiB ({grown:+.1f} MiB for "
+        f"{sizes[-1] - sizes[0]:+,d} files, {per_file:,.0f} B a file)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -254,15 +278,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes that fingerprint the libraries once")
     args = parser.parse_args()
     for kind, sizes in (("distinct", args.distinct), ("copies", args.copies)):
-        times = [report(f"{kind}-{size}", library(kind, size, args.workers)) for size in sizes]
+        runs = [report(f"{kind}-{size}", library(kind, size, args.workers)) for size in sizes]
         if len(sizes) > 1:
-            print_exponents(kind, sizes, times)
+            print_growth(kind, sizes, runs)
     for size in args.zipf:
         # Growth within one shape: a random quarter, half and all of the Zipf library's files.
         files = library("zipf", size, args.workers)
         random.Random(0).shuffle(files)
         sizes = [len(files) // 4, len(files) // 2, len(files)]
-        print_exponents("zipf", sizes, [report(f"zipf-{part}", files[:part]) for part in sizes])
+        print_growth(f"zipf {size:,d}", sizes, [report(f"zipf-{part}", files[:part]) for part in sizes])
 
 
 if __name__ == "__main__":

@@ -8,15 +8,18 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from dam_dedupe import clustering
 from dam_dedupe.catalog import open_catalog
+from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
-from dam_dedupe.matcher import compare
+from dam_dedupe.matcher import compare, formation, grouping
 from dam_dedupe.records import SourceSpec
 from dam_dedupe.scan import run_scan
 from tests.conftest import run_cli
@@ -91,6 +94,42 @@ def test_copies_of_two_photographs_stay_two_clusters(tmp_path: Path) -> None:
     ]
     assert sorted(len(c.members) for c in catalog.clusters()) == [30, 30]
     assert sorted(clusters, key=sorted) == [{"cat"}, {"coffee"}]
+    catalog.close()
+
+
+def test_matching_in_small_parts_finds_the_same_clusters_and_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Memory stays bounded because thumbnails are loaded a part at a time, while groups form
+    # and while a cluster is explained; how large the parts are must not change what is found.
+    root = tmp_path / "archive"
+    resave_copies(photograph("chelsea.png"), root / "cat", 20, seed=1)
+    resave_copies(photograph("coffee.png"), root / "coffee", 20, seed=2)
+    catalog = open_catalog(tmp_path / "catalog.db")
+    run_scan([SourceSpec(root.as_uri())], catalog, Host(), Config(), workers=2)
+    whole = catalog.clusters()
+    assert sorted(len(c.members) for c in whole) == [20, 20]
+
+    monkeypatch.setattr(formation, "PREPARE_LIMIT", 3)
+    monkeypatch.setattr(grouping, "LOADED", 3)
+    monkeypatch.setattr(clustering, "EXPLAINED_AT_ONCE", 4)
+    asked: list[int] = []
+    thumbnails = catalog.thumbnails
+
+    def counted(asset_ids: Iterable[int]) -> dict[int, bytes]:
+        wanted = list(asset_ids)
+        asked.append(len(wanted))
+        return thumbnails(wanted)
+
+    monkeypatch.setattr(catalog, "thumbnails", counted)
+    # Every pair measured afresh from the thumbnails loaded for it, none from the verdicts kept.
+    verdicts = sys.modules["dam_dedupe.matcher.compare"]
+    for kept, limit in (("_plain_kept", "PLAIN_KEPT"), ("_searched_kept", "SEARCHED_KEPT")):
+        monkeypatch.setattr(verdicts, kept, type(getattr(verdicts, kept))())
+        monkeypatch.setattr(verdicts, limit, 1)
+    build_clusters(catalog, Config(), Host())
+    assert catalog.clusters() == whole
+    assert asked and max(asked) <= 4 + 1  # a part of the members and the canonical
     catalog.close()
 
 

@@ -6,7 +6,7 @@ import hashlib
 import logging
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from dam_dedupe.canonical import Rule, choose_canonical, make_rules
@@ -26,6 +26,9 @@ placed in a group, many alone), then ``explaining`` (clusters whose members are 
 
 CANONICAL: dict[str, object] = {"relation": "canonical"}
 """The evidence stored for a cluster's canonical."""
+EXPLAINED_AT_ONCE = 512
+"""Members of a cluster whose thumbnails are loaded and compared with the canonical at once: the
+most-copied image of a library may have thousands of copies, and a thumbnail is 4 KiB."""
 
 
 def cluster_id(members: list[Member]) -> str:
@@ -93,9 +96,12 @@ def _explained(
     catalog: Catalog, config: Config, host: Host, asset_ids: list[int], rules: dict[str, Rule]
 ) -> StoredCluster | None:
     """One group as a stored cluster: its canonical chosen, every other member explained against it
-    (those that are not a copy of it under the settings left out), or ``None`` if none is left."""
+    (those that are not a copy of it under the settings left out), or ``None`` if none is left.
+
+    The canonical is chosen from the members without their thumbnails, and the thumbnails are
+    loaded ``EXPLAINED_AT_ONCE`` members at a time, as the comparisons need them."""
     settings = config.matching
-    assets = catalog.assets_by_id(asset_ids)
+    assets = catalog.assets_by_id(asset_ids, thumbnails=False)
     images = [assets[asset_id] for asset_id in asset_ids]
     members = [Member(asset.record, asset.fingerprint) for asset in images if asset.fingerprint is not None]
     cluster = Cluster(cluster_id(members), members)
@@ -103,18 +109,23 @@ def _explained(
     canonical = cluster.canonical
     assert canonical is not None
     id_of = {asset.record.uri: asset.id for asset in images}
-    explained: list[tuple[int, str, dict[str, object]]] = [(id_of[canonical.asset.uri], "exact", CANONICAL)]
+    canonical_id = id_of[canonical.asset.uri]
+    explained: list[tuple[int, str, dict[str, object]]] = [(canonical_id, "exact", CANONICAL)]
     others = [member for member in members if member is not canonical]
-    comparisons = compare_many(canonical.fingerprint, [member.fingerprint for member in others], settings)
-    for member, comparison in zip(others, comparisons, strict=True):
-        if comparison is None:
-            reason = "not a copy of the canonical under these settings"
-            log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
-            continue
-        match, evidence = derivative_relation(
-            canonical.fingerprint, member.fingerprint, comparison.match, comparison.evidence
-        )
-        explained.append((id_of[member.asset.uri], match, evidence))
+    for start in range(0, len(others), EXPLAINED_AT_ONCE):
+        part = [(id_of[member.asset.uri], member) for member in others[start : start + EXPLAINED_AT_ONCE]]
+        thumbnails = catalog.thumbnails([canonical_id, *(asset_id for asset_id, _ in part)])
+        whole = replace(canonical.fingerprint, thumbnail=thumbnails.get(canonical_id))
+        compared = [replace(member.fingerprint, thumbnail=thumbnails.get(asset_id)) for asset_id, member in part]
+        for (asset_id, member), comparison in zip(part, compare_many(whole, compared, settings), strict=True):
+            if comparison is None:
+                reason = "not a copy of the canonical under these settings"
+                log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
+                continue
+            match, evidence = derivative_relation(
+                canonical.fingerprint, member.fingerprint, comparison.match, comparison.evidence
+            )
+            explained.append((asset_id, match, evidence))
     if len(explained) < 2:
         return None
     return StoredCluster(cluster.id, explained[0][0], cluster.canonical_reason, settings.preset, explained)

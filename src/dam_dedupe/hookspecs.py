@@ -118,7 +118,8 @@ def dam_dedupe_canonical_veto(cluster: Cluster, member: Member) -> str | None:
 
     Called for every member before the policy ranks them. A returned string (for example
     ``"in the staging folder"``) removes the member from the candidates and is recorded.
-    If every member is vetoed, the policy chooses among all of them and says so.
+    If every member is vetoed, the policy chooses among all of them and says so. The members'
+    fingerprints come without their thumbnails (a cluster may have thousands of members).
     """
 
 
@@ -129,7 +130,8 @@ def dam_dedupe_choose_canonical(cluster: Cluster, ranked: list[Member]) -> Canon
     ``ranked`` holds the candidates (vetoed members removed) in the policy's order, best
     first. The first plugin to return a :class:`~dam_dedupe.records.CanonicalChoice`
     wins; its ``reason`` is shown to reviewers. A choice naming a URI outside
-    the cluster is ignored with a warning.
+    the cluster is ignored with a warning. As for the veto, the members' fingerprints come
+    without their thumbnails.
     """
 
 

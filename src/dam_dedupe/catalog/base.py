@@ -335,8 +335,8 @@ class Catalog(Protocol):
     def asset_by_uri(self, uri: str) -> CatalogAsset | None:
         """The asset with this URI, or ``None``."""
 
-    def assets_by_id(self, ids: Iterable[int]) -> dict[int, CatalogAsset]:
-        """Assets by id."""
+    def assets_by_id(self, ids: Iterable[int], thumbnails: bool = True) -> dict[int, CatalogAsset]:
+        """Assets by id; without the fingerprints' thumbnails when ``thumbnails`` is false (as :meth:`images`)."""
 
     def replace_clusters(self, clusters: Iterable[StoredCluster]) -> None:
         """Replace every stored cluster with these."""

@@ -473,11 +473,13 @@ class SqliteCatalog:
         ]
         return sorted(stored, key=lambda c: (-len(c.members), c.id))
 
-    def assets_by_id(self, ids: Iterable[int]) -> dict[int, CatalogAsset]:
-        """Assets (with fingerprints where they have one) by id."""
+    def assets_by_id(self, ids: Iterable[int], thumbnails: bool = True) -> dict[int, CatalogAsset]:
+        """Assets (with fingerprints where they have one) by id; without the fingerprints' thumbnails
+        when ``thumbnails`` is false (a cluster of thousands of members is explained a part at a time)."""
+        thumbnail = "f.thumbnail" if thumbnails else "NULL AS thumbnail"
         query = (
             "SELECT a.*, f.sha256, f.size AS fp_size, f.width, f.height, f.format, f.metadata_fields,"
-            " f.perceptual, f.thumbnail, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
+            f" f.perceptual, {thumbnail}, f.version FROM assets a LEFT JOIN fingerprints f ON f.asset_id = a.id"
             " WHERE a.id IN ({marks})"
         )
         return {row["id"]: self._asset(row) for row in self._rows_by_id(query, ids)}

@@ -215,8 +215,8 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
         part = firsts[start : start + PAIRS_AT_ONCE]
         found += _searched([(pairs[k][0], pairs[k][1], *plains[k]) for k in part], settings)
     with _kept_lock:
-        for key, verdict in zip(missing, found, strict=True):
-            known[key] = _searched_kept[key] = verdict
+        for key, searched in zip(missing, found, strict=True):
+            known[key] = _searched_kept[key] = searched
         while len(_searched_kept) > SEARCHED_KEPT:
             _searched_kept.popitem(last=False)
     for key, ks in unsettled.items():

@@ -38,6 +38,11 @@ image of the one before (between ``FIRST_BATCH`` and ``MAX_BATCH`` images), so a
 distinct images is searched in a few large calls and one of many copies in small ones (images
 claimed by an earlier image of their batch asked for their candidates in vain)."""
 MAX_BATCH = 4096
+PREPARE_LIMIT = 2048
+"""Most images ``prepare`` is told of at once (more only when one image alone may verify more): a
+batch is placed a part at a time, each part as many of its images as stay within this, so that a
+batch of thousands of distinct images does not load the thumbnails of all their candidates at once
+(at 20,000 images one batch needed 7,550)."""
 CHECKED_SIZE = 40
 """Groups of up to this many members, united with the groups that declined verified copies of
 their members or hold a verified copy that a member met after it joined (up to this size in all),
@@ -63,6 +68,11 @@ nearest first, so a run of failures means the rest are copies of another, simila
 (verifying each costs a crop search). Any copy of its own left unclaimed still joins its group
 later, through step 1, when it asks for its own candidates."""
 
+FORESEEN = JOIN_ATTEMPTS + CLAIM_MISSES
+"""Candidates of each image (nearest first) that ``prepare`` is told of with its part of a batch:
+an image that joins a group or claims its copies rarely verifies more. Those of an image with
+more (the first copy of a picture copied thousands of times) are told a claim batch at a time."""
+
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
 Edges = Callable[[list[tuple[int, int, str]]], list[float | None]]
@@ -73,7 +83,8 @@ Consistent = Callable[[list[tuple[int, int]]], list[bool]]
 """For each (first image, second image): whether the second is a copy of the first under the
 relaxed decision, any symmetry. Asked for many pairs at once."""
 Prepare = Callable[[set[int]], None]
-"""Told, before a batch, every image it may verify: a chance to load their thumbnails at once."""
+"""Told the images about to be verified, before a part of a batch is placed (up to about
+``PREPARE_LIMIT``) and before each claim batch: a chance to load their thumbnails at once."""
 Progress = Callable[[int, int], None]
 """Told (images placed, all images) after each batch."""
 
@@ -180,6 +191,8 @@ def form_groups(
         while start < len(unplaced) and misses < CLAIM_MISSES:
             part = unplaced[start : start + size]
             start, size = start + size, min(2 * size, CLAIM_BATCH)
+            if prepare is not None:
+                prepare({image, *(other for other, _ in part)})
             for (other, _), score in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
                 if score is not None:
                     verified.append((score, other))
@@ -195,11 +208,17 @@ def form_groups(
                 add(home, other)
             else:
                 contacts.append((image, other))
-        for other, ok in zip(closest, admitted(home, closest, image), strict=True):
-            if ok:
-                add(home, other)
-            else:
-                contacts.append((image, other))
+        # The sample is complete now (or nothing is left), so the rest are admitted a part at a time.
+        group = groups[home]
+        for begin in range(0, len(closest), CLAIM_BATCH):
+            admitting = closest[begin : begin + CLAIM_BATCH]
+            if prepare is not None:
+                prepare({group.representative, *group.sample, *admitting})
+            for other, ok in zip(admitting, admitted(home, admitting, image), strict=True):
+                if ok:
+                    add(home, other)
+                else:
+                    contacts.append((image, other))
 
     total, start, batch = len(order), 0, FIRST_BATCH
     while start < total:
@@ -207,11 +226,15 @@ def form_groups(
         start += batch
         if seeds:
             found = neighbours(seeds)
-            if prepare is not None:
-                prepare(_needed(seeds, found, group_of, groups))
-            for image, candidates in zip(seeds, found, strict=True):
-                if image not in group_of:
-                    place(image, candidates)
+            part = 0
+            while part < len(seeds):
+                stop, needed = _next_part(seeds, found, part, group_of, groups)
+                if prepare is not None:
+                    prepare(needed)
+                for image, candidates in zip(seeds[part:stop], found[part:stop], strict=True):
+                    if image not in group_of:
+                        place(image, candidates)
+                part = stop
             rows = sum(len(candidates) for candidates in found) / len(seeds)
             batch = int(min(MAX_BATCH, max(FIRST_BATCH, ROWS_PER_BATCH / max(rows, 1.0))))
         if progress is not None:
@@ -280,14 +303,32 @@ def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepa
     return [kept, *alone]
 
 
+def _next_part(
+    seeds: list[int], found: list[list[tuple[int, str]]], start: int, group_of: dict[int, int], groups: list[_Group]
+) -> tuple[int, set[int]]:
+    """(end, images needed) of the part of a batch that starts at ``start``: the seeds from there
+    whose placing may verify at most ``PREPARE_LIMIT`` images in all (at least one seed), told
+    just before they are placed, so the groups their candidates are in are the current ones."""
+    needed: set[int] = set()
+    stop = start
+    while stop < len(seeds):
+        if seeds[stop] not in group_of:  # a seed claimed by an earlier one is not placed
+            more = _needed(seeds[stop : stop + 1], found[stop : stop + 1], group_of, groups) - needed
+            if stop > start and len(needed) + len(more) > PREPARE_LIMIT:
+                break
+            needed |= more
+        stop += 1
+    return stop, needed
+
+
 def _needed(
     seeds: list[int], found: list[list[tuple[int, str]]], group_of: dict[int, int], groups: list[_Group]
 ) -> set[int]:
-    """Every image a batch may verify: its seeds that have candidates, their candidates, and the
-    representatives and samples of the groups those candidates are in."""
+    """The images placing ``seeds`` will likely verify: the seeds that have candidates, their first
+    ``FORESEEN`` candidates, and the representatives and samples of the groups those are in."""
     needed = {seed for seed, candidates in zip(seeds, found, strict=True) if candidates}
     for candidates in found:
-        for other, _ in candidates:
+        for other, _ in candidates[:FORESEEN]:
             needed.add(other)
             number = group_of.get(other)
             if number is not None:

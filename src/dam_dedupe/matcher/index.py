@@ -111,7 +111,8 @@ class HammingIndex:
         for width in _chunk_widths(parts):
             mask = np.uint64((1 << width) - 1)
             keys = ((self.codes >> np.uint64(shift)) & mask).astype(np.int64)
-            order = np.argsort(keys, kind="stable")
+            # Positions as 4 bytes where they fit: the index is most of what grouping holds an image.
+            order = np.argsort(keys, kind="stable").astype(np.int32 if len(keys) < 1 << 31 else np.int64)
             flips = _flip_masks(width, radius // parts).astype(np.int64)
             self._chunks.append((shift, mask, order, _Buckets(keys[order], width), flips))
             shift += width

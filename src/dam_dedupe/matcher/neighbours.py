@@ -14,6 +14,7 @@ its members.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -56,14 +57,21 @@ class CandidateIndex:
         self.settings = settings
         self.families = [family for family in INDEXED_FAMILIES if family in codes]
         self._indexes = {family: HammingIndex(codes[family], radius_of(family, settings)) for family in self.families}
+        across_radius = max(settings.crop_radius, settings.candidate_radius)
         self._across = {
-            (asked, searched): HammingIndex(codes[searched], max(settings.crop_radius, settings.candidate_radius))
+            (asked, searched): self._index_of(codes, searched, across_radius)
             for asked, searched in CROSSED
             if asked in codes and searched in codes
         }
-        self._turned = (
-            HammingIndex(codes["dct"], settings.transform_radius) if settings.transforms and "dct" in codes else None
-        )
+        self._turned: HammingIndex | None = None
+        if settings.transforms and "dct" in codes:
+            self._turned = self._index_of(codes, "dct", settings.transform_radius)
+
+    def _index_of(self, codes: Mapping[str, np.ndarray], family: str, radius: int) -> HammingIndex:
+        """An index of ``family`` for ``radius``: the family's own when its radius is that (the
+        presets' default, so one index serves every search of those codes), else a new one."""
+        own = self._indexes.get(family)
+        return own if own is not None and own.radius == radius else HammingIndex(codes[family], radius)
 
     def neighbours(self, asked: np.ndarray) -> list[list[tuple[int, str]]]:
         """For each image position in ``asked``, its candidates as (position, symmetry), nearest first.

@@ -313,8 +313,8 @@ def verify(asked: list[Asked]) -> list[Verdict]:
     coarse = zip(*(values.tolist() for values in _coarse_measures(x - y)), strict=True)
     colours = _colours([(one.chroma_a, one.chroma_b, one.symmetry) for one in asked])
     return [
-        Verdict(one.symmetry, *measures, crop, cropped, *colour, bool(was_searched))
-        for one, measures, (cropped, crop), colour, was_searched in zip(
+        Verdict(one.symmetry, rms, changed, trimmed, edge, crop, cropped, distance, greyscale, bool(was_searched))
+        for one, (rms, changed, trimmed, edge), (cropped, crop), (distance, greyscale), was_searched in zip(
             asked, coarse, crops, colours, searched.tolist(), strict=True
         )
     ]
@@ -367,9 +367,11 @@ def prepare(thumbnails: list[bytes]) -> list[Prepared]:
             coarse = _normalise(
                 raw.reshape(-1, THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(2, 4), dtype=np.float32)
             )
-            coarse.flags.writeable = fine.flags.writeable = False
             for k, (thumb, detail) in enumerate(zip(missing, _detail(fine).tolist(), strict=True)):
-                _prepared[thumb] = Prepared(coarse[k], fine[k], detail)
+                # Copies, not views: a view would keep its whole batch alive as long as it is kept.
+                kept = Prepared(coarse[k].copy(), fine[k].copy(), detail)
+                kept.coarse.flags.writeable = kept.fine.flags.writeable = False
+                _prepared[thumb] = kept
         found = []
         for thumb in thumbnails:
             _prepared.move_to_end(thumb)
