@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from dam_dedupe.matcher.blas import one_thread
 from dam_dedupe.matcher.index import popcount
 from dam_dedupe.matcher.perceptual import (
     DIHEDRAL,
@@ -349,7 +350,8 @@ def compare_many(a: Fingerprint, others: Sequence[Fingerprint], settings: MatchS
             found[k] = Comparison("near", match) if match else None
         elif settings.perceptual:
             perceptual.append(k)
-    verdicts = relaxed_verdicts([(a, others[k]) for k in perceptual], settings)
+    with one_thread():
+        verdicts = relaxed_verdicts([(a, others[k]) for k in perceptual], settings)
     for k, verdict in zip(perceptual, verdicts, strict=True):
         if verdict is not None:
             kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from dam_dedupe.matcher.blas import one_thread
 from dam_dedupe.matcher.compare import FLAT_TOLERANCE, are_copies, comparable, flat, flat_level, flat_match, judge_many
 from dam_dedupe.matcher.formation import form_groups
 from dam_dedupe.matcher.neighbours import CODE_FAMILIES, CandidateIndex
@@ -83,18 +84,19 @@ def find_groups_streamed(
     without thumbnails) is read once, in order, and only summarised; ``load`` is asked, by index,
     for the whole fingerprints of the images a batch verifies. Indices count from 0 in the
     order ``fingerprints`` gave them."""
-    summary = _Summary.of(fingerprints)
-    node, first = summary.nodes()
-    kinds = summary.kind[first]
-    merged: list[list[int]] = [[n] for n in np.nonzero(kinds == OTHER)[0].tolist()]
-    if settings.perceptual:
-        loaded = _Loaded(load)
-        merged += _near_groups(summary, first, np.nonzero(kinds == COMPARABLE)[0], settings, loaded, progress)
-        merged += _flat_groups(summary, first, np.nonzero(kinds == FLAT)[0], loaded)
-    else:
-        merged += [[n] for n in np.nonzero(kinds != OTHER)[0].tolist()]
-    images_of = _images_of(node, len(first))
-    groups = [sorted(i for n in group for i in images_of[n]) for group in merged]
+    with one_thread():
+        summary = _Summary.of(fingerprints)
+        node, first = summary.nodes()
+        kinds = summary.kind[first]
+        merged: list[list[int]] = [[n] for n in np.nonzero(kinds == OTHER)[0].tolist()]
+        if settings.perceptual:
+            loaded = _Loaded(load)
+            merged += _near_groups(summary, first, np.nonzero(kinds == COMPARABLE)[0], settings, loaded, progress)
+            merged += _flat_groups(summary, first, np.nonzero(kinds == FLAT)[0], loaded)
+        else:
+            merged += [[n] for n in np.nonzero(kinds != OTHER)[0].tolist()]
+        images_of = _images_of(node, len(first))
+        groups = [sorted(i for n in group for i in images_of[n]) for group in merged]
     return sorted(group for group in groups if len(group) > 1)
 
 
