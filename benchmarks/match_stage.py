@@ -11,7 +11,7 @@ match and evidence, sorted, so that two versions of the matcher can be compared 
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.match_stage /tmp/c20 [--runs 3] [--profile] [--clusters FILE]
+    .venv/bin/python -m benchmarks.match_stage CORPUS [--runs 3] [--profile] [--clusters FILE]
 """
 
 from __future__ import annotations

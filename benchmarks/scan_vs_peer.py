@@ -1,7 +1,7 @@
 """The whole default scan against imagededup's hashing of the same files, end to end.
 
-    python benchmarks/corpus.py /tmp/corpus            # the accuracy corpus, once
-    python benchmarks/scan_vs_peer.py /tmp/corpus --repeat 3 --workers 2
+    python benchmarks/corpus.py CORPUS            # the accuracy corpus, once
+    python benchmarks/scan_vs_peer.py CORPUS --repeat 3 --workers 2
 
 Each repeat runs, back to back on the same cores:
 
