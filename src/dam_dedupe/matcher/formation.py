@@ -169,7 +169,7 @@ def form_groups(
     def meet(image: int, home: int, candidates: list[tuple[int, str]], seen: set[int]) -> None:
         # Its nearest candidate in each other small group that it did not try to join (it found
         # its home first): a verified copy there is a contact, so the groups are united and
-        # checked pair by pair. Else a look-alike that came first (a burst a pixel wider than
+        # checked again together. Else a look-alike that came first (a burst a pixel wider than
         # the original) keeps the crops it claimed, which the original's group never asks for.
         asked: list[tuple[int, int, str]] = []
         for other, symmetry in candidates:
@@ -277,15 +277,13 @@ def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepa
         return [members]
     if prepare is not None:
         prepare(set(members))
-    checkers = [members[0], *members[max(1, len(members) - LAST_CHECKERS) :]]
-    pairs = list(
-        dict.fromkeys(
-            (first, second)
-            for n, first in enumerate(members)
-            for second in members[n + 1 :]
-            if first in checkers or second in checkers
-        )
-    )
+    checkers = {members[0], *members[max(1, len(members) - LAST_CHECKERS) :]}
+    pairs = [
+        (first, second)
+        for n, first in enumerate(members)
+        for second in members[n + 1 :]
+        if first in checkers or second in checkers
+    ]
     failures: dict[int, set[int]] = {member: set() for member in members}
     for (first, second), ok in zip(pairs, consistent(pairs), strict=True):
         if not ok:
