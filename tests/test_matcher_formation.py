@@ -8,10 +8,11 @@ import pytest
 from dam_dedupe.matcher.formation import LAST_CHECKERS, form_groups
 
 
-def relation(size: int, lookalike: int, passes: set[int]):  # type: ignore[no-untyped-def]
+def relation(size: int, lookalike: int, passes: set[int], near: bool = False):  # type: ignore[no-untyped-def]
     """(neighbours, edges, consistent, asked) for ``size`` images in order, all copies of one
     picture but ``lookalike``, which passes as a copy of the images in ``passes`` only (the sharp
-    copies, largest first); ``asked`` records every pair ``consistent`` is asked about."""
+    copies, largest first); with ``near``, every verified pair but the look-alike's is near.
+    ``asked`` records every pair ``consistent`` is asked about."""
     asked: list[tuple[int, int]] = []
 
     def copies(a: int, b: int) -> bool:
@@ -22,8 +23,8 @@ def relation(size: int, lookalike: int, passes: set[int]):  # type: ignore[no-un
     def neighbours(images: list[int]) -> list[list[tuple[int, str]]]:
         return [[(other, "identity") for other in range(size) if other != image] for image in images]
 
-    def edges(pairs: list[tuple[int, int, str]]) -> list[float | None]:
-        return [abs(a - b) / size if copies(a, b) else None for a, b, _ in pairs]
+    def edges(pairs: list[tuple[int, int, str]]) -> list[tuple[float, bool] | None]:
+        return [(abs(a - b) / size, near and lookalike not in (a, b)) if copies(a, b) else None for a, b, _ in pairs]
 
     def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
         asked.extend(pairs)
@@ -39,12 +40,14 @@ def relation(size: int, lookalike: int, passes: set[int]):  # type: ignore[no-un
         (1, {0, 2, 3}),  # admitted by the representative and is in the sample, so later copies fail against it
     ],
 )
+@pytest.mark.parametrize("near", [False, True])
 def test_a_lookalike_admitted_by_the_sharp_copies_leaves_and_the_copies_are_one_group(
-    lookalike: int, passes: set[int]
+    lookalike: int, passes: set[int], near: bool
 ) -> None:
     # The look-alike splits the copies into two groups; united, it fails against the farthest
-    # copies (the last to join) and leaves, and the copies are one group.
-    neighbours, edges, consistent, _ = relation(30, lookalike, passes)
+    # copies (the last to join) and leaves, and the copies are one group. Copies near their
+    # representative are not verified against one another, but each is against the look-alike.
+    neighbours, edges, consistent, _ = relation(30, lookalike, passes, near)
     groups = form_groups(list(range(30)), neighbours, edges, consistent)
     copies = [image for image in range(30) if image != lookalike]
     assert sorted(sorted(group) for group in groups) == sorted([[lookalike], copies])
@@ -56,3 +59,12 @@ def test_a_formed_group_is_checked_against_a_fixed_number_of_members() -> None:
     # Admission asks about each member against the representative and the sample, and the final
     # check against the representative and the last members: linear, far from the 780 pairs of 40.
     assert len(set(asked)) <= 40 * (LAST_CHECKERS + 1) + 40 * 3
+
+
+def test_copies_near_their_representative_are_not_verified_against_one_another() -> None:
+    # The most-copied image: its representative verifies each copy once, and as every copy is
+    # near it, neither admission nor the final check asks about a pair of copies.
+    neighbours, edges, consistent, asked = relation(1000, -1, set(), near=True)
+    groups = form_groups(list(range(1000)), neighbours, edges, consistent)
+    assert groups == [list(range(1000))]
+    assert asked == []

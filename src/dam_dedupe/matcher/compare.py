@@ -326,6 +326,31 @@ def _coarse_pass(verdict: Verdict, settings: MatchSettings, resized: bool) -> bo
     )
 
 
+NEAR_SHARE = 0.5
+"""Share of every threshold within which a verified pair is :func:`near`."""
+
+
+def near(a: Fingerprint, b: Fingerprint, verdict: Verdict, settings: MatchSettings) -> bool:
+    """Whether a pair that :func:`judge` verified under ``settings`` is within ``NEAR_SHARE`` of
+    every threshold, as it stands (no crop). Two pictures near a third are then within the
+    thresholds of each other, as the measures are distances that (nearly) obey the triangle
+    inequality, and under the thresholds relaxed by ``group_slack`` with room to spare for the
+    measures that only nearly do: group formation does not verify them
+    (:mod:`~dam_dedupe.matcher.formation`)."""
+    if verdict.cropped:
+        return False
+    close = settings.scaled(NEAR_SHARE)
+    fine_residual, hotspot = verdict.fine_residual, verdict.hotspot
+    return (
+        _coarse_pass(verdict, close, not same_size(a, b, verdict.symmetry))
+        and fine_residual is not None
+        and fine_residual <= close.max_fine_residual
+        and hotspot is not None
+        and hotspot <= close.max_hotspot
+        and tone_change(a, b) <= close.max_tone_change
+    )
+
+
 def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparison | None:
     """Return how ``b`` relates to ``a``, or ``None`` if they are not copies under ``settings``.
 

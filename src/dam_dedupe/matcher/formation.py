@@ -20,7 +20,17 @@ against the representative and the ``LAST_CHECKERS`` members last to join. Becau
 is a copy of the representative, the copies of one image form one group however many there are.
 
 Images that are already in a group never ask the index, so a cluster of n copies costs about
-n candidate rows and ``n x (SAMPLE + 1)`` verifications, not the n²/2 pairs among its members.
+n candidate rows and at most ``n x (SAMPLE + 1)`` verifications, not the n²/2 pairs among its members.
+
+Most pairs among the members of a large group are not verified at all. A pair's measures are
+distances between two pictures (the RMS of a residual, a mean colour difference) that obey the
+triangle inequality or come close to it, so two members *near* one representative (verified
+against it with every measure within a share of its threshold, see
+:func:`~dam_dedupe.matcher.compare.near`) are within twice that share of each other, which is no
+more than the thresholds as set: neither admission nor the final check asks about them
+(:func:`_settled`). The most-copied image's re-saved copies are nearly all near their
+representative, so each costs about one verification; a look-alike only just passes against the
+representative, is not near it, and is checked against the others as before.
 """
 
 from __future__ import annotations
@@ -75,10 +85,13 @@ more (the first copy of a picture copied thousands of times) are told a claim ba
 
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
-Edges = Callable[[list[tuple[int, int, str]]], list[float | None]]
-"""For each (first image, second image, symmetry): how far the second is from the first after the
-symmetry if it is a copy under the pair decision as set (lower is closer), else ``None``. Asked
-for many pairs at once, so that they can be verified together."""
+Edge = tuple[float, bool]
+"""A verified copy: how far the second image is from the first after the symmetry (lower is
+closer), and whether it is near the first (:func:`~dam_dedupe.matcher.compare.near`)."""
+Edges = Callable[[list[tuple[int, int, str]]], list[Edge | None]]
+"""For each (first image, second image, symmetry): its :data:`Edge` if the second is a copy of
+the first under the pair decision as set, else ``None``. Asked for many pairs at once, so that
+they can be verified together."""
 Consistent = Callable[[list[tuple[int, int]]], list[bool]]
 """For each (first image, second image): whether the second is a copy of the first under the
 relaxed decision, any symmetry. Asked for many pairs at once."""
@@ -110,38 +123,48 @@ def form_groups(
     groups: list[_Group] = []
     refused: set[tuple[int, int]] = set()
     contacts: list[tuple[int, int]] = []  # verified copies whose groups did not admit one another
+    near_of: dict[int, int] = {}  # image: the representative it was verified near (a representative: itself)
 
-    def copies(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+    def copies(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
         # A pair that failed once is not tried again from its other end (a candidate pair is
         # found from both ends): as before, each candidate pair is verified once.
         keys = [(min(image, other), max(image, other)) for image, other, _ in pairs]
         asked = [k for k, key in enumerate(keys) if key not in refused]
-        scores: list[float | None] = [None] * len(pairs)
-        for k, score in zip(asked, edges([pairs[k] for k in asked]), strict=True):
-            scores[k] = score
-            if score is None:
+        found: list[Edge | None] = [None] * len(pairs)
+        for k, edge in zip(asked, edges([pairs[k] for k in asked]), strict=True):
+            found[k] = edge
+            if edge is None:
                 refused.add(keys[k])
-        return scores
+        return found
 
     def admitted(number: int, images: list[int], through: int) -> list[bool]:
         # Checked against the representative, then the sample, each step only for the images
-        # that passed the one before, all of them at once.
+        # that passed the one before and are not settled with that member, all of them at once.
         group = groups[number]
         passing = [True] * len(images)
         for member in [group.representative, *group.sample]:
             if member == through:
                 continue
-            asked = [k for k, ok in enumerate(passing) if ok]
+            asked = [k for k, ok in enumerate(passing) if ok and not _settled(member, images[k], near_of)]
             for k, ok in zip(asked, consistent([(member, images[k]) for k in asked]), strict=True):
                 passing[k] = ok
         return passing
+
+    def note_near(image: int, number: int, through: int, edge: Edge) -> None:
+        # An image verified near a group's representative (kept only if it joins that group).
+        if edge[1] and through == groups[number].representative:
+            near_of[image] = through
 
     def add(number: int, image: int) -> None:
         group = groups[number]
         group_of[image] = number
         group.members.append(image)
-        if len(group.sample) < SAMPLE and image != group.representative:
+        if image == group.representative:
+            near_of[image] = image
+        elif len(group.sample) < SAMPLE:
             group.sample.append(image)
+        if near_of.get(image, group.representative) != group.representative:
+            del near_of[image]
 
     def place(image: int, candidates: list[tuple[int, str]]) -> None:
         declined: set[int] = set()
@@ -153,7 +176,9 @@ def form_groups(
             if attempts >= JOIN_ATTEMPTS:
                 break
             attempts += 1
-            if copies([(image, other, symmetry)])[0] is not None:
+            edge = copies([(image, other, symmetry)])[0]
+            if edge is not None:
+                note_near(image, number, other, edge)
                 if admitted(number, [image], other)[0]:
                     home = number
                     break
@@ -193,9 +218,10 @@ def form_groups(
             start, size = start + size, min(2 * size, CLAIM_BATCH)
             if prepare is not None:
                 prepare({image, *(other for other, _ in part)})
-            for (other, _), score in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
-                if score is not None:
-                    verified.append((score, other))
+            for (other, _), edge in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
+                if edge is not None:
+                    verified.append((edge[0], other))
+                    note_near(other, home, image, edge)
                     misses = 0
                 else:
                     misses += 1
@@ -240,7 +266,13 @@ def form_groups(
         if progress is not None:
             progress(len(group_of), total)
     merged = _small_unions([group.members for group in groups], [(group_of[a], group_of[b]) for a, b in contacts])
-    return [part for members in merged for part in _consistent_parts(members, consistent, prepare)]
+    return [part for members in merged for part in _consistent_parts(members, consistent, prepare, near_of)]
+
+
+def _settled(first: int, second: int, near_of: dict[int, int]) -> bool:
+    """Whether two images are a copy under the relaxed decision without verifying them: both were
+    verified near one representative (see the module notes)."""
+    return first in near_of and near_of.get(second) == near_of[first]
 
 
 def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> list[list[int]]:
@@ -268,22 +300,24 @@ def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> l
     return list(united.values())
 
 
-def _consistent_parts(members: list[int], consistent: Consistent, prepare: Prepare | None) -> list[list[int]]:
+def _consistent_parts(
+    members: list[int], consistent: Consistent, prepare: Prepare | None, near_of: dict[int, int]
+) -> list[list[int]]:
     """``members`` as one group if each is ``consistent`` with the representative and the
-    ``LAST_CHECKERS`` last members (so those are checked against every member), else the group
-    without the members that fail most (each then alone). Only groups of up to ``CHECKED_SIZE``
-    are checked this way."""
+    ``LAST_CHECKERS`` last members (so those are checked against every member; pairs
+    :func:`_settled` by ``near_of`` pass unasked), else the group without the members that
+    fail most (each then alone). Only groups of up to ``CHECKED_SIZE`` are checked this way."""
     if not 2 < len(members) <= CHECKED_SIZE:
         return [members]
-    if prepare is not None:
-        prepare(set(members))
     checkers = {members[0], *members[max(1, len(members) - LAST_CHECKERS) :]}
     pairs = [
         (first, second)
         for n, first in enumerate(members)
         for second in members[n + 1 :]
-        if first in checkers or second in checkers
+        if (first in checkers or second in checkers) and not _settled(first, second, near_of)
     ]
+    if prepare is not None and pairs:
+        prepare({image for pair in pairs for image in pair})
     failures: dict[int, set[int]] = {member: set() for member in members}
     for (first, second), ok in zip(pairs, consistent(pairs), strict=True):
         if not ok:

@@ -34,8 +34,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dam_dedupe.matcher.blas import one_thread
-from dam_dedupe.matcher.compare import FLAT_TOLERANCE, are_copies, comparable, flat, flat_level, flat_match, judge_many
-from dam_dedupe.matcher.formation import form_groups
+from dam_dedupe.matcher.compare import (
+    FLAT_TOLERANCE,
+    are_copies,
+    comparable,
+    flat,
+    flat_level,
+    flat_match,
+    judge_many,
+    near,
+)
+from dam_dedupe.matcher.formation import Edge, form_groups
 from dam_dedupe.matcher.neighbours import CODE_FAMILIES, CandidateIndex
 from dam_dedupe.matcher.settings import MatchSettings
 from dam_dedupe.records import Fingerprint
@@ -202,9 +211,12 @@ def _near_groups(
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return index.neighbours(np.array(asked, dtype=np.int64))
 
-    def edges(pairs: list[tuple[int, int, str]]) -> list[float | None]:
+    def edges(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
         asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in pairs]
-        return [None if verdict is None else verdict.trimmed_rms for verdict in judge_many(asked, settings)]
+        return [
+            None if verdict is None else (verdict.trimmed_rms, near(a, b, verdict, settings))
+            for (a, b, _), verdict in zip(asked, judge_many(asked, settings), strict=True)
+        ]
 
     def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
         return are_copies([(loaded[int(image[a])], loaded[int(image[b])]) for a, b in pairs], settings)
@@ -244,8 +256,8 @@ def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded
     def same(a: int, b: int) -> bool:
         return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
 
-    def level_gaps(pairs: list[tuple[int, int, str]]) -> list[float | None]:
-        return [float(abs(levels[a] - levels[b])) if same(a, b) else None for a, b, _ in pairs]
+    def level_gaps(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
+        return [(float(abs(levels[a] - levels[b])), False) if same(a, b) else None for a, b, _ in pairs]
 
     def all_same(pairs: list[tuple[int, int]]) -> list[bool]:
         return [same(a, b) for a, b in pairs]
