@@ -4,7 +4,9 @@ catalog in a stream: fingerprints without asset records, whole ones by id, clust
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,12 @@ from dam_dedupe.clustering import build_clusters
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS, verify
-from dam_dedupe.matcher.compare import compare, compare_many, judge, judge_many
+from dam_dedupe.matcher.compare import compare, compare_pairs, copies_kept, judge, judge_many
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
 from tests.test_matcher_groups import ORIGINAL, SOURCE, fingerprint, scene, window
 
 BALANCED = PRESETS["balanced"]
+compare_module = importlib.import_module("dam_dedupe.matcher.compare")  # the package exports compare(), a function
 
 
 def library() -> list[Fingerprint]:
@@ -55,11 +58,34 @@ def test_a_batch_of_pairs_gets_the_verdicts_each_pair_gets_alone() -> None:
 
 def test_explaining_many_members_at_once_gives_each_member_its_own_evidence() -> None:
     canonical, *others = library()
-    together = compare_many(canonical, others, BALANCED)
+    together = compare_pairs([(canonical, other) for other in others], BALANCED)
     assert together == [compare(canonical, other, BALANCED) for other in others]
     kinds = [None if found is None else found.match for found in together]
     assert kinds[:6] == ["near", "near", "near", "near", "transformed", "near"]
     assert kinds[6:] == [None, None, None, None]  # the shifted view, the dark version, two other pictures
+    # Pairs of several clusters at once (each member against its own canonical) get the same answers.
+    mixed = [(others[0], canonical), (others[4], others[1]), (others[7], canonical), (canonical, others[2])]
+    assert compare_pairs(mixed, BALANCED) == [compare(a, b, BALANCED) for a, b in mixed]
+
+
+def test_a_copy_verified_while_a_match_runs_is_explained_without_measuring_it_again(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    canonical, copy, *_ = library()
+    measured: list[int] = []
+    plain = compare_module.plain_verdicts
+
+    def counting(pairs, chromas):  # type: ignore[no-untyped-def]
+        measured.append(len(pairs))
+        return plain(pairs, chromas)
+
+    monkeypatch.setattr(compare_module, "plain_verdicts", counting)
+    monkeypatch.setattr(compare_module, "_plain_kept", OrderedDict())
+    monkeypatch.setattr(compare_module, "PLAIN_KEPT", 0)  # thousands of other pairs verified since
+    with copies_kept():
+        assert judge(canonical, copy, "identity", BALANCED) is not None
+        explained = compare(canonical, copy, BALANCED)
+    assert explained is not None and sum(measured) == 1
+    # Once the match is over nothing is kept: the same pair is measured again.
+    assert compare(canonical, copy, BALANCED) == explained and sum(measured) == 2
 
 
 def catalog_with(tmp_path: Path, fingerprints: list[Fingerprint]):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from dam_dedupe.catalog import Catalog, StoredCluster
 from dam_dedupe.config import Config
 from dam_dedupe.derivatives import derivative_relation
 from dam_dedupe.host import Host
-from dam_dedupe.matcher.compare import compare_many
+from dam_dedupe.matcher.compare import compare_pairs, copies_kept
 from dam_dedupe.matcher.grouping import find_groups_streamed
 from dam_dedupe.records import Cluster, Fingerprint, MatchKind, Member
 
@@ -27,8 +27,9 @@ placed in a group, many alone), then ``explaining`` (clusters whose members are 
 CANONICAL: dict[str, object] = {"relation": "canonical"}
 """The evidence stored for a cluster's canonical."""
 EXPLAINED_AT_ONCE = 512
-"""Members of a cluster whose thumbnails are loaded and compared with the canonical at once: the
-most-copied image of a library may have thousands of copies, and a thumbnail is 4 KiB."""
+"""Members whose thumbnails are loaded and compared with their canonicals at once: those of many
+small clusters together (a library has thousands of them, and each call has its cost), those of the
+most-copied image a part at a time (it may have thousands of copies, and a thumbnail is 4 KiB)."""
 
 
 def cluster_id(members: list[Member]) -> str:
@@ -71,64 +72,93 @@ def build_clusters(catalog: Catalog, config: Config, host: Host, progress: Match
         if progress is not None:
             progress("grouping", done, total)
 
-    groups = find_groups_streamed(summaries(), config.matching, load, grouping)
     counts = [0, 0]
 
     def explained() -> Iterator[StoredCluster]:
         rules = make_rules(config.authoritative)
-        for done, group in enumerate(groups, start=1):
-            if progress is not None:
-                progress("explaining", done, len(groups))
-            stored = _explained(catalog, config, host, [ids[i] for i in group], rules)
-            if stored is not None:
+        done = 0
+        for chunk in _chunks(groups):
+            for stored in _explained(catalog, config, host, [[ids[i] for i in group] for group in chunk], rules):
                 counts[0] += 1
                 counts[1] += len(stored.members) - 1
                 yield stored
+            done += len(chunk)
+            if progress is not None:
+                progress("explaining", done, len(groups))
 
-    catalog.replace_clusters(explained())
+    with copies_kept():  # a member is then not measured again against the representative that verified it
+        groups = find_groups_streamed(summaries(), config.matching, load, grouping)
+        catalog.replace_clusters(explained())
     if host.hook.dam_dedupe_cluster_found.get_hookimpls():
         for stored in catalog.clusters_streamed():
             host.hook.dam_dedupe_cluster_found(cluster=_announced(catalog, stored))
     return Matched(*counts)
 
 
-def _explained(
-    catalog: Catalog, config: Config, host: Host, asset_ids: list[int], rules: dict[str, Rule]
-) -> StoredCluster | None:
-    """One group as a stored cluster: its canonical chosen, every other member explained against it
-    (those that are not a copy of it under the settings left out), or ``None`` if none is left.
+def _chunks(groups: list[list[int]]) -> Iterator[list[list[int]]]:
+    """Consecutive groups with at most ``EXPLAINED_AT_ONCE`` members in all (a larger group alone)."""
+    chunk: list[list[int]] = []
+    size = 0
+    for group in groups:
+        if chunk and size + len(group) > EXPLAINED_AT_ONCE:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(group)
+        size += len(group)
+    if chunk:
+        yield chunk
 
-    The canonical is chosen from the members without their thumbnails, and the thumbnails are
+
+def _explained(
+    catalog: Catalog, config: Config, host: Host, groups: list[list[int]], rules: dict[str, Rule]
+) -> list[StoredCluster]:
+    """Groups (of asset ids) as stored clusters: each one's canonical chosen, every other member
+    explained against it (those that are not a copy of it under the settings left out), a group
+    left out when none is left.
+
+    The canonicals are chosen from the members without their thumbnails, and the thumbnails are
     loaded ``EXPLAINED_AT_ONCE`` members at a time, as the comparisons need them."""
     settings = config.matching
-    assets = catalog.assets_by_id(asset_ids, thumbnails=False)
-    images = [assets[asset_id] for asset_id in asset_ids]
-    members = [Member(asset.record, asset.fingerprint) for asset in images if asset.fingerprint is not None]
-    cluster = Cluster(cluster_id(members), members)
-    choose_canonical(cluster, config.policy, rules, host.hook)
-    canonical = cluster.canonical
-    assert canonical is not None
-    id_of = {asset.record.uri: asset.id for asset in images}
-    canonical_id = id_of[canonical.asset.uri]
-    explained: list[tuple[int, str, dict[str, object]]] = [(canonical_id, "exact", CANONICAL)]
-    others = [member for member in members if member is not canonical]
-    for start in range(0, len(others), EXPLAINED_AT_ONCE):
-        part = [(id_of[member.asset.uri], member) for member in others[start : start + EXPLAINED_AT_ONCE]]
-        thumbnails = catalog.thumbnails([canonical_id, *(asset_id for asset_id, _ in part)])
-        whole = replace(canonical.fingerprint, thumbnail=thumbnails.get(canonical_id))
-        compared = [replace(member.fingerprint, thumbnail=thumbnails.get(asset_id)) for asset_id, member in part]
-        for (asset_id, member), comparison in zip(part, compare_many(whole, compared, settings), strict=True):
+    assets = catalog.assets_by_id((asset_id for group in groups for asset_id in group), thumbnails=False)
+    clusters: list[tuple[Cluster, int, list[tuple[int, str, dict[str, object]]]]] = []
+    asked: list[tuple[int, int, Member]] = []  # (cluster, asset id, member) for every member but the canonicals
+    for group in groups:
+        images = [assets[asset_id] for asset_id in group]
+        members = [Member(asset.record, asset.fingerprint) for asset in images if asset.fingerprint is not None]
+        cluster = Cluster(cluster_id(members), members)
+        choose_canonical(cluster, config.policy, rules, host.hook)
+        canonical = cluster.canonical
+        assert canonical is not None
+        id_of = {asset.record.uri: asset.id for asset in images}
+        canonical_id = id_of[canonical.asset.uri]
+        clusters.append((cluster, canonical_id, [(canonical_id, "exact", CANONICAL)]))
+        asked += [(len(clusters) - 1, id_of[m.asset.uri], m) for m in members if m is not canonical]
+    for start in range(0, len(asked), EXPLAINED_AT_ONCE):
+        part = asked[start : start + EXPLAINED_AT_ONCE]
+        thumbnails = catalog.thumbnails({clusters[n][1] for n, _, _ in part} | {asset_id for _, asset_id, _ in part})
+        pairs = []
+        for n, asset_id, member in part:
+            cluster, canonical_id, _ = clusters[n]
+            assert cluster.canonical is not None
+            whole = replace(cluster.canonical.fingerprint, thumbnail=thumbnails.get(canonical_id))
+            pairs.append((whole, replace(member.fingerprint, thumbnail=thumbnails.get(asset_id))))
+        for (n, asset_id, member), comparison in zip(part, compare_pairs(pairs, settings), strict=True):
+            cluster, _, explained = clusters[n]
             if comparison is None:
                 reason = "not a copy of the canonical under these settings"
                 log.warning("%s left out of %s: %s", member.asset.uri, cluster.id, reason)
                 continue
+            canonical = cluster.canonical
+            assert canonical is not None
             match, evidence = derivative_relation(
                 canonical.fingerprint, member.fingerprint, comparison.match, comparison.evidence
             )
             explained.append((asset_id, match, evidence))
-    if len(explained) < 2:
-        return None
-    return StoredCluster(cluster.id, explained[0][0], cluster.canonical_reason, settings.preset, explained)
+    return [
+        StoredCluster(cluster.id, explained[0][0], cluster.canonical_reason, settings.preset, explained)
+        for cluster, _, explained in clusters
+        if len(explained) > 1
+    ]
 
 
 def _announced(catalog: Catalog, stored: StoredCluster) -> Cluster:

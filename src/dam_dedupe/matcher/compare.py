@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -202,6 +203,9 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
         fine_pass = fine_residual <= settings.max_fine_residual and hotspot <= settings.max_hotspot
         if _coarse_pass(verdict, settings, resized) and fine_pass:
             verdicts[k] = verdict
+            kept = _copies_kept
+            if kept is not None:
+                kept[(a.sha256, b.sha256, symmetry)] = verdict
             continue
         unsettled.setdefault((a.sha256, b.sha256, symmetry, settings), []).append(k)
         plains[k] = verdict, resized
@@ -238,6 +242,31 @@ PLAIN_KEPT = 8192
 _plain_kept: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
 _kept_lock = threading.Lock()
 """Held while the kept verdicts are read or changed: two matches may run in one process's threads."""
+_copies_kept: dict[tuple[str, str, str], Verdict] | None = None
+"""The plain measures of every pair settled a copy without a crop search, while :func:`copies_kept` holds."""
+_keepers = 0
+
+
+@contextmanager
+def copies_kept() -> Iterator[None]:
+    """Keep the plain measures of every pair that :func:`judge_many` settles a copy as it stands
+    until the block ends, whatever ``PLAIN_KEPT`` says: a match explains each member against its
+    canonical after the whole library is grouped, by when the last ``PLAIN_KEPT`` pairs are those of
+    the last few thousand images, while the canonical is most often the representative that verified
+    the member. About 300 bytes a copy, for the length of one match (nested blocks, as two matches in
+    one process's threads, share them until the last ends)."""
+    global _copies_kept, _keepers
+    with _kept_lock:
+        _keepers += 1
+        if _copies_kept is None:
+            _copies_kept = {}
+    try:
+        yield
+    finally:
+        with _kept_lock:
+            _keepers -= 1
+            if not _keepers:
+                _copies_kept = None
 
 
 def _plain(pairs: list[Pair]) -> list[Verdict]:
@@ -246,18 +275,20 @@ def _plain(pairs: list[Pair]) -> list[Verdict]:
     representative is not measured again when it is explained against it as the canonical."""
     with _kept_lock:
         keys = [(a.sha256, b.sha256, symmetry) for a, b, symmetry in pairs]
-        missing = [k for k, key in enumerate(keys) if key not in _plain_kept]
+        copies = _copies_kept or {}
+        found = {k: copies[key] for k, key in enumerate(keys) if key in copies}
+        missing = [k for k, key in enumerate(keys) if key not in _plain_kept and k not in found]
         measured = plain_verdicts(
             [(_thumbnail(pairs[k][0]), _thumbnail(pairs[k][1]), pairs[k][2]) for k in missing],
             [(pairs[k][0].perceptual.get("chroma"), pairs[k][1].perceptual.get("chroma")) for k in missing],
         )
-        found = dict(zip(missing, measured, strict=True))
+        found |= dict(zip(missing, measured, strict=True))
         for k, key in enumerate(keys):
             if k in found:
                 _plain_kept[key] = found[k]
             else:
                 found[k] = _plain_kept[key]
-                _plain_kept.move_to_end(key)
+            _plain_kept.move_to_end(key)
         while len(_plain_kept) > PLAIN_KEPT:
             _plain_kept.popitem(last=False)
         return [found[k] for k in range(len(pairs))]
@@ -359,15 +390,16 @@ def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparis
     The verification thresholds are relaxed by ``settings.group_slack``: every pair of
     members of a group :func:`~dam_dedupe.matcher.find_groups` made passes this test.
     """
-    return compare_many(a, [b], settings)[0]
+    return compare_pairs([(a, b)], settings)[0]
 
 
-def compare_many(a: Fingerprint, others: Sequence[Fingerprint], settings: MatchSettings) -> list[Comparison | None]:
-    """:func:`compare` of each of ``others`` with ``a``, verified together (a cluster's members
-    against its canonical: thousands of them for the most-copied image)."""
-    found: list[Comparison | None] = [None] * len(others)
+def compare_pairs(pairs: Sequence[tuple[Fingerprint, Fingerprint]], settings: MatchSettings) -> list[Comparison | None]:
+    """:func:`compare` of each pair, verified together: clusters' members against their
+    canonicals, thousands of them for the most-copied image and one or two for most clusters,
+    so that many small clusters are explained in a few numpy calls, not a few calls each."""
+    found: list[Comparison | None] = [None] * len(pairs)
     perceptual: list[int] = []
-    for k, b in enumerate(others):
+    for k, (a, b) in enumerate(pairs):
         if a.sha256 == b.sha256:
             found[k] = Comparison("exact", {"relation": ["identical"], "sha256": a.sha256})
         elif settings.perceptual and (flat(a) or flat(b)):
@@ -376,11 +408,11 @@ def compare_many(a: Fingerprint, others: Sequence[Fingerprint], settings: MatchS
         elif settings.perceptual:
             perceptual.append(k)
     with one_thread():
-        verdicts = relaxed_verdicts([(a, others[k]) for k in perceptual], settings)
+        verdicts = relaxed_verdicts([pairs[k] for k in perceptual], settings)
     for k, verdict in zip(perceptual, verdicts, strict=True):
         if verdict is not None:
             kind: MatchKind = "near" if verdict.symmetry == "identity" else "transformed"
-            found[k] = Comparison(kind, evidence(a, others[k], verdict))
+            found[k] = Comparison(kind, evidence(*pairs[k], verdict))
     return found
 
 
