@@ -11,7 +11,8 @@ from dam_dedupe.matcher.formation import LAST_CHECKERS, form_groups
 def relation(size: int, lookalike: int, passes: set[int], near: bool = False):  # type: ignore[no-untyped-def]
     """(neighbours, edges, consistent, asked) for ``size`` images in order, all copies of one
     picture but ``lookalike``, which passes as a copy of the images in ``passes`` only (the sharp
-    copies, largest first); with ``near``, every verified pair but the look-alike's is near.
+    copies, largest first); with ``near``, every verified pair but the look-alike's uses a fifth of
+    the thresholds, else all of them.
     ``asked`` records every pair ``consistent`` is asked about."""
     asked: list[tuple[int, int]] = []
 
@@ -23,8 +24,11 @@ def relation(size: int, lookalike: int, passes: set[int], near: bool = False):  
     def neighbours(images: list[int]) -> list[list[tuple[int, str]]]:
         return [[(other, "identity") for other in range(size) if other != image] for image in images]
 
-    def edges(pairs: list[tuple[int, int, str]]) -> list[tuple[float, bool] | None]:
-        return [(abs(a - b) / size, near and lookalike not in (a, b)) if copies(a, b) else None for a, b, _ in pairs]
+    def edges(pairs: list[tuple[int, int, str]]) -> list[tuple[float, float] | None]:
+        share = [1.0, 0.2]  # of the thresholds a verified copy uses: all of them, or a fifth (near)
+        return [
+            (abs(a - b) / size, share[near and lookalike not in (a, b)]) if copies(a, b) else None for a, b, _ in pairs
+        ]
 
     def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
         asked.extend(pairs)
@@ -46,9 +50,10 @@ def test_a_lookalike_admitted_by_the_sharp_copies_leaves_and_the_copies_are_one_
 ) -> None:
     # The look-alike splits the copies into two groups; united, it fails against the farthest
     # copies (the last to join) and leaves, and the copies are one group. Copies near their
-    # representative are not verified against one another, but each is against the look-alike.
+    # representative are not verified against one another, but each is against the look-alike,
+    # which uses all of the thresholds against the representative.
     neighbours, edges, consistent, _ = relation(30, lookalike, passes, near)
-    groups = form_groups(list(range(30)), neighbours, edges, consistent)
+    groups = form_groups(list(range(30)), neighbours, edges, consistent, room=1.0)
     copies = [image for image in range(30) if image != lookalike]
     assert sorted(sorted(group) for group in groups) == sorted([[lookalike], copies])
 
@@ -65,6 +70,6 @@ def test_copies_near_their_representative_are_not_verified_against_one_another()
     # The most-copied image: its representative verifies each copy once, and as every copy is
     # near it, neither admission nor the final check asks about a pair of copies.
     neighbours, edges, consistent, asked = relation(1000, -1, set(), near=True)
-    groups = form_groups(list(range(1000)), neighbours, edges, consistent)
+    groups = form_groups(list(range(1000)), neighbours, edges, consistent, room=1.0)
     assert groups == [list(range(1000))]
     assert asked == []

@@ -190,8 +190,8 @@ def test_a_lookalike_that_came_first_gives_up_the_crop_it_claimed() -> None:
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return [[(other, "identity") for other in nominated[image]] for image in asked]
 
-    def edges(pairs: list[tuple[int, int, str]]) -> list[tuple[float, bool] | None]:
-        return [(0.1, False) if frozenset((a, b)) in copies else None for a, b, _ in pairs]
+    def edges(pairs: list[tuple[int, int, str]]) -> list[tuple[float, float] | None]:
+        return [(0.1, 1.0) if frozenset((a, b)) in copies else None for a, b, _ in pairs]
 
     def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
         return [frozenset(pair) in copies for pair in pairs]

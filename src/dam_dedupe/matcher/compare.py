@@ -357,29 +357,33 @@ def _coarse_pass(verdict: Verdict, settings: MatchSettings, resized: bool) -> bo
     )
 
 
-NEAR_SHARE = 0.5
-"""Share of every threshold within which a verified pair is :func:`near`."""
+SETTLING_ROOM = 1.0
+"""How large the :func:`threshold_share` of two members against one representative may be in all
+for the two to count as a copy of each other unverified (see :mod:`~dam_dedupe.matcher.formation`):
+the measures are distances that obey the triangle inequality or nearly do, so the two are within the
+sum of their shares of each other's thresholds, here the thresholds as set, and the relaxed
+thresholds that admission and the final check apply (``group_slack`` times those, 1.5 by default)
+leave half as much again for the measures that only nearly obey it (the fine residual and the
+hotspot are divided by the pictures' own detail; the changed area and the border strip are a share
+and a quantile)."""
 
 
-def near(a: Fingerprint, b: Fingerprint, verdict: Verdict, settings: MatchSettings) -> bool:
-    """Whether a pair that :func:`judge` verified under ``settings`` is within ``NEAR_SHARE`` of
-    every threshold, as it stands (no crop). Two pictures near a third are then within the
-    thresholds of each other, as the measures are distances that (nearly) obey the triangle
-    inequality, and under the thresholds relaxed by ``group_slack`` with room to spare for the
-    measures that only nearly do: group formation does not verify them
-    (:mod:`~dam_dedupe.matcher.formation`)."""
-    if verdict.cropped:
-        return False
-    close = settings.scaled(NEAR_SHARE)
-    fine_residual, hotspot = verdict.fine_residual, verdict.hotspot
-    return (
-        _coarse_pass(verdict, close, not same_size(a, b, verdict.symmetry))
-        and fine_residual is not None
-        and fine_residual <= close.max_fine_residual
-        and hotspot is not None
-        and hotspot <= close.max_hotspot
-        and tone_change(a, b) <= close.max_tone_change
-    )
+def threshold_share(a: Fingerprint, b: Fingerprint, verdict: Verdict, settings: MatchSettings) -> float:
+    """The largest share of its threshold under ``settings`` that any measure of a verified pair
+    uses (at most 1 for a copy; 0 for identical pictures)."""
+    resized = not same_size(a, b, verdict.symmetry)
+    residual_limit = settings.max_residual * (CROP_RESIDUAL_SLACK if verdict.cropped and resized else 1.0)
+    shares = [
+        verdict.trimmed_rms / residual_limit,
+        verdict.changed / settings.max_changed,
+        verdict.edge_strip / max(settings.max_edge_strip, EDGE_RATIO * verdict.trimmed_rms),
+        tone_change(a, b) / settings.max_tone_change,
+        (verdict.fine_residual or 0.0) / settings.max_fine_residual,
+        (verdict.hotspot or 0.0) / settings.max_hotspot,
+    ]
+    if verdict.colour_distance is not None:
+        shares.append(verdict.colour_distance / settings.max_colour_distance)
+    return max(shares)
 
 
 def compare(a: Fingerprint, b: Fingerprint, settings: MatchSettings) -> Comparison | None:

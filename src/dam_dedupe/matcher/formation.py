@@ -24,13 +24,14 @@ n candidate rows and at most ``n x (SAMPLE + 1)`` verifications, not the n²/2 p
 
 Most pairs among the members of a large group are not verified at all. A pair's measures are
 distances between two pictures (the RMS of a residual, a mean colour difference) that obey the
-triangle inequality or come close to it, so two members *near* one representative (verified
-against it with every measure within a share of its threshold, see
-:func:`~dam_dedupe.matcher.compare.near`) are within twice that share of each other, which is no
-more than the thresholds as set: neither admission nor the final check asks about them
-(:func:`_settled`). The most-copied image's re-saved copies are nearly all near their
+triangle inequality or come close to it. So two members verified against one representative, each
+using a share of the thresholds (:func:`~dam_dedupe.matcher.compare.threshold_share`), are within
+the sum of their shares of each other's thresholds: when that sum is within ``room`` (1, the
+thresholds as set, where admission and the final check apply the relaxed ones:
+:data:`~dam_dedupe.matcher.compare.SETTLING_ROOM`), neither asks about them (:func:`_settled`).
+The most-copied image's re-saved copies use a fifth to a third of the thresholds against their
 representative, so each costs about one verification; a look-alike only just passes against the
-representative, is not near it, and is checked against the others as before.
+representative, uses most of them, and is checked against the others as before.
 """
 
 from __future__ import annotations
@@ -85,9 +86,9 @@ more (the first copy of a picture copied thousands of times) are told a claim ba
 
 Neighbours = Callable[[list[int]], list[list[tuple[int, str]]]]
 """Candidates of each asked image as (image, symmetry that turns the asked one into it), nearest first."""
-Edge = tuple[float, bool]
+Edge = tuple[float, float]
 """A verified copy: how far the second image is from the first after the symmetry (lower is
-closer), and whether it is near the first (:func:`~dam_dedupe.matcher.compare.near`)."""
+closer), and the share of the thresholds it uses (:func:`~dam_dedupe.matcher.compare.threshold_share`)."""
 Edges = Callable[[list[tuple[int, int, str]]], list[Edge | None]]
 """For each (first image, second image, symmetry): its :data:`Edge` if the second is a copy of
 the first under the pair decision as set, else ``None``. Asked for many pairs at once, so that
@@ -116,14 +117,20 @@ def form_groups(
     consistent: Consistent,
     prepare: Prepare | None = None,
     progress: Progress | None = None,
+    room: float = 0.0,
 ) -> list[list[int]]:
     """Partition the images in ``order`` into groups of copies (see the module notes); every image
-    is in exactly one group, many of them alone. Returns the groups, each in order of joining."""
+    is in exactly one group, many of them alone. Two members whose shares against one
+    representative sum to at most ``room`` are not verified against each other (0: every pair is).
+    Returns the groups, each in order of joining."""
     group_of: dict[int, int] = {}
     groups: list[_Group] = []
     refused: set[tuple[int, int]] = set()
     contacts: list[tuple[int, int]] = []  # verified copies whose groups did not admit one another
-    near_of: dict[int, int] = {}  # image: the representative it was verified near (a representative: itself)
+    standing: dict[int, tuple[int, float]] = {}  # image: (representative it was verified against, share)
+
+    def settled(first: int, second: int) -> bool:
+        return _settled(first, second, standing, room)
 
     def copies(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
         # A pair that failed once is not tried again from its other end (a candidate pair is
@@ -145,26 +152,26 @@ def form_groups(
         for member in [group.representative, *group.sample]:
             if member == through:
                 continue
-            asked = [k for k, ok in enumerate(passing) if ok and not _settled(member, images[k], near_of)]
+            asked = [k for k, ok in enumerate(passing) if ok and not settled(member, images[k])]
             for k, ok in zip(asked, consistent([(member, images[k]) for k in asked]), strict=True):
                 passing[k] = ok
         return passing
 
-    def note_near(image: int, number: int, through: int, edge: Edge) -> None:
-        # An image verified near a group's representative (kept only if it joins that group).
-        if edge[1] and through == groups[number].representative:
-            near_of[image] = through
+    def stand(image: int, number: int, through: int, edge: Edge) -> None:
+        # An image verified against a group's representative (kept only if it joins that group).
+        if through == groups[number].representative:
+            standing[image] = (through, edge[1])
 
     def add(number: int, image: int) -> None:
         group = groups[number]
         group_of[image] = number
         group.members.append(image)
         if image == group.representative:
-            near_of[image] = image
+            standing[image] = (image, 0.0)
         elif len(group.sample) < SAMPLE:
             group.sample.append(image)
-        if near_of.get(image, group.representative) != group.representative:
-            del near_of[image]
+        if standing.get(image, (group.representative,))[0] != group.representative:
+            del standing[image]
 
     def place(image: int, candidates: list[tuple[int, str]]) -> None:
         declined: set[int] = set()
@@ -178,7 +185,7 @@ def form_groups(
             attempts += 1
             edge = copies([(image, other, symmetry)])[0]
             if edge is not None:
-                note_near(image, number, other, edge)
+                stand(image, number, other, edge)
                 if admitted(number, [image], other)[0]:
                     home = number
                     break
@@ -221,7 +228,7 @@ def form_groups(
             for (other, _), edge in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
                 if edge is not None:
                     verified.append((edge[0], other))
-                    note_near(other, home, image, edge)
+                    stand(other, home, image, edge)
                     misses = 0
                 else:
                     misses += 1
@@ -266,13 +273,15 @@ def form_groups(
         if progress is not None:
             progress(len(group_of), total)
     merged = _small_unions([group.members for group in groups], [(group_of[a], group_of[b]) for a, b in contacts])
-    return [part for members in merged for part in _consistent_parts(members, consistent, prepare, near_of)]
+    return [part for members in merged for part in _consistent_parts(members, consistent, prepare, settled)]
 
 
-def _settled(first: int, second: int, near_of: dict[int, int]) -> bool:
+def _settled(first: int, second: int, standing: dict[int, tuple[int, float]], room: float) -> bool:
     """Whether two images are a copy under the relaxed decision without verifying them: both were
-    verified near one representative (see the module notes)."""
-    return first in near_of and near_of.get(second) == near_of[first]
+    verified against one representative, using shares of the thresholds that sum to at most
+    ``room`` (see the module notes)."""
+    a, b = standing.get(first), standing.get(second)
+    return a is not None and b is not None and a[0] == b[0] and a[1] + b[1] <= room
 
 
 def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> list[list[int]]:
@@ -301,11 +310,11 @@ def _small_unions(groups: list[list[int]], contacts: list[tuple[int, int]]) -> l
 
 
 def _consistent_parts(
-    members: list[int], consistent: Consistent, prepare: Prepare | None, near_of: dict[int, int]
+    members: list[int], consistent: Consistent, prepare: Prepare | None, settled: Callable[[int, int], bool]
 ) -> list[list[int]]:
     """``members`` as one group if each is ``consistent`` with the representative and the
     ``LAST_CHECKERS`` last members (so those are checked against every member; pairs
-    :func:`_settled` by ``near_of`` pass unasked), else the group without the members that
+    ``settled`` pass unasked), else the group without the members that
     fail most (each then alone). Only groups of up to ``CHECKED_SIZE`` are checked this way."""
     if not 2 < len(members) <= CHECKED_SIZE:
         return [members]
@@ -314,7 +323,7 @@ def _consistent_parts(
         (first, second)
         for n, first in enumerate(members)
         for second in members[n + 1 :]
-        if (first in checkers or second in checkers) and not _settled(first, second, near_of)
+        if (first in checkers or second in checkers) and not settled(first, second)
     ]
     if prepare is not None and pairs:
         prepare({image for pair in pairs for image in pair})

@@ -36,13 +36,14 @@ import numpy as np
 from dam_dedupe.matcher.blas import one_thread
 from dam_dedupe.matcher.compare import (
     FLAT_TOLERANCE,
+    SETTLING_ROOM,
     are_copies,
     comparable,
     flat,
     flat_level,
     flat_match,
     judge_many,
-    near,
+    threshold_share,
 )
 from dam_dedupe.matcher.formation import Edge, form_groups
 from dam_dedupe.matcher.neighbours import CODE_FAMILIES, CandidateIndex
@@ -214,7 +215,7 @@ def _near_groups(
     def edges(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
         asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in pairs]
         return [
-            None if verdict is None else (verdict.trimmed_rms, near(a, b, verdict, settings))
+            None if verdict is None else (verdict.trimmed_rms, threshold_share(a, b, verdict, settings))
             for (a, b, _), verdict in zip(asked, judge_many(asked, settings), strict=True)
         ]
 
@@ -226,7 +227,7 @@ def _near_groups(
 
     # Largest picture first: a group's representative is then its most detailed copy.
     order = np.lexsort((np.arange(len(image)), -summary.area[image])).tolist()
-    groups = form_groups(order, neighbours, edges, consistent, prepare, progress)
+    groups = form_groups(order, neighbours, edges, consistent, prepare, progress, SETTLING_ROOM)
     return [usable[group].tolist() for group in groups]
 
 
@@ -257,7 +258,7 @@ def _flat_groups(summary: _Summary, first: np.ndarray, flats: np.ndarray, loaded
         return flat_match(loaded[int(image[a])], loaded[int(image[b])]) is not None
 
     def level_gaps(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
-        return [(float(abs(levels[a] - levels[b])), False) if same(a, b) else None for a, b, _ in pairs]
+        return [(float(abs(levels[a] - levels[b])), 1.0) if same(a, b) else None for a, b, _ in pairs]
 
     def all_same(pairs: list[tuple[int, int]]) -> list[bool]:
         return [same(a, b) for a, b in pairs]

@@ -80,20 +80,15 @@ class MatchSettings:
 
     def relaxed(self) -> MatchSettings:
         """These settings with the verification thresholds relaxed by ``group_slack``."""
-        return self.scaled(self.group_slack)
-
-    def scaled(self, factor: float) -> MatchSettings:
-        """These settings with the verification thresholds (those ``group_slack`` relaxes) times
-        ``factor``, and no slack left (for :func:`~dam_dedupe.matcher.compare.near` as well)."""
         return replace(
             self,
-            max_residual=self.max_residual * factor,
-            max_changed=self.max_changed * factor,
-            max_edge_strip=self.max_edge_strip * factor,
-            max_colour_distance=self.max_colour_distance * factor,
-            max_tone_change=self.max_tone_change * factor,
-            max_fine_residual=self.max_fine_residual * factor,
-            max_hotspot=self.max_hotspot * factor,
+            max_residual=self.max_residual * self.group_slack,
+            max_changed=self.max_changed * self.group_slack,
+            max_edge_strip=self.max_edge_strip * self.group_slack,
+            max_colour_distance=self.max_colour_distance * self.group_slack,
+            max_tone_change=self.max_tone_change * self.group_slack,
+            max_fine_residual=self.max_fine_residual * self.group_slack,
+            max_hotspot=self.max_hotspot * self.group_slack,
             group_slack=1.0,
         )
 
