@@ -22,7 +22,7 @@ nothing). Matching runs in a fresh process, so its peak resident memory is the m
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.big_clusters [--copies 100 1000 5000] [--distinct 1000] [--zipf 20000 40000]
+    .venv/bin/python -m benchmarks.big_clusters [--copies 100 1000 5000] [--distinct 1000] [--zipf 20000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import multiprocessing
 import pickle
 import random
 import resource
+import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -234,9 +235,17 @@ def outcome(clusters: list[list[int]], images: list[int]) -> dict[str, int]:
     return {"copied": len(copied), "whole": whole, "mixed": mixed, "clusters": len(clusters), "left_out": left_out}
 
 
-def report(name: str, files: list[tuple[int, Fingerprint]]) -> Measured:
-    """Match one library and print its line; return what the match cost."""
-    measured, found = match(files)
+def report(name: str, files: list[tuple[int, Fingerprint]], repeat: int = 1) -> Measured:
+    """Match one library ``repeat`` times and print its line (the median times, the largest peak);
+    return what the match cost."""
+    runs = [match(files) for _ in range(repeat)]
+    found = runs[0][1]
+    measured = Measured(
+        statistics.median(run.elapsed for run, _ in runs),
+        statistics.median(run.processor for run, _ in runs),
+        max(run.floor for run, _ in runs),
+        max(run.peak for run, _ in runs),
+    )
     verdict = "yes" if found["whole"] == found["copied"] and not found["mixed"] else "NO"
     above = (measured.peak - measured.floor) * 2**20 / len(files)
     print(
@@ -276,9 +285,10 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, nargs="*", default=[1000])
     parser.add_argument("--zipf", type=int, nargs="*", default=[20000])
     parser.add_argument("--workers", type=int, default=2, help="processes that fingerprint the libraries once")
+    parser.add_argument("--repeat", type=int, default=1, help="matches of each library (medians printed)")
     args = parser.parse_args()
     for kind, sizes in (("distinct", args.distinct), ("copies", args.copies)):
-        runs = [report(f"{kind}-{size}", library(kind, size, args.workers)) for size in sizes]
+        runs = [report(f"{kind}-{size}", library(kind, size, args.workers), args.repeat) for size in sizes]
         if len(sizes) > 1:
             print_growth(kind, sizes, runs)
     for size in args.zipf:
@@ -286,7 +296,8 @@ def main() -> None:
         files = library("zipf", size, args.workers)
         random.Random(0).shuffle(files)
         sizes = [len(files) // 4, len(files) // 2, len(files)]
-        print_growth(f"zipf {size:,d}", sizes, [report(f"zipf-{part}", files[:part]) for part in sizes])
+        runs = [report(f"zipf-{part}", files[:part], args.repeat) for part in sizes]
+        print_growth(f"zipf {size:,d}", sizes, runs)
 
 
 if __name__ == "__main__":

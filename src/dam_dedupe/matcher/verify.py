@@ -363,10 +363,11 @@ def prepare(thumbnails: list[bytes]) -> list[Prepared]:
             raw = np.stack([np.frombuffer(thumb, dtype=np.uint8) for thumb in missing]).reshape(
                 -1, FINE_SIDE, FINE_SIDE
             )
-            fine = _normalise(raw.astype(np.float32))
-            coarse = _normalise(
-                raw.reshape(-1, THUMBNAIL_SIDE, 2, THUMBNAIL_SIDE, 2).mean(axis=(2, 4), dtype=np.float32)
-            )
+            whole = raw.astype(np.float32)
+            fine = _normalise(whole)
+            # 2x2 means by strided adds: numpy reduces the short inner axes of a reshape 4 times slower.
+            halves = whole[:, 0::2, 0::2] + whole[:, 1::2, 0::2] + whole[:, 0::2, 1::2] + whole[:, 1::2, 1::2]
+            coarse = _normalise(halves * np.float32(0.25))
             for k, (thumb, detail) in enumerate(zip(missing, _detail(fine).tolist(), strict=True)):
                 # Copies, not views: a view would keep its whole batch alive as long as it is kept.
                 kept = Prepared(coarse[k].copy(), fine[k].copy(), detail)
