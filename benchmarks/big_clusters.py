@@ -235,10 +235,8 @@ def outcome(clusters: list[list[int]], images: list[int]) -> dict[str, int]:
     return {"copied": len(copied), "whole": whole, "mixed": mixed, "clusters": len(clusters), "left_out": left_out}
 
 
-def report(name: str, files: list[tuple[int, Fingerprint]], repeat: int = 1) -> Measured:
-    """Match one library ``repeat`` times and print its line (the median times, the largest peak);
-    return what the match cost."""
-    runs = [match(files) for _ in range(repeat)]
+def report(name: str, files: list[tuple[int, Fingerprint]], runs: list[tuple[Measured, dict[str, int]]]) -> Measured:
+    """Print one library's line from its matches (the median times, the largest peak); return that."""
     found = runs[0][1]
     measured = Measured(
         statistics.median(run.elapsed for run, _ in runs),
@@ -285,19 +283,28 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, nargs="*", default=[1000])
     parser.add_argument("--zipf", type=int, nargs="*", default=[20000])
     parser.add_argument("--workers", type=int, default=2, help="processes that fingerprint the libraries once")
-    parser.add_argument("--repeat", type=int, default=1, help="matches of each library (medians printed)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of matching every library (medians printed)")
     args = parser.parse_args()
+    kinds: list[tuple[str, list[int], list[tuple[str, list[tuple[int, Fingerprint]]]]]] = []
     for kind, sizes in (("distinct", args.distinct), ("copies", args.copies)):
-        runs = [report(f"{kind}-{size}", library(kind, size, args.workers), args.repeat) for size in sizes]
-        if len(sizes) > 1:
-            print_growth(kind, sizes, runs)
+        kinds.append((kind, sizes, [(f"{kind}-{size}", library(kind, size, args.workers)) for size in sizes]))
     for size in args.zipf:
         # Growth within one shape: a random quarter, half and all of the Zipf library's files.
         files = library("zipf", size, args.workers)
         random.Random(0).shuffle(files)
-        sizes = [len(files) // 4, len(files) // 2, len(files)]
-        runs = [report(f"zipf-{part}", files[:part], args.repeat) for part in sizes]
-        print_growth(f"zipf {size:,d}", sizes, runs)
+        parts = [len(files) // 4, len(files) // 2, len(files)]
+        kinds.append((f"zipf {size:,d}", parts, [(f"zipf-{part}", files[:part]) for part in parts]))
+    # Round by round, every library once a round: this machine's speed drifts by a fifth over minutes,
+    # and libraries compared with one another (copies with distinct) should share its slow spells.
+    runs: dict[str, list[tuple[Measured, dict[str, int]]]] = {}
+    for _ in range(args.repeat):
+        for _, _, libraries in kinds:
+            for name, files in libraries:
+                runs.setdefault(name, []).append(match(files))
+    for kind, sizes, libraries in kinds:
+        measured = [report(name, files, runs[name]) for name, files in libraries]
+        if len(sizes) > 1:
+            print_growth(kind, sizes, measured)
 
 
 if __name__ == "__main__":
