@@ -15,7 +15,7 @@ A group admits an image that is a copy (``consistent``: the pair decision relaxe
 image is verified against a fixed number of members, never against all of them, and a chain
 A~B~C where A and C are not copies never becomes one group: whichever of A, B, C comes first,
 the third is checked against both others (a group of up to ``SAMPLE + 2`` members has every
-pair checked), and once formed, each member of a group of up to ``CHECKED_SIZE`` is checked
+pair checked or settled, below), and once formed, each member of a group of up to ``CHECKED_SIZE`` is checked
 against the representative and the ``LAST_CHECKERS`` members last to join. Because every member
 is a copy of the representative, the copies of one image form one group however many there are.
 
@@ -31,7 +31,9 @@ thresholds as set, where admission and the final check apply the relaxed ones:
 :data:`~dam_dedupe.matcher.compare.SETTLING_ROOM`), neither asks about them (:func:`_settled`).
 The most-copied image's re-saved copies use a fifth to a third of the thresholds against their
 representative, so each costs about one verification; a look-alike only just passes against the
-representative, uses most of them, and is checked against the others as before.
+representative, uses most of them, and is checked against the others as before. A chain stays
+apart for the same reason: B between A and C uses most of the thresholds against either, so the
+shares of A and C against B sum to more than 1, and A is checked against C.
 """
 
 from __future__ import annotations
