@@ -134,7 +134,8 @@ def library(kind: str, size: int, workers: int) -> list[tuple[int, Fingerprint]]
     OUT.mkdir(parents=True, exist_ok=True)
     cache = OUT / f"{kind}-{size}-v{FINGERPRINT_VERSION}.pickle"  # a new kind of fingerprint makes them again
     if cache.exists():
-        return pickle.loads(cache.read_bytes())  # type: ignore[no-any-return]
+        files: list[tuple[int, Fingerprint]] = pickle.loads(cache.read_bytes())
+        return files
     if kind == "copies":
         jobs = [("copies", 0, min(50, size - n), n) for n in range(0, size, 50)]
     elif kind == "distinct":

@@ -417,7 +417,7 @@ def build(out: Path, limit: int | None) -> dict[str, object]:
             for index, (kind, suffix, data) in enumerate(tone_copies(img)):
                 write(f"{stem}~{kind}{index}.{suffix}", data, stem, kind)
     _add_theme_pairs(files)
-    labels = {"files": files}
+    labels: dict[str, object] = {"files": files}
     (out / "labels.json").write_text(json.dumps(labels, indent=1))
     return labels
 
