@@ -271,8 +271,9 @@ def copies_kept() -> Iterator[None]:
 
 def _plain(pairs: list[Pair]) -> list[Verdict]:
     """:func:`~dam_dedupe.matcher.verify.plain_verdicts` of the pairs, the last ``PLAIN_KEPT`` kept by
-    content hash: they do not depend on the settings, so a member verified against its group's
-    representative is not measured again when it is explained against it as the canonical."""
+    content hash, and within :func:`copies_kept` every copy's: they do not depend on the settings, so
+    a member verified against its group's representative is not measured again when it is explained
+    against it as the canonical."""
     with _kept_lock:
         keys = [(a.sha256, b.sha256, symmetry) for a, b, symmetry in pairs]
         copies = _copies_kept or {}
