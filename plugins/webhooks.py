@@ -63,10 +63,25 @@ def _announce(event: str, payload: dict[str, Any]) -> None:
         outbox.announce(event, payload)
 
 
+EVENTS = {
+    "dam_dedupe_scan_finished": "scan.finished",
+    "dam_dedupe_cluster_found": "cluster.found",
+    "dam_dedupe_action_applied": "action.applied",
+}
+"""The webhook event each announcement hook sends."""
+
+
+@hookimpl
+def dam_dedupe_listens(event: str) -> bool:
+    """Whether a subscriber wants the event: without one, a match's clusters are not read back to be announced."""
+    outbox = _outbox()
+    return outbox is not None and event in EVENTS and outbox.wants(EVENTS[event])
+
+
 @hookimpl
 def dam_dedupe_scan_finished(summary: ScanSummary) -> None:
     """Send ``scan.finished`` with the run's counts."""
-    _announce("scan.finished", asdict(summary))
+    _announce(EVENTS["dam_dedupe_scan_finished"], asdict(summary))
 
 
 @hookimpl
@@ -74,7 +89,7 @@ def dam_dedupe_cluster_found(cluster: Cluster) -> None:
     """Send ``cluster.found`` with the cluster's id, canonical and members (URI, match kind, SHA-256)."""
     canonical = cluster.canonical
     _announce(
-        "cluster.found",
+        EVENTS["dam_dedupe_cluster_found"],
         {
             "cluster_id": cluster.id,
             "canonical_uri": canonical.asset.uri if canonical is not None else None,
@@ -89,4 +104,4 @@ def dam_dedupe_cluster_found(cluster: Cluster) -> None:
 @hookimpl
 def dam_dedupe_action_applied(step: ActionStep, outcome: str) -> None:
     """Send ``action.applied`` with the plan step and its outcome."""
-    _announce("action.applied", {"outcome": outcome, "step": step.to_json()})
+    _announce(EVENTS["dam_dedupe_action_applied"], {"outcome": outcome, "step": step.to_json()})

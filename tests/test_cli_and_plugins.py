@@ -6,11 +6,14 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.config import Config
-from dam_dedupe.host import Host
+from dam_dedupe.hookspecs import hookimpl
+from dam_dedupe.host import Host, make_plugin_manager
 from dam_dedupe.matcher import PRESETS
-from dam_dedupe.records import SourceSpec
+from dam_dedupe.records import Cluster, SourceSpec
 from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
@@ -125,3 +128,38 @@ def test_a_veto_keeps_a_member_from_being_canonical(tmp_path: Path, with_test_pl
     [cluster] = build_report(catalog)["clusters"]
     assert cluster["canonical"].endswith("/longer-name-b.jpg")
     assert "vetoed by plugins (in the staging folder)" in cluster["canonical_reason"]
+
+
+class Listener:
+    """A DAM integration that says whether it wants the cluster events, and records those it is told of."""
+
+    def __init__(self, wants: bool) -> None:
+        self.wants = wants
+        self.told: list[int] = []
+
+    @hookimpl
+    def dam_dedupe_listens(self, event: str) -> bool:
+        return self.wants or event != "dam_dedupe_cluster_found"
+
+    @hookimpl
+    def dam_dedupe_cluster_found(self, cluster: Cluster) -> None:
+        self.told.append(len(cluster.members))
+
+
+def test_a_listener_that_declines_the_cluster_events_is_not_told_and_one_that_wants_them_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./dam-dedupe.toml: the built-in webhooks plugin has no subscriber and declines
+    root = tmp_path / "tree"
+    save(picture(4, (640, 480)), root / "a.jpg")
+    save(picture(4, (640, 480)).resize((320, 240)), root / "a-small.jpg")
+    declining, wanting = Listener(wants=False), Listener(wants=True)
+    alone = Host(make_plugin_manager([declining]))
+    assert not alone.listened("dam_dedupe_cluster_found")
+    run_scan([SourceSpec(root.as_uri())], open_catalog(tmp_path / "alone.sqlite"), alone, Config(), 1)
+    assert declining.told == []
+
+    both = Host(make_plugin_manager([Listener(wants=False), wanting]))
+    assert both.listened("dam_dedupe_cluster_found")
+    run_scan([SourceSpec(root.as_uri())], open_catalog(tmp_path / "both.sqlite"), both, Config(), 1)
+    assert wanting.told == [2]

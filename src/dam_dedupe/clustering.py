@@ -54,7 +54,8 @@ def build_clusters(catalog: Catalog, config: Config, host: Host, progress: Match
     (:func:`~dam_dedupe.matcher.grouping.find_groups_streamed`); whole fingerprints with their
     thumbnails are loaded a batch of candidates at a time and one cluster at a time, and each
     cluster is stored as soon as it is explained, then read back one at a time for the
-    ``dam_dedupe_cluster_found`` listeners (if any plugin listens).
+    ``dam_dedupe_cluster_found`` listeners (if a plugin listens and does not decline, see
+    :meth:`~dam_dedupe.host.Host.listened`).
     ``progress``, when given, is told how matching goes on (a large library takes minutes).
     """
     ids = array("q")  # asset id by the index the matcher knows it by: 8 bytes an image
@@ -89,7 +90,7 @@ def build_clusters(catalog: Catalog, config: Config, host: Host, progress: Match
     with copies_kept():  # a member is then not measured again against the representative that verified it
         groups = find_groups_streamed(summaries(), config.matching, load, grouping)
         catalog.replace_clusters(explained())
-    if host.hook.dam_dedupe_cluster_found.get_hookimpls():
+    if host.listened("dam_dedupe_cluster_found"):
         for stored in catalog.clusters_streamed():
             host.hook.dam_dedupe_cluster_found(cluster=_announced(catalog, stored))
     return Matched(*counts)

@@ -175,6 +175,16 @@ def dam_dedupe_cluster_found(cluster: Cluster) -> None:
 
 
 @hookspec
+def dam_dedupe_listens(event: str) -> bool:
+    """Whether this plugin acts on the event hook named ``event`` (``"dam_dedupe_cluster_found"``,
+    say) in this run; a listener that does not implement this is always told.
+
+    An event that every listener declines is not prepared: announcing a match's clusters reads
+    each of them back from the catalog, a tenth of a second for one image's thousand copies.
+    """
+
+
+@hookspec
 def dam_dedupe_scan_finished(summary: ScanSummary) -> None:
     """Told when a scan run finishes, with its counts. The return value is ignored."""
 

@@ -80,6 +80,16 @@ class Host:
         """Sign-off signature schemes by name, from every plugin."""
         return _by_name(self.pm.hook.dam_dedupe_signature_schemes(), lambda cls: cls.name, "the '{}' signature scheme")
 
+    def listened(self, event: str) -> bool:
+        """Whether a plugin acts on the event hook named ``event``: one implements it and does
+        not decline it through ``dam_dedupe_listens``."""
+        listeners = {impl.plugin for impl in getattr(self.pm.hook, event).get_hookimpls()}
+        asked = {impl.plugin for impl in self.pm.hook.dam_dedupe_listens.get_hookimpls()}
+        if listeners - asked:
+            return True
+        ask = self.pm.subset_hook_caller("dam_dedupe_listens", remove_plugins=asked - listeners)
+        return any(ask(event=event))
+
     def plugin_name(self, obj: object) -> str:
         """The name a plugin was registered under (its entry-point name), for messages."""
         return self.pm.get_name(obj) or repr(obj)

@@ -113,6 +113,10 @@ class Outbox:
         self._lock = threading.Lock()
         self._waiting: list[_Delivery] = []
 
+    def wants(self, event: str) -> bool:
+        """Whether a subscriber wants ``event`` (``"cluster.found"``, say)."""
+        return any(event in subscriber.events for subscriber in self.subscribers)
+
     def announce(self, event: str, payload: dict[str, Any]) -> None:
         """Queue ``payload`` as ``event`` for every subscriber that wants it."""
         wanted = [s for s in self.subscribers if event in s.events]
