@@ -181,9 +181,14 @@ class _Loaded:
 
     def prepare(self, indices: set[int]) -> None:
         """Load those of ``indices`` not kept, in one call to the source."""
-        for index in indices & self.kept.keys():
-            self.kept.move_to_end(index)
-        missing = sorted(indices - self.kept.keys())
+        # By the indices, not by set operations with the keys: those walk every kept fingerprint.
+        missing = []
+        for index in indices:
+            if index in self.kept:
+                self.kept.move_to_end(index)
+            else:
+                missing.append(index)
+        missing.sort()
         if missing:
             self.kept.update(self.load(missing))
         while len(self.kept) > max(LOADED, len(indices)):
