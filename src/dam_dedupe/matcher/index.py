@@ -146,20 +146,23 @@ class _Buckets:
     that the table is not much larger than the codes, binary search otherwise."""
 
     TABLE_PER_CODE = 8
-    """Most table entries (8 bytes each) per code: a table of every 22-bit key is 32 MiB, and an
-    index has one per chunk and family, whatever the library's size."""
+    """Most table entries (4 bytes each, 8 past two billion codes) per code: a table of every 22-bit
+    key is 16 MiB, and an index has one per chunk and family, whatever the library's size."""
 
     def __init__(self, sorted_keys: np.ndarray, width: int) -> None:
-        self.sorted_keys = sorted_keys
+        # Keys and positions as 4 bytes where they fit: the tables are most of what an index holds.
+        self.sorted_keys = sorted_keys.astype(np.int32) if width < 32 else sorted_keys
         self.starts: np.ndarray | None = None
         if 1 << width <= self.TABLE_PER_CODE * len(sorted_keys) + 4096:
             counts = np.bincount(sorted_keys, minlength=1 << width)
-            self.starts = np.concatenate([[0], np.cumsum(counts)])
+            positions = np.int32 if len(sorted_keys) < 1 << 31 else np.int64
+            self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(positions)
 
     def ranges(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(start, stop) positions in the sorted order of the codes whose key is ``wanted``."""
         if self.starts is not None:
             return self.starts[wanted], self.starts[wanted + 1]
+        wanted = wanted.astype(self.sorted_keys.dtype)  # keys of this width: searched without converting the table
         return (
             np.searchsorted(self.sorted_keys, wanted, side="left"),
             np.searchsorted(self.sorted_keys, wanted, side="right"),
