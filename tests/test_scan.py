@@ -24,7 +24,7 @@ from dam_dedupe.host import Host
 from dam_dedupe.matcher import PRESETS
 from dam_dedupe.records import AssetRecord, Cluster, Member, SourceSpec
 from dam_dedupe.report import build_report
-from dam_dedupe.scan import run_scan
+from dam_dedupe.scan import run_scan, start_workers_early
 from tests.conftest import picture, run_cli, save
 from tests.report_library import app13, iim
 
@@ -139,6 +139,23 @@ def test_workers_see_the_environment_as_it_is_when_the_scan_starts(
 
     assert len((with_test_plugin / "reads.log").read_text().splitlines()) == first.fingerprinted > 0
     assert len(later_reads.read_text().splitlines()) == later.fingerprinted == first.fingerprinted
+
+
+def test_workers_started_before_the_plugins_load_still_read_with_the_scans_environment(
+    tmp_path: Path, with_test_plugin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the command line starts the workers' fork server before it loads plugins and lists (so that its
+    # imports overlap them): what the environment says by the time the scan reads must still count
+    start_workers_early(2)
+    reads = tmp_path / "reads-after-start.log"
+    reads.touch()
+    monkeypatch.setenv("DAM_TEST_READ_LOG", str(reads))
+    root = tmp_path / "tree"
+    build_tree(root)
+
+    summary = run_scan([SourceSpec("counting://" + str(root))], open_catalog(tmp_path / "c.sqlite"), Host(), EXACT, 2)
+
+    assert len(reads.read_text().splitlines()) == summary.fingerprinted > 0
 
 
 def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(

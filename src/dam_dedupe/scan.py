@@ -35,6 +35,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from typing import IO, Any, cast
 
@@ -88,15 +89,30 @@ def default_executor(workers: int) -> Executor:
     """
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
-    if sys.platform == "linux":
-        context: BaseContext = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(worker_preload())  # used when the server starts: the first pool only
-    else:
-        context = multiprocessing.get_context("spawn")
+    context = _fork_server() if sys.platform == "linux" else multiprocessing.get_context("spawn")
     environment = dict(os.environ)
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_take_environment, initargs=(environment,)
     )
+
+
+def start_workers_early(workers: int) -> None:
+    """Start the fork server :func:`default_executor`'s workers come from, now, without waiting for it.
+
+    The server imports the scan's modules (about half a second) before it can fork the first
+    worker; started while this process still loads plugins, opens the catalog and lists the
+    sources, that import overlaps them instead of delaying the first image. Does nothing for
+    one worker or off Linux; a pool made later uses the running server.
+    """
+    if workers > 1 and sys.platform == "linux":
+        _fork_server()
+        forkserver.ensure_running()
+
+
+def _fork_server() -> BaseContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(worker_preload())  # used when the server starts: the first pool only
+    return context
 
 
 def worker_preload() -> list[str]:
