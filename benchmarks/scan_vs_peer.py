@@ -38,6 +38,7 @@ placeholder for it when the real one fails to import.
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import json
 import os
@@ -52,7 +53,7 @@ from typing import Any
 from unittest.mock import MagicMock
 
 STAGES = ("start", "list", "read+fingerprint", "match", "catalog")
-TORCHVISION_MODULES = ("torchvision", "torchvision.models", "torchvision.transforms")
+TORCHVISION_MODULES: tuple[str, ...] = ("torchvision", "torchvision.models", "torchvision.transforms")
 TORCHVISION_MODULES += ("torchvision.models.vision_transformer",)
 TOOLS = ("ours (analysers on)", "ours (analysers off)", "imagededup")
 TARGET_ON, TARGET_OFF, TARGET_SHARE = 2.0, 3.0, 0.25
@@ -197,13 +198,34 @@ def main() -> None:
         child(args.child, args.corpus, args.workers)
         return
     _adopt_orphans()
+    _byte_compile()
     runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in TOOLS}
     for n in range(args.repeat):
         for tool in TOOLS:
             runs[tool].append(spawn(tool, args.corpus, args.workers))
             print(f"repeat {n + 1}: {tool}: {runs[tool][-1]['wall']:.1f} s", file=sys.stderr)
-    files = sum(1 for p in args.corpus.rglob("*") if p.is_file())
-    print(f"{args.corpus}: {files} files, {args.workers} workers, medians of {args.repeat} runs")
+    if args.repeat:
+        report(runs, args.corpus, args.workers, args.repeat)
+    if args.per_image:
+        per_image(args.corpus)
+
+
+def _byte_compile() -> None:
+    """Byte-compile this checkout's modules, as ``pip install .`` does for an installed copy.
+
+    Where ``PYTHONDONTWRITEBYTECODE`` is set (some sandboxes set it), an editable install compiles
+    every module again in every process, the fork server's included, which an installed copy never
+    does; the peer's modules were compiled when pip installed them.
+    """
+    root = Path(__file__).resolve().parent.parent
+    for folder in ("src", "adapters", "plugins"):
+        compileall.compile_dir(root / folder, quiet=1)
+
+
+def report(runs: dict[str, list[dict[str, Any]]], corpus: Path, workers: int, repeat: int) -> None:
+    """Print the medians of ``runs`` by tool, the ratios against the targets and the stages' times."""
+    files = sum(1 for p in corpus.rglob("*") if p.is_file())
+    print(f"{corpus}: {files} files, {workers} workers, medians of {repeat} runs")
     print(f"{'':22} {'wall s':>7} {'cpu s':>7} {'peak MiB':>9}  " + "  ".join(f"{s:>16}" for s in STAGES))
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -228,8 +250,6 @@ def main() -> None:
         f"without our match stage: imagededup / ours {wall[TOOLS[2]] / rest[TOOLS[0]]:.2f}x with analysers on,"
         f" {wall[TOOLS[2]] / rest[TOOLS[1]]:.2f}x with them off (by wall time)"
     )
-    if args.per_image:
-        per_image(args.corpus)
 
 
 def per_image(corpus: Path) -> None:
