@@ -88,6 +88,16 @@ def test_a_copy_verified_while_a_match_runs_is_explained_without_measuring_it_ag
     assert compare(canonical, copy, BALANCED) == explained and sum(measured) == 2
 
 
+def test_the_evidence_of_a_kept_copy_is_what_measuring_it_again_gives() -> None:
+    # a kept copy is stored packed; re-saved, greyscale and transformed copies must come back exactly
+    canonical, *others = library()
+    with copies_kept():
+        judged = judge_many([(canonical, other, "identity") for other in others], BALANCED)
+        kept = [compare(canonical, other, BALANCED) for other in others]
+    assert sum(verdict is not None and not verdict.crop_searched for verdict in judged) >= 4
+    assert kept == [compare(canonical, other, BALANCED) for other in others]
+
+
 def catalog_with(tmp_path: Path, fingerprints: list[Fingerprint]):  # type: ignore[no-untyped-def]
     """A catalog listing each fingerprint as a file of its own, plus one listed twice (two sources)."""
     catalog = open_catalog(tmp_path / "catalog.db")

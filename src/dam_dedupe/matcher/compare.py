@@ -31,8 +31,10 @@ from dam_dedupe.matcher.verify import (
     Asked,
     Refining,
     Verdict,
+    packed_plain,
     plain_verdicts,
     refine,
+    unpacked_plain,
     verify,
 )
 from dam_dedupe.records import Fingerprint, MatchKind
@@ -205,7 +207,7 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
             verdicts[k] = verdict
             kept = _copies_kept
             if kept is not None:
-                kept[(a.sha256, b.sha256, symmetry)] = verdict
+                kept[_copy_key(a, b, symmetry)] = packed_plain(verdict)
             continue
         unsettled.setdefault((a.sha256, b.sha256, symmetry, settings), []).append(k)
         plains[k] = verdict, resized
@@ -242,9 +244,18 @@ PLAIN_KEPT = 8192
 _plain_kept: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
 _kept_lock = threading.Lock()
 """Held while the kept verdicts are read or changed: two matches may run in one process's threads."""
-_copies_kept: dict[tuple[str, str, str], Verdict] | None = None
-"""The plain measures of every pair settled a copy without a crop search, while :func:`copies_kept` holds."""
+_copies_kept: dict[bytes, bytes] | None = None
+"""The plain measures of every pair settled a copy without a crop search, while :func:`copies_kept` holds:
+by :func:`_copy_key`, packed (:func:`~dam_dedupe.matcher.verify.packed_plain`)."""
 _keepers = 0
+_SYMMETRY_NUMBER = {name: number for number, name in enumerate(DIHEDRAL)}
+
+
+def _copy_key(a: Fingerprint, b: Fingerprint, symmetry: str) -> bytes:
+    """A pair's key among the kept copies, 17 bytes: the first 64 bits of each content hash and the
+    symmetry. Two pairs that share it would need both hashes to agree in 64 bits; a key of the hashes
+    as text took 300 bytes a copy."""
+    return bytes.fromhex(a.sha256[:16]) + bytes.fromhex(b.sha256[:16]) + bytes((_SYMMETRY_NUMBER[symmetry],))
 
 
 @contextmanager
@@ -253,7 +264,7 @@ def copies_kept() -> Iterator[None]:
     until the block ends, whatever ``PLAIN_KEPT`` says: a match explains each member against its
     canonical after the whole library is grouped, by when the last ``PLAIN_KEPT`` pairs are those of
     the last few thousand images, while the canonical is most often the representative that verified
-    the member. About 300 bytes a copy, for the length of one match (nested blocks, as two matches in
+    the member. About 150 bytes a copy, for the length of one match (nested blocks, as two matches in
     one process's threads, share them until the last ends)."""
     global _copies_kept, _keepers
     with _kept_lock:
@@ -276,8 +287,12 @@ def _plain(pairs: list[Pair]) -> list[Verdict]:
     against it as the canonical."""
     with _kept_lock:
         keys = [(a.sha256, b.sha256, symmetry) for a, b, symmetry in pairs]
-        copies = _copies_kept or {}
-        found = {k: copies[key] for k, key in enumerate(keys) if key in copies}
+        found = {}
+        if _copies_kept:
+            for k, (a, b, symmetry) in enumerate(pairs):
+                packed = _copies_kept.get(_copy_key(a, b, symmetry))
+                if packed is not None:
+                    found[k] = unpacked_plain(symmetry, packed)
         missing = [k for k, key in enumerate(keys) if key not in _plain_kept and k not in found]
         measured = plain_verdicts(
             [(_thumbnail(pairs[k][0]), _thumbnail(pairs[k][1]), pairs[k][2]) for k in missing],
