@@ -22,7 +22,7 @@ import math
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -417,22 +417,7 @@ def plain_verdicts(
         for (_, _, symmetry), (colour_distance, greyscale), measures, (residual, hotspot) in zip(
             part, colours, coarse, fine, strict=True
         ):
-            rms, changed, trimmed, edge_strip = measures
-            found.append(
-                Verdict(
-                    symmetry,
-                    rms,
-                    changed,
-                    trimmed,
-                    edge_strip,
-                    *_UNCROPPED,
-                    colour_distance,
-                    greyscale,
-                    False,
-                    residual,
-                    hotspot,
-                )
-            )
+            found.append(_uncropped(symmetry, measures, colour_distance, greyscale, residual, hotspot))
     return found
 
 
@@ -465,19 +450,34 @@ def packed_plain(verdict: Verdict) -> bytes:
 
 def unpacked_plain(symmetry: str, packed: bytes) -> Verdict:
     """The verdict :func:`packed_plain` packed, for a pair compared after ``symmetry``."""
-    rms, changed, trimmed, edge_strip, colour, residual, hotspot, greyscale = _PLAIN_LAYOUT.unpack(packed)
+    *coarse, colour, residual, hotspot, greyscale = _PLAIN_LAYOUT.unpack(packed)
     colour_distance = None if math.isnan(colour) else colour
+    return _uncropped(symmetry, coarse, colour_distance, _GREYSCALE[greyscale], residual, hotspot)
+
+
+def _uncropped(
+    symmetry: str,
+    coarse: Sequence[float],
+    colour_distance: float | None,
+    greyscale: str,
+    fine_residual: float,
+    hotspot: float,
+) -> Verdict:
+    """A verdict measured as the pictures stand: ``coarse`` is (rms, changed, trimmed_rms, edge_strip)."""
+    rms, changed, trimmed, edge_strip = coarse
+    crop, cropped = _UNCROPPED
     return Verdict(
         symmetry,
         rms,
         changed,
         trimmed,
         edge_strip,
-        *_UNCROPPED,
+        crop,
+        cropped,
         colour_distance,
-        _GREYSCALE[greyscale],
+        greyscale,
         False,
-        residual,
+        fine_residual,
         hotspot,
     )
 
