@@ -226,3 +226,31 @@ def test_colour_previews_stay_within_the_page_budget(
     data, _thumbs = html_report._page_data(document)
     shown = [m["p"] for c in data["clusters"] for m in c["members"]]
     assert 1 <= len(data["previews"]) < unique and -1 in shown  # the rest fall back to the grey thumbnail
+
+
+def test_previews_are_shown_as_jpeg_and_an_older_catalogs_webp_previews_as_webp(
+    scanned: tuple[AuditLibrary, Path],
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from dam_dedupe.catalog import open_catalog
+    from dam_dedupe.report import html_report
+    from dam_dedupe.report.build import build_report
+
+    catalog = open_catalog(scanned[1])
+    try:
+        document = build_report(catalog, with_thumbnails=True)
+    finally:
+        catalog.close()
+    members = [m for c in document["clusters"] for m in c["members"] if m["preview"]]
+    assert members and all(m["preview"][:2] == b"\xff\xd8" for m in members)  # scans store JPEG previews
+    older = io.BytesIO()
+    Image.new("RGB", (160, 90), (200, 30, 30)).save(older, "WEBP", quality=50)
+    members[0]["preview"] = older.getvalue()  # as a catalog scanned before JPEG previews holds it
+
+    data, _thumbs = html_report._page_data(document)
+
+    kinds = [uri.split(";", 1)[0] for uri in data["previews"]]
+    assert kinds.count("data:image/webp") == 1 and kinds.count("data:image/jpeg") == len(kinds) - 1 > 0

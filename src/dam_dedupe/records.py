@@ -127,7 +127,7 @@ class Fingerprint:
             plus one each for an IPTC and an XMP block); the canonical policy prefers more.
         version: how the fingerprint was made (:data:`dam_dedupe.fingerprint.FINGERPRINT_VERSION`);
             a scan fingerprints again an asset whose version is older.
-        preview: a small colour WebP of the picture for reviewers (:mod:`dam_dedupe.preview`);
+        preview: a small colour JPEG of the picture for reviewers (:mod:`dam_dedupe.preview`);
             ``None`` when not made (fingerprints made before previews existed).
         frames: how many pages, frames or layers the file holds (multi-page TIFF, animated GIF or
             WebP, layered PSD); the first (or the stored composite) is the one fingerprinted.

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dam_dedupe.preview import preview_type
 from dam_dedupe.report.charts import bar_chart, histogram
 
 ASSETS = resources.files("dam_dedupe.report") / "assets"
@@ -102,7 +103,7 @@ def _page_data(report: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         "generated": report["generated"],
         "sources": [s["name"] for s in report["sources"]],
         "thumb_side": DISPLAY_SIDE,
-        "previews": ["data:image/webp;base64," + base64.b64encode(p).decode("ascii") for p in previews],
+        "previews": [f"data:{preview_type(p)};base64," + base64.b64encode(p).decode("ascii") for p in previews],
         "clusters": clusters,
         "register": report["personal_data_register"],
         "licensed": report["licensed"],
