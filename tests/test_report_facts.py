@@ -204,18 +204,24 @@ def test_an_unknown_risk_tier_is_refused_naming_the_tiers(tmp_path: Path) -> Non
     assert "external-facing" in result.output
 
 
-def test_colour_previews_stay_within_the_page_budget(
-    scanned: tuple[AuditLibrary, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def report_with_previews(scanned: tuple[AuditLibrary, Path]) -> dict[str, Any]:
+    """The report document of the scanned library, with thumbnails and previews, as the HTML page gets it."""
     from dam_dedupe.catalog import open_catalog
-    from dam_dedupe.report import html_report
     from dam_dedupe.report.build import build_report
 
     catalog = open_catalog(scanned[1])
     try:
-        document = build_report(catalog, with_thumbnails=True)
+        return build_report(catalog, with_thumbnails=True)
     finally:
         catalog.close()
+
+
+def test_colour_previews_stay_within_the_page_budget(
+    scanned: tuple[AuditLibrary, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dam_dedupe.report import html_report
+
+    document = report_with_previews(scanned)
     sizes = sorted(len(m["preview"]) for c in document["clusters"] for m in c["members"] if m["preview"])
     assert sizes and sizes[-1] < 16 * 1024  # a few KB each
     data, _thumbs = html_report._page_data(document)
@@ -235,15 +241,9 @@ def test_previews_are_shown_as_jpeg_and_an_older_catalogs_webp_previews_as_webp(
 
     from PIL import Image
 
-    from dam_dedupe.catalog import open_catalog
     from dam_dedupe.report import html_report
-    from dam_dedupe.report.build import build_report
 
-    catalog = open_catalog(scanned[1])
-    try:
-        document = build_report(catalog, with_thumbnails=True)
-    finally:
-        catalog.close()
+    document = report_with_previews(scanned)
     members = [m for c in document["clusters"] for m in c["members"] if m["preview"]]
     assert members and all(m["preview"][:2] == b"\xff\xd8" for m in members)  # scans store JPEG previews
     older = io.BytesIO()
