@@ -141,11 +141,11 @@ def test_workers_see_the_environment_as_it_is_when_the_scan_starts(
     assert len(later_reads.read_text().splitlines()) == later.fingerprinted == first.fingerprinted
 
 
-def test_workers_started_before_the_plugins_load_still_read_with_the_scans_environment(
+def test_workers_started_before_the_scan_reads_still_read_with_the_scans_environment(
     tmp_path: Path, with_test_plugin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the command line starts the workers' fork server before it loads plugins and lists (so that its
-    # imports overlap them): what the environment says by the time the scan reads must still count
+    # a scan starts the workers' fork server when its listing finds the first asset to read (so that its
+    # imports overlap the listing): what the environment says by the time the scan reads must still count
     start_workers_early(2)
     reads = tmp_path / "reads-after-start.log"
     reads.touch()

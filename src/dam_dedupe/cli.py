@@ -31,7 +31,7 @@ from dam_dedupe.host import Host
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
 from dam_dedupe.sample import make_sample_library
-from dam_dedupe.scan import run_scan, start_workers_early
+from dam_dedupe.scan import run_scan
 
 EXIT_OK = 0
 """The command did all it was asked."""
@@ -225,7 +225,6 @@ def _scan(
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
     specs = [config.source(s) for s in sources]
-    start_workers_early(workers or config.workers or os.cpu_count() or 1)
     for spec in specs:
         # an unknown scheme is a usage error, found before any work; a missing SDK is a source that fails
         # (the scan records it, scans the others and exits 3)

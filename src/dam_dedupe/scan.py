@@ -100,9 +100,9 @@ def start_workers_early(workers: int) -> None:
     """Start the fork server :func:`default_executor`'s workers come from, now, without waiting for it.
 
     The server imports the scan's modules (about half a second) before it can fork the first
-    worker; started while this process still loads plugins, opens the catalog and lists the
-    sources, that import overlaps them instead of delaying the first image. Does nothing for
-    one worker or off Linux; a pool made later uses the running server.
+    worker; a scan starts it when its listing finds the first asset to read, so that the import
+    overlaps the rest of the listing instead of delaying the first image. Does nothing for one
+    worker or off Linux; a pool made later uses the running server.
     """
     if workers > 1 and sys.platform == "linux":
         _fork_server()
@@ -362,6 +362,7 @@ class Scan:
         self._done = 0
         self.run_id = 0  # formats: the run that records documents' images
         self._documents_seen = False  # formats: whether any source listed a document this run
+        self._work_seen = False  # whether a listing has found an asset to read yet
         # analysis: the [analysis] options when an analyser will run, else None
         options = dict(config.sections.get("analysis", {}))
         self.analysis: dict[str, Any] | None = options if analysers_enabled(host.pm, options) else None
@@ -483,6 +484,8 @@ class Scan:
                     self._documents_seen = self._documents_seen or extractor_for(item.name) is not None
                     if not self.catalog.record_listed(source_id, item, run_id):
                         self.counts.unchanged += 1
+                    elif not self._work_seen:
+                        self._first_work()
                 elif isinstance(item, ListingProblem):
                     self._listing_problems += 1
                     self._problem(run_id, source_id, item.uri, item.reason)
@@ -490,6 +493,13 @@ class Scan:
                     self.counts.gone += self.catalog.mark_removed(source_id, item.key, run_id)
                 elif isinstance(item, DeltaCursor):
                     self._cursor = item
+
+    def _first_work(self) -> None:
+        # The first asset to read: the default pool's fork server starts now, while the listing goes on,
+        # rather than at the first image. A rescan that finds nothing changed never starts it.
+        self._work_seen = True
+        if self.executor_factory is default_executor:
+            start_workers_early(self.workers)
 
     def _to_read(self, source_id: int) -> Iterator[CatalogAsset]:
         """Pending assets worth reading, page by page; the rest are marked skipped without a read."""
