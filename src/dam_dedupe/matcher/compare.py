@@ -253,8 +253,7 @@ _SYMMETRY_NUMBER = {name: number for number, name in enumerate(DIHEDRAL)}
 
 def _copy_key(a: Fingerprint, b: Fingerprint, symmetry: str) -> bytes:
     """A pair's key among the kept copies, 17 bytes: the first 64 bits of each content hash and the
-    symmetry. Two pairs that share it would need both hashes to agree in 64 bits; a key of the hashes
-    as text took 300 bytes a copy."""
+    symmetry. Two pairs that share it would need both hashes to agree in 64 bits."""
     return bytes.fromhex(a.sha256[:16]) + bytes.fromhex(b.sha256[:16]) + bytes((_SYMMETRY_NUMBER[symmetry],))
 
 
