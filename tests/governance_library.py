@@ -72,6 +72,20 @@ def tree_state(root: Path) -> dict[str, str]:
     return state
 
 
+def tree_stamp(root: Path) -> dict[str, object]:
+    """Every file under ``root`` by relative path: its size, modification time and inode (links: their
+    target). Any change a step makes (a copy, a move, a link, a rewrite) shows in it, and it reads no
+    file's bytes, so a test can take it at every stop of a process it steps."""
+    stamp: dict[str, object] = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(folder, name)
+            info = path.lstat()
+            rel = str(path.relative_to(root))
+            stamp[rel] = os.readlink(path) if path.is_symlink() else (info.st_size, info.st_mtime_ns, info.st_ino)
+    return stamp
+
+
 def tree_hash(root: Path) -> str:
     """One hash of the whole tree: paths and contents."""
     return hashlib.sha256(repr(sorted(tree_state(root).items())).encode()).hexdigest()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.governance_library import tree_state
+from tests.governance_library import tree_stamp, tree_state
 from tests.servers.fault_kill import (
     dam,
     each_step_once,
@@ -59,14 +59,17 @@ class LocalFolder:
     def state(self) -> dict[str, str]:
         return tree_state(self.root)
 
+    def stamp(self) -> dict[str, object]:
+        return tree_stamp(self.root)
+
 
 def boundary(
-    rows: Callable[[], list[tuple[str, int, str, str]]], tree: Callable[[], dict[str, str]], kind: str, n: int
+    rows: Callable[[], list[tuple[str, int, str, str]]], tree: Callable[[], dict[str, object]], kind: str, n: int
 ) -> Callable[[], bool]:
     """Whether the ``n``-th boundary (from 1) of the run of ``kind`` is reached; three per step, in order:
     its *before* committed, its first change in the tree, its *after* committed."""
     step, which = divmod(n - 1, 3)
-    seen: dict[str, dict[str, str]] = {}
+    seen: dict[str, dict[str, object]] = {}
 
     def reached() -> bool:
         journal = rows()
@@ -101,7 +104,7 @@ def test_local_apply_and_undo_killed_at_a_step_boundary_finish_when_run_again(
 
     proc = dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path))
     started = run_started(tmp_path / "catalog.sqlite", "apply")
-    assert kill_at_boundary(proc, started, boundary(rows, folder.state, "apply", n)), f"ended first: {finish(proc)}"
+    assert kill_at_boundary(proc, started, boundary(rows, folder.stamp, "apply", n)), f"ended first: {finish(proc)}"
     where = landed(rows(), "apply")
     assert not lost_objects(start, folder.state(), ""), where
     out = "killed after the run finished"  # a busy machine may let it run to the end before the kill
@@ -115,7 +118,7 @@ def test_local_apply_and_undo_killed_at_a_step_boundary_finish_when_run_again(
     run_id = newest_run(tmp_path, "apply")[0]
     proc = dam(tmp_path, "undo", run_id)
     started = run_started(tmp_path / "catalog.sqlite", "undo")
-    assert kill_at_boundary(proc, started, boundary(rows, folder.state, "undo", n)), f"ended first: {finish(proc)}"
+    assert kill_at_boundary(proc, started, boundary(rows, folder.stamp, "undo", n)), f"ended first: {finish(proc)}"
     where = landed(rows(), "undo")
     assert not lost_objects(start, folder.state(), ""), where
     out = "killed after the run finished"
