@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,18 +59,20 @@ def make_library(tmp_path: Path) -> Library:
     return Library(root, root.as_uri(), catalog, host, config)
 
 
-def tree_state(root: Path) -> dict[str, str]:
-    """Every file under ``root`` by relative path: the SHA-256 of its bytes (links: their target)."""
-    state = {}
+def _files(root: Path) -> Iterator[tuple[str, Path]]:
+    """Every file under ``root``: its path relative to ``root``, and its path."""
     for folder, _dirs, files in os.walk(root):
         for name in files:
             path = Path(folder, name)
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                state[rel] = "link:" + os.readlink(path)
-            else:
-                state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
+            yield str(path.relative_to(root)), path
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Every file under ``root`` by relative path: the SHA-256 of its bytes (links: their target)."""
+    return {
+        rel: "link:" + os.readlink(path) if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
+        for rel, path in _files(root)
+    }
 
 
 def tree_stamp(root: Path) -> dict[str, object]:
@@ -77,12 +80,9 @@ def tree_stamp(root: Path) -> dict[str, object]:
     target). Any change a step makes (a copy, a move, a link, a rewrite) shows in it, and it reads no
     file's bytes, so a test can take it at every stop of a process it steps."""
     stamp: dict[str, object] = {}
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(folder, name)
-            info = path.lstat()
-            rel = str(path.relative_to(root))
-            stamp[rel] = os.readlink(path) if path.is_symlink() else (info.st_size, info.st_mtime_ns, info.st_ino)
+    for rel, path in _files(root):
+        info = path.lstat()
+        stamp[rel] = os.readlink(path) if path.is_symlink() else (info.st_size, info.st_mtime_ns, info.st_ino)
     return stamp
 
 
@@ -95,16 +95,14 @@ def tags_state(root: Path) -> dict[str, dict[str, str]]:
     """The store-level tags of every regular file, as the local adapter reads them (xattrs, else sidecars)."""
     adapter = LocalAdapter(SourceSpec(root.as_uri()))
     found = {}
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(folder, name)
-            if path.is_symlink() or name.endswith(SIDECAR_SUFFIX):
-                continue
-            record = adapter.stat(adapter.key_for(path))
-            assert record is not None
-            tags = adapter.get_tags(record)
-            if tags:
-                found[str(path.relative_to(root))] = tags
+    for rel, path in _files(root):
+        if path.is_symlink() or path.name.endswith(SIDECAR_SUFFIX):
+            continue
+        record = adapter.stat(adapter.key_for(path))
+        assert record is not None
+        tags = adapter.get_tags(record)
+        if tags:
+            found[rel] = tags
     return found
 
 

@@ -111,23 +111,16 @@ def journal_rows(catalog: Path) -> Callable[[], list[tuple[str, int, str, str]]]
     so it sees every commit made before it, and a stepped process is stopped for 10 microseconds a
     read, not the 0.75 ms that opening a connection and parsing the schema again took.
     """
-    held: list[sqlite3.Connection] = []
+    connection = sqlite3.connect(f"{catalog.as_uri()}?mode=ro", uri=True, timeout=0)
 
     def read() -> list[tuple[str, int, str, str]]:
         try:
-            if not held:
-                held.append(sqlite3.connect(f"{catalog.as_uri()}?mode=ro", uri=True, timeout=0))
-            return held[0].execute(JOURNAL).fetchall()
+            return connection.execute(JOURNAL).fetchall()
         except sqlite3.OperationalError:  # stopped half way through a commit: ask at the next stop
             return []
 
-    weakref.finalize(read, _close_all, held)
+    weakref.finalize(read, connection.close)
     return read
-
-
-def _close_all(connections: list[sqlite3.Connection]) -> None:
-    for connection in connections:
-        connection.close()
 
 
 def each_step_once(rows: list[tuple[str, int, str, str]], kind: str, steps: int, outcome: str, why: str) -> None:
