@@ -31,7 +31,7 @@ from dam_dedupe.host import Host
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
 from dam_dedupe.sample import make_sample_library
-from dam_dedupe.scan import run_scan
+from dam_dedupe.scan import ExecutorFactory, default_executor, run_scan
 
 EXIT_OK = 0
 """The command did all it was asked."""
@@ -220,6 +220,39 @@ def _scan(
     preset: str | None,
     reread: bool = False,
     quiet: bool = False,
+    executor: str | None = None,
+    scheduler: str | None = None,
+) -> ScanSummary:
+    config = obj.config
+    table = config.sections.get("scan", {})
+    scheduler = scheduler or table.get("scheduler")
+    executor = executor or ("dask" if scheduler else table.get("executor", "local"))
+    if executor == "dask":
+        from dam_dedupe.dask_executor import DaskCluster
+
+        with DaskCluster(scheduler, workers or config.workers) as cluster:
+            if not logging.getLogger().isEnabledFor(logging.DEBUG):
+                # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
+                # traceback; the scan says itself what failed
+                for name in ["distributed", *logging.root.manager.loggerDict]:
+                    if name.startswith("distributed"):
+                        logging.getLogger(name).setLevel(logging.CRITICAL)
+            click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
+            return _scan_with(obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH)
+    if scheduler:
+        raise UsageFailure("--scheduler needs --executor dask")
+    return _scan_with(obj, sources, workers, preset, reread, quiet, default_executor)
+
+
+def _scan_with(
+    obj: Context,
+    sources: tuple[str, ...],
+    workers: int | None,
+    preset: str | None,
+    reread: bool,
+    quiet: bool,
+    executor_factory: ExecutorFactory,
+    batch: int = 1,
 ) -> ScanSummary:
     config = obj.config
     if preset:
@@ -248,10 +281,12 @@ def _scan(
             obj.host,
             config,
             workers,
+            executor_factory,
             progress=progress if sys.stderr.isatty() else None,
             reread=reread,
             matching=_match_progress(),
             listing=_ListingLine() if sys.stderr.isatty() else None,
+            batch=batch,
         )
     finally:
         for bar in bars.values():
@@ -278,15 +313,34 @@ def _failed_sources(summary: ScanSummary) -> None:
 @click.option("--preset", type=str, default=None, help="Matching preset (exact, strict, balanced, loose).")
 @click.option("--reread", is_flag=True, help="Read unchanged images again too (after installing an analyser).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (for scripts).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default=None,
+    help="Where images are fingerprinted: local processes, or a Dask cluster (docs/scale.md) [default: local].",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="The Dask scheduler (tcp://HOST:PORT); without it, --executor dask starts a local cluster of --workers.",
+)
 @click.pass_obj
 def scan(
-    obj: Context, sources: tuple[str, ...], workers: int | None, preset: str | None, reread: bool, as_json: bool
+    obj: Context,
+    sources: tuple[str, ...],
+    workers: int | None,
+    preset: str | None,
+    reread: bool,
+    as_json: bool,
+    executor: str | None,
+    scheduler: str | None,
 ) -> None:
     """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them.
 
     Exits 3 if any source could not be scanned completely (see docs/cli.md).
     """
-    summary = _scan(obj, sources, workers, preset, reread, quiet=as_json)
+    summary = _scan(obj, sources, workers, preset, reread, quiet=as_json, executor=executor, scheduler=scheduler)
     if as_json:
         click.echo(json.dumps({"catalog": obj.catalog_path, **asdict(summary)}, ensure_ascii=False))
     else:

@@ -34,6 +34,8 @@ class CatalogTable(_Table):
 class ScanTable(_Table):
     workers: int | None = Field(default=None, ge=1)
     exclude: list[str] = []
+    executor: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
 
 
 class GovernanceTable(_Table):

@@ -16,6 +16,7 @@ second name (``AssetRecord.object_id``) is recorded once, the other sighting as 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import logging
 import multiprocessing
 import os
@@ -290,6 +291,11 @@ class FingerprintJob:
             return JobResult(asset_id, content="error", error=f"read failed: {type(exc).__name__}: {exc}", retry=True)
         return JobResult(asset_id, fingerprint, analyses=analyses)
 
+    def read_all(self, assets: list[tuple[int, AssetRecord]]) -> list[JobResult]:
+        """Read and fingerprint each (asset id, record), in order: one job of several assets, for an
+        executor whose every job costs a round trip (a cluster's scheduler)."""
+        return [self(asset_id, record) for asset_id, record in assets]
+
     def _read_document(self, asset_id: int, record: AssetRecord, extractor: type[Extractor]) -> JobResult:
         """Read a document once and fingerprint the images inside it (formats: :mod:`dam_dedupe.containers`)."""
         by_part: dict[str, dict[str, Analysis]] = {}
@@ -342,8 +348,10 @@ class Scan:
         progress: Progress | None,
         reread: bool = False,
         listing: ListingProgress | None = None,
+        batch: int = 1,
     ) -> None:
         self.catalog = catalog
+        self.batch = batch
         self.reread = reread
         self.host = host
         self.config = config
@@ -539,39 +547,58 @@ class Scan:
             return
         self._done, self._results, self._last_commit = 0, [], time.monotonic()
         queue = self._to_read(source_id)
-        while suspects := self._read(job, queue, total, max(4, self.workers * 4)):
+        while suspects := self._read(job, queue, total, max(4, self.workers * 4), self.batch):
             # a worker process died (the kernel killed it: out of memory, say) and the pool with
             # every job in flight; read those again one at a time in a new pool to find which
             alone = iter(suspects)
-            while culprit := self._read(job, alone, total, 1):
+            while culprit := self._read(job, alone, total, 1, 1):
                 self._worker_died(culprit[0])
         self._store(self._results)
         self._results = []
 
-    def _read(self, job: FingerprintJob, assets: Iterator[CatalogAsset], total: int, limit: int) -> list[CatalogAsset]:
-        """Read ``assets`` in one executor with at most ``limit`` in flight, until they run out or the executor breaks.
+    def _read(
+        self, job: FingerprintJob, assets: Iterator[CatalogAsset], total: int, limit: int, batch: int
+    ) -> list[CatalogAsset]:
+        """Read ``assets`` in one executor, ``batch`` a job with at most ``limit`` jobs in flight, until they
+        run out or the executor breaks.
 
-        Returns the assets that were in flight when it broke (empty when every asset was read).
+        Returns the assets that were in flight when it broke (empty when every asset was read). The
+        assets of a job of several that failed without breaking the executor (Dask's ``KilledWorker``)
+        are read again one a job, to find the one that killed its workers.
         """
-        in_flight: dict[Future[JobResult], CatalogAsset] = {}
+        in_flight: dict[Future[list[JobResult]], list[CatalogAsset]] = {}
         broken: list[CatalogAsset] = []
+        alone: list[CatalogAsset] = []
         with self.executor_factory(self.workers) as executor:
             while True:
-                while not broken and len(in_flight) < limit and (asset := next(assets, None)) is not None:
+                while not broken and len(in_flight) < limit:
+                    chunk = [alone.pop()] if alone else list(itertools.islice(assets, batch))
+                    if not chunk:
+                        break
                     try:
-                        in_flight[executor.submit(job, asset.id, asset.record)] = asset
+                        in_flight[executor.submit(job.read_all, [(a.id, a.record) for a in chunk])] = chunk
                     except BrokenExecutor:
-                        broken.append(asset)
+                        broken += chunk
                 if not in_flight:
                     break
                 # once broken, every job in flight fails soon: wait for them all
                 finished, _running = wait(in_flight, return_when=ALL_COMPLETED if broken else FIRST_COMPLETED)
                 for future in finished:
-                    asset = in_flight.pop(future)
-                    if isinstance(future.exception(), BrokenExecutor):
-                        broken.append(asset)
+                    chunk = in_flight.pop(future)
+                    if future.cancelled():
+                        self._executor_lost(chunk[0])
+                    failure = future.exception()
+                    if isinstance(failure, BrokenExecutor):
+                        broken += chunk
+                    elif failure is None:
+                        self._results += future.result()
+                        self._done += len(chunk)
+                    elif len(chunk) > 1:
+                        alone += chunk
                     else:
-                        self._results.append(future.result())
+                        # a job never raises for its asset: its worker failed (Dask's KilledWorker after
+                        # the task's workers died again and again), and the scan goes on
+                        self._worker_died(chunk[0], f"{type(failure).__name__}: {failure}")
                         self._done += 1
                 if self.progress:
                     self.progress(job.spec.label, self._done, total)
@@ -580,14 +607,23 @@ class Scan:
                     self._results, self._last_commit = [], time.monotonic()
         return broken
 
-    def _worker_died(self, asset: CatalogAsset) -> None:
-        """Record a worker killed while reading ``asset`` alone; later scans read it again a bounded number of times."""
+    def _executor_lost(self, asset: CatalogAsset) -> None:
+        """Stop the scan when the executor cancelled a job (a cluster's scheduler went away), keeping what was read."""
+        self._store(self._results)
+        self._results = []
+        raise DamDedupeError(
+            f"the executor cancelled the job reading {asset.record.uri} (was the Dask scheduler lost?); "
+            f"the {self.counts.fingerprinted} images read so far are stored, and the next scan reads the rest"
+        )
+
+    def _worker_died(self, asset: CatalogAsset, detail: str = "") -> None:
+        """Record a worker killed while reading ``asset`` (alone, or as the executor reported: ``detail``);
+        later scans read it again a bounded number of times."""
         with self.catalog.transaction():
             crashes = self.catalog.record_worker_crash(asset.id)
             final = crashes >= MAX_WORKER_CRASHES
-            reason = (
-                f"the worker process reading it was killed ({crashes} of {MAX_WORKER_CRASHES} tries; out of memory?)"
-            )
+            cause = detail or "out of memory?"
+            reason = f"the worker process reading it was killed ({crashes} of {MAX_WORKER_CRASHES} tries; {cause})"
             reason += "; not read again until it changes" if final else "; read again by the next scan"
             self.catalog.set_content(asset.id, "error", reason, retry=not final)
         log.warning("%s: %s", asset.record.uri, reason)
@@ -646,6 +682,7 @@ def run_scan(
     reread: bool = False,
     matching: MatchProgress | None = None,
     listing: ListingProgress | None = None,
+    batch: int = 1,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -661,6 +698,8 @@ def run_scan(
             analyser installed since sees them all).
         matching: told of the match stage's progress (see :data:`~dam_dedupe.clustering.MatchProgress`).
         listing: told how many assets each source's listing has found so far.
+        batch: assets read by one job: 1 for a local pool (a worker that dies is known at once), more
+            for a cluster, where each job costs a round trip to its scheduler.
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
@@ -675,6 +714,7 @@ def run_scan(
         progress,
         reread,
         listing,
+        batch,
     )
     with catalog.scan_lock():
         run_id = catalog.begin_run([spec.uri for spec in specs])

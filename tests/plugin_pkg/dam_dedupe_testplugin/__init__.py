@@ -4,6 +4,8 @@
   ``DAM_TEST_READ_LOG`` (one line per read, from any process).
 - ``headhash://PATH``: the same, with a weak store hash (of the first 64 bytes).
 - ``needs-sdk://``: an adapter whose SDK is missing, to show the install message.
+- ``crashing://PATH``: ``counting://`` whose "SDK" kills its own process (as a native library's
+  crash does) when it opens a file whose name starts with ``crash-``.
 - Canonical hooks: a member whose path contains ``/staging/`` is vetoed; a member whose
   name starts with ``chosen-`` is chosen.
 - Event listeners append to the file named by ``DAM_TEST_EVENT_LOG``.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import signal
 from typing import BinaryIO
 
 from dam_dedupe import hookimpl
@@ -61,6 +64,19 @@ class HeadHashAdapter(CountingAdapter):
         return dataclasses.replace(super().record_for(path, st), source=self.spec.uri, store_hash=f"md5:{head}")
 
 
+class CrashingAdapter(CountingAdapter):
+    """Like ``counting://``, but opening a ``crash-*`` file kills the reading process outright."""
+
+    scheme = "crashing"
+    description = "test: local folders whose reader crashes on crash-* files"
+
+    def open(self, record: AssetRecord) -> BinaryIO:
+        stream = super().open(record)
+        if os.path.basename(record.key).startswith("crash-"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return stream
+
+
 class NeedsSdkAdapter(LocalAdapter):
     """An adapter whose SDK is not installed."""
 
@@ -82,7 +98,7 @@ def _event(line: str) -> None:
 
 @hookimpl
 def dam_dedupe_adapters():  # type: ignore[no-untyped-def]
-    return [CountingAdapter, HeadHashAdapter, NeedsSdkAdapter]
+    return [CountingAdapter, HeadHashAdapter, CrashingAdapter, NeedsSdkAdapter]
 
 
 @hookimpl
