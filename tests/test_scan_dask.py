@@ -4,6 +4,7 @@ the clusters of a local scan, a worker killed mid-scan, an asset that keeps kill
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import signal
@@ -254,3 +255,37 @@ def test_a_scheduler_lost_mid_scan_stops_the_scan_with_what_was_read_stored(tmp_
     finally:
         catalog.close()
     assert len(keys) == len(set(keys)) == files
+
+
+def test_without_a_scheduler_the_scan_starts_a_local_cluster_of_its_workers(tmp_path: Path) -> None:
+    files = library(tmp_path / "library", distinct=4)
+
+    run_cli("--catalog", "local.sqlite", "scan", "library", cwd=tmp_path)
+    result = run_cli(
+        "--catalog", "dask.sqlite", "scan", "--executor", "dask", "--workers", "2", "library", cwd=tmp_path
+    )
+
+    assert "fingerprinting on the Dask cluster at tcp://127.0.0.1:" in result.stderr
+    assert f"fingerprinted {files}," in result.stdout
+    assert clusters_of(tmp_path / "dask.sqlite") == clusters_of(tmp_path / "local.sqlite")
+
+
+def test_a_cluster_whose_workers_run_another_version_is_refused_before_any_work(tmp_path: Path) -> None:
+    # A worker machine with an older install, as importlib.metadata sees it: another dam-dedupe first on its path.
+    elsewhere = tmp_path / "old-install"
+    (elsewhere / "dam_dedupe-0.0.1.dist-info").mkdir(parents=True)
+    (elsewhere / "dam_dedupe-0.0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: dam-dedupe\nVersion: 0.0.1\n", encoding="utf-8"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(elsewhere))
+        old = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, silence_logs=logging.WARNING)
+    try:
+        with pytest.raises(DamDedupeError) as refused:
+            DaskCluster(old.scheduler_address, 1)
+    finally:
+        old.close()
+
+    ours = importlib.metadata.version("dam-dedupe")
+    assert f"the Dask workers must run dam-dedupe {ours}, as this scan does; install it there" in str(refused.value)
+    assert ": 0.0.1)" in str(refused.value)
