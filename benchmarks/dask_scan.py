@@ -57,7 +57,7 @@ def main() -> None:
         rows.append((f"local pool, {workers} processes", runs))
     for workers in args.dask_workers:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.WARNING
+            n_workers=workers, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.WARNING
         )
         try:
             with Client(cluster) as client:

@@ -47,7 +47,7 @@ def cluster(test_plugin_site: Path, tmp_path_factory: pytest.TempPathFactory) ->
                 n_workers=WORKERS,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.WARNING,
             )
         try:
@@ -279,7 +279,7 @@ def test_a_cluster_whose_workers_run_another_version_is_refused_before_any_work(
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(elsewhere))
-        old = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, silence_logs=logging.WARNING)
+        old = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.WARNING)
     try:
         with pytest.raises(DamDedupeError) as refused:
             DaskCluster(old.scheduler_address, 1)

@@ -44,7 +44,7 @@ def test_workers_read_with_their_own_credentials_and_the_scan_only_lists_with_it
     for name, value in reader.items():
         monkeypatch.setenv(name, value)
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.WARNING
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.WARNING
     )  # its workers start with the reader's credentials in their environment
     try:
         for name, value in lister.items():

@@ -72,7 +72,7 @@ class DaskCluster:
                     n_workers=workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: two local-cluster scans at once must not collide
                     silence_logs=logging.WARNING,
                 )
                 self.client: Client = distributed.Client(self._cluster)

@@ -548,8 +548,9 @@ class Scan:
         self._done, self._results, self._last_commit = 0, [], time.monotonic()
         queue = self._to_read(source_id)
         while suspects := self._read(job, queue, total, max(4, self.workers * 4), self.batch):
-            # a worker process died (the kernel killed it: out of memory, say) and the pool with
-            # every job in flight; read those again one at a time in a new pool to find which
+            # a worker process died (the kernel killed it: out of memory, say) and the pool with every
+            # job in flight, or a cluster gave up on a job whose workers kept dying; read those again
+            # one at a time, alone in the executor, to find which (a job beside it could die with it)
             alone = iter(suspects)
             while culprit := self._read(job, alone, total, 1, 1):
                 self._worker_died(culprit[0])
@@ -562,19 +563,16 @@ class Scan:
         """Read ``assets`` in one executor, ``batch`` a job with at most ``limit`` jobs in flight, until they
         run out or the executor breaks.
 
-        Returns the assets that were in flight when it broke (empty when every asset was read). The
-        assets of a job of several that failed without breaking the executor (Dask's ``KilledWorker``)
-        are read again one a job, to find the one that killed its workers.
+        Returns the assets to read again one at a time (empty when every asset was read): those in
+        flight when it broke, and those of a job of several that failed without breaking it (Dask's
+        ``KilledWorker``: one of them may kill every worker that reads it).
         """
         in_flight: dict[Future[list[JobResult]], list[CatalogAsset]] = {}
         broken: list[CatalogAsset] = []
-        alone: list[CatalogAsset] = []
+        suspects: list[CatalogAsset] = []
         with self.executor_factory(self.workers) as executor:
             while True:
-                while not broken and len(in_flight) < limit:
-                    chunk = [alone.pop()] if alone else list(itertools.islice(assets, batch))
-                    if not chunk:
-                        break
+                while not broken and len(in_flight) < limit and (chunk := list(itertools.islice(assets, batch))):
                     try:
                         in_flight[executor.submit(job.read_all, [(a.id, a.record) for a in chunk])] = chunk
                     except BrokenExecutor:
@@ -594,7 +592,7 @@ class Scan:
                         self._results += future.result()
                         self._done += len(chunk)
                     elif len(chunk) > 1:
-                        alone += chunk
+                        suspects += chunk
                     else:
                         # a job never raises for its asset: its worker failed (Dask's KilledWorker after
                         # the task's workers died again and again), and the scan goes on
@@ -605,7 +603,7 @@ class Scan:
                 if len(self._results) >= COMMIT_EVERY or time.monotonic() - self._last_commit > COMMIT_SECONDS:
                     self._store(self._results)
                     self._results, self._last_commit = [], time.monotonic()
-        return broken
+        return broken + suspects
 
     def _executor_lost(self, asset: CatalogAsset) -> None:
         """Stop the scan when the executor cancelled a job (a cluster's scheduler went away), keeping what was read."""
