@@ -3,15 +3,15 @@
 A scan's executor seam (:func:`~dam_dedupe.scan.run_scan`'s ``executor_factory``) takes any
 :class:`concurrent.futures.Executor`; Dask's client gives one. Each task carries the
 :class:`~dam_dedupe.scan.FingerprintJob` (the source's :class:`~dam_dedupe.records.SourceSpec`, never
-an SDK client or a credential) and one asset's listing record: the worker builds its own adapter
-from its own installed plugins and environment, reads the asset from the store directly, and
-only the fingerprint travels back. Listing, the catalog's writes and matching stay in the
-scanning process, so a task that Dask runs twice (its worker died) is stored once.
+an SDK client or a credential) and the listing records of ``BATCH`` assets: the worker builds its
+own adapter from its own installed plugins and environment, reads the assets from the store
+directly, and only the fingerprints travel back. Listing, the catalog's writes and matching stay in
+the scanning process, so a task that Dask runs twice (its worker died) is stored once.
 
 A worker that dies mid-task is Dask's to handle: the scheduler runs the task again on another
 worker, and after ``distributed.scheduler.allowed-failures`` deaths it fails the task as
-``KilledWorker``; the scan records that against the asset, as it does a process pool worker the
-kernel killed, and goes on.
+``KilledWorker``; the scan then reads that task's assets again one at a time and records the one
+that kills its worker, as it does for a process pool worker the kernel killed, and goes on.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from dam_dedupe.errors import DamDedupeError, MissingExtra
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
-
-log = logging.getLogger(__name__)
 
 PROJECT = "dam-dedupe"
 
@@ -60,8 +58,8 @@ class DaskCluster:
 
     BATCH = 32
     """Assets a task reads (``run_scan``'s ``batch``): each task costs a round trip through the scheduler,
-    where an image takes 5-15 ms to read and fingerprint. On 2 cores, 2 workers scanned 243 images/s with
-    8 a task and 287 with 32, the local pool 308-331 (``benchmarks/dask_scan.py``)."""
+    where an image takes 5-15 ms to read and fingerprint. On 2 cores, 2 workers scanned 138 images/s with
+    1 a task, 243 with 8 and 267-287 with 32, the local pool 302-331 (``benchmarks/dask_scan.py``)."""
 
     def __init__(self, scheduler: str | None, workers: int) -> None:
         distributed = _distributed()
@@ -90,6 +88,8 @@ class DaskCluster:
                 f"the Dask scheduler at {self.address} has no worker (waited {_connect_timeout():.0f} s)"
             ) from exc
         self._check_workers()
+        self.threads = sum(self.client.nthreads().values())
+        """The threads the cluster's workers run tasks in, in all (the scan keeps about four tasks in flight each)."""
 
     def _check_workers(self) -> None:
         """Refuse a cluster whose workers lack this version of dam-dedupe: every task would fail on them."""
@@ -104,11 +104,6 @@ class DaskCluster:
             raise DamDedupeError(
                 f"the Dask workers must run dam-dedupe {ours}, as this scan does; install it there ({seen})"
             )
-
-    @property
-    def threads(self) -> int:
-        """The threads the cluster's workers run tasks in, in all (the scan keeps about four tasks in flight each)."""
-        return sum(self.client.nthreads().values())
 
     def __call__(self, workers: int) -> Executor:
         """An executor on the cluster (``workers`` is the cluster's to decide). Tasks are not pure:
