@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dam_dedupe.adapters.local import SIDECAR_SUFFIX, LocalAdapter
-from dam_dedupe.catalog import SqliteCatalog, open_catalog
+from dam_dedupe.catalog import SqlCatalog, open_catalog
 from dam_dedupe.config import Config, parse_config
 from dam_dedupe.host import Host
 from dam_dedupe.records import SourceSpec
@@ -28,7 +28,7 @@ class Library:
 
     root: Path
     uri: str
-    catalog: SqliteCatalog
+    catalog: SqlCatalog
     host: Host
     config: Config
 
@@ -48,15 +48,16 @@ def build_library(root: Path) -> None:
     (root / "notes.txt").write_text("not an image\n", encoding="utf-8")
 
 
-def make_library(tmp_path: Path) -> Library:
-    """Build the library under ``tmp_path/lib``, scan it (exact matching) into ``tmp_path/catalog.sqlite``."""
+def make_library(tmp_path: Path, catalog: str | None = None) -> Library:
+    """Build the library under ``tmp_path/lib``, scan it (exact matching) into the catalog at ``catalog``
+    (a SQLite path or a PostgreSQL URL; by default ``tmp_path/catalog.sqlite``)."""
     root = tmp_path / "lib"
     build_library(root)
     config = parse_config({"matching": {"preset": "exact"}, "policy": {"authoritative": [(root / "品牌").as_uri()]}})
-    catalog = open_catalog(tmp_path / "catalog.sqlite")
+    opened = open_catalog(catalog or tmp_path / "catalog.sqlite")
     host = Host()
-    run_scan([SourceSpec(root.as_uri())], catalog, host, config, workers=1)
-    return Library(root, root.as_uri(), catalog, host, config)
+    run_scan([SourceSpec(root.as_uri())], opened, host, config, workers=1)
+    return Library(root, root.as_uri(), opened, host, config)
 
 
 def _files(root: Path) -> Iterator[tuple[str, Path]]:

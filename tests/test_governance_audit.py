@@ -6,39 +6,40 @@ import csv
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from dam_dedupe.cli import main
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, undo_run
 from tests.governance_library import make_library
+from tests.servers.postgres import drop_audit_guards
+from tests.servers.postgres import tamper as run_sql
 
 
 @pytest.fixture
-def catalog_path(tmp_path: Path) -> Path:
+def catalog_path(tmp_path: Path, catalog_location: str) -> str:
     """A catalog after a plan, a sign-off, an apply and an undo of the quarantine action."""
-    lib = make_library(tmp_path)
+    lib = make_library(tmp_path, catalog_location)
     plan = make_plan(lib.catalog, lib.host, lib.config, "quarantine", {}, Selection(), by="ana")
     approve(lib.catalog, lib.config, plan, by="lee", role="legal", note="checked with the brand team")
     run = apply_plan(lib.catalog, lib.host, lib.config, plan, by="ana", out_dir=tmp_path)
     undo_run(lib.catalog, lib.host, lib.config, run.run_id, by="kim")
     lib.catalog.close()
-    return Path(lib.catalog.path)
+    return lib.catalog.location
 
 
-def audit(catalog_path: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--catalog", str(catalog_path), "audit", *args])
+def audit(catalog_path: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--catalog", catalog_path, "audit", *args])
     return result.exit_code, result.output
 
 
-def tamper(catalog_path: Path, sql: str) -> None:
-    """What someone with the catalog file in hand can do: drop the append-only guard and change rows."""
-    conn = sqlite3.connect(catalog_path)
-    conn.executescript(f"DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete; {sql}")
-    conn.close()
+def tamper(catalog_path: str, sql: str) -> None:
+    """What someone with the catalog file (or the database's owner) can do: drop the append-only guard, change rows."""
+    run_sql(catalog_path, *drop_audit_guards(catalog_path), sql)
 
 
-def test_log_records_who_did_what_with_hashes_and_exports_as_csv(catalog_path: Path, tmp_path: Path) -> None:
+def test_log_records_who_did_what_with_hashes_and_exports_as_csv(catalog_path: str, tmp_path: Path) -> None:
     code, out = audit(catalog_path, "export", "-o", str(tmp_path / "audit.csv"))
     assert code == 0
     with (tmp_path / "audit.csv").open(encoding="utf-8-sig") as f:
@@ -53,16 +54,19 @@ def test_log_records_who_did_what_with_hashes_and_exports_as_csv(catalog_path: P
     assert all(rows[n]["prev_hash"] == rows[n - 1]["hash"] for n in range(1, len(rows)))
 
 
-def test_the_catalog_refuses_to_change_the_log(catalog_path: Path) -> None:
-    conn = sqlite3.connect(catalog_path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("DELETE FROM audit_log WHERE seq = 2")
-    conn.close()
+def test_the_catalog_refuses_to_change_the_log(catalog_path: str) -> None:
+    refused = (sqlite3.IntegrityError, psycopg.IntegrityError)
+    with pytest.raises(refused, match="append-only"):
+        run_sql(catalog_path, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    with pytest.raises(refused, match="append-only"):
+        run_sql(catalog_path, "DELETE FROM audit_log WHERE seq = 2")
+    if catalog_path.startswith("postgresql://"):  # SQLite has no TRUNCATE; PostgreSQL's skips row triggers
+        with pytest.raises(refused, match="append-only"):
+            run_sql(catalog_path, "TRUNCATE audit_log")
+    assert audit(catalog_path, "verify")[0] == 0
 
 
-def test_an_edited_entry_is_detected(catalog_path: Path) -> None:
+def test_an_edited_entry_is_detected(catalog_path: str) -> None:
     assert audit(catalog_path, "verify")[0] == 0
     tamper(catalog_path, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2;")
 
@@ -71,7 +75,7 @@ def test_an_edited_entry_is_detected(catalog_path: Path) -> None:
     assert code == 1 and "entry 2 (approve by mallory" in out and "was edited" in out
 
 
-def test_a_deleted_entry_is_detected(catalog_path: Path) -> None:
+def test_a_deleted_entry_is_detected(catalog_path: str) -> None:
     tamper(catalog_path, "DELETE FROM audit_log WHERE seq = 3;")
 
     code, out = audit(catalog_path, "verify")
@@ -79,7 +83,7 @@ def test_a_deleted_entry_is_detected(catalog_path: Path) -> None:
     assert code == 1 and "entries 3..3 are missing" in out and "entry 4 does not follow" in out
 
 
-def test_a_deleted_entry_rechained_by_hand_still_breaks_the_hash_of_the_next(catalog_path: Path) -> None:
+def test_a_deleted_entry_rechained_by_hand_still_breaks_the_hash_of_the_next(catalog_path: str) -> None:
     rechain = "UPDATE audit_log SET prev_hash = (SELECT hash FROM audit_log WHERE seq = 2) WHERE seq = 4;"
     tamper(catalog_path, "DELETE FROM audit_log WHERE seq = 3; " + rechain)
 
@@ -88,7 +92,7 @@ def test_a_deleted_entry_rechained_by_hand_still_breaks_the_hash_of_the_next(cat
     assert code == 1 and "entry 4 (" in out and "was edited" in out
 
 
-def test_a_truncated_log_is_detected_with_the_head_kept_from_an_earlier_verify(catalog_path: Path) -> None:
+def test_a_truncated_log_is_detected_with_the_head_kept_from_an_earlier_verify(catalog_path: str) -> None:
     code, out = audit(catalog_path, "verify")
     head = out.split("head ")[1].split()[0]
     tamper(catalog_path, "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log);")

@@ -7,7 +7,6 @@ person their roles through OpenSSH namespaces.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +16,12 @@ from click.testing import CliRunner
 
 from dam_dedupe.cli import main
 from tests.governance_library import Library, make_library, tree_state
+from tests.servers.postgres import drop_audit_guards, tamper
 
 
 @pytest.fixture
-def lib(tmp_path: Path) -> Iterator[Library]:
-    library = make_library(tmp_path)
+def lib(tmp_path: Path, catalog_location: str) -> Iterator[Library]:
+    library = make_library(tmp_path, catalog_location)
     yield library
     library.catalog.close()
 
@@ -58,7 +58,7 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 
 
 def cli(lib: Library, tmp_path: Path, *args: str, config: str = "dam-dedupe.toml") -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--catalog", lib.catalog.path, "--config", str(tmp_path / config), *args])
+    result = CliRunner().invoke(main, ["--catalog", lib.catalog.location, "--config", str(tmp_path / config), *args])
     return result.exit_code, result.output
 
 
@@ -203,21 +203,22 @@ def test_audit_verify_finds_a_forged_signoff_a_dropped_trigger_and_a_cut_tail(
     assert code == 0 and "matches the anchor" in out
     plan_id = json.loads(Path(plan).read_text(encoding="utf-8"))["id"]
 
-    raw = sqlite3.connect(lib.catalog.path)
-    raw.execute(
-        "INSERT INTO signoffs (plan_id, signed_by, role, note, at) VALUES (?, 'mallory', 'it', '', 'now')", (plan_id,)
+    where = lib.catalog.location
+    tamper(
+        where,
+        f"INSERT INTO signoffs (plan_id, signed_by, role, note, at) VALUES ('{plan_id}', 'mallory', 'it', '', 'now')",
     )
-    raw.commit()
     code, out = cli(lib, tmp_path, "audit", "verify")
     assert code == 1 and "by mallory as it is not in the audit log" in out
     code, out = cli(lib, tmp_path, "apply", plan)
     assert code == 1 and "a sign-off as it" in out  # approvals come from the chain, not the table
 
-    raw.execute("DELETE FROM signoffs WHERE signed_by = 'mallory'")
-    raw.execute("DROP TRIGGER audit_log_no_delete")
-    raw.execute("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")  # the approval, cut
-    raw.commit()
-    raw.close()
+    tamper(
+        where,
+        "DELETE FROM signoffs WHERE signed_by = 'mallory'",
+        *drop_audit_guards(where),
+        "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",  # the approval, cut
+    )
     code, out = cli(lib, tmp_path, "audit", "verify", "--anchor", str(tmp_path / "elsewhere.anchor"))
     assert code == 1 and "triggers that keep the audit log append-only were removed" in out
     assert "(the log was cut)" in out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 from dam_dedupe import hookimpl
 from dam_dedupe.action import ActionStep
 from dam_dedupe.adapters.local import path_of
+from dam_dedupe.catalog import open_catalog
 from dam_dedupe.cli import main
 from dam_dedupe.errors import ConfigError
 from dam_dedupe.governance import Selection, apply_plan, approve, make_plan, read_decisions, undo_run
@@ -39,8 +39,8 @@ from tests.governance_library import (
 
 
 @pytest.fixture
-def lib(tmp_path: Path) -> Iterator[Library]:
-    library = make_library(tmp_path)
+def lib(tmp_path: Path, catalog_location: str) -> Iterator[Library]:
+    library = make_library(tmp_path, catalog_location)
     yield library
     library.catalog.close()
 
@@ -309,7 +309,7 @@ def test_selection_filters_and_reviewer_decisions_shape_the_plan(lib: Library, t
 
 def cli(lib: Library, tmp_path: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(
-        main, ["--catalog", lib.catalog.path, "--config", str(tmp_path / "dam-dedupe.toml"), *args]
+        main, ["--catalog", lib.catalog.location, "--config", str(tmp_path / "dam-dedupe.toml"), *args]
     )
     return result.exit_code, result.output
 
@@ -421,10 +421,10 @@ def test_a_second_run_at_the_same_time_is_refused(lib: Library, tmp_path: Path) 
     plan_file = tmp_path / "plan.json"
     write_plan(approved(lib, "quarantine"), plan_file)
     start = tree_state(lib.root)
-    with open(lib.catalog.path + ".runs.lock", "a+b") as held:
-        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a running apply holds
-
+    running = open_catalog(lib.catalog.location)
+    with running.run_lock():  # what a running apply holds (a file lock; on PostgreSQL an advisory lock)
         code, out = cli(lib, tmp_path, "apply", str(plan_file))
+    running.close()
 
     assert code == 1 and "another apply or undo is running" in out
     assert tree_state(lib.root) == start

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from dam_dedupe.report import build_report
 from dam_dedupe.scan import run_scan, start_workers_early
 from tests.conftest import picture, run_cli, save
 from tests.report_library import app13, iim
+from tests.servers.postgres import count_rows, schema_version, set_schema_version
 
 EXACT = Config(matching=PRESETS["exact"])
 
@@ -56,10 +56,12 @@ def clusters_by_path(report: dict, root: Path) -> set[frozenset[str]]:
     }
 
 
-def test_exact_duplicates_grouped_whatever_their_names_with_no_false_group(tmp_path: Path) -> None:
+def test_exact_duplicates_grouped_whatever_their_names_with_no_false_group(
+    tmp_path: Path, catalog_location: str
+) -> None:
     root = tmp_path / "tree"
     expected = build_tree(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     summary = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=2)
 
@@ -74,7 +76,7 @@ def test_exact_duplicates_grouped_whatever_their_names_with_no_false_group(tmp_p
     assert report["summary"]["duplicate_copies"] == sum(len(v) - 1 for v in expected.values())
 
 
-def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path: Path) -> None:
+def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "tree"
     good = save(picture(1), root / "good.jpg")
     (root / "copy.jpg").write_bytes(good.read_bytes())
@@ -84,7 +86,7 @@ def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path:
     (root / "letter.jpg").write_text("Dear team,", encoding="utf-8")
     (root / "minutes.docx").write_bytes(b"PK\x03\x04 a damaged document")
     save(picture(2), root / "no extension")  # recognised by content, not by name
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
 
@@ -99,12 +101,14 @@ def test_damaged_and_non_image_files_are_errors_and_the_scan_completes(tmp_path:
     assert report["summary"]["clusters"] == 1
 
 
-def test_second_scan_of_an_unchanged_tree_reads_no_bytes(tmp_path: Path, with_test_plugin: Path) -> None:
+def test_second_scan_of_an_unchanged_tree_reads_no_bytes(
+    tmp_path: Path, with_test_plugin: Path, catalog_location: str
+) -> None:
     root = tmp_path / "tree"
     build_tree(root)
     reads = with_test_plugin / "reads.log"
     spec = SourceSpec("counting://" + str(root))
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     first = run_scan([spec], catalog, Host(), EXACT, workers=2)
     first_reads = reads.read_text().splitlines()
@@ -142,7 +146,7 @@ def test_workers_see_the_environment_as_it_is_when_the_scan_starts(
 
 
 def test_workers_started_before_the_scan_reads_still_read_with_the_scans_environment(
-    tmp_path: Path, with_test_plugin: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, with_test_plugin: Path, monkeypatch: pytest.MonkeyPatch, catalog_location: str
 ) -> None:
     # a scan starts the workers' fork server when its listing finds the first asset to read (so that its
     # imports overlap the listing): what the environment says by the time the scan reads must still count
@@ -153,13 +157,13 @@ def test_workers_started_before_the_scan_reads_still_read_with_the_scans_environ
     root = tmp_path / "tree"
     build_tree(root)
 
-    summary = run_scan([SourceSpec("counting://" + str(root))], open_catalog(tmp_path / "c.sqlite"), Host(), EXACT, 2)
+    summary = run_scan([SourceSpec("counting://" + str(root))], open_catalog(catalog_location), Host(), EXACT, 2)
 
     assert len(reads.read_text().splitlines()) == summary.fingerprinted > 0
 
 
 def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
-    tmp_path: Path, with_test_plugin: Path
+    tmp_path: Path, with_test_plugin: Path, catalog_location: str
 ) -> None:
     root = tmp_path / "tree"
     original = save(picture(1), root / "a.jpg", quality=90)
@@ -170,7 +174,7 @@ def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
     (root / "b.jpg").write_bytes(bytes(altered))
     different = save(picture(3, (200, 100)), root / "c.png", "PNG")
     assert (root / "b.jpg").read_bytes()[:64] == original.read_bytes()[:64]
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     run_scan([SourceSpec("headhash://" + str(root))], catalog, Host(), EXACT, workers=1)
 
@@ -181,12 +185,14 @@ def test_store_hashes_find_candidates_without_reads_and_sha256_confirms_them(
     assert sorted(m["name"] for m in cluster["members"]) == ["a.jpg", "copy of a.jpg"]
 
 
-def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(tmp_path: Path, with_test_plugin: Path) -> None:
+def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(
+    tmp_path: Path, with_test_plugin: Path, catalog_location: str
+) -> None:
     original = save(picture(1), tmp_path / "store" / "a.jpg")
     save(picture(2), tmp_path / "store" / "unique.jpg", quality=50)
     (tmp_path / "disk").mkdir()
     (tmp_path / "disk" / "a copy.jpg").write_bytes(original.read_bytes())  # no store hash on local disk
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     run_scan(
         [SourceSpec("headhash://" + str(tmp_path / "store")), SourceSpec((tmp_path / "disk").as_uri())],
@@ -201,11 +207,11 @@ def test_exact_mode_reads_assets_whose_store_hashes_cannot_be_compared(tmp_path:
     assert (with_test_plugin / "reads.log").read_text().splitlines() == ["a.jpg"]
 
 
-def test_fingerprints_of_an_older_kind_are_made_again_by_the_next_scan(tmp_path: Path) -> None:
+def test_fingerprints_of_an_older_kind_are_made_again_by_the_next_scan(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "tree"
     build_tree(root)
     other = save(picture(50), tmp_path / "other" / "x.jpg").parent
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     first = run_scan([SourceSpec(root.as_uri()), SourceSpec(other.as_uri())], catalog, Host(), EXACT, workers=1)
     catalog.conn.execute("UPDATE fingerprints SET version = 1")  # as an older dam-dedupe left them
 
@@ -218,11 +224,13 @@ def test_fingerprints_of_an_older_kind_are_made_again_by_the_next_scan(tmp_path:
     assert build_report(catalog)["summary"]["images"] == first.listed  # the source not scanned keeps its image
 
 
-def test_reread_reads_unchanged_images_again_so_an_analyser_installed_since_sees_them(tmp_path: Path) -> None:
+def test_reread_reads_unchanged_images_again_so_an_analyser_installed_since_sees_them(
+    tmp_path: Path, catalog_location: str
+) -> None:
     root = tmp_path / "tree"
     build_tree(root)
     spec = SourceSpec(root.as_uri())
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     without = parse_config({"matching": {"preset": "exact"}, "analysis": {"disabled": ["faces", "rights"]}})
     first = run_scan([spec], catalog, Host(), without, workers=1)
     assert first.fingerprinted == first.listed and catalog.analyses() == {}
@@ -236,10 +244,10 @@ def test_reread_reads_unchanged_images_again_so_an_analyser_installed_since_sees
     assert len(analysed) == first.listed and all("faces" in found for found in analysed.values())
 
 
-def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:
+def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "tree"
     build_tree(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
     (root / "originals" / "photo2.jpg").unlink()
 
@@ -251,10 +259,10 @@ def test_vanished_assets_are_marked_gone_not_dropped(tmp_path: Path) -> None:
     assert build_report(catalog)["summary"]["gone"] == 1
 
 
-def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path: Path) -> None:
+def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "tree"
     build_tree(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     summary = run_scan(
         [SourceSpec("nosuch://x"), SourceSpec((tmp_path / "missing").as_uri()), SourceSpec(root.as_uri())],
@@ -272,9 +280,9 @@ def test_a_source_that_fails_is_recorded_and_other_sources_are_scanned(tmp_path:
     assert summary.errors == 2
 
 
-def test_a_problem_fixed_since_the_last_scan_is_no_longer_reported(tmp_path: Path) -> None:
+def test_a_problem_fixed_since_the_last_scan_is_no_longer_reported(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "share"
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT, workers=1)
     assert [e["reason"] for e in build_report(catalog)["errors"]] == [
         f"listing stopped: {root} is not a folder that can be read"
@@ -286,19 +294,20 @@ def test_a_problem_fixed_since_the_last_scan_is_no_longer_reported(tmp_path: Pat
     assert build_report(catalog)["errors"] == []
 
 
-def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_plugin: Path) -> None:
+def test_crash_mid_scan_is_completed_by_the_next_scan(
+    tmp_path: Path, with_test_plugin: Path, catalog_location: str
+) -> None:
     root = tmp_path / "tree"
     for n in range(400):
         save(picture(n, (640, 480)), root / f"{n:03d}.png", "PNG")
     for n in range(0, 400, 40):
         (root / f"copy-{n:03d}.png").write_bytes((root / f"{n:03d}.png").read_bytes())
-    catalog_path = tmp_path / "c.sqlite"
     cmd = [
         sys.executable,
         "-m",
         "dam_dedupe",
         "--catalog",
-        str(catalog_path),
+        catalog_location,
         "scan",
         "--preset",
         "exact",
@@ -311,20 +320,15 @@ def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_
     done = 0
     while time.monotonic() < deadline and done < 150:
         time.sleep(0.1)
-        if catalog_path.exists():
-            with sqlite3.connect(catalog_path) as conn:
-                try:
-                    done = conn.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
-                except sqlite3.OperationalError:
-                    done = 0
+        done = count_rows(catalog_location, "fingerprints")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert 0 < done < 410, "the scan must be killed part-way through"
     reads_before = len((with_test_plugin / "reads.log").read_text().splitlines())
 
-    run_cli("--catalog", str(catalog_path), "report", "--format", "json", "-o", "partial.json", cwd=tmp_path)
+    run_cli("--catalog", catalog_location, "report", "--format", "json", "-o", "partial.json", cwd=tmp_path)
     run_cli(*cmd[3:], cwd=tmp_path)
-    run_cli("--catalog", str(catalog_path), "report", "--format", "json", "-o", "r.json", cwd=tmp_path)
+    run_cli("--catalog", catalog_location, "report", "--format", "json", "-o", "r.json", cwd=tmp_path)
 
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["images"] == 410
@@ -333,24 +337,22 @@ def test_crash_mid_scan_is_completed_by_the_next_scan(tmp_path: Path, with_test_
     assert reread <= 410 - done + 10  # at most what was not yet committed (plus an unfinished batch)
 
 
-def test_catalog_schema_is_versioned_and_a_newer_catalog_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "c.sqlite"
-    open_catalog(path).close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+def test_catalog_schema_is_versioned_and_a_newer_catalog_is_refused(tmp_path: Path, catalog_location: str) -> None:
+    open_catalog(catalog_location).close()
+    assert schema_version(catalog_location) == SCHEMA_VERSION
+    set_schema_version(catalog_location, SCHEMA_VERSION + 1)
     with pytest.raises(DamDedupeError, match="newer than this dam-dedupe"):
-        open_catalog(path)
+        open_catalog(catalog_location)
 
 
-def test_policy_authoritative_then_resolution_with_reasons(tmp_path: Path) -> None:
+def test_policy_authoritative_then_resolution_with_reasons(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "tree"
     data = save(picture(5, (800, 600)), root / "approved" / "z.jpg").read_bytes()
     for name in ("a.jpg", "b/c.jpg"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     config = parse_config({"matching": {"preset": "exact"}, "policy": {"authoritative": [str(root / "approved")]}})
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), config, workers=1)
 

@@ -15,10 +15,19 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
-from dam_dedupe.catalog import DEFAULT_CATALOG, SqliteCatalog, open_catalog
+from dam_dedupe.catalog import (
+    DEFAULT_CATALOG,
+    SqlCatalog,
+    catalog_exists,
+    display_location,
+    is_postgresql,
+    open_catalog,
+)
+from dam_dedupe.catalog.postgresql import lost_server
 from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
 from dam_dedupe.containers import extractor_rows
@@ -58,9 +67,14 @@ class Context:
         self.catalog_named = catalog_named
         self._host: Host | None = None
 
+    @property
+    def shown(self) -> str:
+        """The catalog's location as messages show it (a PostgreSQL URL without its password)."""
+        return display_location(self.catalog_path)
+
     def command(self, words: str) -> str:
         """``dam-dedupe WORDS`` as the user must type it next: with ``--catalog`` unless it is the default."""
-        catalog = f"--catalog {self.catalog_path} " if self.catalog_path != DEFAULT_CATALOG else ""
+        catalog = f"--catalog {self.shown} " if self.catalog_path != DEFAULT_CATALOG else ""
         return f"dam-dedupe {catalog}{words}"
 
     @property
@@ -70,11 +84,11 @@ class Context:
             self._host = Host()
         return self._host
 
-    def catalog(self, create: bool = False) -> SqliteCatalog:
+    def catalog(self, create: bool = False) -> SqlCatalog:
         """Open the catalog; only ``scan`` and ``demo`` may create it (a mistyped name must not look empty)."""
-        if not create and not Path(self.catalog_path).exists():
+        if not create and not catalog_exists(self.catalog_path):
             raise DamDedupeError(
-                f"there is no catalog at {self.catalog_path}; scan first (dam-dedupe scan SOURCE...), "
+                f"there is no catalog at {self.shown}; scan first (dam-dedupe scan SOURCE...), "
                 "or name an existing catalog with --catalog"
             )
         catalog = open_catalog(self.catalog_path)
@@ -83,9 +97,17 @@ class Context:
 
     @property
     def audit_anchor(self) -> Path:
-        """Where the audit chain's head is anchored: ``[governance] audit_anchor``, else ``CATALOG.anchor``."""
+        """Where the audit chain's head is anchored: ``[governance] audit_anchor``, else ``CATALOG.anchor``
+        (for a PostgreSQL catalog, ``HOST-PORT-DATABASE.anchor`` in ``$XDG_STATE_HOME/dam-dedupe``)."""
         configured = self.config.sections.get("governance", {}).get("audit_anchor")
-        return Path(configured).expanduser() if configured else Path(self.catalog_path + ".anchor")
+        if configured:
+            return Path(configured).expanduser()
+        if is_postgresql(self.catalog_path):  # no file to sit beside: the user's state folder, named for the database
+            server = urlsplit(self.catalog_path)
+            state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dam-dedupe"
+            database = server.path.strip("/") or "postgres"
+            return state / f"{server.hostname or 'local'}-{server.port or 5432}-{database}.anchor"
+        return Path(self.catalog_path + ".anchor")
 
 
 class Failure(click.ClickException):
@@ -126,13 +148,21 @@ class FriendlyGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
+            lost = lost_server(exc)
+            if lost is not None:
+                raise Failure(lost) from exc
             if logging.getLogger().isEnabledFor(logging.INFO):
                 raise
             raise Failure(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)") from exc
 
 
 @click.group(cls=FriendlyGroup)
-@click.option("--catalog", "catalog_path", default=None, help=f"Catalog file [default: ./{DEFAULT_CATALOG}].")
+@click.option(
+    "--catalog",
+    "catalog_path",
+    default=None,
+    help=f"Catalog: a SQLite file, or a postgresql:// URL (shared) [default: ./{DEFAULT_CATALOG}].",
+)
 @click.option(
     "--config",
     "config_path",
@@ -342,9 +372,9 @@ def scan(
     """
     summary = _scan(obj, sources, workers, preset, reread, quiet=as_json, executor=executor, scheduler=scheduler)
     if as_json:
-        click.echo(json.dumps({"catalog": obj.catalog_path, **asdict(summary)}, ensure_ascii=False))
+        click.echo(json.dumps({"catalog": obj.shown, **asdict(summary)}, ensure_ascii=False))
     else:
-        click.echo(f"catalog: {obj.catalog_path}; see the clusters with: {_report_hint(obj)}")
+        click.echo(f"catalog: {obj.shown}; see the clusters with: {_report_hint(obj)}")
     _failed_sources(summary)
 
 

@@ -87,7 +87,7 @@ def build_clusters(catalog: Catalog, config: Config, host: Host, progress: Match
             if progress is not None:
                 progress("explaining", done, len(groups))
 
-    with copies_kept():  # a member is then not measured again against the representative that verified it
+    with catalog.match_lock(), copies_kept():  # copies_kept: a member is not measured again against its verifier
         groups = find_groups_streamed(summaries(), config.matching, load, grouping)
         catalog.replace_clusters(explained())
     if host.listened("dam_dedupe_cluster_found"):

@@ -714,7 +714,7 @@ def run_scan(
         listing,
         batch,
     )
-    with catalog.scan_lock():
+    with catalog.scan_lock([spec.uri for spec in specs]):
         run_id = catalog.begin_run([spec.uri for spec in specs])
         status = "interrupted"
         try:

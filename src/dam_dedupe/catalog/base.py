@@ -254,6 +254,10 @@ class Catalog(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes into one atomic, durable batch."""
 
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Read several queries from one consistent state (a plan's clusters, decisions and assets), whatever
+        another process commits meanwhile. Reads only; not nested in :meth:`transaction`."""
+
     def source_id(self, spec: SourceSpec) -> int:
         """The id of a source, recorded on first use."""
 
@@ -396,10 +400,19 @@ class Catalog(Protocol):
         listing problems leave the report. The caller records the audit entry in the same transaction.
         """
 
-    def scan_lock(self) -> AbstractContextManager[None]:
-        """Hold the lock that lets one scan run at a time; raise ``DamDedupeError`` naming the holder if it is held.
+    def scan_lock(self, sources: Sequence[str]) -> AbstractContextManager[None]:
+        """Hold the lock that lets one scan at a time list these sources; raise ``DamDedupeError`` naming
+        the holder if it is held. SQLite locks the whole file; PostgreSQL each source, so scans of
+        different sources share one catalog.
 
         It must be released when the holding process dies, so a killed scan never blocks the next.
+        """
+
+    def match_lock(self) -> AbstractContextManager[None]:
+        """Wait for, then hold, the lock under which clusters are read and replaced: one matcher at a time,
+        so the matcher that starts last, having seen every committed fingerprint, stores the clusters.
+
+        It must be released when the holding process dies.
         """
 
     # -- governance: plans, sign-offs, runs, journal, audit log --------------------------------

@@ -83,9 +83,10 @@ def apply_plan(
     Raises :class:`~dam_dedupe.governance.signoff.NotApproved` without the required sign-offs.
     """
     say = echo or (lambda _line: None)
-    check_registered(catalog, plan)
     plugin = action_plugin(host, plan)
-    policy, missing = approval_problems(catalog, config, host, plan)
+    with catalog.snapshot():  # the registered plan and its sign-offs as of one moment
+        check_registered(catalog, plan)
+        policy, missing = approval_problems(catalog, config, host, plan)
     say(f"policy: {policy.describe()}")
     stores = AdapterPool(host, config)
     try:

@@ -272,14 +272,15 @@ def make_plan(
     checked = cls.check_params(params or {})
     plugin = cls(checked)
     selection = selection or Selection()
-    planner = _Planner(plugin, selection, decisions, catalog.standing_decisions())
-    all_clusters = catalog.clusters()
-    stored = [c for c in all_clusters if not selection.clusters or c.id in selection.clusters]
+    with catalog.snapshot():  # a scan replacing the clusters meanwhile is not half seen
+        planner = _Planner(plugin, selection, decisions, catalog.standing_decisions())
+        all_clusters = catalog.clusters()
+        stored = [c for c in all_clusters if not selection.clusters or c.id in selection.clusters]
+        assets = catalog.assets_by_id(asset_id for c in stored for asset_id, _m, _e in c.members)
     unknown = set(selection.clusters) - {c.id for c in stored}
     if unknown:
         raise ConfigError(f"no cluster {sorted(unknown)} in the catalog; see 'dam-dedupe report'")
     planner.note_unplanned_decisions({c.id for c in stored}, {c.id for c in all_clusters})
-    assets = catalog.assets_by_id(asset_id for c in stored for asset_id, _m, _e in c.members)
     stores = AdapterPool(host, config)
     steps: list[ActionStep] = []
     clusters: list[dict[str, Any]] = []

@@ -44,7 +44,7 @@ def serve_command(obj: Context, host: str, port: int) -> None:
     settings = ServiceSettings.from_section(obj.config.sections.get("service", {}))
     state = ServiceState(obj.catalog, obj.config, obj.host, settings)
     state.start()
-    click.echo(f"serving {obj.catalog_path} ({len(state.index)} images) on http://{host}:{port}", err=True)
+    click.echo(f"serving {obj.shown} ({len(state.index)} images) on http://{host}:{port}", err=True)
     if host not in ("127.0.0.1", "::1", "localhost"):
         click.echo("listening beyond loopback: terminate TLS in a reverse proxy (docs/integrations.md)", err=True)
     try:

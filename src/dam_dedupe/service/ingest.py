@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from dam_dedupe.catalog.base import CatalogAsset, DamIngest, RunCounts
-from dam_dedupe.catalog.sqlite import SqliteCatalog
+from dam_dedupe.catalog.sql import SqlCatalog
 from dam_dedupe.config import Config
 from dam_dedupe.errors import DamDedupeError, SourceError, TransientError
 from dam_dedupe.host import Host
@@ -66,7 +66,7 @@ def source_for(config: Config, uri: str) -> SourceSpec:
     raise IngestRefused(f"{uri} is not inside any source configured in dam-dedupe.toml ([sources.NAME] uri)")
 
 
-def ingest(catalog: SqliteCatalog, config: Config, host: Host, event: IngestEvent) -> Ingested:
+def ingest(catalog: SqlCatalog, config: Config, host: Host, event: IngestEvent) -> Ingested:
     """Catalogue the asset of ``event`` unless its (asset id, version) was ingested before.
 
     Raises :class:`IngestRefused` when the URI is outside the configured sources, its adapter is not
@@ -102,7 +102,7 @@ def _stat(adapter: object, spec: SourceSpec, uri: str) -> AssetRecord:
     return record
 
 
-def _catalogue(catalog: SqliteCatalog, job: FingerprintJob, spec: SourceSpec, record: AssetRecord) -> CatalogAsset:
+def _catalogue(catalog: SqlCatalog, job: FingerprintJob, spec: SourceSpec, record: AssetRecord) -> CatalogAsset:
     """Record and fingerprint one asset as a one-asset scan run of its source; return it as catalogued."""
     with catalog.transaction():
         run_id = catalog.begin_run([spec.uri])

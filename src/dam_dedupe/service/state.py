@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dam_dedupe.catalog.sqlite import SqliteCatalog
+from dam_dedupe.catalog.sql import SqlCatalog
 from dam_dedupe.config import Config
 from dam_dedupe.host import Host
 from dam_dedupe.records import Fingerprint
@@ -26,12 +26,12 @@ class ServiceState:
 
     SQLite connections belong to one thread, so each request thread opens its own (``open_catalog``)
     and keeps it. A background thread asks the catalog every ``refresh_seconds`` whether its images
-    changed (:meth:`~dam_dedupe.catalog.sqlite.SqliteCatalog.change_marker`) and reloads the index
+    changed (:meth:`~dam_dedupe.catalog.sql.SqlCatalog.change_marker`) and reloads the index
     then; checks go on meanwhile against the index they have. An ingested asset is added at once.
     """
 
     def __init__(
-        self, open_catalog: Callable[[], SqliteCatalog], config: Config, host: Host, settings: ServiceSettings
+        self, open_catalog: Callable[[], SqlCatalog], config: Config, host: Host, settings: ServiceSettings
     ) -> None:
         self.open_catalog = open_catalog
         self.config = config
@@ -43,14 +43,14 @@ class ServiceState:
         self._marker: tuple[object, ...] | None = None
         self._refresher: threading.Thread | None = None
 
-    def catalog(self) -> SqliteCatalog:
+    def catalog(self) -> SqlCatalog:
         """This thread's catalog connection."""
         catalog = getattr(self._local, "catalog", None)
         if catalog is None:
             catalog = self._local.catalog = self.open_catalog()
         return catalog
 
-    def load_index(self, catalog: SqliteCatalog | None = None) -> None:
+    def load_index(self, catalog: SqlCatalog | None = None) -> None:
         """Load the check index from the catalog's present images now."""
         catalog = catalog or self.catalog()
         marker = catalog.change_marker()
