@@ -3,12 +3,10 @@ the clusters of a local scan, a worker killed mid-scan, an asset that keeps kill
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from dam_dedupe.host import Host
 from dam_dedupe.records import SourceSpec
 from dam_dedupe.scan import run_scan
 from tests.conftest import picture, run_cli, save
+from tests.servers.dask import dask_processes
 
 WORKERS = 2
 
@@ -200,34 +199,6 @@ def test_without_the_dask_extra_the_scan_names_the_install_command(tmp_path: Pat
     assert result.returncode == 1
     assert "pip install 'dam-dedupe[dask]'" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def dask_processes() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A scheduler and two workers as an IT team starts them (``dask scheduler``, ``dask worker``), as processes
-    of their own: (the scheduler's address, its process)."""
-    address = f"tcp://127.0.0.1:{free_port()}"
-    dask_cli = str(Path(sys.executable).parent / "dask")
-    port = address.rsplit(":", 1)[1]
-    null = subprocess.DEVNULL
-    scheduler = subprocess.Popen([dask_cli, "scheduler", "--port", port, "--no-dashboard"], stdout=null, stderr=null)
-    workers = subprocess.Popen(
-        [dask_cli, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"], stdout=null, stderr=null
-    )
-    try:
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=30)
-        yield address, scheduler
-    finally:
-        for process in (workers, scheduler):
-            process.kill()
-            process.wait()
 
 
 def test_a_scheduler_lost_mid_scan_stops_the_scan_with_what_was_read_stored(tmp_path: Path) -> None:

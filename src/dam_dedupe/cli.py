@@ -12,9 +12,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -37,10 +38,15 @@ from dam_dedupe.display import display_path
 from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
 from dam_dedupe.governance import audit
 from dam_dedupe.host import Host
+from dam_dedupe.matcher.grouping import IndexFactory
+from dam_dedupe.matcher.neighbours import CandidateIndex
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
 from dam_dedupe.sample import make_sample_library
 from dam_dedupe.scan import ExecutorFactory, default_executor, run_scan
+
+if TYPE_CHECKING:
+    from dam_dedupe.dask_executor import DaskCluster
 
 EXIT_OK = 0
 """The command did all it was asked."""
@@ -243,6 +249,31 @@ def _match_progress() -> MatchProgress | None:
     return _MatchLine() if sys.stderr.isatty() else None
 
 
+@contextlib.contextmanager
+def _dask_cluster(scheduler: str | None, workers: int | None) -> Iterator[DaskCluster]:
+    """The Dask cluster a command works on (the scheduler's, or a local one of ``workers``), its logging quiet."""
+    from dam_dedupe.dask_executor import DaskCluster
+
+    with DaskCluster(scheduler, workers or os.cpu_count() or 1) as cluster:
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
+            # traceback; the command says itself what failed
+            for name in ["distributed", *logging.root.manager.loggerDict]:
+                if name.startswith("distributed"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+        yield cluster
+
+
+def _index_on(cluster: DaskCluster, shards: int) -> IndexFactory:
+    """The matcher's index: in this process, or in ``shards`` parts on the cluster."""
+    if shards == 1:
+        return CandidateIndex
+    from dam_dedupe.dask_index import DaskIndex
+
+    click.echo(f"matching with the index in {shards} shards on the Dask cluster at {cluster.address}", err=True)
+    return DaskIndex(cluster, shards)
+
+
 def _scan(
     obj: Context,
     sources: tuple[str, ...],
@@ -252,25 +283,22 @@ def _scan(
     quiet: bool = False,
     executor: str | None = None,
     scheduler: str | None = None,
+    index_shards: int | None = None,
 ) -> ScanSummary:
     config = obj.config
     table = config.sections.get("scan", {})
     scheduler = scheduler or table.get("scheduler")
     executor = executor or ("dask" if scheduler else table.get("executor", "local"))
+    shards = index_shards or table.get("index_shards", 1)
     if executor == "dask":
-        from dam_dedupe.dask_executor import DaskCluster
-
-        with DaskCluster(scheduler, workers or config.workers) as cluster:
-            if not logging.getLogger().isEnabledFor(logging.DEBUG):
-                # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
-                # traceback; the scan says itself what failed
-                for name in ["distributed", *logging.root.manager.loggerDict]:
-                    if name.startswith("distributed"):
-                        logging.getLogger(name).setLevel(logging.CRITICAL)
+        with _dask_cluster(scheduler, workers or config.workers) as cluster:
             click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
-            return _scan_with(obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH)
+            index = _index_on(cluster, shards)
+            return _scan_with(obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index)
     if scheduler:
         raise UsageFailure("--scheduler needs --executor dask")
+    if shards > 1:
+        raise UsageFailure("--index-shards needs --executor dask (the shards are held by the Dask workers)")
     return _scan_with(obj, sources, workers, preset, reread, quiet, default_executor)
 
 
@@ -283,6 +311,7 @@ def _scan_with(
     quiet: bool,
     executor_factory: ExecutorFactory,
     batch: int = 1,
+    index: IndexFactory = CandidateIndex,
 ) -> ScanSummary:
     config = obj.config
     if preset:
@@ -317,6 +346,7 @@ def _scan_with(
             matching=_match_progress(),
             listing=_ListingLine() if sys.stderr.isatty() else None,
             batch=batch,
+            index=index,
         )
     finally:
         for bar in bars.values():
@@ -355,6 +385,12 @@ def _failed_sources(summary: ScanSummary) -> None:
     default=None,
     help="The Dask scheduler (tcp://HOST:PORT); without it, --executor dask starts a local cluster of --workers.",
 )
+@click.option(
+    "--index-shards",
+    type=click.IntRange(1),
+    default=None,
+    help="Hold the matcher's index in this many parts on the Dask workers (docs/scale.md) [default: 1, here].",
+)
 @click.pass_obj
 def scan(
     obj: Context,
@@ -365,12 +401,13 @@ def scan(
     as_json: bool,
     executor: str | None,
     scheduler: str | None,
+    index_shards: int | None,
 ) -> None:
     """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them.
 
     Exits 3 if any source could not be scanned completely (see docs/cli.md).
     """
-    summary = _scan(obj, sources, workers, preset, reread, quiet=as_json, executor=executor, scheduler=scheduler)
+    summary = _scan(obj, sources, workers, preset, reread, as_json, executor, scheduler, index_shards)
     if as_json:
         click.echo(json.dumps({"catalog": obj.shown, **asdict(summary)}, ensure_ascii=False))
     else:
@@ -391,15 +428,34 @@ def _report_hint(obj: Context, output: str = "dam-dedupe-report.html") -> str:
 
 @main.command()
 @click.option("--preset", type=str, default=None, help="Matching preset (exact, strict, balanced, loose).")
+@click.option(
+    "--index-shards",
+    type=click.IntRange(1),
+    default=None,
+    help="Hold the index in this many parts on a Dask cluster (docs/scale.md) [default: 1, in this process].",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="The Dask scheduler for --index-shards; without it, a local cluster of one worker a shard.",
+)
 @click.pass_obj
-def match(obj: Context, preset: str | None) -> None:
+def match(obj: Context, preset: str | None, index_shards: int | None, scheduler: str | None) -> None:
     """Match the catalog again (for example with another preset) without reading any asset."""
     config = obj.config
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
+    table = config.sections.get("scan", {})
+    shards = index_shards or table.get("index_shards", 1)
+    scheduler = scheduler or table.get("scheduler")
     catalog = obj.catalog()
     try:
-        matched = build_clusters(catalog, config, obj.host, _match_progress())
+        if shards == 1:  # a scheduler alone is for scans: the index stays here
+            matched = build_clusters(catalog, config, obj.host, _match_progress())
+        else:
+            with _dask_cluster(scheduler, shards) as cluster:
+                matched = build_clusters(catalog, config, obj.host, _match_progress(), _index_on(cluster, shards))
     finally:
         catalog.close()
     click.echo(f"{matched.clusters} clusters, {matched.copies} duplicate copies")

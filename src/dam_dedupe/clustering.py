@@ -15,7 +15,8 @@ from dam_dedupe.config import Config
 from dam_dedupe.derivatives import derivative_relation
 from dam_dedupe.host import Host
 from dam_dedupe.matcher.compare import compare_pairs, copies_kept
-from dam_dedupe.matcher.grouping import find_groups_streamed
+from dam_dedupe.matcher.grouping import IndexFactory, find_groups_streamed
+from dam_dedupe.matcher.neighbours import CandidateIndex
 from dam_dedupe.records import Cluster, Fingerprint, MatchKind, Member
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,13 @@ class Matched:
     copies: int
 
 
-def build_clusters(catalog: Catalog, config: Config, host: Host, progress: MatchProgress | None = None) -> Matched:
+def build_clusters(
+    catalog: Catalog,
+    config: Config,
+    host: Host,
+    progress: MatchProgress | None = None,
+    index: IndexFactory = CandidateIndex,
+) -> Matched:
     """Match every present image, choose canonicals, explain each member, store and announce the clusters.
 
     An object listed under two overlapping sources is one asset (by URI), not two copies.
@@ -57,6 +64,8 @@ def build_clusters(catalog: Catalog, config: Config, host: Host, progress: Match
     ``dam_dedupe_cluster_found`` listeners (if a plugin listens and does not decline, see
     :meth:`~dam_dedupe.host.Host.listened`).
     ``progress``, when given, is told how matching goes on (a large library takes minutes).
+    ``index`` builds the candidate index: in this process, or sharded over a Dask cluster
+    (:class:`~dam_dedupe.dask_index.DaskIndex`), with the same clusters either way.
     """
     ids = array("q")  # asset id by the index the matcher knows it by: 8 bytes an image
 
@@ -88,7 +97,7 @@ def build_clusters(catalog: Catalog, config: Config, host: Host, progress: Match
                 progress("explaining", done, len(groups))
 
     with catalog.match_lock(), copies_kept():  # copies_kept: a member is not measured again against its verifier
-        groups = find_groups_streamed(summaries(), config.matching, load, grouping)
+        groups = find_groups_streamed(summaries(), config.matching, load, grouping, index)
         catalog.replace_clusters(explained())
     if host.listened("dam_dedupe_cluster_found"):
         for stored in catalog.clusters_streamed():

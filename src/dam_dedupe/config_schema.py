@@ -36,6 +36,7 @@ class ScanTable(_Table):
     exclude: list[str] = []
     executor: Literal["local", "dask"] = "local"
     scheduler: str | None = None
+    index_shards: int = Field(default=1, ge=1)
 
 
 class GovernanceTable(_Table):

@@ -54,6 +54,8 @@ from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
 from dam_dedupe.hookspecs import PROJECT_NAME
 from dam_dedupe.host import Host
 from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
+from dam_dedupe.matcher.grouping import IndexFactory
+from dam_dedupe.matcher.neighbours import CandidateIndex
 from dam_dedupe.records import AssetRecord, DeltaCursor, Fingerprint, ListingProblem, Removed, ScanSummary, SourceSpec
 from dam_dedupe.stubs import MAX_STUB_SIZE, redirect_target
 
@@ -681,6 +683,7 @@ def run_scan(
     matching: MatchProgress | None = None,
     listing: ListingProgress | None = None,
     batch: int = 1,
+    index: IndexFactory = CandidateIndex,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -698,6 +701,7 @@ def run_scan(
         listing: told how many assets each source's listing has found so far.
         batch: assets read by one job: 1 for a local pool (a worker that dies is known at once), more
             for a cluster, where each job costs a round trip to its scheduler.
+        index: builds the matcher's candidate index (see :func:`~dam_dedupe.clustering.build_clusters`).
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
@@ -719,7 +723,7 @@ def run_scan(
         status = "interrupted"
         try:
             scan.run(specs, run_id)
-            build_clusters(catalog, config, host, matching)
+            build_clusters(catalog, config, host, matching, index)
             status = "finished"
         finally:
             catalog.finish_run(run_id, scan.counts, status)

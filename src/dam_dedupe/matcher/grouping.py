@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -56,6 +57,18 @@ FingerprintSource = Callable[[list[int]], Mapping[int, Fingerprint]]
 """Gives the whole fingerprints (with thumbnails) at some indices (see :func:`find_groups_streamed`)."""
 Progress = Callable[[int, int], None]
 """Told (images placed, images to place) as matching goes on."""
+
+
+class Neighbours(Protocol):
+    """What grouping asks of the candidate index (:class:`~dam_dedupe.matcher.neighbours.CandidateIndex`)."""
+
+    def neighbours(self, asked: np.ndarray) -> list[list[tuple[int, str]]]: ...
+
+
+IndexFactory = Callable[[dict[str, np.ndarray], MatchSettings], Neighbours]
+"""Builds the candidate index over the comparable images' codes: :class:`CandidateIndex` in this
+process by default, or one sharded over a cluster (:class:`dam_dedupe.dask_index.DaskIndex`) that
+must answer exactly as it does."""
 
 FLAT_WINDOW = 50
 LOADED = 2048
@@ -88,12 +101,16 @@ def find_groups(
 
 
 def find_groups_streamed(
-    fingerprints: Iterable[Fingerprint], settings: MatchSettings, load: FingerprintSource, progress: Progress | None
+    fingerprints: Iterable[Fingerprint],
+    settings: MatchSettings,
+    load: FingerprintSource,
+    progress: Progress | None,
+    index: IndexFactory = CandidateIndex,
 ) -> list[list[int]]:
     """:func:`find_groups` for a library too large to hold: ``fingerprints`` (which may come
     without thumbnails) is read once, in order, and only summarised; ``load`` is asked, by index,
     for the whole fingerprints of the images a batch verifies. Indices count from 0 in the
-    order ``fingerprints`` gave them."""
+    order ``fingerprints`` gave them. ``index`` builds the candidate index (see :data:`IndexFactory`)."""
     with one_thread():
         summary = _Summary.of(fingerprints)
         node, first = summary.nodes()
@@ -101,7 +118,8 @@ def find_groups_streamed(
         merged: list[list[int]] = [[n] for n in np.nonzero(kinds == OTHER)[0].tolist()]
         if settings.perceptual:
             loaded = _Loaded(load)
-            merged += _near_groups(summary, first, np.nonzero(kinds == COMPARABLE)[0], settings, loaded, progress)
+            comparable_nodes = np.nonzero(kinds == COMPARABLE)[0]
+            merged += _near_groups(summary, first, comparable_nodes, settings, loaded, progress, index)
             merged += _flat_groups(summary, first, np.nonzero(kinds == FLAT)[0], loaded)
         else:
             merged += [[n] for n in np.nonzero(kinds != OTHER)[0].tolist()]
@@ -207,15 +225,16 @@ def _near_groups(
     settings: MatchSettings,
     loaded: _Loaded,
     progress: Progress | None,
+    index: IndexFactory,
 ) -> list[list[int]]:
     """Groups (of node numbers) of the comparable nodes ``usable``."""
     if not len(usable):
         return []
     image = first[usable]
-    index = CandidateIndex({family: codes[image] for family, codes in summary.codes.items()}, settings)
+    candidates = index({family: codes[image] for family, codes in summary.codes.items()}, settings)
 
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
-        return index.neighbours(np.array(asked, dtype=np.int64))
+        return candidates.neighbours(np.array(asked, dtype=np.int64))
 
     def edges(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
         asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in pairs]

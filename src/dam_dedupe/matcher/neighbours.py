@@ -81,18 +81,27 @@ class CandidateIndex:
         The order is by ``dct`` distance after the symmetry.
         """
         asked = np.asarray(asked, dtype=np.int64)
+        table = self.rows({family: codes[asked] for family, codes in self.codes.items()})
+        return ordered_neighbours(table[asked[table[:, 0]] != table[:, 1]], len(asked))
+
+    def rows(self, asked: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Every candidate among this index's codes of the images whose codes are ``asked`` (by family,
+        position ``k`` in each array being asked image ``k``), as rows (k, candidate position, symmetry
+        number, ``dct`` distance after the symmetry). An image asked about is not told apart from
+        itself here: :meth:`neighbours` drops those rows. A shard of a larger index answers with these
+        rows, and the union of every shard's rows is the whole index's (``DaskIndex``)."""
 
         def search(task: tuple[str, str, int]) -> np.ndarray:
             # (family asked, family searched, symmetry number): one search of one index.
             family, searched, number = task
             if family != searched:
-                found = self._across[family, searched].query(self.codes[family][asked])
+                found = self._across[family, searched].query(asked[family])
                 return self._with_symmetry(self._confirmed_across(found, asked, family, searched), 0)
             if number == 0:
-                found = self._indexes[family].query(self.codes[family][asked])
+                found = self._indexes[family].query(asked[family])
                 return self._with_symmetry(self._confirmed(found, asked, family), 0)
             assert self._turned is not None
-            moved = dct_dihedral_array(self.codes["dct"][asked], SYMMETRIES[number - 1])
+            moved = dct_dihedral_array(asked["dct"], SYMMETRIES[number - 1])
             return self._with_symmetry(self._turned.query(moved), number)
 
         tasks = [(family, family, 0) for family in self.families]
@@ -100,65 +109,72 @@ class CandidateIndex:
         if self._turned is not None:
             tasks += [("dct", "dct", number) for number in range(1, len(SYMMETRIES) + 1)]
         with ThreadPoolExecutor(INDEX_THREADS) as pool:
-            rows = list(pool.map(search, tasks))
-        table = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
-        table = table[asked[table[:, 0]] != table[:, 1]]
-        # One row per (asked, candidate): the lowest symmetry number, so identity wins.
-        table = table[np.lexsort((table[:, 2], table[:, 1], table[:, 0]))]
-        first = np.ones(len(table), dtype=bool)
-        first[1:] = (table[1:, 0] != table[:-1, 0]) | (table[1:, 1] != table[:-1, 1])
-        table = table[first]
-        distance = self._dct_distance(asked[table[:, 0]], table[:, 1], table[:, 2])
-        table = table[np.lexsort((table[:, 1], distance, table[:, 0]))]
-        names = ("identity", *SYMMETRIES)
-        result: list[list[tuple[int, str]]] = [[] for _ in asked]
-        for position, other, symmetry in table.tolist():
-            result[position].append((other, names[symmetry]))
-        return result
+            found = list(pool.map(search, tasks))
+        table = np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64)
+        distance = self._dct_distance(asked, table[:, 0], table[:, 1], table[:, 2])
+        return np.column_stack([table, distance]).astype(np.int64)
 
     @staticmethod
     def _with_symmetry(found: np.ndarray, number: int) -> np.ndarray:
         """(asked position, candidate, symmetry number) rows."""
         return np.column_stack([found, np.full(len(found), number, dtype=np.int64)])
 
-    def _confirmed(self, found: np.ndarray, asked: np.ndarray, family: str) -> np.ndarray:
+    def _confirmed(self, found: np.ndarray, asked: Mapping[str, np.ndarray], family: str) -> np.ndarray:
         """``found`` without the pairs beyond ``candidate_radius`` in ``family`` and beyond
         ``CONFIRM_RADIUS`` in ``dct``: the wider ``crop_radius`` of the ``low`` hash (which has
         fewer independent bits) nominates a pair only when a second family agrees."""
         settings = self.settings
         if not len(found) or radius_of(family, settings) <= settings.candidate_radius or "dct" not in self.codes:
             return found
-        first, second = asked[found[:, 0]], found[:, 1]
-        codes, dct = self.codes[family], self.codes["dct"]
-        near = popcount(codes[first] ^ codes[second]) <= settings.candidate_radius
-        agreed = popcount(dct[first] ^ dct[second]) <= CONFIRM_RADIUS
+        first, second = found[:, 0], found[:, 1]
+        near = popcount(asked[family][first] ^ self.codes[family][second]) <= settings.candidate_radius
+        agreed = popcount(asked["dct"][first] ^ self.codes["dct"][second]) <= CONFIRM_RADIUS
         return found[near | agreed]
 
-    def _confirmed_across(self, found: np.ndarray, asked: np.ndarray, family: str, searched: str) -> np.ndarray:
+    def _confirmed_across(
+        self, found: np.ndarray, asked: Mapping[str, np.ndarray], family: str, searched: str
+    ) -> np.ndarray:
         """``found`` (from ``family`` codes to ``searched`` ones, within ``crop_radius``) without the
         pairs beyond ``candidate_radius`` whose ``low`` hashes differ in more than ``crop_radius``
         bits: the wider radius alone nominated 35 unrelated pairs in the benchmark corpus."""
         settings = self.settings
         if not len(found) or settings.crop_radius <= settings.candidate_radius:
             return found
-        first, second = asked[found[:, 0]], found[:, 1]
-        near = popcount(self.codes[family][first] ^ self.codes[searched][second]) <= settings.candidate_radius
+        first, second = found[:, 0], found[:, 1]
+        near = popcount(asked[family][first] ^ self.codes[searched][second]) <= settings.candidate_radius
         if "low" not in self.codes:
             return found[near]
-        low = self.codes["low"]
-        return found[near | (popcount(low[first] ^ low[second]) <= settings.crop_radius)]
+        return found[near | (popcount(asked["low"][first] ^ self.codes["low"][second]) <= settings.crop_radius)]
 
-    def _dct_distance(self, first: np.ndarray, second: np.ndarray, symmetry: np.ndarray) -> np.ndarray:
-        """``dct`` bits in which each second image differs from its first after the row's symmetry."""
+    def _dct_distance(
+        self, asked: Mapping[str, np.ndarray], first: np.ndarray, second: np.ndarray, symmetry: np.ndarray
+    ) -> np.ndarray:
+        """``dct`` bits in which each second image (of this index) differs from its first (asked)
+        after the row's symmetry."""
         if "dct" not in self.codes:
             return np.zeros(len(first), dtype=np.int64)
-        dct = self.codes["dct"]
-        moved = dct[first].copy()
+        moved = asked["dct"][first].copy()
         for number, name in enumerate(SYMMETRIES, start=1):
             rows = symmetry == number
             if rows.any():
-                moved[rows] = dct_dihedral_array(dct[first[rows]], name)
-        return popcount(moved ^ dct[second])
+                moved[rows] = dct_dihedral_array(asked["dct"][first[rows]], name)
+        return popcount(moved ^ self.codes["dct"][second])
+
+
+def ordered_neighbours(table: np.ndarray, count: int) -> list[list[tuple[int, str]]]:
+    """The candidate lists of ``count`` asked images from rows (k, candidate, symmetry number, distance):
+    one entry per (asked, candidate), the lowest symmetry number (so identity wins), nearest first,
+    then by position."""
+    table = table[np.lexsort((table[:, 2], table[:, 1], table[:, 0]))]
+    first = np.ones(len(table), dtype=bool)
+    first[1:] = (table[1:, 0] != table[:-1, 0]) | (table[1:, 1] != table[:-1, 1])
+    table = table[first]
+    table = table[np.lexsort((table[:, 1], table[:, 3], table[:, 0]))]
+    names = ("identity", *SYMMETRIES)
+    result: list[list[tuple[int, str]]] = [[] for _ in range(count)]
+    for position, other, symmetry in table[:, :3].tolist():
+        result[position].append((other, names[symmetry]))
+    return result
 
 
 def candidate_pairs(codes: dict[str, np.ndarray], settings: MatchSettings) -> list[tuple[int, int, str]]:

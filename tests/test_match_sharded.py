@@ -1,0 +1,137 @@
+"""The matcher's index sharded over a real Dask cluster gives the candidates, and clusters, of one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import Client
+from PIL import Image, ImageEnhance, ImageOps
+
+from dam_dedupe.catalog import open_catalog
+from dam_dedupe.dask_executor import DaskCluster
+from dam_dedupe.dask_index import ShardedIndex
+from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.matcher.neighbours import CODE_FAMILIES, SYMMETRIES, CandidateIndex
+from dam_dedupe.matcher.perceptual import dct_dihedral_array
+from dam_dedupe.matcher.settings import PRESETS
+from tests.conftest import picture, run_cli, save
+from tests.servers.dask import dask_processes
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[DaskCluster]:
+    """A local cluster of two worker processes."""
+    with DaskCluster(None, 2) as local:
+        yield local
+
+
+def codes_with_copies(size: int, seed: int) -> dict[str, np.ndarray]:
+    """Every family's codes for ``size`` images: random, with every fifth image a near copy of another
+    (a few bits flipped in each family), so that every kind of search finds something."""
+    rng = np.random.default_rng(seed)
+    codes = {family: rng.integers(0, 2**63, size, dtype=np.uint64) for family in CODE_FAMILIES}
+    for copy in range(0, size, 5):
+        original = int(rng.integers(0, size))
+        for family in CODE_FAMILIES:
+            bits = rng.choice(63, size=int(rng.integers(0, 14)), replace=False)
+            codes[family][copy] = codes[family][original] ^ np.uint64(sum(1 << int(b) for b in bits))
+        codes["inner"][copy] = codes["dct"][original] ^ np.uint64(0b101)  # a crop of the original
+    for copy in range(2, size, 25):  # turned and mirrored copies
+        symmetry = SYMMETRIES[copy % len(SYMMETRIES)]
+        codes["dct"][copy] = dct_dihedral_array(codes["dct"][copy - 1 : copy], symmetry)[0] ^ np.uint64(0b11)
+    return codes
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_a_sharded_index_nominates_exactly_the_candidates_of_one_index(cluster: DaskCluster, shards: int) -> None:
+    codes = codes_with_copies(3000, seed=shards)
+    settings = PRESETS["balanced"]
+    asked = np.arange(3000)
+
+    alone = CandidateIndex(codes, settings).neighbours(asked)
+    sharded = ShardedIndex(cluster, codes, settings, shards).neighbours(asked)
+
+    assert sum(len(found) for found in alone) > 1000  # the planted copies are found, from both ends
+    assert {symmetry for found in alone for _, symmetry in found} > {"identity"}  # turned copies too
+    assert sharded == alone
+
+
+def variants(root: Path) -> None:
+    """Pictures, each with copies of every kind (smaller, re-compressed, turned, mirrored, cropped, lighter),
+    a light and a dark version of one design, and a picture alone."""
+    for seed in range(6):
+        original = picture(seed, (640, 480))
+        save(original, root / f"{seed}" / "original.png", "PNG")
+        save(original.resize((320, 240), Image.Resampling.LANCZOS), root / f"{seed}" / "small.jpg", quality=80)
+        save(original, root / f"{seed}" / "low quality.jpg", quality=35)
+        save(original.rotate(90, expand=True), root / f"{seed}" / "turned.png", "PNG")
+        save(ImageOps.mirror(original), root / f"{seed}" / "mirrored.webp", "WEBP", quality=90)
+        save(original.crop((26, 19, 614, 461)), root / f"{seed}" / "cropped.jpg", quality=90)
+        save(ImageEnhance.Brightness(original).enhance(1.05), root / f"{seed}" / "lighter.jpg", quality=90)
+    design = picture(40, (640, 480))
+    save(design, root / "design" / "light.png", "PNG")
+    save(ImageEnhance.Brightness(design).enhance(0.45), root / "design" / "dark.png", "PNG")
+    save(picture(50, (640, 480)), root / "alone.png", "PNG")
+
+
+def clusters_of(location: Path) -> list[tuple[str, frozenset[str]]]:
+    """Every stored cluster: its id (which names its members) and its members' keys with their match kind."""
+    catalog = open_catalog(location)
+    try:
+        found = []
+        for cluster in catalog.clusters():
+            assets = catalog.assets_by_id([asset_id for asset_id, _, _ in cluster.members], thumbnails=False)
+            found.append((cluster.id, frozenset(f"{assets[a].record.key} {m}" for a, m, _ in cluster.members)))
+        return sorted(found)
+    finally:
+        catalog.close()
+
+
+def test_match_with_the_index_in_shards_stores_the_clusters_of_one_process(tmp_path: Path) -> None:
+    variants(tmp_path / "library")
+    run_cli("--catalog", "c.sqlite", "scan", "--workers", "2", "library", cwd=tmp_path)
+    alone = clusters_of(tmp_path / "c.sqlite")
+
+    sharded = run_cli("--catalog", "c.sqlite", "match", "--index-shards", "2", cwd=tmp_path)
+
+    assert "matching with the index in 2 shards on the Dask cluster at tcp://" in sharded.stderr
+    assert len(alone) >= 6 and any("turned" in member for _, members in alone for member in members)
+    assert clusters_of(tmp_path / "c.sqlite") == alone
+
+
+def test_a_scan_may_hold_the_index_on_its_dask_cluster(tmp_path: Path) -> None:
+    variants(tmp_path / "library")
+    run_cli("--catalog", "alone.sqlite", "scan", "--workers", "2", "library", cwd=tmp_path)
+
+    on_dask = run_cli(
+        "--catalog", "dask.sqlite", "scan", "--executor", "dask", "--index-shards", "2", "library", cwd=tmp_path
+    )
+
+    assert "matching with the index in 2 shards" in on_dask.stderr
+    assert clusters_of(tmp_path / "dask.sqlite") == clusters_of(tmp_path / "alone.sqlite")
+
+
+def test_index_shards_without_a_dask_executor_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "library").mkdir()
+    refused = run_cli("scan", "--index-shards", "2", "library", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "--index-shards needs --executor dask" in refused.stderr
+
+
+def test_a_worker_holding_a_shard_lost_stops_the_match_with_a_message(tmp_path: Path) -> None:
+    codes = codes_with_copies(500, seed=7)
+    with dask_processes() as (address, _), DaskCluster(address, 2) as on_dask:
+        index = ShardedIndex(on_dask, codes, PRESETS["balanced"], 2)
+        with Client(address) as client:
+            victim = next(iter(client.run(os.getpid).values()))
+        os.kill(victim, signal.SIGKILL)  # the worker process dies, and the shard it held with it
+
+        with pytest.raises(DamDedupeError) as lost:
+            index.neighbours(np.arange(500))
+
+    assert "a Dask worker holding part of the matching index" in str(lost.value)
+    assert "nothing was stored: run the match again" in str(lost.value)
