@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dam_dedupe.catalog import SqliteCatalog, open_catalog
+from dam_dedupe.catalog import SqlCatalog, open_catalog
 from dam_dedupe.config import Config
 from dam_dedupe.containers import DocumentError, Limits, read_document
 from dam_dedupe.decisions import Decision, Decisions
@@ -52,11 +52,11 @@ def brand_cluster(report: dict) -> dict:
 
 
 def test_each_embedded_copy_is_grouped_with_the_library_original_and_named_by_document_and_part(
-    tmp_path: Path,
+    tmp_path: Path, catalog_location: str
 ) -> None:
     root = tmp_path / "archive"
     build_archive(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     summary = run_scan([SourceSpec(root.as_uri())], catalog, Host(), Config(), workers=2)
 
@@ -97,10 +97,12 @@ def test_each_embedded_copy_is_grouped_with_the_library_original_and_named_by_do
     assert sorted(loc["embedded_in"] for loc in entry["locations"] if loc["embedded_in"]) == sorted(embedded)
 
 
-def test_a_plan_acts_only_on_standalone_files_and_says_where_each_embedded_copy_is_referenced(tmp_path: Path) -> None:
+def test_a_plan_acts_only_on_standalone_files_and_says_where_each_embedded_copy_is_referenced(
+    tmp_path: Path, catalog_location: str
+) -> None:
     root = tmp_path / "archive"
     build_archive(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     host = Host()
     run_scan([SourceSpec(root.as_uri())], catalog, host, Config(), workers=1)
 
@@ -116,7 +118,7 @@ def test_a_plan_acts_only_on_standalone_files_and_says_where_each_embedded_copy_
 
 
 def test_password_protected_pdf_and_truncated_deck_are_errors_with_reasons_and_the_scan_goes_on(
-    tmp_path: Path,
+    tmp_path: Path, catalog_location: str
 ) -> None:
     root = tmp_path / "archive"
     build_archive(root)
@@ -124,7 +126,7 @@ def test_password_protected_pdf_and_truncated_deck_are_errors_with_reasons_and_t
     deck = (root / "decks" / "q3 deck.pptx").read_bytes()
     (root / "decks" / "cut short.pptx").write_bytes(deck[: len(deck) // 2])
     (root / "decks" / "protected.docx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4000))
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     summary = run_scan([SourceSpec(root.as_uri())], catalog, Host(), Config(), workers=2)
 
@@ -138,10 +140,10 @@ def test_password_protected_pdf_and_truncated_deck_are_errors_with_reasons_and_t
     assert len(brand_cluster(build_report(catalog))["members"]) == 6  # the rest of the archive was read
 
 
-def test_document_images_follow_their_document_across_scans(tmp_path: Path) -> None:
+def test_document_images_follow_their_document_across_scans(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "archive"
     build_archive(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     host, spec = Host(), SourceSpec(root.as_uri())
     run_scan([spec], catalog, host, Config(), workers=1)
     base = root.resolve().as_uri()
@@ -231,12 +233,12 @@ def test_a_part_no_decoder_knows_is_skipped_and_the_documents_other_images_are_r
     assert "not an image" in (by_name["ppt/media/image2.bin"].error or "")
 
 
-def test_catalog_marks_embedded_images_with_their_document(tmp_path: Path) -> None:
+def test_catalog_marks_embedded_images_with_their_document(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "archive"
     build_archive(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), Config(), workers=1)
-    assert isinstance(catalog, SqliteCatalog)
+    assert isinstance(catalog, SqlCatalog)
 
     embedded = catalog.embedded_images()
 
@@ -250,11 +252,11 @@ def test_catalog_marks_embedded_images_with_their_document(tmp_path: Path) -> No
 
 
 def test_a_document_damaged_since_the_last_scan_is_an_error_and_its_images_are_no_longer_counted(
-    tmp_path: Path,
+    tmp_path: Path, catalog_location: str
 ) -> None:
     root = tmp_path / "archive"
     build_archive(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     spec = SourceSpec(root.as_uri())
     run_scan([spec], catalog, Host(), Config(), workers=1)
     deck = root / "decks" / "q3 deck.pptx"
@@ -270,10 +272,12 @@ def test_a_document_damaged_since_the_last_scan_is_an_error_and_its_images_are_n
     assert report["summary"]["images"] == 6
 
 
-def test_a_reviewer_naming_an_embedded_copy_as_canonical_leaves_the_cluster_out_of_the_plan(tmp_path: Path) -> None:
+def test_a_reviewer_naming_an_embedded_copy_as_canonical_leaves_the_cluster_out_of_the_plan(
+    tmp_path: Path, catalog_location: str
+) -> None:
     root = tmp_path / "archive"
     build_archive(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     host = Host()
     run_scan([SourceSpec(root.as_uri())], catalog, host, Config(), workers=1)
     cluster = brand_cluster(build_report(catalog))

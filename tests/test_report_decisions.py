@@ -21,9 +21,16 @@ def picture(path: Path, colour: str) -> None:
     img.save(path, "JPEG")
 
 
+@pytest.fixture(autouse=True)
+def configured(tmp_path: Path, catalog_location: str) -> str:
+    """The test's catalog, named in its ``dam-dedupe.toml`` as an admin names a shared one (SQLite, then PostgreSQL)."""
+    (tmp_path / "dam-dedupe.toml").write_text(f'[catalog]\npath = "{catalog_location}"\n', encoding="utf-8")
+    return catalog_location
+
+
 def cli(tmp_path: Path, *args: str, ok: bool = True) -> str:
-    """Run the command line with the test's catalog; return the output."""
-    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.sqlite"), *args])
+    """Run the command line with the test's configuration (and so its catalog); return the output."""
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "dam-dedupe.toml"), *args])
     assert (result.exit_code == 0) == ok, result.output
     return result.output
 
@@ -54,7 +61,7 @@ def report(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
 
 
-def test_keep_all_shows_as_decided_until_a_member_changes(library: Path, tmp_path: Path) -> None:
+def test_keep_all_shows_as_decided_until_a_member_changes(library: Path, tmp_path: Path, configured: str) -> None:
     cluster = report(tmp_path)["clusters"][0]["id"]
     output = cli(
         tmp_path,
@@ -87,7 +94,7 @@ def test_keep_all_shows_as_decided_until_a_member_changes(library: Path, tmp_pat
     doc = report(tmp_path)
     assert [len(c["members"]) for c in doc["clusters"]] == [2]
     assert doc["clusters"][0]["decided"] is False and doc["clusters"][0]["decisions"] == []
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(configured)
     try:
         assert catalog.standing_decisions() == {}
         assert len(catalog.decisions()) == 1  # kept for the record

@@ -20,7 +20,7 @@ from tests.conftest import picture, save
 from tests.test_matcher_groups import scene, window
 
 
-def test_checking_each_catalogued_image_finds_exactly_its_cluster(tmp_path: Path) -> None:
+def test_checking_each_catalogued_image_finds_exactly_its_cluster(tmp_path: Path, catalog_location: str) -> None:
     library = tmp_path / "lib"
     for seed in (21, 22, 23, 24):
         original = picture(seed, (600, 400))
@@ -32,7 +32,7 @@ def test_checking_each_catalogued_image_finds_exactly_its_cluster(tmp_path: Path
     save(picture(31, (600, 400)), library / "alone.jpg")
     (library / "copies").mkdir()
     (library / "copies" / "21.jpg").write_bytes((library / "21.jpg").read_bytes())
-    catalog = open_catalog(tmp_path / "catalog.sqlite")
+    catalog = open_catalog(catalog_location)
     run_scan([SourceSpec(library.as_uri())], catalog, Host(), Config(), workers=1, executor_factory=_inline)
     members: dict[int, set[int]] = {}
     for cluster in catalog.clusters():
@@ -65,14 +65,16 @@ def _inline(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(1)
 
 
-def test_a_check_finds_the_original_of_a_crop_of_four_to_five_percent_a_side(tmp_path: Path) -> None:
+def test_a_check_finds_the_original_of_a_crop_of_four_to_five_percent_a_side(
+    tmp_path: Path, catalog_location: str
+) -> None:
     # As the scan finds it (tests/test_matcher_accuracy.py): every hash of the crop but the one
     # compared with the original's inner hash is beyond its radius.
     original = window(scene(0), 0.05, 0.05, 0.9, 0.9)
     save(original, tmp_path / "lib" / "original.jpg", quality=92)
     crop = io.BytesIO()
     window(original, 0.045, 0.042, 0.907, 0.912).save(crop, "JPEG", quality=85)
-    catalog = open_catalog(tmp_path / "catalog.sqlite")
+    catalog = open_catalog(catalog_location)
     run_scan([SourceSpec((tmp_path / "lib").as_uri())], catalog, Host(), Config(), workers=1, executor_factory=_inline)
     index = CatalogIndex(PRESETS["balanced"])
     index.replace(catalog.images_streamed())
