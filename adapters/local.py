@@ -152,7 +152,28 @@ class LocalAdapter(SourceAdapter):
         seen_dirs: set[tuple[int, int]] = set()
         yield from self._walk(self.root, seen_dirs)
 
-    def _walk(self, folder: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[AssetRecord | ListingProblem]:
+    def listing_shards(self) -> list[str] | None:
+        """The files at the top of the tree (shard ``""``), then each top-level folder, by name: a share's
+        departments are listed side by side on a cluster. ``None`` where links are followed: a link
+        from one folder into another would be listed in both shards, where one walk lists it once."""
+        if self.follow_symlinks:
+            return None
+        if not self.root.is_dir():
+            raise SourceError(f"{self.root} is not a folder that can be read")
+        with os.scandir(self.root) as it:
+            folders = [e.name for e in it if e.is_dir(follow_symlinks=False) and not e.name.startswith(TEMP_PREFIX)]
+        return ["", *sorted(folders, key=os.fsencode)]
+
+    def list_shard(self, shard: str) -> Iterator[AssetRecord | ListingProblem]:
+        """The top-level files (``""``), or everything under one top-level folder."""
+        if not shard:
+            yield from self._walk(self.root, set(), files_only=True)
+        else:
+            yield from self._walk(self.root / shard, set())
+
+    def _walk(
+        self, folder: Path, seen_dirs: set[tuple[int, int]], files_only: bool = False
+    ) -> Iterator[AssetRecord | ListingProblem]:
         try:
             st = folder.stat()
         except OSError as exc:
@@ -176,7 +197,8 @@ class LocalAdapter(SourceAdapter):
                 if entry.is_symlink() and not self.follow_symlinks:
                     continue
                 if entry.is_dir():
-                    yield from self._walk(path, seen_dirs)
+                    if not files_only:
+                        yield from self._walk(path, seen_dirs)
                 elif entry.is_file():
                     yield self.record_for(path, entry.stat())
                 elif entry.is_symlink():

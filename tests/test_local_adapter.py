@@ -127,3 +127,25 @@ def test_write_side_copy_move_delete_and_tags(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="changed since"):
         adapter.delete(record)
     assert (tmp_path / "a.jpg").exists()
+
+
+def test_the_listing_shards_together_list_what_one_walk_lists_each_file_once(tmp_path: Path) -> None:
+    for n, name in enumerate(["維港 01.jpg", "b/c/deep.jpg", "b/top of b.jpg", "部門 2/x.jpg", "a.jpg", "z/y.jpg"]):
+        save(picture(n), tmp_path / name)
+    raw = os.fsencode(tmp_path) + b"/bad-\xff-dir"
+    os.mkdir(raw)
+    with open(raw + b"/in bad.jpg", "wb") as out:
+        out.write((tmp_path / "a.jpg").read_bytes())
+    (tmp_path / "b" / "link to z").symlink_to(tmp_path / "z")  # not followed: in no shard
+    adapter = LocalAdapter(SourceSpec(tmp_path.as_uri()))
+
+    shards = adapter.listing_shards()
+    sharded = [item for shard in shards or [] for item in adapter.list_shard(shard)]
+    walked = list(adapter.list_assets())
+
+    assert shards is not None and shards[0] == "" and len(shards) == 5  # the top's files, then 4 folders
+    assert all(isinstance(item, AssetRecord) for item in sharded + walked)
+    keys = [item.key for item in sharded if isinstance(item, AssetRecord)]
+    assert sorted(keys) == sorted(item.key for item in walked if isinstance(item, AssetRecord))
+    assert len(keys) == len(set(keys)) == 7
+    assert LocalAdapter(SourceSpec(tmp_path.as_uri(), options=(("follow_symlinks", True),))).listing_shards() is None

@@ -4,6 +4,7 @@ the clusters of a local scan, a worker killed mid-scan, an asset that keeps kill
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ def cluster(test_plugin_site: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(test_plugin_site))
         patch.setenv("DAM_TEST_READ_LOG", str(reads))
+        patch.setenv("DAM_TEST_LIST_LOG", str(reads.parent / "listed.log"))
         with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
             local = LocalCluster(
                 n_workers=WORKERS,
@@ -260,3 +262,50 @@ def test_a_cluster_whose_workers_run_another_version_is_refused_before_any_work(
     ours = importlib.metadata.version("dam-dedupe")
     assert f"the Dask workers must run dam-dedupe {ours}, as this scan does; install it there" in str(refused.value)
     assert ": 0.0.1)" in str(refused.value)
+
+
+def test_a_share_is_listed_a_top_level_folder_a_task_on_the_workers(
+    tmp_path: Path, cluster: tuple[str, Path], with_test_plugin: Path
+) -> None:
+    scheduler, reads = cluster
+    listed = reads.parent / "listed.log"
+    listed.write_text("", encoding="utf-8")
+    files = library(tmp_path / "library") + 1
+    save(picture(90), tmp_path / "library" / "at the top.jpg")
+    source = "counting://" + str(tmp_path / "library")
+    run_cli("--catalog", "local.sqlite", "scan", source, cwd=tmp_path)
+    config = tmp_path / "dam-dedupe.toml"  # written after: a dam-dedupe.toml where the scan runs is read
+    config.write_text(f'[scan]\nexecutor = "dask"\nscheduler = "{scheduler}"\n', encoding="utf-8")
+
+    on_dask = run_cli("--catalog", "dask.sqlite", "--config", str(config), "scan", source, cwd=tmp_path)
+
+    assert f"listed {files}" in on_dask.stdout
+    shards = [line.split(" ", 1) for line in listed.read_text(encoding="utf-8").splitlines()]
+    assert sorted(shard for _, shard in shards) == ["", "copies", "originals", "副本"]
+    assert {int(pid) for pid, _ in shards} <= worker_pids(scheduler)  # listed by the workers, not the scan
+    assert fingerprinted_keys(tmp_path / "dask.sqlite") == fingerprinted_keys(tmp_path / "local.sqlite")
+    assert clusters_of(tmp_path / "dask.sqlite") == clusters_of(tmp_path / "local.sqlite")
+
+
+def test_a_shard_that_kills_its_workers_leaves_its_assets_present_and_the_rest_scanned(
+    tmp_path: Path, cluster: tuple[str, Path], with_test_plugin: Path
+) -> None:
+    scheduler, _ = cluster
+    library(tmp_path / "library", distinct=3)
+    save(picture(91), tmp_path / "library" / "crash-dept" / "budget.jpg")  # listing this folder kills its worker
+    source = "crashing://" + str(tmp_path / "library")
+    run_cli("--catalog", "c.sqlite", "scan", source, cwd=tmp_path)  # listed here: nothing kills the scan
+    save(picture(92), tmp_path / "library" / "originals" / "new.jpg")
+    config = tmp_path / "dam-dedupe.toml"
+    config.write_text(f'[scan]\nexecutor = "dask"\nscheduler = "{scheduler}"\n', encoding="utf-8")
+
+    again = run_cli("--catalog", "c.sqlite", "--config", str(config), "scan", source, cwd=tmp_path, check=False)
+
+    assert again.returncode == 3  # the source could not be listed completely
+    keys = fingerprinted_keys(tmp_path / "c.sqlite")
+    assert "crash-dept/budget.jpg" in keys  # not listed this time, and not marked gone for it
+    assert "originals/new.jpg" in keys  # the other shards were listed and read
+    report = run_cli("--catalog", "c.sqlite", "report", "--format", "json", "-o", "r.json", cwd=tmp_path)
+    assert report.returncode == 0
+    reasons = [e["reason"] for e in json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["errors"]]
+    assert any("the listing of shard 'crash-dept' failed on the cluster: KilledWorker" in r for r in reasons)

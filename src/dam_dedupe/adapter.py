@@ -76,6 +76,26 @@ class SourceAdapter(abc.ABC):
         """
         raise UnsupportedOperation(self.scheme, "list_changes")
 
+    def listing_shards(self) -> list[str] | None:
+        """The parts the listing splits into (folders, prefixes), so that a cluster lists them side by side;
+        ``None`` (the default) when it does not split.
+
+        Each shard names a part :meth:`list_shard` lists. Together the shards' listings are
+        :meth:`list_assets`' listing, each object in exactly one shard; the shards are named in
+        the order :meth:`list_assets` would reach them. Raise as :meth:`list_assets` does when
+        nothing can be listed.
+        """
+        return None
+
+    def list_shard(self, shard: str) -> Iterator[AssetRecord | ListingProblem]:
+        """Yield the objects of one shard of :meth:`listing_shards`, as :meth:`list_assets` yields them.
+
+        Called on a cluster's worker, from an adapter that worker built from the source's
+        :class:`SourceSpec`. Raise :class:`~dam_dedupe.errors.SourceError` when the shard
+        cannot be listed at all.
+        """
+        raise UnsupportedOperation(self.scheme, "list_shard")
+
     # -- state checks for the governance workflow ---------------------------------------
 
     def stat(self, key: str) -> AssetRecord | None:

@@ -294,7 +294,7 @@ def _scan(
         with _dask_cluster(scheduler, workers or config.workers) as cluster:
             click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
             index = _index_on(cluster, shards)
-            return _scan_with(obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index)
+            return _scan_with(obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index, True)
     if scheduler:
         raise UsageFailure("--scheduler needs --executor dask")
     if shards > 1:
@@ -312,6 +312,7 @@ def _scan_with(
     executor_factory: ExecutorFactory,
     batch: int = 1,
     index: IndexFactory = CandidateIndex,
+    shard_listing: bool = False,
 ) -> ScanSummary:
     config = obj.config
     if preset:
@@ -347,6 +348,7 @@ def _scan_with(
             listing=_ListingLine() if sys.stderr.isatty() else None,
             batch=batch,
             index=index,
+            shard_listing=shard_listing,
         )
     finally:
         for bar in bars.values():

@@ -245,6 +245,10 @@ class FingerprintJob:
             self._adapter = _process_adapters[self.spec]
         return self._adapter
 
+    def list_shard(self, shard: str) -> list[AssetRecord | ListingProblem]:
+        """One shard of the source's listing, listed here (on a cluster's worker: from the store directly)."""
+        return list(self.adapter().list_shard(shard))
+
     def __call__(self, asset_id: int, record: AssetRecord) -> JobResult:
         """Read and fingerprint one asset; never raises for a problem with the asset."""
         if (extractor := extractor_for(record.name)) is not None:
@@ -351,9 +355,11 @@ class Scan:
         reread: bool = False,
         listing: ListingProgress | None = None,
         batch: int = 1,
+        shard_listing: bool = False,
     ) -> None:
         self.catalog = catalog
         self.batch = batch
+        self.shard_listing = shard_listing
         self.reread = reread
         self.host = host
         self.config = config
@@ -424,7 +430,7 @@ class Scan:
         if adapter.supports_changes:
             items = adapter.list_changes(self.catalog.cursor(source_id))
         else:
-            items = adapter.list_assets()
+            items = self._listed(adapter, spec)
         iterator = iter(items)
         batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor] = []
         complete = True
@@ -472,6 +478,35 @@ class Scan:
             # a part that could not be listed is in no later delta round unless it changes: keep the
             # last good cursor, so the next scan lists these changes again
             self.catalog.set_cursor(source_id, cursor.value)
+
+    def _listed(self, adapter: SourceAdapter, spec: SourceSpec) -> Iterator[AssetRecord | ListingProblem]:
+        """The source's listing: a shard a task on the executor's workers where the scan lists there
+        (``shard_listing``) and the source splits (:meth:`SourceAdapter.listing_shards`), else here.
+
+        Shards are taken in their order, so the catalog records them as one listing would. A shard
+        whose task fails twice is a listing problem: the listing is then incomplete and marks nothing gone.
+        """
+        shards = adapter.listing_shards() if self.shard_listing else None
+        if shards is None or len(shards) < 2:
+            yield from adapter.list_assets()
+            return
+        job = FingerprintJob(spec, adapter, self.analysis, self.host, self.shared, self.token)
+        with self.executor_factory(self.workers) as executor:
+            tasks = [executor.submit(job.list_shard, shard) for shard in shards]
+            failed = []
+            for shard, task in zip(shards, tasks, strict=True):
+                try:
+                    yield from task.result()
+                except Exception:  # a store error, or a lost worker: tried once more below
+                    failed.append(shard)
+            # A shard queued beside one that kills its workers can be given up with it (KilledWorker):
+            # each failed shard is listed once more, alone, and only a second failure is its problem.
+            for shard in failed:
+                try:
+                    yield from executor.submit(job.list_shard, shard).result()
+                except Exception as exc:
+                    reason = str(exc) if isinstance(exc, DamDedupeError) else f"{type(exc).__name__}: {exc}"
+                    yield ListingProblem(spec.uri, f"the listing of shard {shard!r} failed on the cluster: {reason}")
 
     def _excluded(self, key: str) -> bool:
         return any(fnmatch.fnmatchcase(key, pattern) for pattern in self._excludes)
@@ -684,6 +719,7 @@ def run_scan(
     listing: ListingProgress | None = None,
     batch: int = 1,
     index: IndexFactory = CandidateIndex,
+    shard_listing: bool = False,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -702,6 +738,8 @@ def run_scan(
         batch: assets read by one job: 1 for a local pool (a worker that dies is known at once), more
             for a cluster, where each job costs a round trip to its scheduler.
         index: builds the matcher's candidate index (see :func:`~dam_dedupe.clustering.build_clusters`).
+        shard_listing: list sources that split into shards on the executor's workers, a shard a task
+            (for a cluster, whose workers reach the store directly).
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
@@ -717,6 +755,7 @@ def run_scan(
         reread,
         listing,
         batch,
+        shard_listing,
     )
     with catalog.scan_lock([spec.uri for spec in specs]):
         run_id = catalog.begin_run([spec.uri for spec in specs])

@@ -1,11 +1,12 @@
 """A vendor's plugin as the test suite installs it: an adapter, canonical hooks and event listeners.
 
 - ``counting://PATH``: the local adapter, recording every ``open`` in the file named by
-  ``DAM_TEST_READ_LOG`` (one line per read, from any process).
+  ``DAM_TEST_READ_LOG`` (one line per read, from any process), and every shard of a listing
+  listed, as ``PID SHARD``, in the file named by ``DAM_TEST_LIST_LOG`` when it is set.
 - ``headhash://PATH``: the same, with a weak store hash (of the first 64 bytes).
 - ``needs-sdk://``: an adapter whose SDK is missing, to show the install message.
 - ``crashing://PATH``: ``counting://`` whose "SDK" kills its own process (as a native library's
-  crash does) when it opens a file whose name starts with ``crash-``.
+  crash does) when it opens a file whose name starts with ``crash-``, or lists such a shard.
 - Canonical hooks: a member whose path contains ``/staging/`` is vetoed; a member whose
   name starts with ``chosen-`` is chosen.
 - Event listeners append to the file named by ``DAM_TEST_EVENT_LOG``.
@@ -43,6 +44,12 @@ class CountingAdapter(LocalAdapter):
             log.write(record.key + "\n")
         return super().open(record)
 
+    def list_shard(self, shard):  # type: ignore[no-untyped-def]
+        if os.environ.get("DAM_TEST_LIST_LOG"):
+            with open(os.environ["DAM_TEST_LIST_LOG"], "a", encoding="utf-8") as log:
+                log.write(f"{os.getpid()} {shard}\n")
+        return super().list_shard(shard)
+
 
 class HeadHashAdapter(CountingAdapter):
     """Like ``counting://``, but the "store" gives a content hash of the first 64 bytes only.
@@ -75,6 +82,11 @@ class CrashingAdapter(CountingAdapter):
         if os.path.basename(record.key).startswith("crash-"):
             os.kill(os.getpid(), signal.SIGKILL)
         return stream
+
+    def list_shard(self, shard):  # type: ignore[no-untyped-def]
+        if shard.startswith("crash-"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().list_shard(shard)
 
 
 class NeedsSdkAdapter(LocalAdapter):
