@@ -177,18 +177,41 @@ def test_without_the_postgresql_extra_the_command_names_the_install_command(tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_a_role_that_may_only_append_to_the_audit_log_runs_the_workflow_and_cannot_rewrite_it(
-    tmp_path: Path, postgres_server: PostgresServer
-) -> None:
-    owner = postgres_server.new_database()
-    open_catalog(owner).close()  # the database's owner creates the tables
+def application_role(owner: str) -> str:
+    """A role of its own for the catalog at ``owner`` (which the owner creates), granted what the workflow
+    needs and no more: no DDL, and only SELECT and INSERT on the audit log. Returns its URL."""
+    open_catalog(owner).close()
     role = f"dam_app_{owner.rsplit('_', 1)[1]}"
     with psycopg.connect(owner, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN")
         conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
         conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
         conn.execute(f"REVOKE UPDATE, DELETE ON audit_log FROM {role}")
-    app = owner.replace("dd@", f"{role}@")
+    return owner.replace("dd@", f"{role}@")
+
+
+def test_a_scan_refused_by_another_roles_scan_names_what_postgresql_shows_of_it(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    save(picture(1), tmp_path / "hr" / "a.jpg")
+    owner = postgres_server.new_database()
+    app = application_role(owner)
+    running = open_catalog(owner)  # an admin's scan as the owner; the scheduled job runs as the app's role
+
+    with running.scan_lock([(tmp_path / "hr").resolve().as_uri()]):
+        refused = CliRunner().invoke(main, ["--catalog", app, "scan", "--workers", "1", str(tmp_path / "hr")])
+    running.close()
+
+    assert refused.exit_code == 1, refused.output
+    assert "is running on this catalog (dam-dedupe " in refused.output  # its name, though not its start
+    assert "internal error" not in refused.output
+
+
+def test_a_role_that_may_only_append_to_the_audit_log_runs_the_workflow_and_cannot_rewrite_it(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    owner = postgres_server.new_database()
+    app = application_role(owner)
 
     lib = make_library(tmp_path, app)  # scanned by the application's role
     plan = make_plan(lib.catalog, lib.host, lib.config, "quarantine", {}, Selection(), by="ana")

@@ -164,7 +164,11 @@ class PostgresCatalog(SqlCatalog):
             " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.granted",
             (LOCKS, key & 0xFFFFFFFF),
         ).fetchone()
-        return f"{row[0]}, connected since {row[1]:%Y-%m-%d %H:%M:%S%z}" if row else "a session now gone"
+        if row is None:
+            return "a session now gone"
+        # another role's session shows its name but not its start to a role without pg_read_all_stats
+        since = f", connected since {row[1]:%Y-%m-%d %H:%M:%S%z}" if row[1] is not None else ""
+        return f"{row[0] or 'a session of another program'}{since}"
 
     def _try_lock(self, key: int) -> bool:
         return bool(self.pg.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCKS, key)).fetchone()[0])
