@@ -47,11 +47,11 @@ def listing_reasons(catalog_path: Path) -> list[str]:
 # -- one object, one asset -------------------------------------------------------------------
 
 
-def test_one_folder_named_by_two_sources_gives_one_asset_per_file(tmp_path: Path) -> None:
+def test_one_folder_named_by_two_sources_gives_one_asset_per_file(tmp_path: Path, catalog_location: str) -> None:
     root = tmp_path / "share"
     photos(root)
     (tmp_path / "alias").symlink_to(root)  # the same folder under a second name, as a second source
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
 
     summary = run_scan([SourceSpec(root.as_uri()), SourceSpec((tmp_path / "alias").as_uri())], catalog, Host(), EXACT)
 
@@ -70,10 +70,30 @@ def test_one_folder_named_by_two_sources_gives_one_asset_per_file(tmp_path: Path
     catalog.close()
 
 
-def test_a_renamed_file_stays_one_asset(tmp_path: Path) -> None:
+def test_a_hard_link_beside_its_file_is_one_asset_listed_in_the_same_batch(
+    tmp_path: Path, catalog_location: str
+) -> None:
     root = tmp_path / "share"
     photos(root)
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    os.link(root / "p1.jpg", root / "p1 linked.jpg")  # one inode, two names, one listing batch
+    catalog = open_catalog(catalog_location)
+
+    first = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT)
+    again = run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT)
+
+    assert (first.listed, again.listed, again.unchanged) == (3, 3, 3)
+    assert sorted(a.record.name for a in catalog.images()) == ["p0.jpg", "p1 linked.jpg", "p2.jpg"]  # listed first
+    assert [p.reason for p in catalog.problems()] == [
+        f"same file as {(root / 'p1 linked.jpg').as_uri()}; recorded once"
+    ]
+    assert build_report(catalog)["clusters"] == []
+    catalog.close()
+
+
+def test_a_renamed_file_stays_one_asset(tmp_path: Path, catalog_location: str) -> None:
+    root = tmp_path / "share"
+    photos(root)
+    catalog = open_catalog(catalog_location)
     run_scan([SourceSpec(root.as_uri())], catalog, Host(), EXACT)
     (root / "p0.jpg").rename(root / "renamed.jpg")  # same inode, new name
 
@@ -85,7 +105,7 @@ def test_a_renamed_file_stays_one_asset(tmp_path: Path) -> None:
     catalog.close()
 
 
-def test_a_bind_mount_of_the_folder_gives_one_asset_per_file(tmp_path: Path) -> None:
+def test_a_bind_mount_of_the_folder_gives_one_asset_per_file(tmp_path: Path, catalog_location: str) -> None:
     root, mounted = tmp_path / "share", tmp_path / "mounted"
     photos(root)
     mounted.mkdir()
@@ -93,7 +113,7 @@ def test_a_bind_mount_of_the_folder_gives_one_asset_per_file(tmp_path: Path) -> 
     if bound.returncode != 0:
         pytest.skip(f"mount --bind is not permitted here: {bound.stderr.strip()}")
     try:
-        catalog = open_catalog(tmp_path / "c.sqlite")
+        catalog = open_catalog(catalog_location)
         summary = run_scan([SourceSpec(root.as_uri()), SourceSpec(mounted.as_uri())], catalog, Host(), EXACT)
         assert summary.listed == 3
         assert build_report(catalog)["clusters"] == []
@@ -106,13 +126,13 @@ def test_a_bind_mount_of_the_folder_gives_one_asset_per_file(tmp_path: Path) -> 
 # -- partial listings ------------------------------------------------------------------------------
 
 
-def test_a_folder_that_cannot_be_listed_leaves_its_assets_present(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_be_listed_leaves_its_assets_present(tmp_path: Path, catalog_location: str) -> None:
     root, target = tmp_path / "share", tmp_path / "nas-volume"
     photos(root / "open")
     photos(target, 2)
     (root / "mounted").symlink_to(target)  # a folder on another volume, reached through a link
     spec = SourceSpec(root.as_uri(), options=(("follow_symlinks", True),))
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     assert run_scan([spec], catalog, Host(), EXACT).listed == 5
     target.rename(tmp_path / "unmounted")  # the volume goes away: the link dangles
 
@@ -151,7 +171,7 @@ print("listed", summary.listed, flush=True)
 def test_a_second_scan_of_a_catalog_is_refused_while_one_runs(tmp_path: Path) -> None:
     root = tmp_path / "share"
     photos(root)
-    catalog_path = tmp_path / "c.sqlite"
+    catalog_path = tmp_path / "c.sqlite"  # a catalog file's lock (PostgreSQL's: tests/test_catalog_postgresql.py)
     first = subprocess.Popen(
         [sys.executable, "-c", PAUSED_SCAN, str(catalog_path), root.as_uri()],
         stdin=subprocess.PIPE,
@@ -236,13 +256,15 @@ def scan_killing_readers_of(catalog_path: Path, root: Path, victim: Path) -> tup
     return out, kills
 
 
-def test_a_worker_killed_while_reading_is_recorded_and_later_scans_complete(tmp_path: Path) -> None:
+def test_a_worker_killed_while_reading_is_recorded_and_later_scans_complete(
+    tmp_path: Path, catalog_location: str
+) -> None:
     root = tmp_path / "share"
     photos(root)
     victim = root / "huge.jpg"
     with victim.open("wb") as handle:
         handle.truncate(4 * 1024**3)  # sparse: slow to read through, no disk used
-    catalog_path = tmp_path / "c.sqlite"
+    catalog_path = catalog_location
 
     out, kills = scan_killing_readers_of(catalog_path, root, victim)
 

@@ -514,30 +514,44 @@ class Scan:
     def _record_listing(
         self, batch: list[AssetRecord | ListingProblem | Removed | DeltaCursor], source_id: int, run_id: int
     ) -> None:
+        """Record a batch of the listing in one transaction, in its order (a delta's deletion and a later
+        re-creation of the same key), each run of records in a few statements."""
         with self.catalog.transaction():
+            records: list[AssetRecord] = []
             for item in batch:
                 if isinstance(item, AssetRecord):
-                    if self._excluded(item.key):
-                        continue
-                    if same := self.catalog.same_object(source_id, item, run_id, self._scanned):
-                        # one object under a second name (a bind mount, a link, an overlapping source):
-                        # never a second asset, which could be taken for its own duplicate
-                        log.info("%s: same file as %s; recorded once", item.uri, same)
-                        self.catalog.add_problem(run_id, source_id, item.uri, f"same file as {same}; recorded once")
-                        continue
-                    self.counts.listed += 1
-                    self._documents_seen = self._documents_seen or extractor_for(item.name) is not None
-                    if not self.catalog.record_listed(source_id, item, run_id):
-                        self.counts.unchanged += 1
-                    elif not self._work_seen:
-                        self._first_work()
-                elif isinstance(item, ListingProblem):
+                    if not self._excluded(item.key):
+                        records.append(item)
+                    continue
+                self._record_assets(records, source_id, run_id)
+                records = []
+                if isinstance(item, ListingProblem):
                     self._listing_problems += 1
                     self._problem(run_id, source_id, item.uri, item.reason)
                 elif isinstance(item, Removed):
                     self.counts.gone += self.catalog.mark_removed(source_id, item.key, run_id)
                 elif isinstance(item, DeltaCursor):
                     self._cursor = item
+            self._record_assets(records, source_id, run_id)
+
+    def _record_assets(self, records: list[AssetRecord], source_id: int, run_id: int) -> None:
+        if not records:
+            return
+        for record, listed in zip(
+            records, self.catalog.record_listing(source_id, records, run_id, self._scanned), strict=True
+        ):
+            if listed.same_as is not None:
+                # one object under a second name (a bind mount, a link, an overlapping source):
+                # never a second asset, which could be taken for its own duplicate
+                log.info("%s: same file as %s; recorded once", record.uri, listed.same_as)
+                self.catalog.add_problem(run_id, source_id, record.uri, f"same file as {listed.same_as}; recorded once")
+                continue
+            self.counts.listed += 1
+            self._documents_seen = self._documents_seen or extractor_for(record.name) is not None
+            if not listed.must_read:
+                self.counts.unchanged += 1
+            elif not self._work_seen:
+                self._first_work()
 
     def _first_work(self) -> None:
         # The first asset to read: the default pool's fork server starts now, while the listing goes on,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from dam_dedupe.analysis import Analysis
 from dam_dedupe.records import AssetRecord, Fingerprint, SourceSpec
@@ -19,6 +19,14 @@ DecisionKind = Literal["exclude", "keep_all", "not_duplicates", "exclude_member"
 """A reviewer's decision on a cluster: leave it out of plans (``exclude``), keep every copy
 (``keep_all``), say its members are not copies (``not_duplicates``), leave one member out
 (``exclude_member``), or make one member canonical (``canonical``)."""
+
+
+class Listed(NamedTuple):
+    """What recording one listed asset found: whether it must be read, or, when it was not recorded,
+    the URI of the other asset that is the same store object."""
+
+    must_read: bool
+    same_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,11 +284,16 @@ class Catalog(Protocol):
     def record_listed(self, source_id: int, record: AssetRecord, run_id: int) -> bool:
         """Record a listed asset; return ``True`` if it must be read."""
 
-    def same_object(self, source_id: int, record: AssetRecord, run_id: int, scanned: Collection[int]) -> str | None:
-        """The URI of another present asset that is the store object ``record`` names (by ``object_id``), or ``None``.
+    def record_listing(
+        self, source_id: int, records: Sequence[AssetRecord], run_id: int, scanned: Collection[int]
+    ) -> list[Listed]:
+        """Record a batch of a source's listing, in order, as :meth:`record_listed` records each asset, in a
+        few statements; a record naming the same store object as another present asset (by ``object_id``)
+        is not recorded, and its outcome names that asset's URI.
 
-        It counts when listed under another name by this run, or held by a source this run
-        does not scan; an asset this run has not seen yet in a source it scans may have been renamed.
+        Another asset counts when listed under another name by this run, or held by a source this run
+        (``scanned``: its source ids) does not scan; an asset this run has not seen yet in a source it
+        scans may have been renamed.
         """
 
     def mark_removed(self, source_id: int, key: str, run_id: int) -> int:

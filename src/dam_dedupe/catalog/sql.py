@@ -30,6 +30,7 @@ from dam_dedupe.catalog.base import (
     DeadLetter,
     GovernanceRecords,
     JournalEntry,
+    Listed,
     ReviewDecision,
     RunCounts,
     SignOff,
@@ -56,6 +57,10 @@ class Row(Protocol):
     def __len__(self) -> int: ...
 
     def keys(self) -> list[str]: ...
+
+
+ObjectRow = Row | dict[str, Any]
+"""An asset of a store object as :meth:`SqlCatalog._same_object` weighs it: stored, or recorded by this batch."""
 
 
 class Cursor(Protocol):
@@ -219,11 +224,65 @@ class SqlCatalog(ABC):
         An asset whose size and store hash (or, without a store hash, size and modified time)
         are unchanged keeps its fingerprint and is not read again.
         """
-        row = self.conn.execute(
-            "SELECT id, size, modified, store_hash, content, error_retry, worker_crashes FROM assets"
-            " WHERE source_id = ? AND key = ?",
-            (source_id, record.key),
-        ).fetchone()
+        writes: dict[str, list[tuple[object, ...]]] = {"insert": [], "seen": [], "changed": [], "unread": []}
+        row = self._known(source_id, [record.key]).get(record.key)
+        must_read = self._listing_write(row, source_id, record, run_id, writes)
+        self._write_listing(writes)
+        return must_read
+
+    def record_listing(
+        self, source_id: int, records: Sequence[AssetRecord], run_id: int, scanned: Collection[int]
+    ) -> list[Listed]:
+        """Record a batch of a source's listing, in order, as :meth:`record_listed` records each asset,
+        except a record that names the same store object as another asset (:meth:`_same_object`),
+        which is not recorded. Two queries read what the batch needs and a few write it: a listing
+        costs a few round trips a batch, not several an asset (a shared catalog is across a network).
+        """
+        keys = [record.key for record in records]
+        if len(set(keys)) < len(keys):  # a key listed twice: the second sees the first recorded
+            first_repeat = next(n for n, key in enumerate(keys) if key in keys[:n])
+            head = self.record_listing(source_id, records[:first_repeat], run_id, scanned)
+            return head + self.record_listing(source_id, records[first_repeat:], run_id, scanned)
+        known = self._known(source_id, keys)
+        objects = self._object_rows([r.object_id for r in records if r.object_id is not None])
+        listed: dict[tuple[int, str], str] = {}  # (source, key) listed by this batch: its URI now
+        outcomes: list[Listed] = []
+        writes: dict[str, list[tuple[object, ...]]] = {"insert": [], "seen": [], "changed": [], "unread": []}
+        for record in records:
+            same = self._same_object(
+                source_id, record, run_id, scanned, objects.get(record.object_id or "", []), listed
+            )
+            if same is not None:
+                outcomes.append(Listed(False, same))
+                continue
+            listed[source_id, record.key] = record.uri
+            if record.object_id is not None:
+                seen = {"source_id": source_id, "key": record.key, "uri": record.uri, "state": "present"}
+                objects.setdefault(record.object_id, []).append(
+                    {**seen, "last_seen_run": run_id, "source_uri": record.source}
+                )
+            outcomes.append(Listed(self._listing_write(known.get(record.key), source_id, record, run_id, writes)))
+        self._write_listing(writes)
+        return outcomes
+
+    def _known(self, source_id: int, keys: list[str]) -> dict[str, Row]:
+        """The stored assets of a source with these keys, by key (what recording a listing compares)."""
+        query = (
+            "SELECT id, key, size, modified, store_hash, content, error_retry, worker_crashes FROM assets"
+            " WHERE source_id = ? AND key IN ({marks})"
+        )
+        return {row["key"]: row for row in self._rows_by_values(query, keys, source_id)}
+
+    def _listing_write(
+        self,
+        row: Row | None,
+        source_id: int,
+        record: AssetRecord,
+        run_id: int,
+        writes: dict[str, list[tuple[object, ...]]],
+    ) -> bool:
+        """Queue the write that records ``record`` (``row``: its asset as stored, if any); return whether
+        it must be read."""
         values = (
             record.uri,
             record.name,
@@ -237,11 +296,7 @@ class SqlCatalog(ABC):
             run_id,
         )
         if row is None:
-            self.conn.execute(
-                "INSERT INTO assets (uri, name, size, modified, store_hash, etag, version_id, metadata, object_id,"
-                " last_seen_run, source_id, key, first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, source_id, record.key, run_id),
-            )
+            writes["insert"].append((*values, source_id, record.key, run_id))
             return True
         if record.store_hash is not None:
             # a content hash settles it: stores change modified times for metadata edits (tags) too
@@ -252,45 +307,67 @@ class SqlCatalog(ABC):
             row["content"] == "error" and not row["error_retry"]
         )
         if unchanged and settled:
-            self.conn.execute(
-                "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?,"
-                " version_id = ?, metadata = ?, object_id = ?, last_seen_run = ?, state = 'present', gone_run = NULL"
-                " WHERE id = ?",
-                (*values, row["id"]),
-            )
+            writes["seen"].append((*values, row["id"]))
             return False
-        self.conn.execute(
-            "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?, version_id = ?,"
-            " metadata = ?, object_id = ?, last_seen_run = ?, state = 'present', gone_run = NULL, content = 'pending',"
-            " error = NULL, error_retry = 0, worker_crashes = ? WHERE id = ?",
-            (*values, row["worker_crashes"] if unchanged else 0, row["id"]),
-        )
-        self.conn.execute("DELETE FROM fingerprints WHERE asset_id = ?", (row["id"],))
+        writes["changed"].append((*values, row["worker_crashes"] if unchanged else 0, row["id"]))
+        writes["unread"].append((row["id"],))
         return True
 
-    def same_object(self, source_id: int, record: AssetRecord, run_id: int, scanned: Collection[int]) -> str | None:
+    def _write_listing(self, writes: dict[str, list[tuple[object, ...]]]) -> None:
+        statements = {
+            "insert": "INSERT INTO assets (uri, name, size, modified, store_hash, etag, version_id, metadata,"
+            " object_id, last_seen_run, source_id, key, first_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "seen": "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?,"
+            " version_id = ?, metadata = ?, object_id = ?, last_seen_run = ?, state = 'present', gone_run = NULL"
+            " WHERE id = ?",
+            "changed": "UPDATE assets SET uri = ?, name = ?, size = ?, modified = ?, store_hash = ?, etag = ?,"
+            " version_id = ?, metadata = ?, object_id = ?, last_seen_run = ?, state = 'present', gone_run = NULL,"
+            " content = 'pending', error = NULL, error_retry = 0, worker_crashes = ? WHERE id = ?",
+            "unread": "DELETE FROM fingerprints WHERE asset_id = ?",
+        }
+        for kind, sql in statements.items():
+            if writes[kind]:
+                self.conn.executemany(sql, writes[kind])
+
+    def _object_rows(self, object_ids: list[str]) -> dict[str, list[ObjectRow]]:
+        """Every asset of these store objects, by object id, in id order, with its source's URI."""
+        query = (
+            "SELECT a.object_id, a.source_id, a.key, a.uri, a.state, a.last_seen_run, s.uri AS source_uri"
+            " FROM assets a JOIN sources s ON s.id = a.source_id WHERE a.object_id IN ({marks}) ORDER BY a.id"
+        )
+        found: dict[str, list[ObjectRow]] = {}
+        for row in self._rows_by_values(query, sorted(set(object_ids))):
+            found.setdefault(row["object_id"], []).append(row)
+        return found
+
+    def _same_object(
+        self,
+        source_id: int,
+        record: AssetRecord,
+        run_id: int,
+        scanned: Collection[int],
+        rows: list[ObjectRow],
+        listed: Mapping[tuple[int, str], str],
+    ) -> str | None:
         """The URI of another present asset that is the store object ``record`` names, or ``None``.
 
-        Another asset counts when this run listed it under another name (a bind mount, a
-        link, a second source naming the same folder, a case-insensitive share), or when
-        its source is not part of this run. One not yet seen by this run in a source it
-        scans does not: it may have been renamed (same object, new name), and its own
+        ``rows`` are the assets of that object, stored or recorded earlier in this batch
+        (``listed``: their URIs now). Another asset counts when this run listed it under another
+        name (a bind mount, a link, a second source naming the same folder, a case-insensitive
+        share), or when its source is not part of this run. One not yet seen by this run in a
+        source it scans does not: it may have been renamed (same object, new name), and its own
         listing will tell. Object ids are compared within one kind of store only.
         """
-        if record.object_id is None:
-            return None
-        rows = self.conn.execute(
-            "SELECT a.source_id, a.key, a.uri, a.last_seen_run, s.uri AS source_uri FROM assets a"
-            " JOIN sources s ON s.id = a.source_id WHERE a.object_id = ? AND a.state = 'present' ORDER BY a.id",
-            (record.object_id,),
-        )
         for row in rows:
-            if (row["source_id"], row["key"]) == (source_id, record.key):
+            where = (row["source_id"], row["key"])
+            if where == (source_id, record.key):
+                continue
+            if where not in listed and row["state"] != "present":
                 continue
             if _store_kind(row["source_uri"]) != _store_kind(record.source):
                 continue
-            if row["last_seen_run"] == run_id or row["source_id"] not in scanned:
-                return str(row["uri"])
+            if where in listed or row["last_seen_run"] == run_id or row["source_id"] not in scanned:
+                return listed.get(where, str(row["uri"]))
         return None
 
     def mark_removed(self, source_id: int, key: str, run_id: int) -> int:
@@ -476,10 +553,15 @@ class SqlCatalog(ABC):
 
     def _rows_by_id(self, query: str, ids: Iterable[int]) -> Iterator[Row]:
         """The rows of ``query`` (its ``{marks}`` stands for the ids) for ``ids``, ``QUERY_CHUNK`` ids a query."""
-        wanted = list(ids)
+        yield from self._rows_by_values(query, ids)
+
+    def _rows_by_values(self, query: str, values: Iterable[object], *before: object) -> Iterator[Row]:
+        """The rows of ``query`` for ``values`` (its ``{marks}``), ``QUERY_CHUNK`` a query, after the
+        parameters ``before`` that come first in it."""
+        wanted = list(values)
         for start in range(0, len(wanted), QUERY_CHUNK):
             chunk = wanted[start : start + QUERY_CHUNK]
-            yield from self.conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+            yield from self.conn.execute(query.format(marks=",".join("?" * len(chunk))), (*before, *chunk))
 
     def asset_by_uri(self, uri: str) -> CatalogAsset | None:
         """The asset with this URI (present or gone), with its fingerprint if it has one."""
