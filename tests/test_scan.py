@@ -383,3 +383,22 @@ def test_policy_metadata_prefers_the_copy_carrying_iptc_fields(tmp_path: Path) -
 
     assert cluster.canonical is members[1]
     assert cluster.canonical_reason == "richest metadata (1 fields against 0)"
+
+
+def test_files_no_image_by_name_are_marked_skipped_without_a_read(
+    tmp_path: Path, with_test_plugin: Path, catalog_location: str
+) -> None:
+    root = tmp_path / "tree"
+    save(picture(1), root / "photo.jpg")
+    for n in range(3):
+        (root / "notes").mkdir(parents=True, exist_ok=True)
+        (root / "notes" / f"會議記錄 {n}.txt").write_text("minutes\n", encoding="utf-8")
+    catalog = open_catalog(catalog_location)
+    spec = SourceSpec("counting://" + str(root))
+
+    summary = run_scan([spec], catalog, Host(), EXACT, workers=1)
+
+    assert (summary.listed, summary.skipped, summary.fingerprinted) == (4, 3, 1)
+    assert catalog.counts()["skipped"] == 3 and catalog.pending_count(catalog.source_id(spec)) == 0
+    assert (with_test_plugin / "reads.log").read_text().splitlines() == ["photo.jpg"]  # the notes were never opened
+    catalog.close()

@@ -569,6 +569,7 @@ class Scan:
         while page := self.catalog.pending(source_id, after, PAGE):
             after = page[-1].id
             chosen: list[CatalogAsset] = []
+            skipped: list[int] = []
             with self.catalog.transaction():
                 for asset in page:
                     record = asset.record
@@ -576,7 +577,7 @@ class Scan:
                     if (not worth_reading(record.name) and not document) or (
                         record.size == 0 and not has_image_extension(record.name)
                     ):
-                        self.catalog.set_content(asset.id, "skipped")
+                        skipped.append(asset.id)
                         self.counts.skipped += 1
                     elif (
                         exact_only
@@ -590,6 +591,7 @@ class Scan:
                         self.counts.skipped += 1
                     else:
                         chosen.append(asset)
+                self.catalog.mark_skipped(skipped)
             yield from chosen
 
     def _fingerprint(self, job: FingerprintJob, source_id: int) -> None:

@@ -329,6 +329,9 @@ class Catalog(Protocol):
     def set_content(self, asset_id: int, content: str, error: str | None = None, retry: bool = False) -> None:
         """Record what reading an asset found when it gave no fingerprint."""
 
+    def mark_skipped(self, asset_ids: Collection[int]) -> None:
+        """Mark assets skipped without a read (their names say they are no image), in a few statements."""
+
     def record_worker_crash(self, asset_id: int) -> int:
         """Count a worker process that died reading this asset (reset when it changes); return the count."""
 

@@ -469,6 +469,17 @@ class SqlCatalog(ABC):
             (content, error, int(retry), asset_id),
         )
 
+    def mark_skipped(self, asset_ids: Collection[int]) -> None:
+        """Mark assets skipped without a read (as :meth:`set_content` with ``skipped``), ``QUERY_CHUNK`` a statement."""
+        wanted = list(asset_ids)
+        for start in range(0, len(wanted), QUERY_CHUNK):
+            chunk = wanted[start : start + QUERY_CHUNK]
+            self.conn.execute(
+                "UPDATE assets SET content = 'skipped', error = NULL, error_retry = 0"
+                f" WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+
     def record_worker_crash(self, asset_id: int) -> int:
         """Count a worker process that died (killed by the kernel) while reading this asset; return the count.
 
