@@ -84,9 +84,9 @@ def save(img: Image.Image, path: Path, fmt: str = "JPEG", **options: object) -> 
 def run_cli(
     *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``dam-dedupe ARGS`` as a user would, in a subprocess."""
+    """Run ``dam-dedupe ARGS`` as a user would, in a subprocess (one that hangs fails the test after 10 minutes)."""
     result = subprocess.run(
-        [sys.executable, "-m", "dam_dedupe", *args], cwd=cwd, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "dam_dedupe", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600
     )
     if check and result.returncode != 0:
         raise AssertionError(f"dam-dedupe {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

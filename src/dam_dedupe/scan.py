@@ -491,7 +491,8 @@ class Scan:
             yield from adapter.list_assets()
             return
         job = FingerprintJob(spec, adapter, self.analysis, self.host, self.shared, self.token)
-        with self.executor_factory(self.workers) as executor:
+        executor = self.executor_factory(self.workers)
+        try:
             tasks = [executor.submit(job.list_shard, shard) for shard in shards]
             failed = []
             for shard, task in zip(shards, tasks, strict=True):
@@ -507,6 +508,10 @@ class Scan:
                 except Exception as exc:
                     reason = str(exc) if isinstance(exc, DamDedupeError) else f"{type(exc).__name__}: {exc}"
                     yield ListingProblem(spec.uri, f"the listing of shard {shard!r} failed on the cluster: {reason}")
+        finally:
+            # Every task's answer has been taken. Waiting for the tasks at shutdown hung once in CI after
+            # a KilledWorker (Dask's wait on a task it had given up), so nothing is waited for here.
+            executor.shutdown(wait=False)
 
     def _excluded(self, key: str) -> bool:
         return any(fnmatch.fnmatchcase(key, pattern) for pattern in self._excludes)
