@@ -484,7 +484,7 @@ class Scan:
         (``shard_listing``) and the source splits (:meth:`SourceAdapter.listing_shards`), else here.
 
         Shards are taken in their order, so the catalog records them as one listing would. A shard
-        whose task fails twice is a listing problem: the listing is then incomplete and marks nothing gone.
+        whose task fails is a listing problem: the listing is then incomplete and marks nothing gone.
         """
         shards = adapter.listing_shards() if self.shard_listing else None
         if shards is None or len(shards) < 2:
@@ -494,23 +494,15 @@ class Scan:
         executor = self.executor_factory(self.workers)
         try:
             tasks = [executor.submit(job.list_shard, shard) for shard in shards]
-            failed = []
             for shard, task in zip(shards, tasks, strict=True):
                 try:
                     yield from task.result()
-                except Exception:  # a store error, or a lost worker: tried once more below
-                    failed.append(shard)
-            # A shard queued beside one that kills its workers can be given up with it (KilledWorker):
-            # each failed shard is listed once more, alone, and only a second failure is its problem.
-            for shard in failed:
-                try:
-                    yield from executor.submit(job.list_shard, shard).result()
-                except Exception as exc:
+                except Exception as exc:  # the store refused the shard, or its worker was lost
                     reason = str(exc) if isinstance(exc, DamDedupeError) else f"{type(exc).__name__}: {exc}"
                     yield ListingProblem(spec.uri, f"the listing of shard {shard!r} failed on the cluster: {reason}")
         finally:
-            # Every task's answer has been taken. Waiting for the tasks at shutdown hung once in CI after
-            # a KilledWorker (Dask's wait on a task it had given up), so nothing is waited for here.
+            # Every task's answer has been taken: nothing to wait for (waiting hung once in CI after a
+            # KilledWorker, on a cluster whose workers had all died).
             executor.shutdown(wait=False)
 
     def _excluded(self, key: str) -> bool:

@@ -6,7 +6,8 @@
 - ``headhash://PATH``: the same, with a weak store hash (of the first 64 bytes).
 - ``needs-sdk://``: an adapter whose SDK is missing, to show the install message.
 - ``crashing://PATH``: ``counting://`` whose "SDK" kills its own process (as a native library's
-  crash does) when it opens a file whose name starts with ``crash-``, or lists such a shard.
+  crash does) when it opens a file whose name starts with ``crash-``; listing a shard (a folder) named
+  ``crash-*`` fails as a store that refuses it does.
 - Canonical hooks: a member whose path contains ``/staging/`` is vetoed; a member whose
   name starts with ``chosen-`` is chosen.
 - Event listeners append to the file named by ``DAM_TEST_EVENT_LOG``.
@@ -22,7 +23,7 @@ from typing import BinaryIO
 
 from dam_dedupe import hookimpl
 from dam_dedupe.adapters.local import LocalAdapter
-from dam_dedupe.errors import MissingExtra
+from dam_dedupe.errors import MissingExtra, SourceError
 from dam_dedupe.records import AssetRecord, CanonicalChoice, SourceSpec
 
 
@@ -85,7 +86,7 @@ class CrashingAdapter(CountingAdapter):
 
     def list_shard(self, shard):  # type: ignore[no-untyped-def]
         if shard.startswith("crash-"):
-            os.kill(os.getpid(), signal.SIGKILL)
+            raise SourceError(f"the store refused to list {shard}")
         return super().list_shard(shard)
 
 
