@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from distributed import Client
+from distributed import Client, get_task_stream
 from PIL import Image, ImageEnhance, ImageOps
 
 from dam_dedupe.catalog import open_catalog
@@ -99,8 +99,36 @@ def test_match_with_the_index_in_shards_stores_the_clusters_of_one_process(tmp_p
 
     sharded = run_cli("--catalog", "c.sqlite", "match", "--index-shards", "2", cwd=tmp_path)
 
-    assert "matching with the index in 2 shards on the Dask cluster at tcp://" in sharded.stderr
+    assert "matching with the index in 2 shards and verification on the Dask cluster at tcp://" in sharded.stderr
     assert len(alone) >= 6 and any("turned" in member for _, members in alone for member in members)
+    assert clusters_of(tmp_path / "c.sqlite") == alone
+
+
+def copies_of_many(root: Path, pictures: int) -> None:
+    """``pictures`` pictures with four copies each (smaller, re-compressed, lighter, cropped): enough
+    candidate pairs at once for the matcher to send them to a cluster."""
+    for seed in range(pictures):
+        original = picture(100 + seed, (400, 300))
+        save(original, root / f"{seed}" / "original.png", "PNG")
+        save(original.resize((200, 150), Image.Resampling.LANCZOS), root / f"{seed}" / "small.jpg", quality=80)
+        save(original, root / f"{seed}" / "low quality.jpg", quality=35)
+        save(ImageEnhance.Brightness(original).enhance(1.05), root / f"{seed}" / "lighter.jpg", quality=90)
+        save(original.crop((16, 12, 384, 288)), root / f"{seed}" / "cropped.jpg", quality=90)
+
+
+def test_match_on_a_cluster_verifies_there_and_stores_the_clusters_of_one_process(tmp_path: Path) -> None:
+    copies_of_many(tmp_path / "library", 40)
+    variants(tmp_path / "library" / "variants")
+    run_cli("--catalog", "c.sqlite", "scan", "--workers", "2", "library", cwd=tmp_path)
+    alone = clusters_of(tmp_path / "c.sqlite")
+
+    with dask_processes() as (address, _), Client(address) as client, get_task_stream(client) as tasks:
+        on_dask = run_cli("--catalog", "c.sqlite", "match", "--scheduler", address, cwd=tmp_path)
+
+    assert f"matching with verification on the Dask cluster at {address}" in on_dask.stderr
+    verified = [task for task in tasks.data if str(task["key"]).startswith("verify-")]
+    assert len({task["worker"] for task in verified}) == 2  # both workers verified pairs
+    assert len(alone) == 40 + 6 and sum(len(members) for _, members in alone) >= 40 * 4 + 6 * 5
     assert clusters_of(tmp_path / "c.sqlite") == alone
 
 

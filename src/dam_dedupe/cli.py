@@ -38,7 +38,7 @@ from dam_dedupe.display import display_path
 from dam_dedupe.errors import ConfigError, DamDedupeError, MissingExtra
 from dam_dedupe.governance import audit
 from dam_dedupe.host import Host
-from dam_dedupe.matcher.grouping import IndexFactory
+from dam_dedupe.matcher.grouping import IndexFactory, Verifier
 from dam_dedupe.matcher.neighbours import CandidateIndex
 from dam_dedupe.records import ScanSummary
 from dam_dedupe.report import FORMATS, TABLES, ReportSettings, write_report
@@ -264,14 +264,22 @@ def _dask_cluster(scheduler: str | None, workers: int | None) -> Iterator[DaskCl
         yield cluster
 
 
-def _index_on(cluster: DaskCluster, shards: int) -> IndexFactory:
-    """The matcher's index: in this process, or in ``shards`` parts on the cluster."""
+def _matching_on(cluster: DaskCluster, shards: int) -> tuple[IndexFactory, Verifier]:
+    """The matcher's index (in this process, or in ``shards`` parts on the cluster) and its verifier,
+    which spreads the candidates' verification over the cluster."""
+    from dam_dedupe.dask_verify import DaskVerifier
+
+    verifier = DaskVerifier(cluster)
     if shards == 1:
-        return CandidateIndex
+        click.echo(f"matching with verification on the Dask cluster at {cluster.address}", err=True)
+        return CandidateIndex, verifier
     from dam_dedupe.dask_index import DaskIndex
 
-    click.echo(f"matching with the index in {shards} shards on the Dask cluster at {cluster.address}", err=True)
-    return DaskIndex(cluster, shards)
+    click.echo(
+        f"matching with the index in {shards} shards and verification on the Dask cluster at {cluster.address}",
+        err=True,
+    )
+    return DaskIndex(cluster, shards), verifier
 
 
 def _scan(
@@ -293,8 +301,10 @@ def _scan(
     if executor == "dask":
         with _dask_cluster(scheduler, workers or config.workers) as cluster:
             click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
-            index = _index_on(cluster, shards)
-            return _scan_with(obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index, True)
+            index, verifier = _matching_on(cluster, shards)
+            return _scan_with(
+                obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index, True, verifier
+            )
     if scheduler:
         raise UsageFailure("--scheduler needs --executor dask")
     if shards > 1:
@@ -313,6 +323,7 @@ def _scan_with(
     batch: int = 1,
     index: IndexFactory = CandidateIndex,
     shard_listing: bool = False,
+    verifier: Verifier | None = None,
 ) -> ScanSummary:
     config = obj.config
     if preset:
@@ -349,6 +360,7 @@ def _scan_with(
             batch=batch,
             index=index,
             shard_listing=shard_listing,
+            verifier=verifier,
         )
     finally:
         for bar in bars.values():
@@ -440,11 +452,14 @@ def _report_hint(obj: Context, output: str = "dam-dedupe-report.html") -> str:
     "--scheduler",
     metavar="ADDRESS",
     default=None,
-    help="The Dask scheduler for --index-shards; without it, a local cluster of one worker a shard.",
+    help="Match on this Dask cluster (verification spread over it; with --index-shards, the index too).",
 )
 @click.pass_obj
 def match(obj: Context, preset: str | None, index_shards: int | None, scheduler: str | None) -> None:
-    """Match the catalog again (for example with another preset) without reading any asset."""
+    """Match the catalog again (for example with another preset) without reading any asset.
+
+    With ``--scheduler`` (or ``[scan] scheduler``) or ``--index-shards``, on a Dask cluster: the
+    scheduler's, or a local one of a worker a shard (docs/scale.md); the clusters are the same."""
     config = obj.config
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
@@ -453,11 +468,12 @@ def match(obj: Context, preset: str | None, index_shards: int | None, scheduler:
     scheduler = scheduler or table.get("scheduler")
     catalog = obj.catalog()
     try:
-        if shards == 1:  # a scheduler alone is for scans: the index stays here
+        if shards == 1 and not scheduler:
             matched = build_clusters(catalog, config, obj.host, _match_progress())
         else:
             with _dask_cluster(scheduler, shards) as cluster:
-                matched = build_clusters(catalog, config, obj.host, _match_progress(), _index_on(cluster, shards))
+                index, verifier = _matching_on(cluster, shards)
+                matched = build_clusters(catalog, config, obj.host, _match_progress(), index, verifier)
     finally:
         catalog.close()
     click.echo(f"{matched.clusters} clusters, {matched.copies} duplicate copies")

@@ -15,7 +15,7 @@ from dam_dedupe.config import Config
 from dam_dedupe.derivatives import derivative_relation
 from dam_dedupe.host import Host
 from dam_dedupe.matcher.compare import compare_pairs, copies_kept
-from dam_dedupe.matcher.grouping import IndexFactory, find_groups_streamed
+from dam_dedupe.matcher.grouping import IndexFactory, Verifier, find_groups_streamed
 from dam_dedupe.matcher.neighbours import CandidateIndex
 from dam_dedupe.records import Cluster, Fingerprint, MatchKind, Member
 
@@ -53,6 +53,7 @@ def build_clusters(
     host: Host,
     progress: MatchProgress | None = None,
     index: IndexFactory = CandidateIndex,
+    verifier: Verifier | None = None,
 ) -> Matched:
     """Match every present image, choose canonicals, explain each member, store and announce the clusters.
 
@@ -65,7 +66,9 @@ def build_clusters(
     :meth:`~dam_dedupe.host.Host.listened`).
     ``progress``, when given, is told how matching goes on (a large library takes minutes).
     ``index`` builds the candidate index: in this process, or sharded over a Dask cluster
-    (:class:`~dam_dedupe.dask_index.DaskIndex`), with the same clusters either way.
+    (:class:`~dam_dedupe.dask_index.DaskIndex`), with the same clusters either way; ``verifier``, when
+    given, verifies the candidate pairs (:class:`~dam_dedupe.dask_verify.DaskVerifier`: over the
+    cluster), again with the same clusters.
     """
     ids = array("q")  # asset id by the index the matcher knows it by: 8 bytes an image
 
@@ -97,7 +100,7 @@ def build_clusters(
                 progress("explaining", done, len(groups))
 
     with catalog.match_lock(), copies_kept():  # copies_kept: a member is not measured again against its verifier
-        groups = find_groups_streamed(summaries(), config.matching, load, grouping, index)
+        groups = find_groups_streamed(summaries(), config.matching, load, grouping, index, verifier)
         catalog.replace_clusters(explained())
     if host.listened("dam_dedupe_cluster_found"):
         for stored in catalog.clusters_streamed():

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from distributed import Client, LocalCluster
 
 PROJECT = "dam-dedupe"
+NO_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also stops glibc from raising
+its mmap threshold: every large numpy temporary is then mapped and unmapped, and verifying pairs took
+twice as long (1.97 s where the same pairs took 0.97 s in a plain process). Workers started here go
+without it; ``docs/scale.md`` says how to start others so."""
 
 
 def _distributed() -> Any:
@@ -63,16 +68,19 @@ class DaskCluster:
 
     def __init__(self, scheduler: str | None, workers: int) -> None:
         distributed = _distributed()
+        from dask.config import set as configured
+
         self._cluster: LocalCluster | None = None
         try:
             if scheduler is None:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",  # any free port: two local-cluster scans at once must not collide
-                    silence_logs=logging.WARNING,
-                )
+                with configured(NO_TRIM):
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",  # any free port: two local-cluster scans at once must not collide
+                        silence_logs=logging.WARNING,
+                    )
                 self.client: Client = distributed.Client(self._cluster)
             else:
                 self.client = distributed.Client(scheduler)  # waits Dask's connect timeout (its own setting)

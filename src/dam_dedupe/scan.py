@@ -54,7 +54,7 @@ from dam_dedupe.fingerprint import FINGERPRINT_VERSION, fingerprint_stream
 from dam_dedupe.hookspecs import PROJECT_NAME
 from dam_dedupe.host import Host
 from dam_dedupe.imaging import NotAnImage, has_image_extension, worth_reading
-from dam_dedupe.matcher.grouping import IndexFactory
+from dam_dedupe.matcher.grouping import IndexFactory, Verifier
 from dam_dedupe.matcher.neighbours import CandidateIndex
 from dam_dedupe.records import AssetRecord, DeltaCursor, Fingerprint, ListingProblem, Removed, ScanSummary, SourceSpec
 from dam_dedupe.stubs import MAX_STUB_SIZE, redirect_target
@@ -733,6 +733,7 @@ def run_scan(
     batch: int = 1,
     index: IndexFactory = CandidateIndex,
     shard_listing: bool = False,
+    verifier: Verifier | None = None,
 ) -> ScanSummary:
     """Scan ``specs`` into ``catalog``, then match every present image and store the clusters.
 
@@ -753,6 +754,7 @@ def run_scan(
         index: builds the matcher's candidate index (see :func:`~dam_dedupe.clustering.build_clusters`).
         shard_listing: list sources that split into shards on the executor's workers, a shard a task
             (for a cluster, whose workers reach the store directly).
+        verifier: verifies the matcher's candidate pairs elsewhere (see :func:`~dam_dedupe.clustering.build_clusters`).
 
     Returns the run's :class:`~dam_dedupe.records.ScanSummary`, also passed to
     ``dam_dedupe_scan_finished`` listeners.
@@ -775,7 +777,7 @@ def run_scan(
         status = "interrupted"
         try:
             scan.run(specs, run_id)
-            build_clusters(catalog, config, host, matching, index)
+            build_clusters(catalog, config, host, matching, index, verifier)
             status = "finished"
         finally:
             catalog.finish_run(run_id, scan.counts, status)

@@ -193,6 +193,28 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
     settle as copies (a crop, a shifted view, an unrelated picture) go on to the crop search,
     one at a time.
     """
+    return _judged(pairs, settings, _copies_kept)
+
+
+def judged_with_copies(
+    pairs: Sequence[Pair], settings: MatchSettings
+) -> tuple[list[Verdict | None], dict[bytes, bytes]]:
+    """:func:`judge_many`'s verdicts, and the plain measures of the pairs it settled a copy as they
+    stand: what a Dask worker that verified pairs for a match (:mod:`dam_dedupe.dask_verify`) sends
+    back, for the matching process to :func:`keep_copies` as its own :func:`copies_kept` would have."""
+    kept: dict[bytes, bytes] = {}
+    return _judged(pairs, settings, kept), kept
+
+
+def keep_copies(kept: dict[bytes, bytes]) -> None:
+    """Keep copies' plain measures measured elsewhere (:func:`judged_with_copies`) while :func:`copies_kept` holds."""
+    with _kept_lock:
+        if _copies_kept is not None:
+            _copies_kept.update(kept)
+
+
+def _judged(pairs: Sequence[Pair], settings: MatchSettings, kept: dict[bytes, bytes] | None) -> list[Verdict | None]:
+    """:func:`judge_many`, the plain measures of the copies it settles as they stand put in ``kept``."""
     verdicts: list[Verdict | None] = [None] * len(pairs)
     open_pairs = [k for k, (a, b, symmetry) in enumerate(pairs) if _may_match(a, b, symmetry, settings)]
     unsettled: dict[tuple[str, str, str, MatchSettings], list[int]] = {}
@@ -205,7 +227,6 @@ def judge_many(pairs: Sequence[Pair], settings: MatchSettings) -> list[Verdict |
         fine_pass = fine_residual <= settings.max_fine_residual and hotspot <= settings.max_hotspot
         if _coarse_pass(verdict, settings, resized) and fine_pass:
             verdicts[k] = verdict
-            kept = _copies_kept
             if kept is not None:
                 kept[_copy_key(a, b, symmetry)] = packed_plain(verdict)
             continue

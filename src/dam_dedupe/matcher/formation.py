@@ -104,6 +104,10 @@ relaxed decision, any symmetry. Asked for many pairs at once."""
 Prepare = Callable[[set[int]], None]
 """Told the images about to be verified, before a part of a batch is placed (up to about
 ``PREPARE_LIMIT``) and before each claim batch: a chance to load their thumbnails at once."""
+Foresee = Callable[[list[tuple[int, int, str]]], None]
+"""Told the pairs ``edges`` will likely be asked next (those of a part of a batch, then each claim
+batch), before they are asked: a chance to verify them together elsewhere (on a Dask cluster,
+:mod:`dam_dedupe.dask_verify`). The answers must be what ``edges`` gives, which is asked all the same."""
 Progress = Callable[[int, int], None]
 """Told (images placed, all images) after each batch."""
 
@@ -123,11 +127,13 @@ def form_groups(
     prepare: Prepare | None = None,
     progress: Progress | None = None,
     room: float = 0.0,
+    foresee: Foresee | None = None,
 ) -> list[list[int]]:
     """Partition the images in ``order`` (each of ``0 .. len(order) - 1`` once) into groups of
     copies (see the module notes); every image is in exactly one group, many of them alone. Two
     members whose shares against one representative sum to at most ``room`` are not verified
-    against each other (0: every pair is). Returns the groups, each in order of joining.
+    against each other (0: every pair is). Returns the groups, each in order of joining. ``foresee``
+    does not change them: it is told, ahead, the pairs about to be verified (see :data:`Foresee`).
 
     What is kept of each image is in arrays by image number, 16 bytes an image (dictionaries of
     them took about 100): at a million images that is the difference between 16 MB and 100 MB."""
@@ -239,7 +245,10 @@ def form_groups(
             start, size = start + size, min(2 * size, CLAIM_BATCH)
             if prepare is not None:
                 prepare({image, *(other for other, _ in part)})
-            for (other, _), edge in zip(part, copies([(image, other, s) for other, s in part]), strict=True):
+            asked = [(image, other, s) for other, s in part]
+            if foresee is not None:
+                foresee(asked)
+            for (other, _), edge in zip(part, copies(asked), strict=True):
                 if edge is not None:
                     verified.append((edge[0], other))
                     stand(other, home, image, edge)
@@ -278,6 +287,8 @@ def form_groups(
                 stop, needed = _next_part(seeds, found, part, group_of, groups)
                 if prepare is not None:
                     prepare(needed)
+                if foresee is not None:
+                    foresee(_foreseen(seeds[part:stop], found[part:stop], group_of, refused))
                 for image, candidates in zip(seeds[part:stop], found[part:stop], strict=True):
                     if group_of[image] == NONE:
                         place(image, candidates)
@@ -390,3 +401,21 @@ def _needed(
                 needed.add(groups[number].representative)
                 needed.update(groups[number].sample)
     return needed
+
+
+def _foreseen(
+    seeds: list[int], found: list[list[tuple[int, str]]], group_of: array[int], refused: set[tuple[int, int]]
+) -> list[tuple[int, int, str]]:
+    """The pairs placing ``seeds`` will likely verify: each seed not yet in a group (nor among the
+    first ``FORESEEN`` candidates of an earlier seed here, which likely claims it) with those of its own,
+    but for the pairs already refused."""
+    pairs: list[tuple[int, int, str]] = []
+    claimed: set[int] = set()
+    for seed, candidates in zip(seeds, found, strict=True):
+        if group_of[seed] != NONE or seed in claimed:
+            continue
+        for other, symmetry in candidates[:FORESEEN]:
+            claimed.add(other)
+            if (min(seed, other), max(seed, other)) not in refused:
+                pairs.append((seed, other, symmetry))
+    return pairs

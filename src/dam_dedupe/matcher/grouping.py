@@ -38,6 +38,7 @@ from dam_dedupe.matcher.blas import one_thread
 from dam_dedupe.matcher.compare import (
     FLAT_TOLERANCE,
     SETTLING_ROOM,
+    Pair,
     are_copies,
     comparable,
     flat,
@@ -49,6 +50,7 @@ from dam_dedupe.matcher.compare import (
 from dam_dedupe.matcher.formation import Edge, form_groups
 from dam_dedupe.matcher.neighbours import CODE_FAMILIES, CandidateIndex
 from dam_dedupe.matcher.settings import MatchSettings
+from dam_dedupe.matcher.verify import Verdict
 from dam_dedupe.records import Fingerprint
 
 ThumbnailSource = Callable[[list[int]], Mapping[int, bytes]]
@@ -70,9 +72,21 @@ IndexFactory = Callable[[dict[str, np.ndarray], MatchSettings], Neighbours]
 process by default, or one sharded over a cluster (:class:`dam_dedupe.dask_index.DaskIndex`) that
 must answer exactly as it does."""
 
+
+class Verifier(Protocol):
+    """Verifies candidate pairs elsewhere (:class:`dam_dedupe.dask_verify.DaskVerifier`: over a Dask
+    cluster), asked for those the grouping is about to ask, a part of a batch at a time."""
+
+    def judge(self, pairs: list[Pair], settings: MatchSettings) -> list[Verdict | None]:
+        """:func:`~dam_dedupe.matcher.compare.judge_many`'s verdicts of ``pairs``, the same wherever computed."""
+        ...
+
+
 FLAT_WINDOW = 50
 LOADED = 2048
 """Whole fingerprints (a 4 KiB thumbnail each) kept between batches; a batch that needs more keeps all it needs."""
+AHEAD_KEPT = 1 << 16
+"""Verdicts judged ahead (by a :class:`Verifier`) kept until asked; more, and those not asked yet are dropped."""
 SUMMARY_CHUNK = 4096
 """Fingerprints summarised into arrays at a time while they are read."""
 OTHER, COMPARABLE, FLAT = 0, 1, 2
@@ -106,11 +120,14 @@ def find_groups_streamed(
     load: FingerprintSource,
     progress: Progress | None,
     index: IndexFactory = CandidateIndex,
+    verifier: Verifier | None = None,
 ) -> list[list[int]]:
     """:func:`find_groups` for a library too large to hold: ``fingerprints`` (which may come
     without thumbnails) is read once, in order, and only summarised; ``load`` is asked, by index,
     for the whole fingerprints of the images a batch verifies. Indices count from 0 in the
-    order ``fingerprints`` gave them. ``index`` builds the candidate index (see :data:`IndexFactory`)."""
+    order ``fingerprints`` gave them. ``index`` builds the candidate index (see :data:`IndexFactory`);
+    ``verifier``, when given, verifies the candidate pairs a part of a batch is about to ask, together
+    (the groups are the same: only where the verdicts are computed changes)."""
     with one_thread():
         summary = _Summary.of(fingerprints)
         node, first = summary.nodes()
@@ -119,7 +136,7 @@ def find_groups_streamed(
         if settings.perceptual:
             loaded = _Loaded(load)
             comparable_nodes = np.nonzero(kinds == COMPARABLE)[0]
-            merged += _near_groups(summary, first, comparable_nodes, settings, loaded, progress, index)
+            merged += _near_groups(summary, first, comparable_nodes, settings, loaded, progress, index, verifier)
             merged += _flat_groups(summary, first, np.nonzero(kinds == FLAT)[0], loaded)
         else:
             merged += [[n] for n in np.nonzero(kinds != OTHER)[0].tolist()]
@@ -226,6 +243,7 @@ def _near_groups(
     loaded: _Loaded,
     progress: Progress | None,
     index: IndexFactory,
+    verifier: Verifier | None,
 ) -> list[list[int]]:
     """Groups (of node numbers) of the comparable nodes ``usable``."""
     if not len(usable):
@@ -236,11 +254,30 @@ def _near_groups(
     def neighbours(asked: list[int]) -> list[list[tuple[int, str]]]:
         return candidates.neighbours(np.array(asked, dtype=np.int64))
 
+    ahead: dict[tuple[int, int, str], Verdict | None] = {}
+
+    def foresee(pairs: list[tuple[int, int, str]]) -> None:
+        if len(ahead) > AHEAD_KEPT:
+            ahead.clear()
+        missing = list(dict.fromkeys(pair for pair in pairs if pair not in ahead))
+        if missing and verifier is not None:
+            asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in missing]
+            ahead.update(zip(missing, verifier.judge(asked, settings), strict=True))
+
     def edges(pairs: list[tuple[int, int, str]]) -> list[Edge | None]:
         asked = [(loaded[int(image[a])], loaded[int(image[b])], symmetry) for a, b, symmetry in pairs]
+        verdicts: list[Verdict | None] = [None] * len(pairs)
+        here = []
+        for k, pair in enumerate(pairs):
+            if pair in ahead:
+                verdicts[k] = ahead.pop(pair)
+            else:
+                here.append(k)
+        for k, verdict in zip(here, judge_many([asked[k] for k in here], settings), strict=True):
+            verdicts[k] = verdict
         return [
             None if verdict is None else (verdict.trimmed_rms, threshold_share(a, b, verdict, settings))
-            for (a, b, _), verdict in zip(asked, judge_many(asked, settings), strict=True)
+            for (a, b, _), verdict in zip(asked, verdicts, strict=True)
         ]
 
     def consistent(pairs: list[tuple[int, int]]) -> list[bool]:
@@ -251,7 +288,9 @@ def _near_groups(
 
     # Largest picture first: a group's representative is then its most detailed copy.
     order = np.lexsort((np.arange(len(image)), -summary.area[image])).tolist()
-    groups = form_groups(order, neighbours, edges, consistent, prepare, progress, SETTLING_ROOM)
+    groups = form_groups(
+        order, neighbours, edges, consistent, prepare, progress, SETTLING_ROOM, None if verifier is None else foresee
+    )
     return [usable[group].tolist() for group in groups]
 
 
