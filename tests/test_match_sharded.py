@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from distributed import Client, get_task_stream
+from distributed import Client, LocalCluster, get_task_stream
 from PIL import Image, ImageEnhance, ImageOps
 
 from dam_dedupe.catalog import open_catalog
 from dam_dedupe.dask_executor import DaskCluster
 from dam_dedupe.dask_index import ShardedIndex
+from dam_dedupe.dask_verify import DaskVerifier
 from dam_dedupe.errors import DamDedupeError
+from dam_dedupe.matcher.compare import judge_many
 from dam_dedupe.matcher.neighbours import CODE_FAMILIES, SYMMETRIES, CandidateIndex
-from dam_dedupe.matcher.perceptual import dct_dihedral_array
+from dam_dedupe.matcher.perceptual import DIHEDRAL, dct_dihedral_array
 from dam_dedupe.matcher.settings import PRESETS
 from tests.conftest import picture, run_cli, save
 from tests.servers.dask import dask_processes
+from tests.test_matcher_batch import library
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +132,25 @@ def test_match_on_a_cluster_verifies_there_and_stores_the_clusters_of_one_proces
         on_dask = run_cli("--catalog", "c.sqlite", "match", "--scheduler", address, cwd=tmp_path)
 
     assert f"matching with verification on the Dask cluster at {address}" in on_dask.stderr
+    assert "MALLOC_TRIM_THRESHOLD_" not in on_dask.stderr  # `dask worker` processes do not trim
     verified = [task for task in tasks.data if str(task["key"]).startswith("verify-")]
     assert len({task["worker"] for task in verified}) == 2  # both workers verified pairs
     assert len(alone) == 40 + 6 and sum(len(members) for _, members in alone) >= 40 * 4 + 6 * 5
     assert clusters_of(tmp_path / "c.sqlite") == alone
+
+
+def test_workers_of_a_default_local_cluster_are_named_as_slow_to_verify(tmp_path: Path) -> None:
+    variants(tmp_path / "library")
+    run_cli("--catalog", "c.sqlite", "scan", "--workers", "2", "library", cwd=tmp_path)
+    alone = clusters_of(tmp_path / "c.sqlite")
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as defaults:  # as Dask starts it
+        address = defaults.scheduler_address
+        on_dask = run_cli("--catalog", "c.sqlite", "match", "--scheduler", address, cwd=tmp_path)
+
+    assert f"the Dask workers at {address} run with MALLOC_TRIM_THRESHOLD_ set" in on_dask.stderr
+    assert "docs/scale.md" in on_dask.stderr
+    assert clusters_of(tmp_path / "c.sqlite") == alone  # a warning: the match goes on
 
 
 def test_a_scan_may_hold_the_index_on_its_dask_cluster(tmp_path: Path) -> None:
@@ -163,3 +184,30 @@ def test_a_worker_holding_a_shard_lost_stops_the_match_with_a_message(tmp_path: 
 
     assert "a Dask worker holding part of the matching index" in str(lost.value)
     assert "nothing was stored: run the match again" in str(lost.value)
+
+
+def test_verdicts_a_dying_worker_cannot_give_are_judged_in_the_matching_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES", "0")  # Dask gives up at the first death
+    fingerprints = library()
+    pairs = [(a, b, symmetry) for a, b in itertools.permutations(fingerprints, 2) for symmetry in DIHEDRAL]
+    with dask_processes() as (address, _), DaskCluster(address, 2) as on_dask, Client(address) as watcher:
+        process_of = watcher.run(os.getpid)
+
+        def kill_a_worker_verifying() -> None:
+            while True:
+                for worker, keys in watcher.processing().items():
+                    if any(str(key).startswith("verify-") for key in keys):
+                        os.kill(process_of[worker], signal.SIGKILL)
+                        return
+                time.sleep(0.002)
+
+        killer = threading.Thread(target=kill_a_worker_verifying, daemon=True)
+        killer.start()
+        verdicts = DaskVerifier(on_dask).judge(pairs, PRESETS["balanced"])
+        killer.join(timeout=60)
+
+    assert "verifying on the Dask cluster at" in caplog.text and "KilledWorker" in caplog.text
+    assert verdicts == judge_many(pairs, PRESETS["balanced"])
+    assert 10 < sum(verdict is not None for verdict in verdicts) < len(pairs) - 10

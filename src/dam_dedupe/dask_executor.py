@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from dam_dedupe.errors import DamDedupeError, MissingExtra
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
+
+log = logging.getLogger(__name__)
 
 PROJECT = "dam-dedupe"
 NO_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
@@ -100,7 +103,15 @@ class DaskCluster:
         """The threads the cluster's workers run tasks in, in all (the scan keeps about four tasks in flight each)."""
 
     def _check_workers(self) -> None:
-        """Refuse a cluster whose workers lack this version of dam-dedupe: every task would fail on them."""
+        """Refuse a cluster whose workers lack this version of dam-dedupe: every task would fail on them;
+        warn of workers that trim their memory as Dask starts them by default (see :data:`NO_TRIM`)."""
+        trimming = self.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_", on_error="return")
+        if any(isinstance(value, str) for value in trimming.values()):
+            log.warning(
+                "the Dask workers at %s run with MALLOC_TRIM_THRESHOLD_ set, which makes verifying images "
+                "about twice as slow: start them with it unset (docs/scale.md, 'Starting a cluster')",
+                self.address,
+            )
         ours = importlib.metadata.version(PROJECT)
         found = self.client.run(importlib.metadata.version, PROJECT, on_error="return")
         wrong = {worker: version for worker, version in found.items() if version != ours}
