@@ -1,4 +1,4 @@
-"""Matching from a PostgreSQL catalog with the index in 1, 2 and 4 shards on a Dask cluster.
+"""Matching from a PostgreSQL catalog with the index in 1, 2 and 4 shards on a Dask cluster, verifying there.
 
     .venv/bin/python -m benchmarks.sharded_match --postgres postgresql://dd@127.0.0.1:5432/postgres \\
         --sizes 100000 200000 --shards 1 2 4
@@ -8,8 +8,10 @@ The synthetic libraries are ``benchmarks/synthetic_match.py``'s (made once into 
 names (``dam_bench_zipf_SIZE``, kept and reused). For each shard count, the match runs in a fresh
 process on that database, as ``dam-dedupe match --index-shards N --scheduler ...`` does; the Dask
 scheduler and workers (one a shard, one thread each) are started for it as ``dask scheduler`` and
-``dask worker`` processes. Printed: wall and CPU time of the matching process, its floor and peak
-resident memory, each worker's peak, and whether the clusters are those of the unsharded match.
+``dask worker`` processes. On the cluster the candidates are verified on the workers too, as the
+command does (``--verify-here``: in the matching process, as before that was built). Printed: wall and
+CPU time of the matching process, its floor and peak resident memory, each worker's peak, and whether
+the clusters are those of the unsharded match.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _match(location: str, scheduler: str | None, shards: int) -> tuple[Measured, list[frozenset[int]]]:
+def _match(
+    location: str, scheduler: str | None, shards: int, verify_here: bool
+) -> tuple[Measured, list[frozenset[int]]]:
     """In the child process: what matching cost, and the clusters (as sets of asset ids)."""
     catalog = open_catalog(location)
     floor = _resident_mib("VmRSS")
@@ -113,9 +117,11 @@ def _match(location: str, scheduler: str | None, shards: int) -> tuple[Measured,
     else:
         from dam_dedupe.dask_executor import DaskCluster
         from dam_dedupe.dask_index import DaskIndex
+        from dam_dedupe.dask_verify import DaskVerifier
 
         with DaskCluster(scheduler, shards) as cluster:
-            build_clusters(catalog, Config(), Host(), index=DaskIndex(cluster, shards))
+            verifier = None if verify_here else DaskVerifier(cluster)
+            build_clusters(catalog, Config(), Host(), index=DaskIndex(cluster, shards), verifier=verifier)
     elapsed, processor = time.perf_counter() - started, time.process_time() - processor
     measured = Measured(elapsed, processor, floor, _resident_mib("VmHWM"))
     clusters = [frozenset(asset_id for asset_id, _, _ in cluster.members) for cluster in catalog.clusters()]
@@ -132,12 +138,13 @@ def _worker_peak() -> float:
     return float("nan")
 
 
-def measure(location: str, shards: int) -> tuple[Measured, list[float], list[frozenset[int]]]:
-    """Match ``location`` with ``shards`` index shards (1: no cluster) in a fresh process."""
+def measure(location: str, shards: int, verify_here: bool) -> tuple[Measured, list[float], list[frozenset[int]]]:
+    """Match ``location`` with ``shards`` index shards (1: no cluster) in a fresh process, verifying on
+    the cluster unless ``verify_here``."""
     context = multiprocessing.get_context("spawn")
     if shards == 1:
         with ProcessPoolExecutor(1, mp_context=context) as pool:
-            measured, clusters = pool.submit(_match, location, None, 1).result()
+            measured, clusters = pool.submit(_match, location, None, 1, True).result()
         return measured, [], clusters
     import cloudpickle
     from distributed import Client
@@ -168,7 +175,7 @@ def measure(location: str, shards: int) -> tuple[Measured, list[float], list[fro
         with Client(address, timeout=60) as client:
             client.wait_for_workers(shards, timeout=60)
             with ProcessPoolExecutor(1, mp_context=context) as pool:
-                measured, clusters = pool.submit(_match, location, address, shards).result()
+                measured, clusters = pool.submit(_match, location, address, shards, verify_here).result()
             peaks = sorted(client.run(_worker_peak).values())
         return measured, peaks, clusters
     finally:
@@ -183,16 +190,21 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--workers", type=int, default=2, help="processes that make the fingerprints")
+    parser.add_argument(
+        "--verify-here", action="store_true", help="verify candidates in the matching process, not on the workers"
+    )
     args = parser.parse_args()
     for size in args.sizes:
         location = database_of(args.postgres, size, args.workers)
         alone: set[frozenset[int]] | None = None
         for shards in args.shards:
-            measured, peaks, clusters = measure(location, shards)
+            measured, peaks, clusters = measure(location, shards, args.verify_here)
             same = "" if alone is None else f"; clusters {'the same as' if set(clusters) == alone else 'NOT'} unsharded"
             alone = set(clusters) if alone is None else alone
             workers = ", ".join(f"{peak:.0f}" for peak in peaks) or "none"
             where = "in this process" if shards == 1 else f"in {shards} shards"
+            if shards > 1:
+                where += ", verified " + ("in this process" if args.verify_here else "on the workers")
             print(
                 f"zipf {size:>9,d} files, index {where}: match {measured.elapsed:7.1f} s "
                 f"(CPU {measured.processor:7.1f} s), matching process {measured.floor:.0f} -> {measured.peak:.0f} MiB, "
