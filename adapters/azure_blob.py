@@ -66,6 +66,13 @@ def _quoted(etag: str | None) -> str | None:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
+def _is_folder(item: Any) -> bool:
+    """Whether a delimited listing's item is a virtual folder (``BlobPrefix``), not a blob."""
+    from azure.storage.blob import BlobPrefix
+
+    return isinstance(item, BlobPrefix)
+
+
 def _int_option(spec: SourceSpec, name: str, default: int, low: int, high: int) -> int:
     value = spec.option(name, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -107,6 +114,7 @@ class AzureBlobAdapter(SourceAdapter):
         super().__init__(spec)
         self.location: BlobLocation = parse_location(spec.uri)
         self.page_size = _int_option(spec, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        self.list_in_shards = spec.option("list_in_shards", False) is True
         self.chunk_size = _int_option(spec, "chunk_size", DEFAULT_CHUNK_SIZE, 64 * 1024, 256 * 1024 * 1024)
         self.read_ahead = _int_option(spec, "read_ahead", 2, 1, 16)
         self.retry = RetryPolicy.for_source(spec, _int_option(spec, "retry_attempts", DEFAULT_ATTEMPTS, 1, 50))
@@ -207,18 +215,35 @@ class AzureBlobAdapter(SourceAdapter):
     # -- listing --------------------------------------------------------------------------------
 
     def list_assets(self) -> Iterator[AssetRecord | ListingProblem]:
-        """Page through the container's blobs under the prefix; archived blobs become problems."""
-        include = ["metadata", "tags"]
-        token: str | None = None
-        while True:
-            try:
-                page, token = self._list_page(include, token)
-            except _TagsRefused:
-                log.info("%s: not allowed to read index tags; listing without them", self.spec.label)
-                include = ["metadata"]
-                continue
+        """Page through the container's blobs under the prefix; archived blobs become problems. With the
+        source's ``list_in_shards`` option, shard after shard (:meth:`listing_shards`), as a cluster lists them."""
+        if self.list_in_shards:
+            for shard in self.listing_shards() or []:
+                yield from self.list_shard(shard)
+            return
+        yield from self._listed_under(self.location.prefix, delimited=False)
+
+    def listing_shards(self) -> list[str] | None:
+        """With the ``list_in_shards`` option: the blobs directly under the prefix (shard ``""``), then each
+        virtual folder under it (a name prefix ending in ``/``), in name order; else ``None``. A cluster's
+        workers then list the folders side by side, with the read role they need anyway (List Blobs is
+        a read)."""
+        if not self.list_in_shards:
+            return None
+        folders = []
+        for page in self._pages(self.location.prefix, delimited=True):
+            folders += [item.name[len(self.location.prefix) :] for item in page if _is_folder(item)]
+        return ["", *folders]
+
+    def list_shard(self, shard: str) -> Iterator[AssetRecord | ListingProblem]:
+        """The blobs directly under the prefix (``""``), or every blob under one of its virtual folders."""
+        yield from self._listed_under(self.location.prefix + shard, delimited=not shard)
+
+    def _listed_under(self, prefix: str, delimited: bool) -> Iterator[AssetRecord | ListingProblem]:
+        """The records of the blobs under ``prefix`` (``delimited``: not in its virtual folders)."""
+        for page in self._pages(prefix, delimited):
             for blob in page:
-                if (blob.metadata or {}).get("hdi_isfolder") == "true":
+                if _is_folder(blob) or (blob.metadata or {}).get("hdi_isfolder") == "true":
                     continue
                 if str(blob.blob_tier or "").lower() == "archive":
                     yield ListingProblem(
@@ -227,19 +252,42 @@ class AzureBlobAdapter(SourceAdapter):
                     )
                     continue
                 yield self.record_for(blob, blob.tags)
+
+    def _pages(self, prefix: str, delimited: bool) -> Iterator[list[Any]]:
+        """The blobs under ``prefix``, page by page (``delimited``: those not in a virtual folder under it,
+        and its folders), with their index tags unless the role may not read them."""
+        include = ["metadata", "tags"]
+        token: str | None = None
+        while True:
+            try:
+                page, token = self._list_page(include, token, prefix, delimited)
+            except _TagsRefused:
+                log.info("%s: not allowed to read index tags; listing without them", self.spec.label)
+                include = ["metadata"]
+                continue
+            yield page
             if not token:
                 return
 
-    def _list_page(self, include: list[str], token: str | None) -> tuple[list[Any], str | None]:
+    def _list_page(
+        self, include: list[str], token: str | None, prefix: str, delimited: bool
+    ) -> tuple[list[Any], str | None]:
         """One page of List Blobs from ``token``, retried; returns the blobs and the next token."""
         from azure.core.exceptions import AzureError
 
         container = self._container()
 
         def fetch() -> tuple[list[Any], str | None]:
-            pager = container.list_blobs(
-                name_starts_with=self.location.prefix or None, include=include, results_per_page=self.page_size
-            ).by_page(continuation_token=token)
+            listing: Any
+            if delimited:
+                listing = container.walk_blobs(
+                    name_starts_with=prefix or None, include=include, delimiter="/", results_per_page=self.page_size
+                )
+            else:
+                listing = container.list_blobs(
+                    name_starts_with=prefix or None, include=include, results_per_page=self.page_size
+                )
+            pager = listing.by_page(continuation_token=token)
             blobs = list(next(pager))
             return blobs, getattr(pager, "continuation_token", None) or None
 

@@ -163,6 +163,7 @@ class S3Adapter(SourceAdapter):
         self.endpoint_url = _text_option(spec, "endpoint_url")
         self.retry = RetryPolicy.for_source(spec, _attempts_option(spec))
         self.etag_is_md5 = spec.option("etag_is_md5", True) is not False
+        self.list_in_shards = spec.option("list_in_shards", False) is True
         self._client: Any = None
 
     @classmethod
@@ -230,10 +231,37 @@ class S3Adapter(SourceAdapter):
 
         Folder markers (keys ending in ``/``) are skipped. A page that still fails after the
         retries raises :class:`~dam_dedupe.errors.SourceError`, also mid-listing, so that a
-        partial listing is never taken for the whole.
+        partial listing is never taken for the whole. With the source's ``list_in_shards`` option,
+        shard after shard (:meth:`listing_shards`), as a cluster lists them side by side.
         """
-        pages = self._version_pages() if self._versioned() else self._object_pages()
-        for entries in pages:
+        if self.list_in_shards:
+            for shard in self.listing_shards() or []:
+                yield from self.list_shard(shard)
+            return
+        yield from self._listed_under(self.prefix, self._versioned(), delimited=False)
+
+    def listing_shards(self) -> list[str] | None:
+        """With the ``list_in_shards`` option: the objects directly under the prefix (shard ``""``), then
+        each "folder" under it (a common prefix ending in ``/``), in key order; else ``None``. A cluster's
+        workers then list the folders side by side, and need ``s3:ListBucket`` (``s3:ListBucketVersions``
+        on a versioned bucket) as well as ``s3:GetObject``."""
+        if not self.list_in_shards:
+            return None
+        folders: list[str] = []
+        for page in self._pages(self.prefix, self._versioned(), delimited=True):
+            folders += [entry["Prefix"][len(self.prefix) :] for entry in page.get("CommonPrefixes", [])]
+        return ["", *folders]
+
+    def list_shard(self, shard: str) -> Iterator[AssetRecord | ListingProblem]:
+        """The objects directly under the prefix (``""``), or every object under one of its folders."""
+        yield from self._listed_under(self.prefix + shard, self._versioned(), delimited=not shard)
+
+    def _listed_under(self, prefix: str, versioned: bool, delimited: bool) -> Iterator[AssetRecord]:
+        """The records of the objects under ``prefix`` (``delimited``: not in its folders)."""
+        for page in self._pages(prefix, versioned, delimited):
+            entries = (
+                [v for v in page.get("Versions", []) if v.get("IsLatest")] if versioned else page.get("Contents", [])
+            )
             for entry in entries:
                 if not entry["Key"].endswith("/"):
                     yield self._listed_record(entry)
@@ -263,26 +291,30 @@ class S3Adapter(SourceAdapter):
             raise explain(exc, op, asset=False, attempts=self.retry.attempts) from exc
         return answer.get("Status") in ("Enabled", "Suspended")
 
-    def _object_pages(self) -> Iterator[list[dict[str, Any]]]:
-        op = Operation(f"list {self.spec.uri}", "s3:ListBucket", self.arn())
-        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+    def _pages(self, prefix: str, versioned: bool, delimited: bool) -> Iterator[dict[str, Any]]:
+        """The listing's answers, page by page: of the objects (or, ``versioned``, the object versions)
+        under ``prefix``; ``delimited``, those not in a folder under it, and its folders as ``CommonPrefixes``."""
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimited:
+            request["Delimiter"] = "/"
+        if versioned:
+            op = Operation(f"list the object versions in {self.uri_of(prefix)}", "s3:ListBucketVersions", self.arn())
+            call = self.client.list_object_versions
+        else:
+            op = Operation(f"list {self.uri_of(prefix)}", "s3:ListBucket", self.arn())
+            call = self.client.list_objects_v2
         while True:
-            page = self._call(lambda: self.client.list_objects_v2(**request), op, asset=False)
-            yield page.get("Contents", [])
+            page = self._call(lambda: call(**request), op, asset=False)
+            yield page
             if not page.get("IsTruncated"):
                 return
-            request["ContinuationToken"] = page["NextContinuationToken"]
-
-    def _version_pages(self) -> Iterator[list[dict[str, Any]]]:
-        op = Operation(f"list the object versions in {self.spec.uri}", "s3:ListBucketVersions", self.arn())
-        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
-        while True:
-            page = self._call(lambda: self.client.list_object_versions(**request), op, asset=False)
-            yield [v for v in page.get("Versions", []) if v.get("IsLatest")]
-            if not page.get("IsTruncated"):
-                return
-            request["KeyMarker"] = page["NextKeyMarker"]
-            request["VersionIdMarker"] = page["NextVersionIdMarker"]
+            if versioned:
+                request["KeyMarker"] = page["NextKeyMarker"]
+                request.pop("VersionIdMarker", None)  # absent when the page ended on a folder
+                if page.get("NextVersionIdMarker"):
+                    request["VersionIdMarker"] = page["NextVersionIdMarker"]
+            else:
+                request["ContinuationToken"] = page["NextContinuationToken"]
 
     def _listed_record(self, entry: Mapping[str, Any]) -> AssetRecord:
         object_key, etag = entry["Key"], _bare(entry.get("ETag"))

@@ -169,6 +169,28 @@ def test_a_prefix_scopes_the_listing_to_that_folder(container: ContainerClient, 
     assert set(records(adapter_for(container, "photos"))) == {"photos/a.jpg", "photos/sub/b.jpg"}
 
 
+def test_a_listing_in_shards_is_the_whole_listing_each_blob_in_one_shard(
+    container: ContainerClient, proxy: FaultProxy
+) -> None:
+    names = ["photos/a.jpg", "photos/z.jpg", "photos/hr/1.jpg", "photos/hr/sub/2.jpg", "photos/營銷部/3.jpg"]
+    names += [f"photos/{i:02d}.jpg" for i in range(8)] + [f"photos/f{i}/x.jpg" for i in range(5)]
+    for name in [*names, "photos-old/c.jpg", "other.jpg"]:
+        container.upload_blob(name, name.encode())
+    container.upload_blob("photos/empty", b"", metadata={"hdi_isfolder": "true"})  # a Data Lake folder
+    whole = records(adapter_for(container, "photos"))
+    sharded = adapter_for(container, "photos", list_in_shards=True, page_size=3)  # folders over several pages
+
+    shards = sharded.listing_shards()
+    listed = [record for shard in shards or [] for record in sharded.list_shard(shard)]
+
+    assert shards == ["", *(f"f{i}/" for i in range(5)), "hr/", "營銷部/"]
+    assert sorted(whole) == sorted(names)
+    assert sorted(r.key for r in listed if isinstance(r, AssetRecord)) == sorted(whole)  # each blob once
+    assert {r.key: r for r in listed if isinstance(r, AssetRecord)} == whole
+    assert records(sharded) == whole  # listed here, shard after shard
+    assert adapter_for(container, "photos").listing_shards() is None  # the option is off by default
+
+
 def test_small_pages_list_every_blob_once(container: ContainerClient, proxy: FaultProxy) -> None:
     for i in range(20):
         container.upload_blob(f"p/{i:02d}.jpg", b"%d" % i)

@@ -79,6 +79,34 @@ def test_lists_more_than_one_page(s3_env: FaultProxy, s3_admin: Any, new_bucket:
     assert s3_env.object_gets == []
 
 
+@pytest.mark.parametrize("versioned", [False, True])
+def test_a_listing_in_shards_is_the_whole_listing_each_object_in_one_shard(
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], versioned: bool
+) -> None:
+    bucket = new_bucket(versioned=versioned)
+    keys = ["photos/a.jpg", "photos/z.jpg", "photos/hr/1.jpg", "photos/hr/sub/2.jpg", "photos/營銷部/3.jpg"]
+    keys += [f"photos/{i:04d}.jpg" for i in range(1001)]  # folders and objects over more than one page
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: s3_admin.put_object(Bucket=bucket, Key=k, Body=k.encode()), keys))
+    s3_admin.put_object(Bucket=bucket, Key="photos/empty/", Body=b"")  # a console "folder", nothing in it
+    s3_admin.put_object(Bucket=bucket, Key="photos/gone/x.jpg", Body=b"x")
+    s3_admin.delete_object(Bucket=bucket, Key="photos/gone/x.jpg")
+    s3_admin.put_object(Bucket=bucket, Key="photos-old/x.jpg", Body=b"outside the prefix")
+    whole = records_of(adapter_for(f"s3://{bucket}/photos"))
+    sharded = adapter_for(f"s3://{bucket}/photos", list_in_shards=True)
+
+    shards = sharded.listing_shards()
+    assert shards == ["", "empty/", "gone/", "hr/", "營銷部/"] if versioned else ["", "empty/", "hr/", "營銷部/"]
+    listed = [record for shard in shards for record in sharded.list_shard(shard)]
+
+    assert sorted(whole) == sorted(k.removeprefix("photos/") for k in keys)
+    assert sorted(record.key for record in listed) == sorted(whole)  # each object once
+    assert {record.key: record for record in listed} == whole
+    assert records_of(sharded) == whole  # listed here, shard after shard
+    assert records_of(adapter_for(f"s3://{bucket}/photos")) == whole
+    assert adapter_for(f"s3://{bucket}/photos").listing_shards() is None  # the option is off by default
+
+
 def test_single_part_etag_is_the_md5_store_hash_and_records_are_stable(
     s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str]
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import threading
 import urllib.request
 import uuid
@@ -40,6 +41,7 @@ class FaultProxy:
         fail_rate: share of requests answered ``503 SlowDown`` (0.0 to 1.0).
         truncate_object_gets: how many coming object GETs to cut off halfway (a dropped connection).
         requests: ``(method, path)`` of every request received.
+        signers: the access key id that signed each of ``requests`` (``""`` when unsigned).
         object_gets: decoded ``/bucket/key`` of every ``GetObject`` (not listings, not tagging).
         failed: how many requests were answered 503.
         object_bytes_sent: for each object GET, the body bytes the client took before it closed
@@ -52,6 +54,7 @@ class FaultProxy:
     fail_rate: float = 0.0
     truncate_object_gets: int = 0
     requests: list[tuple[str, str]] = field(default_factory=list)
+    signers: list[str] = field(default_factory=list)
     object_gets: list[str] = field(default_factory=list)
     range_headers: list[str] = field(default_factory=list)
     failed: int = 0
@@ -78,6 +81,7 @@ class FaultProxy:
             self.fail_rate = fail_rate
             self.truncate_object_gets = 0
             self.requests.clear()
+            self.signers.clear()
             self.object_gets.clear()
             self.range_headers.clear()
             self.failed = 0
@@ -97,6 +101,8 @@ class FaultProxy:
         """Record a request; return whether to fail it and whether to cut its body off."""
         with self.lock:
             self.requests.append((method, path))
+            credential = re.search(r"Credential=([^/]+)/", headers.get("Authorization", ""))
+            self.signers.append(credential.group(1) if credential else "")
             fail = self.rng.random() < self.fail_rate
             if fail:
                 self.failed += 1
