@@ -25,7 +25,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_token(workdir: Path, catalog: Path, name: str, *scopes: str) -> str:
+def make_token(workdir: Path, catalog: Path | str, name: str, *scopes: str) -> str:
     """``dam-dedupe tokens create``: the token is the last line of stdout."""
     args = [a for scope in scopes for a in ("--scope", scope)]
     result = run_cli("--catalog", str(catalog), "tokens", "create", name, *args, cwd=workdir)
@@ -54,7 +54,7 @@ class Service:
 
 
 @contextmanager
-def serving(workdir: Path, catalog: Path, config: Path | None = None) -> Iterator[Service]:
+def serving(workdir: Path, catalog: Path | str, config: Path | None = None) -> Iterator[Service]:
     """Start ``dam-dedupe serve`` in a child process and stop it with SIGTERM afterwards."""
     port = free_port()
     args = [sys.executable, "-m", "dam_dedupe", "--catalog", str(catalog)]

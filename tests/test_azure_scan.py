@@ -140,10 +140,10 @@ def test_exact_mode_uses_content_md5_and_reads_only_what_it_cannot_settle(
 
 
 def test_a_second_scan_of_an_unchanged_container_downloads_nothing(
-    loaded_container: ContainerClient, proxy: FaultProxy, tmp_path: Path
+    loaded_container: ContainerClient, proxy: FaultProxy, catalog_location: str
 ) -> None:
     spec = SourceSpec(f"azure://{ACCOUNT}/{loaded_container.container_name}")
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     first = run_scan([spec], catalog, Host(), Config(), workers=1)
     assert first.fingerprinted == 11 and proxy.content_gets == 11
 
@@ -155,10 +155,10 @@ def test_a_second_scan_of_an_unchanged_container_downloads_nothing(
 
 
 def test_tags_in_the_metadata_fallback_do_not_make_the_next_scan_download(
-    loaded_container: ContainerClient, proxy: FaultProxy, tmp_path: Path
+    loaded_container: ContainerClient, proxy: FaultProxy, catalog_location: str
 ) -> None:
     spec = SourceSpec(f"azure://{ACCOUNT}/{loaded_container.container_name}")
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     first = run_scan([spec], catalog, Host(), Config(), workers=1)
     adapter = AzureBlobAdapter(spec)
     record = adapter.stat("originals/photo0.jpg")

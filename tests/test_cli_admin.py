@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dam_dedupe.catalog import display_location, is_postgresql
 from tests.conftest import picture, run_cli, save
 
 USAGE, FAILED, SOURCES_FAILED = 2, 1, 3
@@ -147,7 +148,17 @@ def test_csv_joins_lists_and_writes_money_in_fixed_point(tmp_path: Path, library
     assert "e-" not in source["monthly_cost"] and float(source["monthly_cost"]) > 0
 
 
-def test_scan_json_is_one_object_a_script_can_read(tmp_path: Path, library: Path) -> None:
+@pytest.fixture
+def configured_catalog(tmp_path: Path, catalog_location: str) -> str:
+    """Each back end in turn, as an admin's ``dam-dedupe.toml`` names it: the default SQLite file beside
+    it, then a PostgreSQL database (``[catalog] path``); the location as messages show it."""
+    if not is_postgresql(catalog_location):
+        return "dam-dedupe.sqlite"
+    (tmp_path / "dam-dedupe.toml").write_text(f'[catalog]\npath = "{catalog_location}"\n', encoding="utf-8")
+    return display_location(catalog_location)
+
+
+def test_scan_json_is_one_object_a_script_can_read(tmp_path: Path, library: Path, configured_catalog: str) -> None:
     result = run_cli(
         "scan", "--json", "--workers", "1", str(library), str(tmp_path / "gone"), cwd=tmp_path, check=False
     )
@@ -155,9 +166,10 @@ def test_scan_json_is_one_object_a_script_can_read(tmp_path: Path, library: Path
     summary = json.loads(result.stdout)
     assert summary["listed"] == 2 and summary["fingerprinted"] == 2
     assert summary["failed_sources"] == [(tmp_path / "gone").resolve().as_uri()]
-    assert summary["catalog"] == "dam-dedupe.sqlite"
+    assert summary["catalog"] == configured_catalog
 
 
+@pytest.mark.usefixtures("configured_catalog")
 def test_a_mistyped_source_can_be_forgotten_and_the_audit_log_says_so(tmp_path: Path, library: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
@@ -185,6 +197,7 @@ def test_a_mistyped_source_can_be_forgotten_and_the_audit_log_says_so(tmp_path: 
     assert "other  1 present, 0 gone, last scanned" in run_cli("sources", cwd=tmp_path).stdout
 
 
+@pytest.mark.usefixtures("configured_catalog")
 def test_plan_apply_and_runs_speak_json_for_scripts(tmp_path: Path, library: Path) -> None:
     run_cli("scan", "--workers", "1", str(library), cwd=tmp_path)
     made = run_cli("plan", "--json", "--action", "tag", "--by", "ana", "-o", "plan.json", cwd=tmp_path)

@@ -82,7 +82,7 @@ def test_s3_apply_and_undo_killed_at_a_write_finish_when_run_again(
     store, env = s3_store
     plan_file, steps = prepared(scan_and_approve(store, tmp_path, "quarantine", {}), tmp_path)
     start = store.state()
-    rows = journal_rows(tmp_path / "catalog.sqlite")
+    rows = journal_rows(str(tmp_path / "catalog.sqlite"))
 
     held = kill_at_write(tmp_path, proxy, env, index, after_answer, "apply", str(plan_file), "--out-dir", str(tmp_path))
     assert not lost_objects(start, store.state(), store.prefix), f"apply killed at {held}"

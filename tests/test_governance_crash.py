@@ -92,38 +92,41 @@ PLANS = {"quarantine": {}, "redirect": {"pointer": "symlink"}}
 @pytest.mark.parametrize("n", range(1, 7))  # every boundary of the two-step plan
 @pytest.mark.parametrize("action", ["quarantine", "redirect"])
 def test_local_apply_and_undo_killed_at_a_step_boundary_finish_when_run_again(
-    tmp_path: Path, action: str, n: int
+    tmp_path: Path, action: str, n: int, catalog_location: str
 ) -> None:
+    # On PostgreSQL the killed process's connection drops mid-transaction: the server rolls it back and
+    # releases its locks, as SQLite's journal does for a killed writer.
+    catalog = catalog_location
     folder = LocalFolder(tmp_path / "lib")
     folder.fresh()
-    plan_file, steps = prepared(scan_and_approve(folder, tmp_path, action, PLANS[action]), tmp_path)
+    plan_file, steps = prepared(scan_and_approve(folder, tmp_path, action, PLANS[action], catalog), tmp_path)
     assert steps == 2  # six boundaries
     start = folder.state()
-    rows = journal_rows(tmp_path / "catalog.sqlite")
+    rows = journal_rows(catalog)
     duplicates = sorted(k for k in start if not k.startswith(("品牌/", "unique")))
 
-    proc = dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path))
-    started = run_started(tmp_path / "catalog.sqlite", "apply")
+    proc = dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path), catalog=catalog)
+    started = run_started(catalog, "apply")
     assert kill_at_boundary(proc, started, boundary(rows, folder.stamp, "apply", n)), f"ended first: {finish(proc)}"
     where = landed(rows(), "apply")
     assert not lost_objects(start, folder.state(), ""), where
     out = "killed after the run finished"  # a busy machine may let it run to the end before the kill
-    if newest_run(tmp_path, "apply")[1] == "running":
-        code, out = finish(dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path)))
+    if newest_run(tmp_path, "apply", catalog)[1] == "running":
+        code, out = finish(dam(tmp_path, "apply", str(plan_file), "--out-dir", str(tmp_path), catalog=catalog))
         assert code == 0 and "continuing interrupted run" in out, f"{where}: {out}"
     each_step_once(rows(), "apply", steps, "applied", f"{where}: {out}")
     after = folder.state()
     assert not lost_objects(start, after, "") and held_copies(after, "", start) == duplicates, f"{where}: {after}"
 
-    run_id = newest_run(tmp_path, "apply")[0]
-    proc = dam(tmp_path, "undo", run_id)
-    started = run_started(tmp_path / "catalog.sqlite", "undo")
+    run_id = newest_run(tmp_path, "apply", catalog)[0]
+    proc = dam(tmp_path, "undo", run_id, catalog=catalog)
+    started = run_started(catalog, "undo")
     assert kill_at_boundary(proc, started, boundary(rows, folder.stamp, "undo", n)), f"ended first: {finish(proc)}"
     where = landed(rows(), "undo")
     assert not lost_objects(start, folder.state(), ""), where
     out = "killed after the run finished"
-    if newest_run(tmp_path, "undo")[1] == "running":
-        code, out = finish(dam(tmp_path, "undo", run_id))
+    if newest_run(tmp_path, "undo", catalog)[1] == "running":
+        code, out = finish(dam(tmp_path, "undo", run_id, catalog=catalog))
         assert code == 0 and "continuing interrupted undo" in out, f"{where}: {out}"
     each_step_once(rows(), "undo", steps, "undone", f"{where}: {out}")
     assert folder.state() == start, where

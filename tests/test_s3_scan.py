@@ -86,11 +86,11 @@ def test_a_bucket_and_the_same_files_on_disk_give_the_same_clusters(
 
 
 def test_a_second_scan_of_an_unchanged_bucket_reads_no_object(
-    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], tmp_path: Path
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], catalog_location: str
 ) -> None:
     bucket = new_bucket(versioned=True)
     upload(s3_admin, bucket, "", library())
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     spec = SourceSpec(f"s3://{bucket}")
 
     first = run_scan([spec], catalog, Host(), workers=2)
@@ -125,7 +125,7 @@ def test_the_scan_survives_20_percent_throttling_and_misses_nothing(
 
 
 def test_an_object_deleted_after_listing_is_recorded_and_the_scan_goes_on(
-    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], tmp_path: Path
+    s3_env: FaultProxy, s3_admin: Any, new_bucket: Callable[..., str], catalog_location: str
 ) -> None:
     bucket = new_bucket()
     upload(s3_admin, bucket, "", library())
@@ -135,7 +135,7 @@ def test_an_object_deleted_after_listing_is_recorded_and_the_scan_goes_on(
         s3_admin.delete_object(Bucket=bucket, Key="originals/photo4.jpg")
         return ThreadPoolExecutor(max_workers=1)
 
-    catalog = open_catalog(tmp_path / "c.sqlite")
+    catalog = open_catalog(catalog_location)
     summary = run_scan([SourceSpec(f"s3://{bucket}")], catalog, Host(), workers=1, executor_factory=delete_then_read)
 
     report = build_report(catalog)

@@ -13,13 +13,15 @@ from tests.conftest import picture, run_cli, save
 from tests.service_library import make_token, serving
 
 
-def test_the_client_pages_clusters_reads_assets_and_makes_plans_that_still_need_sign_off(tmp_path: Path) -> None:
+def test_the_client_pages_clusters_reads_assets_and_makes_plans_that_still_need_sign_off(
+    tmp_path: Path, catalog_location: str
+) -> None:
     library = tmp_path / "lib"
     for seed in (11, 12, 13):
         save(picture(seed, (480, 360)), library / f"{seed}.jpg")
         save(picture(seed, (480, 360)).resize((240, 180)), library / "copies" / f"{seed}-small.jpg")
-    catalog = tmp_path / "catalog.sqlite"
-    run_cli("--catalog", str(catalog), "scan", str(library), "--workers", "1", cwd=tmp_path)
+    catalog = catalog_location
+    run_cli("--catalog", catalog, "scan", str(library), "--workers", "1", cwd=tmp_path)
     reader = make_token(tmp_path, catalog, "reader", "read", "check")
     planner = make_token(tmp_path, catalog, "planner", "plan")
     with serving(tmp_path, catalog) as service:
@@ -46,7 +48,7 @@ def test_the_client_pages_clusters_reads_assets_and_makes_plans_that_still_need_
         made = plans.make_plan("tag", match=["near"])
         cli = run_cli(
             "--catalog",
-            str(catalog),
+            catalog,
             "plan",
             "--action",
             "tag",

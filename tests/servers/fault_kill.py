@@ -18,24 +18,33 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
+from typing import Any
 
-from dam_dedupe.catalog import open_catalog
+import psycopg
+
+from dam_dedupe.catalog import is_postgresql, open_catalog
 from dam_dedupe.governance import write_plan
 from tests.servers.fault_stores import Scanned
 
 Poll = Callable[[], bool]
 
 
-def dam(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def catalog_of(tmp_path: Path, catalog: str | None) -> str:
+    """The catalog a test names (a SQLite file or a PostgreSQL URL), else ``catalog.sqlite`` in its folder."""
+    return catalog or str(tmp_path / "catalog.sqlite")
+
+
+def dam(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, catalog: str | None = None
+) -> subprocess.Popen[str]:
     """Start ``dam-dedupe --catalog CATALOG ARGS`` as a user would, in its own process.
 
     It gets a session of its own: a process the test has stopped would otherwise be sent SIGHUP
     when the shell that started the tests exits first (an orphaned process group with a stopped member).
     """
     return subprocess.Popen(
-        [sys.executable, "-m", "dam_dedupe", "--catalog", str(tmp_path / "catalog.sqlite"), *args],
+        [sys.executable, "-m", "dam_dedupe", "--catalog", catalog_of(tmp_path, catalog), *args],
         cwd=tmp_path,
         env=env,
         start_new_session=True,
@@ -88,15 +97,13 @@ def kill_at_boundary(proc: subprocess.Popen[str], started: Callable[[], bool], r
     return False
 
 
-def run_started(catalog: Path, kind: str) -> Callable[[], bool]:
-    """Whether a run of ``kind`` is recorded in the catalog."""
+def run_started(catalog: str, kind: str) -> Callable[[], bool]:
+    """Whether a run of ``kind`` is recorded in the catalog (a SQLite file or a PostgreSQL URL)."""
+    read = _reader(catalog, "SELECT COUNT(*) FROM action_runs WHERE kind = '" + kind + "'")
 
     def started() -> bool:
-        try:
-            with closing(sqlite3.connect(f"{catalog.as_uri()}?mode=ro", uri=True, timeout=0)) as conn:
-                return bool(conn.execute("SELECT COUNT(*) FROM action_runs WHERE kind = ?", (kind,)).fetchone()[0])
-        except sqlite3.OperationalError:  # busy while the process commits: ask again
-            return False
+        rows = read()
+        return bool(rows and rows[0][0])
 
     return started
 
@@ -104,19 +111,34 @@ def run_started(catalog: Path, kind: str) -> Callable[[], bool]:
 JOURNAL = "SELECT r.kind, j.step, j.phase, j.outcome FROM journal j JOIN action_runs r ON r.id = j.run_id ORDER BY j.id"
 
 
-def journal_rows(catalog: Path) -> Callable[[], list[tuple[str, int, str, str]]]:
-    """A reader of the whole journal (run kind, step, phase, outcome); an empty list while the file is busy.
+def journal_rows(catalog: str) -> Callable[[], list[tuple[str, int, str, str]]]:
+    """A reader of the whole journal (run kind, step, phase, outcome); an empty list while the file is busy."""
+    return _reader(catalog, JOURNAL)
 
-    It keeps one read-only connection (closed with the reader): each read is a new read transaction,
-    so it sees every commit made before it, and a stepped process is stopped for 10 microseconds a
-    read, not the 0.75 ms that opening a connection and parsing the schema again took.
+
+def _reader(catalog: str, query: str) -> Callable[[], list[Any]]:
+    """A reader of ``query``'s rows over one read-only connection (closed with the reader); an empty
+    list while a SQLite file is busy.
+
+    Each read is a transaction of its own, so it sees every commit made before it, and a stepped
+    process is stopped for 10 microseconds a SQLite read (opening a connection and parsing the
+    schema again took 0.75 ms), a few hundred for a PostgreSQL one.
     """
-    connection = sqlite3.connect(f"{catalog.as_uri()}?mode=ro", uri=True, timeout=0)
+    if is_postgresql(catalog):
+        server = psycopg.connect(catalog, autocommit=True)
+        server.read_only = True
 
-    def read() -> list[tuple[str, int, str, str]]:
+        def read_server() -> list[Any]:
+            return server.execute(query).fetchall()
+
+        weakref.finalize(read_server, server.close)
+        return read_server
+    connection = sqlite3.connect(f"{Path(catalog).as_uri()}?mode=ro", uri=True, timeout=0)
+
+    def read() -> list[Any]:
         try:
-            return connection.execute(JOURNAL).fetchall()
-        except sqlite3.OperationalError:  # stopped half way through a commit: ask at the next stop
+            return connection.execute(query).fetchall()
+        except sqlite3.OperationalError:  # missing yet, or stopped half way through a commit: ask again
             return []
 
     weakref.finalize(read, connection.close)
@@ -130,14 +152,14 @@ def each_step_once(rows: list[tuple[str, int, str, str]], kind: str, steps: int,
     assert {o for k, _s, phase, o in rows if k == kind and phase == "after"} == {outcome}, why
 
 
-def newest_run(tmp_path: Path, kind: str) -> tuple[str, str]:
+def newest_run(tmp_path: Path, kind: str, catalog: str | None = None) -> tuple[str, str]:
     """The id and status of the newest run of ``kind``."""
-    catalog = open_catalog(tmp_path / "catalog.sqlite")
+    opened = open_catalog(catalog_of(tmp_path, catalog))
     try:
-        run = [r for r in catalog.action_runs() if r.kind == kind][-1]
+        run = [r for r in opened.action_runs() if r.kind == kind][-1]
         return run.id, run.status
     finally:
-        catalog.close()
+        opened.close()
 
 
 def landed(rows: list[tuple[str, int, str, str]], kind: str) -> str:

@@ -84,10 +84,13 @@ class Scanned:
     plan: Plan
 
 
-def scan_and_approve(store: FaultStore, tmp_path: Path, action: str, params: Mapping[str, str]) -> Scanned:
-    """Scan the store's library (exact matching), then make and approve a plan of ``action``."""
+def scan_and_approve(
+    store: FaultStore, tmp_path: Path, action: str, params: Mapping[str, str], catalog_at: str | None = None
+) -> Scanned:
+    """Scan the store's library (exact matching) into the catalog at ``catalog_at`` (default:
+    ``catalog.sqlite`` in ``tmp_path``), then make and approve a plan of ``action``."""
     config = parse_config({"matching": {"preset": "exact"}, "policy": {"authoritative": [store.authoritative_uri()]}})
-    catalog, host = open_catalog(tmp_path / "catalog.sqlite"), Host()
+    catalog, host = open_catalog(catalog_at or tmp_path / "catalog.sqlite"), Host()
     run_scan([SourceSpec(store.root_uri())], catalog, host, config, workers=1)
     plan = make_plan(catalog, host, config, action, dict(params), Selection(), by="ana")
     approve(catalog, config, plan, by="lee", role="legal")
