@@ -217,7 +217,7 @@ def test_a_scheduler_lost_mid_scan_stops_the_scan_with_what_was_read_stored(tmp_
             with DaskCluster(address, WORKERS) as on_dask, pytest.raises(DamDedupeError) as lost:
                 run_scan([spec], catalog, Host(), Config(), 2, on_dask, kill_the_scheduler, batch=on_dask.BATCH)
         read = len(catalog.images(thumbnails=False))
-        assert "(was the Dask scheduler lost?)" in str(lost.value)
+        assert "(was the Dask scheduler lost, or its cluster left without workers?)" in str(lost.value)
         assert f"the {read} images read so far are stored, and the next scan reads the rest" in str(lost.value)
         assert 32 <= read < files
 
@@ -228,6 +228,37 @@ def test_a_scheduler_lost_mid_scan_stops_the_scan_with_what_was_read_stored(tmp_
     finally:
         catalog.close()
     assert len(keys) == len(set(keys)) == files
+
+
+def test_a_cluster_left_without_workers_stops_the_scan_with_what_was_read_stored(tmp_path: Path) -> None:
+    files = library(tmp_path / "library", distinct=40)
+    spec = SourceSpec(str(tmp_path / "library"))
+    catalog = open_catalog(tmp_path / "dask.sqlite")
+    try:
+        with dask_processes() as (address, _), Client(address) as watcher:
+            # the worker processes and the `dask worker` process whose nannies would start new ones
+            doomed = {*watcher.run(os.getpid).values(), *watcher.run(os.getppid).values()}
+            gone: list[int] = []
+
+            def stop_every_worker(label: str, done: int, total: int) -> None:
+                if done >= 32 and not gone:
+                    for pid in doomed:
+                        os.kill(pid, signal.SIGKILL)
+                    gone.extend(doomed)
+
+            with DaskCluster(address, WORKERS, no_worker_wait=3) as on_dask, pytest.raises(DamDedupeError) as lost:
+                run_scan([spec], catalog, Host(), Config(), 2, on_dask, stop_every_worker, batch=on_dask.BATCH)
+            assert on_dask.workerless
+        read = len(catalog.images(thumbnails=False))
+        assert "(was the Dask scheduler lost, or its cluster left without workers?)" in str(lost.value)
+        assert f"the {read} images read so far are stored, and the next scan reads the rest" in str(lost.value)
+        assert 32 <= read < files
+
+        with dask_processes() as (address, _), DaskCluster(address, WORKERS) as on_dask:
+            again = run_scan([spec], catalog, Host(), Config(), 2, on_dask, batch=on_dask.BATCH)
+        assert (again.fingerprinted, again.unchanged, again.errors) == (files - read, read, 0)
+    finally:
+        catalog.close()
 
 
 def test_without_a_scheduler_the_scan_starts_a_local_cluster_of_its_workers(tmp_path: Path) -> None:

@@ -250,11 +250,12 @@ def _match_progress() -> MatchProgress | None:
 
 
 @contextlib.contextmanager
-def _dask_cluster(scheduler: str | None, workers: int | None) -> Iterator[DaskCluster]:
+def _dask_cluster(config: Config, scheduler: str | None, workers: int | None) -> Iterator[DaskCluster]:
     """The Dask cluster a command works on (the scheduler's, or a local one of ``workers``), its logging quiet."""
-    from dam_dedupe.dask_executor import DaskCluster
+    from dam_dedupe.dask_executor import NO_WORKER_WAIT, DaskCluster
 
-    with DaskCluster(scheduler, workers or os.cpu_count() or 1) as cluster:
+    wait = float(config.sections.get("scan", {}).get("no_worker_wait", NO_WORKER_WAIT))
+    with DaskCluster(scheduler, workers or os.cpu_count() or 1, wait) as cluster:
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
             # traceback; the command says itself what failed
@@ -299,7 +300,7 @@ def _scan(
     executor = executor or ("dask" if scheduler else table.get("executor", "local"))
     shards = index_shards or table.get("index_shards", 1)
     if executor == "dask":
-        with _dask_cluster(scheduler, workers or config.workers) as cluster:
+        with _dask_cluster(config, scheduler, workers or config.workers) as cluster:
             click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
             index, verifier = _matching_on(cluster, shards)
             return _scan_with(
@@ -471,7 +472,7 @@ def match(obj: Context, preset: str | None, index_shards: int | None, scheduler:
         if shards == 1 and not scheduler:
             matched = build_clusters(catalog, config, obj.host, _match_progress())
         else:
-            with _dask_cluster(scheduler, shards) as cluster:
+            with _dask_cluster(config, scheduler, shards) as cluster:
                 index, verifier = _matching_on(cluster, shards)
                 matched = build_clusters(catalog, config, obj.host, _match_progress(), index, verifier)
     finally:

@@ -37,6 +37,7 @@ class ScanTable(_Table):
     executor: Literal["local", "dask"] = "local"
     scheduler: str | None = None
     index_shards: int = Field(default=1, ge=1)
+    no_worker_wait: int | float = Field(default=120, gt=0)
 
 
 class GovernanceTable(_Table):

@@ -19,9 +19,12 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from concurrent.futures import Executor
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dam_dedupe.errors import DamDedupeError, MissingExtra
 
@@ -29,6 +32,13 @@ if TYPE_CHECKING:
     from distributed import Client, LocalCluster
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NO_WORKER_WAIT = 120.0
+"""Seconds a cluster may have no worker before its jobs are stopped (``[scan] no_worker_wait``): long
+enough for an adaptive cluster to start one, or a lost one to be replaced."""
+WATCH_EVERY = 1.0
+"""Seconds between two looks at the cluster's workers."""
 
 PROJECT = "dam-dedupe"
 NO_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
@@ -69,7 +79,7 @@ class DaskCluster:
     where an image takes 5-15 ms to read and fingerprint. On 2 cores, 2 workers scanned 138 images/s with
     1 a task, 243 with 8 and 267-287 with 32, the local pool 302-331 (``benchmarks/dask_scan.py``)."""
 
-    def __init__(self, scheduler: str | None, workers: int) -> None:
+    def __init__(self, scheduler: str | None, workers: int, no_worker_wait: float = NO_WORKER_WAIT) -> None:
         distributed = _distributed()
         from dask.config import set as configured
 
@@ -101,6 +111,33 @@ class DaskCluster:
         self._check_workers()
         self.threads = sum(self.client.nthreads().values())
         """The threads the cluster's workers run tasks in, in all (the scan keeps about four tasks in flight each)."""
+        self.workerless = False
+        """Whether the watch gave up on the cluster, which had no worker for ``no_worker_wait`` seconds."""
+        self._closing = threading.Event()
+        self._watch = threading.Thread(target=self._watch_workers, args=(no_worker_wait,), daemon=True)
+        self._watch.start()
+
+    def _watch_workers(self, wait: float) -> None:
+        """Close the client once the cluster has had no worker for ``wait`` seconds.
+
+        Dask keeps a task whose workers are all gone waiting for a new one, for ever: a scan or a match
+        would hang. Closed, the client cancels every job, and the command stops as for a lost scheduler,
+        keeping what it stored."""
+        since: float | None = None
+        while not self._closing.wait(WATCH_EVERY):
+            try:
+                workers = len(self.client.nthreads())
+            except Exception:  # the scheduler is unreachable: Dask's own timeouts deal with that
+                continue
+            now = time.monotonic()
+            since = None if workers else since or now
+            if since is not None and now - since >= wait:
+                log.warning(
+                    "the Dask cluster at %s has had no worker for %.0f s: its jobs are stopped", self.address, wait
+                )
+                self.workerless = True
+                self.client.close()
+                return
 
     def _check_workers(self) -> None:
         """Refuse a cluster whose workers lack this version of dam-dedupe: every task would fail on them;
@@ -127,10 +164,14 @@ class DaskCluster:
     def __call__(self, workers: int) -> Executor:
         """An executor on the cluster (``workers`` is the cluster's to decide). Tasks are not pure:
         an asset read twice in one scan (after a worker died) is read again, not taken from a cache."""
-        return self.client.get_executor(pure=False)
+        return _Jobs(self)
 
     def close(self) -> None:
         """Close the client and stop the local cluster, if this started one."""
+        closing = getattr(self, "_closing", None)
+        if closing is not None:
+            closing.set()
+            self._watch.join()
         client = getattr(self, "client", None)
         if client is not None:
             client.close()
@@ -144,3 +185,19 @@ class DaskCluster:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
+
+
+class _Jobs(Executor):
+    """The client's executor, but for a shutdown once the watch has closed the client (its jobs are
+    cancelled then, and the client's own shutdown would fail on its closed event loop)."""
+
+    def __init__(self, cluster: DaskCluster) -> None:
+        self.cluster = cluster
+        self.jobs = cluster.client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self.jobs.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if not self.cluster.workerless:
+            self.jobs.shutdown(wait=wait)  # it cancels what is left when not waiting

@@ -660,7 +660,8 @@ class Scan:
         self._store(self._results)
         self._results = []
         raise DamDedupeError(
-            f"the executor cancelled the job reading {asset.record.uri} (was the Dask scheduler lost?); "
+            f"the executor cancelled the job reading {asset.record.uri} (was the Dask scheduler lost, "
+            "or its cluster left without workers?); "
             f"the {self.counts.fingerprinted} images read so far are stored, and the next scan reads the rest"
         )
 
