@@ -341,3 +341,36 @@ def test_a_shard_the_store_refuses_leaves_its_assets_present_and_the_rest_scanne
     reasons = [e["reason"] for e in json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["errors"]]
     expected = "the listing of shard 'crash-dept' failed on the cluster: the store refused to list crash-dept"
     assert expected in reasons
+
+
+def test_a_named_cluster_in_the_configuration_is_used_by_scan_and_match(tmp_path: Path) -> None:
+    library(tmp_path / "library", distinct=4)
+    run_cli("--catalog", "local.sqlite", "scan", "library", cwd=tmp_path)
+    with dask_processes() as (address, _):
+        (tmp_path / "dam-dedupe.toml").write_text(
+            f'[clusters.hk-dc]\nscheduler = "{address}"\nindex_shards = 2\nno_worker_wait = 30\n', encoding="utf-8"
+        )
+        scanned = run_cli("--catalog", "dask.sqlite", "scan", "--cluster", "hk-dc", "library", cwd=tmp_path)
+        (tmp_path / "dam-dedupe.toml").write_text(
+            f'[scan]\ncluster = "hk-dc"\n\n[clusters.hk-dc]\nscheduler = "{address}"\n', encoding="utf-8"
+        )
+        matched = run_cli("--catalog", "dask.sqlite", "match", cwd=tmp_path)
+
+    assert f"fingerprinting on the Dask cluster at {address}" in scanned.stderr
+    assert "matching with the index in 2 shards and verification on the Dask cluster" in scanned.stderr
+    assert f"matching with verification on the Dask cluster at {address}" in matched.stderr
+    assert clusters_of(tmp_path / "dask.sqlite") == clusters_of(tmp_path / "local.sqlite")
+
+
+def test_a_cluster_name_nothing_defines_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "library").mkdir()
+    (tmp_path / "dam-dedupe.toml").write_text('[clusters.hk-dc]\nscheduler = "tcp://10.0.0.5:8786"\n', encoding="utf-8")
+    unknown = run_cli("scan", "--cluster", "hk", "library", cwd=tmp_path, check=False)
+    assert (
+        unknown.returncode == 2 and "no [clusters.hk] table in the configuration (defined: ['hk-dc'])" in unknown.stderr
+    )
+
+    (tmp_path / "dam-dedupe.toml").write_text('[scan]\ncluster = "hk"\n', encoding="utf-8")
+    configured = run_cli("match", cwd=tmp_path, check=False)
+    assert configured.returncode == 2 and "[scan] cluster = 'hk' names no [clusters.hk] table" in configured.stderr
+    assert not (tmp_path / "dam-dedupe.sqlite").exists()

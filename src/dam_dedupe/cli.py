@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ from dam_dedupe.catalog.postgresql import lost_server
 from dam_dedupe.clustering import MatchProgress, build_clusters
 from dam_dedupe.config import Config, load_config, matching_settings, normalise_uri
 from dam_dedupe.containers import extractor_rows
+from dam_dedupe.dask_executor import NO_WORKER_WAIT
 from dam_dedupe.decisions_cli import decisions
 from dam_dedupe.decoders import decoder_rows
 from dam_dedupe.display import display_path
@@ -249,13 +250,39 @@ def _match_progress() -> MatchProgress | None:
     return _MatchLine() if sys.stderr.isatty() else None
 
 
-@contextlib.contextmanager
-def _dask_cluster(config: Config, scheduler: str | None, workers: int | None) -> Iterator[DaskCluster]:
-    """The Dask cluster a command works on (the scheduler's, or a local one of ``workers``), its logging quiet."""
-    from dam_dedupe.dask_executor import NO_WORKER_WAIT, DaskCluster
+@dataclass(frozen=True)
+class _OnDask:
+    """The Dask cluster a command is to use: its scheduler (``None``: a local cluster), index shards
+    and how long it may have no worker."""
 
-    wait = float(config.sections.get("scan", {}).get("no_worker_wait", NO_WORKER_WAIT))
-    with DaskCluster(scheduler, workers or os.cpu_count() or 1, wait) as cluster:
+    scheduler: str | None
+    shards: int
+    no_worker_wait: float
+
+
+def _on_dask(config: Config, cluster: str | None, scheduler: str | None, index_shards: int | None) -> _OnDask:
+    """The cluster from the command's options, else the named ``[clusters.NAME]`` table (``--cluster``
+    or ``[scan] cluster``), else ``[scan]``'s own keys."""
+    name = cluster or config.sections.get("scan", {}).get("cluster")
+    table = config.sections.get("scan", {})
+    if name is not None:
+        clusters = config.sections.get("clusters", {})
+        if name not in clusters:
+            raise UsageFailure(f"no [clusters.{name}] table in the configuration (defined: {sorted(clusters)})")
+        table = clusters[name]
+    return _OnDask(
+        scheduler or table.get("scheduler"),
+        index_shards or table.get("index_shards", 1),
+        float(table.get("no_worker_wait", NO_WORKER_WAIT)),
+    )
+
+
+@contextlib.contextmanager
+def _dask_cluster(on: _OnDask, workers: int | None) -> Iterator[DaskCluster]:
+    """The Dask cluster a command works on (the scheduler's, or a local one of ``workers``), its logging quiet."""
+    from dam_dedupe.dask_executor import DaskCluster
+
+    with DaskCluster(on.scheduler, workers or os.cpu_count() or 1, on.no_worker_wait) as cluster:
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
             # traceback; the command says itself what failed
@@ -293,22 +320,21 @@ def _scan(
     executor: str | None = None,
     scheduler: str | None = None,
     index_shards: int | None = None,
+    cluster_name: str | None = None,
 ) -> ScanSummary:
     config = obj.config
-    table = config.sections.get("scan", {})
-    scheduler = scheduler or table.get("scheduler")
-    executor = executor or ("dask" if scheduler else table.get("executor", "local"))
-    shards = index_shards or table.get("index_shards", 1)
+    on = _on_dask(config, cluster_name, scheduler, index_shards)
+    executor = executor or ("dask" if on.scheduler else config.sections.get("scan", {}).get("executor", "local"))
     if executor == "dask":
-        with _dask_cluster(config, scheduler, workers or config.workers) as cluster:
+        with _dask_cluster(on, workers or config.workers) as cluster:
             click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
-            index, verifier = _matching_on(cluster, shards)
+            index, verifier = _matching_on(cluster, on.shards)
             return _scan_with(
                 obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index, True, verifier
             )
-    if scheduler:
+    if on.scheduler:
         raise UsageFailure("--scheduler needs --executor dask")
-    if shards > 1:
+    if on.shards > 1:
         raise UsageFailure("--index-shards needs --executor dask (the shards are held by the Dask workers)")
     return _scan_with(obj, sources, workers, preset, reread, quiet, default_executor)
 
@@ -406,6 +432,13 @@ def _failed_sources(summary: ScanSummary) -> None:
     default=None,
     help="Hold the matcher's index in this many parts on the Dask workers (docs/scale.md) [default: 1, here].",
 )
+@click.option(
+    "--cluster",
+    "cluster_name",
+    metavar="NAME",
+    default=None,
+    help="The Dask cluster named by [clusters.NAME] in dam-dedupe.toml (its scheduler, shards, wait).",
+)
 @click.pass_obj
 def scan(
     obj: Context,
@@ -417,12 +450,13 @@ def scan(
     executor: str | None,
     scheduler: str | None,
     index_shards: int | None,
+    cluster_name: str | None,
 ) -> None:
     """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them.
 
     Exits 3 if any source could not be scanned completely (see docs/cli.md).
     """
-    summary = _scan(obj, sources, workers, preset, reread, as_json, executor, scheduler, index_shards)
+    summary = _scan(obj, sources, workers, preset, reread, as_json, executor, scheduler, index_shards, cluster_name)
     if as_json:
         click.echo(json.dumps({"catalog": obj.shown, **asdict(summary)}, ensure_ascii=False))
     else:
@@ -455,25 +489,33 @@ def _report_hint(obj: Context, output: str = "dam-dedupe-report.html") -> str:
     default=None,
     help="Match on this Dask cluster (verification spread over it; with --index-shards, the index too).",
 )
+@click.option(
+    "--cluster",
+    "cluster_name",
+    metavar="NAME",
+    default=None,
+    help="Match on the Dask cluster named by [clusters.NAME] in dam-dedupe.toml.",
+)
 @click.pass_obj
-def match(obj: Context, preset: str | None, index_shards: int | None, scheduler: str | None) -> None:
+def match(
+    obj: Context, preset: str | None, index_shards: int | None, scheduler: str | None, cluster_name: str | None
+) -> None:
     """Match the catalog again (for example with another preset) without reading any asset.
 
-    With ``--scheduler`` (or ``[scan] scheduler``) or ``--index-shards``, on a Dask cluster: the
-    scheduler's, or a local one of a worker a shard (docs/scale.md); the clusters are the same."""
+    With a scheduler (``--scheduler``, ``--cluster`` or ``dam-dedupe.toml``) or ``--index-shards``, on a
+    Dask cluster: the scheduler's, or a local one of a worker a shard (docs/scale.md); the clusters
+    are the same."""
     config = obj.config
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
-    table = config.sections.get("scan", {})
-    shards = index_shards or table.get("index_shards", 1)
-    scheduler = scheduler or table.get("scheduler")
+    on = _on_dask(config, cluster_name, scheduler, index_shards)
     catalog = obj.catalog()
     try:
-        if shards == 1 and not scheduler:
+        if on.shards == 1 and not on.scheduler:
             matched = build_clusters(catalog, config, obj.host, _match_progress())
         else:
-            with _dask_cluster(config, scheduler, shards) as cluster:
-                index, verifier = _matching_on(cluster, shards)
+            with _dask_cluster(on, on.shards) as cluster:
+                index, verifier = _matching_on(cluster, on.shards)
                 matched = build_clusters(catalog, config, obj.host, _match_progress(), index, verifier)
     finally:
         catalog.close()

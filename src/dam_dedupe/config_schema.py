@@ -38,6 +38,15 @@ class ScanTable(_Table):
     scheduler: str | None = None
     index_shards: int = Field(default=1, ge=1)
     no_worker_wait: int | float = Field(default=120, gt=0)
+    cluster: str | None = None
+
+
+class ClusterTable(_Table):
+    """A named Dask cluster (``[clusters.NAME]``), for ``scan --cluster NAME`` and ``match --cluster NAME``."""
+
+    scheduler: str = Field(pattern=r"^(tcp|tls|ucx|inproc)://")
+    index_shards: int = Field(default=1, ge=1)
+    no_worker_wait: int | float = Field(default=120, gt=0)
 
 
 class GovernanceTable(_Table):
@@ -127,6 +136,7 @@ class ConfigFile(_Table):
     sources: dict[str, SourceTable] = {}
     service: ServiceTable = ServiceTable()
     webhooks: dict[str, WebhookTable] = {}
+    clusters: dict[str, ClusterTable] = {}
 
 
 def _known_keys(location: tuple[str | int, ...]) -> list[str]:
@@ -175,10 +185,19 @@ def _risk_tier_problems(config: ConfigFile) -> list[str]:
     ]
 
 
+def _cluster_problems(config: ConfigFile) -> list[str]:
+    """A ``[scan] cluster`` that names no ``[clusters.NAME]`` table."""
+    name = config.scan.cluster
+    if name is None or name in config.clusters:
+        return []
+    return [f"[scan] cluster = {name!r} names no [clusters.{name}] table (defined: {sorted(config.clusters)})"]
+
+
 def validate(data: dict[str, Any], path: Path | None) -> None:
     """Check parsed TOML against the schema; raise :class:`ConfigError` listing every problem."""
     try:
-        problems = _risk_tier_problems(ConfigFile.model_validate(data))
+        config = ConfigFile.model_validate(data)
+        problems = _risk_tier_problems(config) + _cluster_problems(config)
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
     if problems:
