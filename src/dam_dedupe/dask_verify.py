@@ -10,8 +10,9 @@ with the thumbnails sent in the tasks (a worker needs no access to the catalog).
 that was not foreseen is verified in the matching process as before. The verdicts are those of
 :func:`~dam_dedupe.matcher.compare.judge_many` wherever computed, so the clusters are the same.
 
-The tasks hold no state: one whose worker is lost runs again elsewhere, and verdicts the cluster
-cannot give (every worker gone) are computed in the matching process, with a warning.
+The tasks hold no state: one whose worker is lost runs again elsewhere. Verdicts the cluster cannot
+give (Dask gave up on a task as ``KilledWorker``, or the cluster had no worker for ``no_worker_wait``
+and its client was closed) are computed in the matching process from then on, with a warning.
 """
 
 from __future__ import annotations
