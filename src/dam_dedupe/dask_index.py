@@ -28,8 +28,8 @@ from dam_dedupe.matcher.settings import MatchSettings
 class IndexShard:
     """One shard, held by a Dask worker: the candidate index of some images' codes."""
 
-    def __init__(self, codes: dict[str, np.ndarray], positions: np.ndarray, settings: MatchSettings) -> None:
-        self.positions = positions
+    def __init__(self, held: tuple[dict[str, np.ndarray], np.ndarray], settings: MatchSettings) -> None:
+        codes, self.positions = held  # the images' codes, and their positions in the whole index
         self.index = CandidateIndex(codes, settings)
 
     def rows(self, asked: dict[str, np.ndarray]) -> np.ndarray:
@@ -52,7 +52,9 @@ class ShardedIndex:
         for shard in range(shards):
             positions = np.arange(shard, count, shards, dtype=np.int64)
             part = {family: values[positions] for family, values in codes.items()}
-            started.append(cluster.client.submit(IndexShard, part, positions, settings, actor=True, pure=False))
+            # scattered first: a shard's codes (8 bytes an image a family) are no part of the task graph
+            [held] = cluster.client.scatter([(part, positions)], hash=False)
+            started.append(cluster.client.submit(IndexShard, held, settings, actor=True, pure=False))
         self.shards: list[Any] = [self._answer(future) for future in started]
 
     def neighbours(self, asked: np.ndarray) -> list[list[tuple[int, str]]]:
