@@ -26,6 +26,10 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dam_dedupe.records import Fingerprint
 
 NEAR_LOOKALIKE_KINDS = ("burst", "stereo", "overlap", "template-text", "theme", "tone-version")
 IMAGEDEDUP_SKIPS = (".heic",)
@@ -60,7 +64,7 @@ def _peak_mb() -> float:
     return (own + children) / 1024
 
 
-def run_child(tool: str, corpus: Path, workers: int) -> dict[str, object]:
+def run_child(tool: str, corpus: Path, workers: int) -> dict[str, Any]:
     """Run one tool in this process (called in a child): timings, memory and its raw output."""
     labels = json.loads((corpus / "labels.json").read_text())
     paths = [str(corpus / f["file"]) for f in labels["files"]]
@@ -87,7 +91,7 @@ def run_child(tool: str, corpus: Path, workers: int) -> dict[str, object]:
     return {"tool": tool, "seconds": elapsed, "peak_mb": _peak_mb(), "files": len(paths), "output": output}
 
 
-def spawn(tool: str, corpus: Path, workers: int) -> dict[str, object]:
+def spawn(tool: str, corpus: Path, workers: int) -> dict[str, Any]:
     """Run one tool in a fresh child process and return what it measured."""
     done = subprocess.run(
         [sys.executable, __file__, str(corpus), "--child", tool, "--workers", str(workers)],
@@ -142,25 +146,25 @@ def score(predicted: set[frozenset[str]], positives: set[frozenset[str]], kind_o
     }
 
 
-def our_pairs(fingerprints: dict[str, object], preset: str) -> tuple[set[frozenset[str]], float, dict[str, str]]:
+def our_pairs(fingerprints: dict[str, Fingerprint], preset: str) -> tuple[set[frozenset[str]], float, dict[str, str]]:
     """Pairs dam-dedupe groups under ``preset``, the grouping time, and each member's match kind."""
     from dam_dedupe.matcher import PRESETS, compare, find_groups
 
     names = list(fingerprints)
     fps = [fingerprints[n] for n in names]
     started = time.perf_counter()
-    groups = find_groups(fps, PRESETS[preset])  # type: ignore[arg-type]
+    groups = find_groups(fps, PRESETS[preset])
     elapsed = time.perf_counter() - started
     pairs = {frozenset((names[a], names[b])) for g in groups for a, b in combinations(g, 2)}
     kinds: dict[str, str] = {}
     for g in groups:
         for member in g[1:]:
-            result = compare(fps[g[0]], fps[member], PRESETS[preset])  # type: ignore[arg-type]
+            result = compare(fps[g[0]], fps[member], PRESETS[preset])
             kinds[f"{names[g[0]]} -> {names[member]}"] = result.match if result else "NONE"
     return pairs, elapsed, kinds
 
 
-def pair_rate(fingerprints: dict[str, object], preset: str) -> tuple[int, float]:
+def pair_rate(fingerprints: dict[str, Fingerprint], preset: str) -> tuple[int, float]:
     """(candidate pairs, CPU seconds) for :func:`~dam_dedupe.matcher.compare.judge` on every pair
     the index nominates under ``preset``: the cost of the pair decision alone. CPU time of this
     process, not wall time, so that other load on a shared machine does not count."""
@@ -171,7 +175,7 @@ def pair_rate(fingerprints: dict[str, object], preset: str) -> tuple[int, float]
     from dam_dedupe.matcher.neighbours import CODE_FAMILIES, candidate_pairs
 
     settings = PRESETS[preset]
-    fps = [fp for fp in fingerprints.values() if comparable(fp)]  # type: ignore[arg-type]
+    fps = [fp for fp in fingerprints.values() if comparable(fp)]
     codes = {f: np.array([int(fp.perceptual[f], 16) for fp in fps], dtype=np.uint64) for f in CODE_FAMILIES}
     candidates = candidate_pairs(codes, settings)
     started = time.process_time()
@@ -211,8 +215,8 @@ def main() -> None:
         sys.stdout.buffer.write(pickle.dumps(run_child(args.child, args.corpus, args.workers)))
         return
     if args.pair_rate:
-        pairs, seconds = pair_rate(spawn("ours", args.corpus, args.workers)["output"], "balanced")  # type: ignore[arg-type]
-        print(f"judge (balanced): {pairs} candidate pairs in {seconds:.2f} s of CPU, {pairs / seconds:.0f} pairs/s")
+        count, seconds = pair_rate(spawn("ours", args.corpus, args.workers)["output"], "balanced")
+        print(f"judge (balanced): {count} candidate pairs in {seconds:.2f} s of CPU, {count / seconds:.0f} pairs/s")
         return
     labels = json.loads((args.corpus / "labels.json").read_text())
     positives, kind_of = truth(labels)
@@ -225,7 +229,7 @@ def main() -> None:
     timing = []
     presets = args.presets.split(",")
     for preset in presets:
-        pairs, grouping_s, match_kinds = our_pairs(ours["output"], preset)  # type: ignore[arg-type]
+        pairs, grouping_s, match_kinds = our_pairs(ours["output"], preset)
         rows.append((f"dd-{preset}", score(pairs, positives, kind_of)))
         timing.append((preset, grouping_s))
         if preset == "balanced":

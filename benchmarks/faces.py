@@ -173,7 +173,7 @@ def haar(cascade: str, scale: float = 1.1, neighbours: int = 5, min_face: float 
     """An OpenCV cascade from the opencv-python-headless wheel (or a path), on the equalised grey picture."""
     import cv2
 
-    path = cascade if "/" in cascade else cv2.data.haarcascades + cascade  # type: ignore[attr-defined]
+    path = cascade if "/" in cascade else cv2.data.haarcascades + cascade
     classifier = cv2.CascadeClassifier(path)
     assert not classifier.empty(), path
 

@@ -50,7 +50,7 @@ def fingerprints(corpus: Path, workers: int) -> list[tuple[str, Fingerprint]]:
     names = [entry["file"] for entry in json.loads((corpus / "labels.json").read_text())["files"]]
     cache = OUT / f"{corpus.name}-{len(names)}-v{FINGERPRINT_VERSION}.pickle"
     if cache.exists():
-        return pickle.loads(cache.read_bytes())  # type: ignore[no-any-return]
+        return pickle.loads(cache.read_bytes())
     with ProcessPoolExecutor(workers) as pool:
         made = list(pool.map(_fingerprint, [str(corpus / name) for name in names], chunksize=8))
     OUT.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def start_emulator(workdir: Path):  # type: ignore[no-untyped-def]
+def start_emulator(workdir: Path):
     """Start the emulator over HTTPS and point the adapter's environment at it."""
     import trustme
     from pytest_httpserver import HTTPServer
@@ -56,7 +56,7 @@ def start_emulator(workdir: Path):  # type: ignore[no-untyped-def]
     return server, emulator
 
 
-def bench_listing(emulator, items: int, page_size: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def bench_listing(emulator, items: int, page_size: int) -> dict[str, object]:
     """Time a full delta round and an unchanged one over ``items`` files."""
     from dam_dedupe.host import Host
     from dam_dedupe.records import AssetRecord, DeltaCursor, SourceSpec
@@ -87,7 +87,7 @@ def bench_listing(emulator, items: int, page_size: int) -> dict[str, object]:  #
     }
 
 
-def bench_fingerprinting(emulator, images: int, workers: int, workdir: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def bench_fingerprinting(emulator, images: int, workers: int, workdir: Path) -> dict[str, object]:
     """Time full scans of the same images in the emulated library and on disk, and the unchanged rescan."""
     from dam_dedupe.catalog import open_catalog
     from dam_dedupe.config import Config

@@ -72,8 +72,7 @@ class FaultProxy:
     @property
     def endpoint(self) -> str:
         """The proxy's URL, for ``AWS_ENDPOINT_URL``."""
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.server_port}"
 
     def reset(self, fail_rate: float = 0.0) -> None:
         """Forget the counts and set the share of failed requests."""
