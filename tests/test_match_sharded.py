@@ -104,8 +104,11 @@ def test_match_with_the_index_in_shards_stores_the_clusters_of_one_process(tmp_p
     alone = clusters_of(tmp_path / "c.sqlite")
 
     sharded = run_cli("--catalog", "c.sqlite", "match", "--index-shards", "2", cwd=tmp_path)
+    assert clusters_of(tmp_path / "c.sqlite") == alone
+    verified_here = run_cli("--catalog", "c.sqlite", "match", "--index-shards", "2", "--verify-here", cwd=tmp_path)
 
     assert "matching with the index in 2 shards and verification on the Dask cluster at tcp://" in sharded.stderr
+    assert "matching with the index in 2 shards on the Dask cluster at tcp://" in verified_here.stderr
     assert len(alone) >= 6 and any("turned" in member for _, members in alone for member in members)
     assert clusters_of(tmp_path / "c.sqlite") == alone
 

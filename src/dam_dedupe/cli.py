@@ -258,9 +258,16 @@ class _OnDask:
     scheduler: str | None
     shards: int
     no_worker_wait: float
+    verify_here: bool
 
 
-def _on_dask(config: Config, cluster: str | None, scheduler: str | None, index_shards: int | None) -> _OnDask:
+def _on_dask(
+    config: Config,
+    cluster: str | None,
+    scheduler: str | None,
+    index_shards: int | None,
+    verify_here: bool | None = None,
+) -> _OnDask:
     """The cluster from the command's options, else the named ``[clusters.NAME]`` table (``--cluster``
     or ``[scan] cluster``), else ``[scan]``'s own keys."""
     name = cluster or config.sections.get("scan", {}).get("cluster")
@@ -274,6 +281,7 @@ def _on_dask(config: Config, cluster: str | None, scheduler: str | None, index_s
         scheduler or table.get("scheduler"),
         index_shards or table.get("index_shards", 1),
         float(table.get("no_worker_wait", NO_WORKER_WAIT)),
+        bool(table.get("verify_here", False)) if verify_here is None else verify_here,
     )
 
 
@@ -282,32 +290,34 @@ def _dask_cluster(on: _OnDask, workers: int | None) -> Iterator[DaskCluster]:
     """The Dask cluster a command works on (the scheduler's, or a local one of ``workers``), its logging quiet."""
     from dam_dedupe.dask_executor import DaskCluster
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
+        # traceback, and a local cluster's start at INFO; the command says itself what failed
+        with contextlib.suppress(ImportError):  # without the extra, DaskCluster names the install command
+            import distributed  # noqa: F401 - its loggers exist once it is imported
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name.startswith("distributed"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
     with DaskCluster(on.scheduler, workers or os.cpu_count() or 1, on.no_worker_wait) as cluster:
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            # Dask (which set its loggers' levels on import) logs each reconnection attempt with a
-            # traceback; the command says itself what failed
-            for name in ["distributed", *logging.root.manager.loggerDict]:
-                if name.startswith("distributed"):
-                    logging.getLogger(name).setLevel(logging.CRITICAL)
         yield cluster
 
 
-def _matching_on(cluster: DaskCluster, shards: int) -> tuple[IndexFactory, Verifier]:
-    """The matcher's index (in this process, or in ``shards`` parts on the cluster) and its verifier,
-    which spreads the candidates' verification over the cluster."""
+def _matching_on(cluster: DaskCluster, on: _OnDask) -> tuple[IndexFactory, Verifier | None]:
+    """The matcher's index (in this process, or in ``on.shards`` parts on the cluster) and its
+    verifier, which spreads the candidates' verification over the cluster (``None``: verify here)."""
     from dam_dedupe.dask_verify import DaskVerifier
 
-    verifier = DaskVerifier(cluster)
-    if shards == 1:
-        click.echo(f"matching with verification on the Dask cluster at {cluster.address}", err=True)
+    verifier = None if on.verify_here else DaskVerifier(cluster)
+    verified = "" if on.verify_here else "verification "
+    if on.shards == 1:
+        if verifier is not None:
+            click.echo(f"matching with verification on the Dask cluster at {cluster.address}", err=True)
         return CandidateIndex, verifier
     from dam_dedupe.dask_index import DaskIndex
 
-    click.echo(
-        f"matching with the index in {shards} shards and verification on the Dask cluster at {cluster.address}",
-        err=True,
-    )
-    return DaskIndex(cluster, shards), verifier
+    shards = f"the index in {on.shards} shards " + ("and " if verified else "")
+    click.echo(f"matching with {shards}{verified}on the Dask cluster at {cluster.address}", err=True)
+    return DaskIndex(cluster, on.shards), verifier
 
 
 def _scan(
@@ -318,17 +328,15 @@ def _scan(
     reread: bool = False,
     quiet: bool = False,
     executor: str | None = None,
-    scheduler: str | None = None,
-    index_shards: int | None = None,
-    cluster_name: str | None = None,
+    on: _OnDask | None = None,
 ) -> ScanSummary:
     config = obj.config
-    on = _on_dask(config, cluster_name, scheduler, index_shards)
+    on = on or _on_dask(config, None, None, None)
     executor = executor or ("dask" if on.scheduler else config.sections.get("scan", {}).get("executor", "local"))
     if executor == "dask":
         with _dask_cluster(on, workers or config.workers) as cluster:
             click.echo(f"fingerprinting on the Dask cluster at {cluster.address} ({cluster.threads} threads)", err=True)
-            index, verifier = _matching_on(cluster, on.shards)
+            index, verifier = _matching_on(cluster, on)
             return _scan_with(
                 obj, sources, cluster.threads, preset, reread, quiet, cluster, cluster.BATCH, index, True, verifier
             )
@@ -439,6 +447,11 @@ def _failed_sources(summary: ScanSummary) -> None:
     default=None,
     help="The Dask cluster named by [clusters.NAME] in dam-dedupe.toml (its scheduler, shards, wait).",
 )
+@click.option(
+    "--verify-here/--verify-on-cluster",
+    default=None,
+    help="Where a Dask scan's matcher verifies candidates [default: on the cluster; docs/scale.md].",
+)
 @click.pass_obj
 def scan(
     obj: Context,
@@ -451,12 +464,14 @@ def scan(
     scheduler: str | None,
     index_shards: int | None,
     cluster_name: str | None,
+    verify_here: bool | None,
 ) -> None:
     """Scan SOURCES (paths, URIs or names from dam-dedupe.toml) into the catalog and match them.
 
     Exits 3 if any source could not be scanned completely (see docs/cli.md).
     """
-    summary = _scan(obj, sources, workers, preset, reread, as_json, executor, scheduler, index_shards, cluster_name)
+    on = _on_dask(obj.config, cluster_name, scheduler, index_shards, verify_here)
+    summary = _scan(obj, sources, workers, preset, reread, as_json, executor, on)
     if as_json:
         click.echo(json.dumps({"catalog": obj.shown, **asdict(summary)}, ensure_ascii=False))
     else:
@@ -496,9 +511,19 @@ def _report_hint(obj: Context, output: str = "dam-dedupe-report.html") -> str:
     default=None,
     help="Match on the Dask cluster named by [clusters.NAME] in dam-dedupe.toml.",
 )
+@click.option(
+    "--verify-here/--verify-on-cluster",
+    default=None,
+    help="Where candidates are verified on a cluster [default: on the cluster; docs/scale.md].",
+)
 @click.pass_obj
 def match(
-    obj: Context, preset: str | None, index_shards: int | None, scheduler: str | None, cluster_name: str | None
+    obj: Context,
+    preset: str | None,
+    index_shards: int | None,
+    scheduler: str | None,
+    cluster_name: str | None,
+    verify_here: bool | None,
 ) -> None:
     """Match the catalog again (for example with another preset) without reading any asset.
 
@@ -508,14 +533,14 @@ def match(
     config = obj.config
     if preset:
         config = replace(config, matching=matching_settings({"preset": preset}))
-    on = _on_dask(config, cluster_name, scheduler, index_shards)
+    on = _on_dask(config, cluster_name, scheduler, index_shards, verify_here)
     catalog = obj.catalog()
     try:
-        if on.shards == 1 and not on.scheduler:
+        if on.shards == 1 and (not on.scheduler or on.verify_here):
             matched = build_clusters(catalog, config, obj.host, _match_progress())
         else:
             with _dask_cluster(on, on.shards) as cluster:
-                index, verifier = _matching_on(cluster, on.shards)
+                index, verifier = _matching_on(cluster, on)
                 matched = build_clusters(catalog, config, obj.host, _match_progress(), index, verifier)
     finally:
         catalog.close()

@@ -38,6 +38,7 @@ class ScanTable(_Table):
     scheduler: str | None = None
     index_shards: int = Field(default=1, ge=1)
     no_worker_wait: int | float = Field(default=120, gt=0)
+    verify_here: StrictBool = False
     cluster: str | None = None
 
 
@@ -47,6 +48,7 @@ class ClusterTable(_Table):
     scheduler: str = Field(pattern=r"^(tcp|tls|ucx|inproc)://")
     index_shards: int = Field(default=1, ge=1)
     no_worker_wait: int | float = Field(default=120, gt=0)
+    verify_here: StrictBool = False
 
 
 class GovernanceTable(_Table):
